@@ -1,0 +1,56 @@
+# The two commands: `make demo` and `make test`. Both set up everything on first use.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+DEMO_ENV := DEBUG=true
+
+.PHONY: install test demo lint bench lock simulate clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reproducible installs: requirements.lock pins every package (regenerate with `make lock`).
+$(STAMP): $(BIN)/python requirements.lock pyproject.toml
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.lock
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# pytest exits 5 when it collected nothing: that must fail loudly, never pass quietly.
+test: install
+	@$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$status
+
+lint: install
+	$(BIN)/ruff check .
+
+demo: install
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
+	$(DEMO_ENV) $(BIN)/python manage.py demo_setup
+	@echo ""
+	@echo "  ml-connector admin: http://127.0.0.1:8000/admin/"
+	@echo ""
+	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+simulate: install
+	$(DEMO_ENV) $(BIN)/python manage.py simulate --auto-consent
+
+bench: install
+	@for script in bench/*.py; do \
+		[ "$$(basename $$script)" = "__init__.py" ] && continue; \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; \
+	done
+
+# Re-resolve the pins from pyproject.toml (run after changing dependencies, then commit).
+lock: $(BIN)/python
+	$(BIN)/python -m pip install -q '.[test]'
+	$(BIN)/python -m pip uninstall -q -y ml-connector
+	$(BIN)/python -m pip freeze --exclude-editable > requirements.lock
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

@@ -1,0 +1,65 @@
+"""System checks that fail loudly on dangerous configuration.
+
+They run on every manage.py command (runserver, migrate, qcluster, check), so a worker or a
+web node with a configuration that could lose secrets or run a task twice refuses to start.
+"""
+
+from django.conf import settings
+from django.core.checks import Error, register
+from django.db import DatabaseError
+
+
+@register()
+def check_encryption_salt(app_configs, **kwargs):
+    if settings.DEBUG or settings.SALT_KEY:
+        return []
+    return [
+        Error(
+            "SALT_KEY is not set.",
+            hint="Every token and secret at rest is encrypted with keys derived from "
+            "SECRET_KEY and SALT_KEY. Set SALT_KEY (and keep it: losing it loses every "
+            "stored credential).",
+            id="mlc.E001",
+        )
+    ]
+
+
+@register()
+def check_q_cluster_retry(app_configs, **kwargs):
+    q = settings.Q_CLUSTER
+    if q.get("retry", 0) > q.get("timeout", 0):
+        return []
+    return [
+        Error(
+            f"Q_CLUSTER retry ({q.get('retry')}) must be greater than timeout "
+            f"({q.get('timeout')}).",
+            hint="django-q2 hands a task to another worker after `retry` seconds; if that is "
+            "not longer than `timeout`, a slow task runs twice. Set Q_RETRY > Q_TIMEOUT.",
+            id="mlc.E002",
+        )
+    ]
+
+
+@register()
+def check_exact_app_credentials(app_configs, **kwargs):
+    if settings.EXACT_CLIENT_ID and settings.EXACT_CLIENT_SECRET:
+        return []
+    from django.apps import apps
+
+    connection_model = apps.get_model("exact", "ExactConnection")
+    try:
+        connected = connection_model.objects.exclude(status="disconnected").exists()
+    except DatabaseError:
+        # Before the first migrate there is no table and nothing is connected.
+        return []
+    if not connected:
+        return []
+    return [
+        Error(
+            "A tenant is connected to Exact Online but EXACT_CLIENT_ID / EXACT_CLIENT_SECRET "
+            "are not set.",
+            hint="Without the app credentials no access token can be refreshed, and the "
+            "connection breaks within ten minutes.",
+            id="mlc.E003",
+        )
+    ]

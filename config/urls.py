@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from config.health import healthz
+
+admin.site.site_header = "ml-connector"
+admin.site.site_title = "ml-connector"
+admin.site.index_title = "Exact Online ⇄ GoCardless"
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("", include("exact.urls")),
+    path("", include("gocardless.urls")),
+]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GoCardlessConfig(AppConfig):
+    name = "gocardless"
+    verbose_name = "GoCardless"

@@ -1,0 +1,50 @@
+"""Serve a simulator's WSGI app on a loopback port in a background thread."""
+
+from __future__ import annotations
+
+import threading
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+
+class SimulatorServer:
+    """A threaded WSGI server bound to 127.0.0.1 (port 0 picks a free port)."""
+
+    def __init__(self, app, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._app = app
+        self._host = host
+        self._port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "server not started"
+        return self._server.server_port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    def start(self) -> SimulatorServer:
+        self._server = make_server(self._host, self._port, self._app, threaded=True)
+        # Daemon thread: a test run that forgets stop() must still exit.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"simulator:{self._port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Run in the foreground (used by ``manage.py simulate``)."""
+        self._server = make_server(self._host, self._port, self._app, threaded=True)
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None

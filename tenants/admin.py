@@ -1,0 +1,75 @@
+from django.contrib import admin
+
+from tenants.admin_base import TenantScopedAdmin
+from tenants.models import Membership, Role, Tenant
+from tenants.scoping import role_at_least, tenant_roles
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ("user",)
+
+    def _may_manage(self, request, obj):
+        if request.user.is_superuser:
+            return True
+        return obj is not None and role_at_least(
+            tenant_roles(request.user, request=request).get(obj.pk), Role.ADMIN
+        )
+
+    def has_add_permission(self, request, obj=None):
+        return self._may_manage(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._may_manage(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may_manage(request, obj)
+
+    def has_view_permission(self, request, obj=None):
+        return True
+
+
+@admin.register(Tenant)
+class TenantAdmin(TenantScopedAdmin):
+    tenant_path = "pk"
+    add_role = None  # new companies are provisioned by superusers or the CLI
+    change_role = Role.ADMIN
+    delete_role = None  # deactivate instead; history is kept (PROTECT on audit entries)
+    list_display = ("name", "slug", "is_active", "collection_mode", "time_zone", "created_at")
+    list_filter = ("is_active", "collection_mode")
+    search_fields = ("name", "slug")
+    readonly_fields = ("uuid", "webhook_urls", "created_at", "updated_at")
+    prepopulated_fields = {"slug": ("name",)}
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "uuid", "time_zone", "is_active")}),
+        (
+            "Collection policy",
+            {"fields": ("collection_mode", "lead_days", "minimum_amount", "currencies")},
+        ),
+        ("Webhooks", {"fields": ("webhook_urls",)}),
+        ("Record", {"fields": ("created_at", "updated_at")}),
+    )
+
+    @admin.display(description="Webhook URLs")
+    def webhook_urls(self, obj):
+        if not obj or not obj.pk:
+            return "-"
+        exact, gocardless = obj.webhook_url("exact"), obj.webhook_url("gocardless")
+        return f"Exact Online: {exact}  ·  GoCardless: {gocardless}"
+
+    def get_inlines(self, request, obj):
+        return [MembershipInline] if obj is not None else []
+
+
+@admin.register(Membership)
+class MembershipAdmin(TenantScopedAdmin):
+    add_role = Role.ADMIN
+    change_role = Role.ADMIN
+    delete_role = Role.ADMIN
+    list_display = ("user", "tenant", "role", "created_at")
+    list_filter = ("role",)
+    list_select_related = ("user", "tenant")
+    search_fields = ("user__username", "user__email", "tenant__name")
+    autocomplete_fields = ("tenant",)
+    raw_id_fields = ("user",)

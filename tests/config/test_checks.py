@@ -1,0 +1,85 @@
+"""System checks and `check --deploy` for the production profile."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+
+from config import checks
+from tests.factories import ExactConnectionFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ids(errors):
+    return [e.id for e in errors]
+
+
+def test_salt_key_required_outside_debug():
+    with override_settings(DEBUG=False, SALT_KEY=[]):
+        assert _ids(checks.check_encryption_salt(None)) == ["mlc.E001"]
+    with override_settings(DEBUG=True, SALT_KEY=[]):
+        assert checks.check_encryption_salt(None) == []
+    with override_settings(DEBUG=False, SALT_KEY=["salt"]):
+        assert checks.check_encryption_salt(None) == []
+
+
+@pytest.mark.parametrize(
+    ("timeout", "retry", "ok"), [(300, 360, True), (300, 300, False), (300, 60, False)]
+)
+def test_q_cluster_retry_must_exceed_timeout(timeout, retry, ok):
+    with override_settings(Q_CLUSTER={"timeout": timeout, "retry": retry}):
+        assert _ids(checks.check_q_cluster_retry(None)) == ([] if ok else ["mlc.E002"])
+
+
+@pytest.mark.django_db
+def test_exact_credentials_required_once_a_tenant_is_connected(tenant_a):
+    with override_settings(EXACT_CLIENT_ID="", EXACT_CLIENT_SECRET=""):
+        assert checks.check_exact_app_credentials(None) == []
+        ExactConnectionFactory(tenant=tenant_a, status="connected")
+        assert _ids(checks.check_exact_app_credentials(None)) == ["mlc.E003"]
+    with override_settings(EXACT_CLIENT_ID="id", EXACT_CLIENT_SECRET="secret"):
+        assert checks.check_exact_app_credentials(None) == []
+
+
+def _production_env(tmp_path) -> dict:
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
+    return {
+        **keep,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": "prod-" + "k3y" * 20,
+        "SALT_KEY": "prod-salt",
+        "ALLOWED_HOSTS": "connector.example.com",
+        "PUBLIC_BASE_URL": "https://connector.example.com",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy-check.sqlite3'}",
+        "EXACT_CLIENT_ID": "id",
+        "EXACT_CLIENT_SECRET": "secret",
+    }
+
+
+def _manage(env, *args):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_reports_nothing_for_the_production_profile(tmp_path):
+    result = _manage(_production_env(tmp_path), "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_dangerous_production_configuration_refuses_to_start(tmp_path):
+    env = {**_production_env(tmp_path), "SALT_KEY": "", "Q_RETRY": "60", "Q_TIMEOUT": "300"}
+    result = _manage(env, "check")
+    assert result.returncode != 0
+    assert "mlc.E001" in result.stderr and "mlc.E002" in result.stderr

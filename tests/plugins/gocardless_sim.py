@@ -1,0 +1,1 @@
+"""Pytest fixtures for the gocardless simulator (filled in by the simulator work)."""

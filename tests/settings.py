@@ -1,0 +1,24 @@
+"""Settings for the test run: safe local defaults for the environment, then config.settings.
+
+pytest-django imports this before any conftest, so the defaults are in place when the real
+settings module reads the environment. Anything already set (CI's DATABASE_URL, REDIS_URL)
+wins. No settings are defined here.
+"""
+
+import os
+
+for _name, _value in {
+    "DEBUG": "false",
+    "SECRET_KEY": "test-secret-key-not-for-production-0123456789abcdefghij",
+    "SALT_KEY": "test-salt-key",
+    "ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
+    "EMAIL_URL": "memorymail://",
+    "PUBLIC_BASE_URL": "https://connector.example.test",
+    "SECURE_SSL_REDIRECT": "false",
+    "EXACT_CLIENT_ID": "sim-client-id",
+    "EXACT_CLIENT_SECRET": "sim-client-secret",
+    "EXACT_WEBHOOK_SECRET": "sim-webhook-secret",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+from config.settings import *  # noqa: E402,F403
