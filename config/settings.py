@@ -170,6 +170,12 @@ GOCARDLESS_REDIRECT_URI = env.str(
 )
 GOCARDLESS_WEBHOOK_SECRET = env.str("GOCARDLESS_WEBHOOK_SECRET", default="")
 
+# --- exact/ settings (owned by the Exact Online integration) ------------------------------
+# --- end exact/ settings --------------------------------------------------------------------
+
+# --- gocardless/ settings (owned by the GoCardless integration) -----------------------------
+# --- end gocardless/ settings ---------------------------------------------------------------
+
 # --- limits -------------------------------------------------------------------------------
 # Webhook bodies above this are refused before parsing (GoCardless batches stay far below).
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)

@@ -93,6 +93,18 @@ FACTORIES: dict[type, type[factory.django.DjangoModelFactory]] = {
 }
 
 
+def _merge_app_factories() -> None:
+    # Each integration app keeps its factories next to its tests; the registry merges them.
+    from tests.exact.factories import EXACT_FACTORIES
+    from tests.gocardless.factories import GOCARDLESS_FACTORIES
+
+    FACTORIES.update(EXACT_FACTORIES)
+    FACTORIES.update(GOCARDLESS_FACTORIES)
+
+
+_merge_app_factories()
+
+
 def create_for_tenant(model, tenant: Tenant):
     """One object of `model` owned by `tenant` (for the tenant itself, the tenant)."""
     if model is Tenant:
@@ -100,4 +112,5 @@ def create_for_tenant(model, tenant: Tenant):
     factory_class = FACTORIES.get(model)
     if factory_class is None:
         raise LookupError(f"tests/factories.py has no factory for {model.__name__}")
+    # A factory whose model reaches its tenant indirectly takes `tenant` as a Params entry.
     return factory_class(tenant=tenant)

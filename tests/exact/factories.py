@@ -1,0 +1,3 @@
+"""Factories for exact/ models (merged into tests.factories.FACTORIES)."""
+
+EXACT_FACTORIES: dict = {}

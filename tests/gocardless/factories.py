@@ -1,0 +1,3 @@
+"""Factories for gocardless/ models (merged into tests.factories.FACTORIES)."""
+
+GOCARDLESS_FACTORIES: dict = {}
