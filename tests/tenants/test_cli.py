@@ -2,6 +2,7 @@
 
 import json
 from io import StringIO
+from unittest import mock
 
 import pytest
 from django.core.management import ManagementUtility, call_command
@@ -23,10 +24,13 @@ def run(*args) -> str:
 def run_cli(capsys, *args) -> tuple[int, str, str]:
     """As an operator's shell would: argv parsing, exit code, stderr."""
     code = 0
-    try:
-        ManagementUtility(["manage.py", "tenants", *args]).execute()
-    except SystemExit as exc:
-        code = exc.code or 0
+    # run_from_argv closes every DB connection when it ends, as a real process would; inside
+    # the test transaction that would close the test's own connection.
+    with mock.patch("django.core.management.base.connections.close_all"):
+        try:
+            ManagementUtility(["manage.py", "tenants", *args]).execute()
+        except SystemExit as exc:
+            code = exc.code or 0
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
