@@ -1,0 +1,493 @@
+"""The REST collections the simulator serves: their fields (names and Edm types as in Exact's
+reference docs), keys, page sizes and query rules (API-NOTES §4-§7)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .odata import BOOLEAN, DATETIME, DOUBLE, GUID, INT32, INT64, STRING, Field
+from .state import Division
+from .table import Table
+
+STANDARD_PAGE = 60
+BULK_PAGE = 1000
+
+# The fields Exact names in its mandatory-filtering 400 for crm/Accounts (API-NOTES §4.3;
+# the notes quote the list with elisions, the gaps are filled from the Account entity).
+ACCOUNTS_MANDATORY_FILTER = (
+    "Accountant", "AccountManager", "ActivitySector", "ActivitySubSector", "BusinessType",
+    "ChamberOfCommerce", "Classification", "Code", "CodeAtSupplier", "Country", "Created",
+    "Email", "ID", "IsSales", "IsSupplier", "Modified", "Name", "Parent", "Phone", "Postcode",
+    "Status", "Type", "VATNumber",
+)
+# bulk/Cashflow/Receivables filter whitelist [doc] (API-NOTES §4.3).
+BULK_RECEIVABLES_FILTER = frozenset({
+    "Account", "Document", "EndDate", "EndToEndID", "EntryDate", "EntryID", "GLAccount", "ID",
+    "InvoiceDate", "InvoiceNumber", "Source", "Status", "TransactionID", "TransactionType",
+})
+
+FieldSpec = list[tuple[str, str, Callable[[Any], Any]]]
+
+
+@dataclass
+class View:
+    path: str  # canonical spelling, e.g. "crm/Accounts"
+    entity_type: str
+    key: str
+    specs: Callable[[Division, Any], FieldSpec]  # (division, context) -> field specs
+    source: Callable[[Division, Any], Table]
+    include: Callable[[Any], bool] | None = None
+    page_size: int = STANDARD_PAGE
+    select_required: bool = False
+    mandatory_filter: tuple[str, ...] | None = None
+    filterable: frozenset[str] | None = None
+    sync: bool = False
+    methods: frozenset[str] = frozenset({"GET"})
+    # navigation property -> (view path of the lines, row -> line rows)
+    nav: dict[str, tuple[str, Callable[[Any], list]]] = field(default_factory=dict)
+
+    def fields(self, div: Division, ctx: Any) -> dict[str, Field]:
+        return {name: Field(name, typ, get) for name, typ, get in self.specs(div, ctx)}
+
+
+def _padded(code: str) -> str:
+    """Exact right-aligns account codes in an 18-character field (API-NOTES §4.4)."""
+    return code.rjust(18)
+
+
+def _account_of(div: Division, account_id: str | None):
+    return div.accounts.get(account_id) if account_id else None
+
+
+# --- accounts ---------------------------------------------------------------------------
+
+
+def account_specs(div: Division, ctx: Any) -> FieldSpec:
+    return [
+        ("ID", GUID, lambda a: a.id),
+        ("Code", STRING, lambda a: _padded(a.code)),
+        ("Name", STRING, lambda a: a.name),
+        ("Email", STRING, lambda a: a.email),
+        ("Phone", STRING, lambda a: a.phone),
+        ("City", STRING, lambda a: a.city),
+        ("Country", STRING, lambda a: a.country),
+        ("VATNumber", STRING, lambda a: a.vat_number),
+        ("Status", STRING, lambda a: a.status),
+        ("IsSales", BOOLEAN, lambda a: a.is_sales),
+        ("IsSupplier", BOOLEAN, lambda a: a.is_supplier),
+        ("Blocked", BOOLEAN, lambda a: a.blocked),
+        ("PaymentConditionSales", STRING, lambda a: a.payment_condition_sales),
+        ("SalesCurrency", STRING, lambda a: a.sales_currency),
+        ("Language", STRING, lambda a: a.language),
+        ("GLAR", GUID, lambda a: a.gl_ar),
+        ("Created", DATETIME, lambda a: a.created),
+        ("Modified", DATETIME, lambda a: a.modified),
+        ("Division", INT32, lambda a: a.division),
+    ]
+
+
+def _with_timestamp(specs: Callable[[Division, Any], FieldSpec], attr: str = "timestamp"):
+    def build(div: Division, ctx: Any) -> FieldSpec:
+        return [*specs(div, ctx), ("Timestamp", INT64, lambda r: getattr(r, attr))]
+
+    return build
+
+
+# --- sales invoices ---------------------------------------------------------------------
+
+
+def invoice_specs(div: Division, ctx: Any) -> FieldSpec:
+    def name(inv):
+        account = _account_of(div, inv.account_id)
+        return account.name if account else None
+
+    return [
+        ("InvoiceID", GUID, lambda i: i.id),
+        ("InvoiceNumber", INT32, lambda i: i.number),
+        ("Type", INT32, lambda i: i.type),
+        ("InvoiceTo", GUID, lambda i: i.account_id),
+        ("InvoiceToName", STRING, name),
+        ("OrderedBy", GUID, lambda i: i.account_id),
+        ("OrderedByName", STRING, name),
+        ("Currency", STRING, lambda i: i.currency),
+        ("AmountFC", DOUBLE, lambda i: i.amount),
+        ("AmountDC", DOUBLE, lambda i: i.amount),
+        ("InvoiceDate", DATETIME, lambda i: i.invoice_date),
+        ("DueDate", DATETIME, lambda i: i.due_date),
+        ("Status", INT32, lambda i: i.status),
+        ("Description", STRING, lambda i: i.description),
+        ("YourRef", STRING, lambda i: i.your_ref),
+        ("PaymentCondition", STRING, lambda i: i.payment_condition),
+        ("PaymentReference", STRING, lambda i: i.payment_reference),
+        ("Journal", STRING, lambda i: i.journal),
+        ("Created", DATETIME, lambda i: i.created),
+        ("Modified", DATETIME, lambda i: i.modified),
+        ("Division", INT32, lambda i: i.division),
+    ]
+
+
+def sync_invoice_specs(div: Division, ctx: Any) -> FieldSpec:
+    # Sync returns header and lines together; the header row has LineNumber 0.
+    return [*invoice_specs(div, ctx), ("LineNumber", INT32, lambda i: 0),
+            ("Timestamp", INT64, lambda i: i.timestamp)]
+
+
+# --- receivables (one payment term per invoice) -----------------------------------------
+
+
+def receivable_specs(div: Division, ctx: Any) -> FieldSpec:
+    gl_ar = div.gl_by_code("1300").id
+
+    def account(inv):
+        return _account_of(div, inv.account_id)
+
+    return [
+        ("ID", GUID, lambda i: i.term_id),
+        ("Account", GUID, lambda i: i.account_id),
+        ("AccountCode", STRING, lambda i: _padded(account(i).code) if account(i) else None),
+        ("AccountName", STRING, lambda i: account(i).name if account(i) else None),
+        ("AmountDC", DOUBLE, lambda i: i.open),
+        ("AmountFC", DOUBLE, lambda i: i.open),
+        ("TransactionAmountDC", DOUBLE, lambda i: i.amount),
+        ("TransactionAmountFC", DOUBLE, lambda i: i.amount),
+        ("Currency", STRING, lambda i: i.currency),
+        ("Description", STRING, lambda i: i.description),
+        ("Document", GUID, lambda i: None),
+        ("DueDate", DATETIME, lambda i: i.due_date),
+        ("EndDate", DATETIME, lambda i: i.last_payment_date if i.open == 0 else None),
+        ("EndToEndID", STRING, lambda i: None),
+        ("EntryDate", DATETIME, lambda i: i.invoice_date),
+        ("EntryID", GUID, lambda i: i.entry_id),
+        ("EntryNumber", INT32, lambda i: i.entry_number),
+        ("GLAccount", GUID, lambda i: gl_ar),
+        ("InvoiceDate", DATETIME, lambda i: i.invoice_date),
+        ("InvoiceNumber", INT32, lambda i: i.number),
+        ("IsFullyPaid", BOOLEAN, lambda i: i.open == 0),
+        ("Journal", STRING, lambda i: i.journal),
+        ("LastPaymentDate", DATETIME, lambda i: i.last_payment_date),
+        ("PaymentCondition", STRING, lambda i: i.payment_condition),
+        ("PaymentMethod", STRING, lambda i: i.payment_method),
+        ("PaymentReference", STRING, lambda i: i.payment_reference),
+        ("Source", INT32, lambda i: 1),
+        ("Status", INT32, lambda i: 50 if i.open == 0 else 20),
+        ("TransactionDueDate", DATETIME, lambda i: i.due_date),
+        ("TransactionEntryID", GUID, lambda i: i.entry_id),
+        ("TransactionID", GUID, lambda i: i.id),
+        # Exact's transaction types: 20 sales entry, 21 sales credit note.
+        ("TransactionType", INT32, lambda i: 21 if i.type == 8021 else 20),
+        ("YourRef", STRING, lambda i: i.your_ref),
+        ("Division", INT32, lambda i: i.division),
+    ]
+
+
+def payment_term_specs(div: Division, ctx: Any) -> FieldSpec:
+    return [*receivable_specs(div, ctx), ("LineType", INT32, lambda i: 20),
+            ("Timestamp", INT64, lambda i: i.term_timestamp)]
+
+
+def receivables_list_specs(div: Division, ctx: Any) -> FieldSpec:
+    journal = div.journals.get("70")
+
+    def account(inv):
+        return _account_of(div, inv.account_id)
+
+    return [
+        ("HID", INT64, lambda i: i.hid),
+        ("AccountCode", STRING, lambda i: _padded(account(i).code) if account(i) else None),
+        ("AccountId", GUID, lambda i: i.account_id),
+        ("AccountName", STRING, lambda i: account(i).name if account(i) else None),
+        ("Amount", DOUBLE, lambda i: i.open),
+        ("AmountInTransit", DOUBLE, lambda i: 0),
+        ("CurrencyCode", STRING, lambda i: i.currency),
+        ("Description", STRING, lambda i: i.description),
+        ("DueDate", DATETIME, lambda i: i.due_date),
+        ("EntryNumber", INT32, lambda i: i.entry_number),
+        ("InvoiceDate", DATETIME, lambda i: i.invoice_date),
+        ("InvoiceNumber", INT32, lambda i: i.number),
+        ("JournalCode", STRING, lambda i: i.journal),
+        ("JournalDescription", STRING, lambda i: journal.description if journal else None),
+        ("Notes", STRING, lambda i: None),
+        ("YourRef", STRING, lambda i: i.your_ref),
+    ]
+
+
+# --- ledger -----------------------------------------------------------------------------
+
+
+def journal_specs(div: Division, ctx: Any) -> FieldSpec:
+    return [
+        ("ID", GUID, lambda j: j.id),
+        ("Code", STRING, lambda j: j.code),
+        ("Description", STRING, lambda j: j.description),
+        ("Type", INT32, lambda j: j.type),
+        ("GLAccount", GUID, lambda j: j.gl_account),
+        ("Currency", STRING, lambda j: j.currency),
+        ("AllowVariableCurrency", BOOLEAN, lambda j: False),
+        ("IsBlocked", BOOLEAN, lambda j: False),
+        ("PaymentServiceProvider", INT32, lambda j: None),
+        ("Division", INT32, lambda j: div.code),
+    ]
+
+
+def gl_specs(div: Division, ctx: Any) -> FieldSpec:
+    return [
+        ("ID", GUID, lambda g: g.id),
+        ("Code", STRING, lambda g: g.code),
+        ("Description", STRING, lambda g: g.description),
+        ("Type", INT32, lambda g: g.type),
+        ("BalanceSide", STRING, lambda g: g.balance_side),
+        ("BalanceType", STRING, lambda g: g.balance_type),
+        ("Division", INT32, lambda g: div.code),
+    ]
+
+
+def entry_specs(div: Division, ctx: Any) -> FieldSpec:
+    def journal_description(e):
+        journal = div.journals.get(e.journal_code)
+        return journal.description if journal else None
+
+    return [
+        ("EntryID", GUID, lambda e: e.id),
+        ("EntryNumber", INT32, lambda e: e.entry_number),
+        ("JournalCode", STRING, lambda e: e.journal_code),
+        ("JournalDescription", STRING, journal_description),
+        ("Currency", STRING, lambda e: e.currency),
+        ("FinancialYear", INT32, lambda e: e.financial_year),
+        ("FinancialPeriod", INT32, lambda e: e.financial_period),
+        ("OpeningBalanceFC", DOUBLE, lambda e: e.opening_balance),
+        ("ClosingBalanceFC", DOUBLE, lambda e: e.closing_balance),
+        ("Status", INT32, lambda e: e.status),
+        ("Created", DATETIME, lambda e: e.created),
+        ("Modified", DATETIME, lambda e: e.created),
+        ("Division", INT32, lambda e: e.division),
+    ]
+
+
+def entry_line_specs(div: Division, ctx: Any) -> FieldSpec:
+    def gl_code(line):
+        gl = div.gl_accounts.get(line.gl_account)
+        return gl.code if gl else None
+
+    def entry_number(line):
+        entry = div.entries.get(line.entry_id)
+        return entry.entry_number if entry else None
+
+    return [
+        ("ID", GUID, lambda ln: ln.id),
+        ("EntryID", GUID, lambda ln: ln.entry_id),
+        ("EntryNumber", INT32, entry_number),
+        ("LineNumber", INT32, lambda ln: ln.line_number),
+        ("Account", GUID, lambda ln: ln.account),
+        ("AmountFC", DOUBLE, lambda ln: ln.amount),
+        ("AmountDC", DOUBLE, lambda ln: ln.amount),
+        ("AmountVATFC", DOUBLE, lambda ln: ln.amount_vat),
+        ("Date", DATETIME, lambda ln: ln.date),
+        ("Description", STRING, lambda ln: ln.description),
+        ("GLAccount", GUID, lambda ln: ln.gl_account),
+        ("GLAccountCode", STRING, gl_code),
+        ("Notes", STRING, lambda ln: ln.notes),
+        ("OurRef", INT32, lambda ln: ln.our_ref),
+        ("VATCode", STRING, lambda ln: ln.vat_code),
+        ("Division", INT32, lambda ln: div.code),
+    ]
+
+
+# --- mandates, subscriptions, deletions, divisions, me -----------------------------------
+
+
+def mandate_specs(div: Division, ctx: Any) -> FieldSpec:
+    return [
+        ("ID", GUID, lambda m: m.id),
+        ("Account", GUID, lambda m: m.account),
+        ("BankAccount", GUID, lambda m: m.bank_account),
+        ("Reference", STRING, lambda m: m.reference),
+        ("Description", STRING, lambda m: m.description),
+        ("SignatureDate", DATETIME, lambda m: m.signature_date),
+        ("CancellationDate", DATETIME, lambda m: m.cancellation_date),
+        ("Type", INT32, lambda m: m.type),
+        ("PaymentType", INT32, lambda m: m.payment_type),
+        ("Main", BOOLEAN, lambda m: m.main),
+        ("FirstSend", BOOLEAN, lambda m: m.first_send),
+        ("Created", DATETIME, lambda m: m.created),
+        ("Modified", DATETIME, lambda m: m.modified),
+        ("Division", INT32, lambda m: m.division),
+    ]
+
+
+def subscription_specs(div: Division, ctx: Any) -> FieldSpec:
+    return [
+        ("ID", GUID, lambda s: s.id),
+        ("CallbackURL", STRING, lambda s: s.callback_url),
+        ("Topic", STRING, lambda s: s.topic),
+        ("ClientID", GUID, lambda s: s.client_id),
+        ("Division", INT32, lambda s: s.division),
+        ("UserID", GUID, lambda s: s.user_id),
+        ("Description", STRING, lambda s: s.description),
+        ("IsInstant", BOOLEAN, lambda s: False),
+        ("Created", DATETIME, lambda s: s.created),
+        ("Creator", GUID, lambda s: s.user_id),
+    ]
+
+
+def deleted_specs(div: Division, ctx: Any) -> FieldSpec:
+    return [
+        ("ID", GUID, lambda d: d.id),
+        ("EntityKey", GUID, lambda d: d.entity_key),
+        ("EntityType", INT32, lambda d: d.entity_type),
+        ("DeletedBy", GUID, lambda d: d.deleted_by),
+        ("DeletedDate", DATETIME, lambda d: d.deleted_on),
+        ("Division", INT32, lambda d: d.division),
+        ("Timestamp", INT64, lambda d: d.timestamp),
+    ]
+
+
+def division_specs(div: Division, ctx: Any) -> FieldSpec:
+    return [
+        ("Code", INT32, lambda d: d.code),
+        ("Description", STRING, lambda d: d.name),
+        ("Currency", STRING, lambda d: d.currency),
+        ("Country", STRING, lambda d: d.country),
+        ("Current", BOOLEAN, lambda d: d.code == ctx.user.current_division),
+        ("Hid", INT64, lambda d: d.code),
+        ("Status", INT32, lambda d: 1),
+        ("BlockingStatus", INT32, lambda d: 0),
+        ("DivisionMoveDate", DATETIME, lambda d: None),
+        ("Created", DATETIME, lambda d: d.created),
+        ("Modified", DATETIME, lambda d: d.created),
+    ]
+
+
+# The licence holder behind every simulated division.
+DIVISION_CUSTOMER = "5e1f0c2a-0000-4000-8000-0000000000c1"
+
+
+def me_specs(div: Division | None, ctx: Any) -> FieldSpec:
+    return [
+        ("UserID", GUID, lambda u: u.id),
+        ("UserName", STRING, lambda u: u.user_name),
+        ("FullName", STRING, lambda u: u.full_name),
+        ("Email", STRING, lambda u: u.email),
+        ("CurrentDivision", INT32, lambda u: u.current_division),
+        ("AccountingDivision", INT32, lambda u: u.current_division),
+        ("DivisionCustomer", GUID, lambda u: DIVISION_CUSTOMER),
+        ("DivisionCustomerCode", STRING, lambda u: "1"),
+        ("DivisionCustomerName", STRING, lambda u: "Sim Customer"),
+        ("DivisionCustomerVatNumber", STRING, lambda u: None),
+        ("Language", STRING, lambda u: u.language_code.split("-")[0].upper()),
+        ("LanguageCode", STRING, lambda u: u.language_code),
+        ("PackageCode", STRING, lambda u: "SIM"),
+        ("Legislation", INT32, lambda u: 1),
+        ("ServerTime", DATETIME, lambda u: ctx.now),
+        # The simulator keeps every time in UTC.
+        ("ServerUtcOffset", INT32, lambda u: 0),
+        ("IsClientUser", BOOLEAN, lambda u: False),
+        ("IsStarterUser", BOOLEAN, lambda u: False),
+    ]
+
+
+# --- the registry -----------------------------------------------------------------------
+
+
+def _table(attr: str) -> Callable[[Division, Any], Table]:
+    return lambda div, ctx: getattr(div, attr)
+
+
+def _rows_table(rows, key: Callable[[Any], str]) -> Table:
+    table = Table()
+    for row in rows:
+        table.put(key(row), row)
+    return table
+
+
+def _open(inv) -> bool:
+    return inv.open != 0
+
+
+_accounts = dict(entity_type="Exact.Web.Api.Models.Account", key="ID", specs=account_specs,
+                 source=_table("accounts"))
+_invoices = dict(entity_type="Exact.Web.Api.Models.SalesInvoice", key="InvoiceID",
+                 specs=invoice_specs, source=_table("invoices"))
+_receivables = dict(entity_type="Exact.Web.Api.Models.Receivable", key="ID",
+                    specs=receivable_specs, source=_table("invoices"))
+_bank_lines = ("financialtransaction/BankEntryLines",
+               lambda e: e.lines)
+_gj_lines = ("generaljournalentry/GeneralJournalEntryLines",
+             lambda e: e.lines)
+
+
+def _entries_of(kind: str):
+    return lambda div, ctx: _rows_table((e for e in div.entries.values() if e.kind == kind),
+                                        lambda e: e.id)
+
+
+def _lines_of(kind: str):
+    def source(div: Division, ctx: Any) -> Table:
+        lines = (ln for ln in div.entry_lines.values()
+                 if div.entries.get(ln.entry_id).kind == kind)
+        return _rows_table(lines, lambda ln: ln.id)
+
+    return source
+
+
+VIEWS = [
+    View("crm/Accounts", **_accounts, mandatory_filter=ACCOUNTS_MANDATORY_FILTER,
+         methods=frozenset({"GET", "PUT"})),
+    View("bulk/CRM/Accounts", **_accounts, page_size=BULK_PAGE, select_required=True),
+    View("sync/CRM/Accounts", entity_type="Exact.Web.Api.Models.Sync.Account", key="ID",
+         specs=_with_timestamp(account_specs), source=_table("accounts"), page_size=BULK_PAGE,
+         select_required=True, sync=True),
+    View("salesinvoice/SalesInvoices", **_invoices),
+    View("bulk/SalesInvoice/SalesInvoices", **_invoices, page_size=BULK_PAGE,
+         select_required=True),
+    View("sync/SalesInvoice/SalesInvoices", entity_type="Exact.Web.Api.Models.Sync.SalesInvoice",
+         key="InvoiceID", specs=sync_invoice_specs, source=_table("invoices"),
+         page_size=BULK_PAGE, select_required=True, sync=True),
+    View("cashflow/Receivables", **_receivables),
+    View("bulk/Cashflow/Receivables", **_receivables, page_size=BULK_PAGE, select_required=True,
+         filterable=BULK_RECEIVABLES_FILTER),
+    View("sync/Cashflow/PaymentTerms", entity_type="Exact.Web.Api.Models.Sync.PaymentTerm",
+         key="ID", specs=payment_term_specs, source=_table("invoices"), page_size=BULK_PAGE,
+         select_required=True, sync=True),
+    View("read/financial/ReceivablesList", entity_type="Exact.Web.Api.Models.ReceivablesList",
+         key="HID", specs=receivables_list_specs, source=_table("invoices"), include=_open,
+         page_size=BULK_PAGE),
+    View("sync/Deleted", entity_type="Exact.Web.Api.Models.Sync.Deleted", key="ID",
+         specs=deleted_specs, source=lambda div, ctx: _rows_table(ctx.deleted, lambda d: d.id),
+         page_size=BULK_PAGE, select_required=True, sync=True),
+    View("financial/Journals", entity_type="Exact.Web.Api.Models.Journal", key="ID",
+         specs=journal_specs,
+         source=lambda div, ctx: _rows_table(div.journals.values(), lambda j: j.id)),
+    View("financial/GLAccounts", entity_type="Exact.Web.Api.Models.GLAccount", key="ID",
+         specs=gl_specs,
+         source=lambda div, ctx: _rows_table(div.gl_accounts.values(), lambda g: g.id)),
+    View("financialtransaction/BankEntries", entity_type="Exact.Web.Api.Models.BankEntry",
+         key="EntryID", specs=entry_specs, source=_entries_of("BankEntry"),
+         methods=frozenset({"GET", "POST"}), nav={"BankEntryLines": _bank_lines}),
+    View("financialtransaction/BankEntryLines", entity_type="Exact.Web.Api.Models.BankEntryLine",
+         key="ID", specs=entry_line_specs, source=_lines_of("BankEntry")),
+    View("generaljournalentry/GeneralJournalEntries",
+         entity_type="Exact.Web.Api.Models.GeneralJournalEntry", key="EntryID",
+         specs=entry_specs, source=_entries_of("GeneralJournalEntry"), select_required=True,
+         methods=frozenset({"GET", "POST"}), nav={"GeneralJournalEntryLines": _gj_lines}),
+    View("generaljournalentry/GeneralJournalEntryLines",
+         entity_type="Exact.Web.Api.Models.GeneralJournalEntryLine", key="ID",
+         specs=entry_line_specs, source=_lines_of("GeneralJournalEntry"), select_required=True),
+    View("cashflow/DirectDebitMandates", entity_type="Exact.Web.Api.Models.DirectDebitMandate",
+         key="ID", specs=mandate_specs, source=_table("mandates"), select_required=True,
+         methods=frozenset({"GET", "POST", "PUT"})),
+    View("webhooks/WebhookSubscriptions",
+         entity_type="Exact.Web.Api.Models.WebhookSubscription", key="ID",
+         specs=subscription_specs, source=lambda div, ctx: _rows_table(ctx.subscriptions,
+                                                                        lambda s: s.id),
+         methods=frozenset({"GET", "POST", "DELETE"})),
+    View("system/Divisions", entity_type="Exact.Web.Api.System.Division", key="Code",
+         specs=division_specs,
+         source=lambda div, ctx: _rows_table(ctx.divisions, lambda d: str(d.code))),
+]
+
+BY_PATH = {v.path.lower(): v for v in VIEWS}
+
+ME = View("current/Me", entity_type="Exact.Web.Api.System.Me", key="UserID", specs=me_specs,
+          source=lambda div, ctx: _rows_table([ctx.user], lambda u: u.id))

@@ -1,0 +1,134 @@
+"""POST/PUT/DELETE handlers other than ledger postings: account updates, direct debit
+mandates and webhook subscriptions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from .errors import ApiError
+from .models import Mandate, Subscription
+from .odata import parse_datetime
+from .state import Division, State
+from .webhooks import TOPICS
+
+# Exact field -> attribute for what PUT crm/Accounts may change. Other known fields are
+# read-only and silently ignored, as OData services do.
+ACCOUNT_WRITABLE = {
+    "Name": "name", "Email": "email", "Phone": "phone", "City": "city", "Country": "country",
+    "VATNumber": "vat_number", "Status": "status", "IsSales": "is_sales",
+    "IsSupplier": "is_supplier", "Blocked": "blocked",
+    "PaymentConditionSales": "payment_condition_sales", "SalesCurrency": "sales_currency",
+    "Language": "language",
+}
+ACCOUNT_READONLY = {"ID", "Code", "GLAR", "Created", "Modified", "Division", "__metadata"}
+
+MANDATE_WRITABLE = {
+    "Description": "description", "Reference": "reference", "Type": "type",
+    "PaymentType": "payment_type", "Main": "main", "FirstSend": "first_send",
+    "SignatureDate": "signature_date", "CancellationDate": "cancellation_date",
+}
+MANDATE_DATES = {"signature_date", "cancellation_date"}
+
+
+def put_account(state: State, div: Division, account_id: str, body: dict[str, Any]) -> None:
+    if div.accounts.get(account_id) is None:
+        raise ApiError(404, "Resource not found")
+    changes = {}
+    for name, value in body.items():
+        if name in ACCOUNT_WRITABLE:
+            changes[ACCOUNT_WRITABLE[name]] = value
+        elif name not in ACCOUNT_READONLY:
+            raise ApiError(
+                400, f"The property '{name}' does not exist on type "
+                     "'Exact.Web.Api.Models.Account'.")
+    if "name" in changes and not changes["name"]:
+        raise ApiError(400, "Mandatory: Name")
+    state.update_account(div.code, account_id, **changes)
+
+
+def post_mandate(state: State, div: Division, body: dict[str, Any]) -> Mandate:
+    for required in ("Account", "BankAccount"):
+        if not body.get(required):
+            raise ApiError(400, f"Mandatory: {required}")
+    account = str(body["Account"]).lower()
+    if div.accounts.get(account) is None:
+        raise ApiError(500, f"Invalid account: {body['Account']}")
+    now = state.clock.now()
+    mandate = Mandate(
+        id=str(uuid.uuid4()),
+        division=div.code,
+        account=account,
+        bank_account=_guid(body["BankAccount"], "BankAccount"),
+        reference=body.get("Reference") or f"SIM-{div.code}-{len(div.mandates) + 1}",
+        created=now,
+        modified=now,
+    )
+    _apply_mandate(div, mandate, {k: v for k, v in body.items() if k != "Reference"})
+    _check_reference_unique(div, mandate.id, mandate.reference)
+    div.mandates.put(mandate.id, mandate)
+    return mandate
+
+
+def put_mandate(state: State, div: Division, mandate_id: str, body: dict[str, Any]) -> None:
+    mandate = div.mandates.get(mandate_id)
+    if mandate is None:
+        raise ApiError(404, "Resource not found")
+    if "Reference" in body:
+        _check_reference_unique(div, mandate.id, body["Reference"])
+    _apply_mandate(div, mandate, body)
+    mandate.modified = state.clock.now()
+    div.mandates.touch()
+
+
+def _apply_mandate(div: Division, mandate: Mandate, body: dict[str, Any]) -> None:
+    for name, value in body.items():
+        attr = MANDATE_WRITABLE.get(name)
+        if attr is None:
+            continue
+        if attr in MANDATE_DATES and value is not None:
+            try:
+                value = parse_datetime(str(value))
+            except ValueError:
+                raise ApiError(400, f"Cannot convert '{value}' to Edm.DateTime ({name}).") from None
+        setattr(mandate, attr, value)
+
+
+def _check_reference_unique(div: Division, mandate_id: str, reference: str) -> None:
+    if any(m.reference == reference and m.id != mandate_id for m in div.mandates.values()):
+        raise ApiError(400, f"Reference '{reference}' already exists.")
+
+
+def post_subscription(state: State, div: Division, client_id: str, user_id: str,
+                      body: dict[str, Any]) -> Subscription:
+    for required in ("CallbackURL", "Topic"):
+        if not body.get(required):
+            raise ApiError(400, f"Mandatory: {required}")
+    if body["Topic"] not in TOPICS:
+        raise ApiError(400, f"Invalid topic: {body['Topic']}")
+    sub = Subscription(
+        id=str(uuid.uuid4()),
+        division=div.code,
+        client_id=client_id,
+        user_id=user_id,
+        topic=body["Topic"],
+        callback_url=body["CallbackURL"],
+        created=state.clock.now(),
+        description=body.get("Description"),
+    )
+    state.subscriptions[sub.id] = sub
+    return sub
+
+
+def delete_subscription(state: State, div: Division, sub_id: str) -> None:
+    sub = state.subscriptions.get(sub_id)
+    if sub is None or sub.division != div.code:
+        raise ApiError(404, "Resource not found")
+    del state.subscriptions[sub_id]
+
+
+def _guid(value: Any, name: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise ApiError(400, f"Cannot convert '{value}' to Edm.Guid ({name}).") from None
