@@ -19,7 +19,6 @@ from .control import ControlMixin
 from .faults import Faults
 from .oauth import OAuthServer
 from .ratelimit import RateLimiter
-from .serving import stop_promptly
 from .state import DEFAULT_USER_ID, State
 from .webhooks import WebhookSender, event_created_on
 
@@ -102,7 +101,7 @@ class Simulator(ControlMixin):
         if self._server is None:
             return
         server, self._server = self._server, None
-        stop_promptly(server, self._host)
+        server.stop()
 
     # --- webhooks ---------------------------------------------------------------------
 

@@ -19,7 +19,6 @@ import requests
 from werkzeug.wrappers import Request, Response
 
 from simulators.exact_online import Simulator
-from simulators.exact_online.serving import stop_promptly
 from simulators.harness import SimulatorServer
 
 DIVISION = 123456
@@ -105,7 +104,7 @@ class WebhookReceiver:
         return f"{self._server.url}/webhooks/exact/"
 
     def stop(self) -> None:
-        stop_promptly(self._server)
+        self._server.stop()
 
 
 @pytest.fixture
