@@ -171,9 +171,33 @@ GOCARDLESS_REDIRECT_URI = env.str(
 GOCARDLESS_WEBHOOK_SECRET = env.str("GOCARDLESS_WEBHOOK_SECRET", default="")
 
 # --- exact/ settings (owned by the Exact Online integration) ------------------------------
+# Seconds. API calls time out quickly (GETs are retried); the token call is generous because
+# a lost token response costs the whole refresh-token chain (docs/exact.md).
+EXACT_HTTP_TIMEOUT = env.float("EXACT_HTTP_TIMEOUT", default=30.0)
+EXACT_TOKEN_TIMEOUT = env.float("EXACT_TOKEN_TIMEOUT", default=60.0)
+# How often each tenant's incremental sync runs (django-q2 schedule, minutes).
+EXACT_SYNC_EVERY_MINUTES = env.int("EXACT_SYNC_EVERY_MINUTES", default=15)
 # --- end exact/ settings --------------------------------------------------------------------
 
 # --- gocardless/ settings (owned by the GoCardless integration) -----------------------------
+# Every outbound call has a timeout (seconds); the SDK's own default is 60.
+GOCARDLESS_HTTP_TIMEOUT = env.float("GOCARDLESS_HTTP_TIMEOUT", default=10.0)
+# 429: wait until RateLimit-Reset at most this many times, and never longer than this.
+GOCARDLESS_RATE_LIMIT_RETRIES = env.int("GOCARDLESS_RATE_LIMIT_RETRIES", default=3)
+GOCARDLESS_RATE_LIMIT_MAX_WAIT = env.float("GOCARDLESS_RATE_LIMIT_MAX_WAIT", default=65.0)
+# Partner OAuth host; empty = connect(-sandbox).gocardless.com by the connection's environment.
+GOCARDLESS_CONNECT_URL = env.str("GOCARDLESS_CONNECT_URL", default="").rstrip("/")
+GOCARDLESS_OAUTH_SCOPE = env.str("GOCARDLESS_OAUTH_SCOPE", default="read_write")
+# Event processing: failed events are retried with exponential backoff up to this many times.
+GOCARDLESS_EVENT_MAX_ATTEMPTS = env.int("GOCARDLESS_EVENT_MAX_ATTEMPTS", default=10)
+GOCARDLESS_EVENT_RETRY_BASE_SECONDS = env.int("GOCARDLESS_EVENT_RETRY_BASE_SECONDS", default=60)
+GOCARDLESS_EVENT_RETRY_MAX_SECONDS = env.int("GOCARDLESS_EVENT_RETRY_MAX_SECONDS", default=6 * 3600)
+# An unprocessed event older than this with no failure recorded is treated as lost by the
+# queue and picked up by the sweeper.
+GOCARDLESS_EVENT_STALE_SECONDS = env.int("GOCARDLESS_EVENT_STALE_SECONDS", default=300)
+# Polling fallback: the first run (no cursor yet) looks back this many days; 0 = everything.
+GOCARDLESS_POLL_INITIAL_LOOKBACK_DAYS = env.int("GOCARDLESS_POLL_INITIAL_LOOKBACK_DAYS", default=7)
+GOCARDLESS_POLL_PAGE_SIZE = env.int("GOCARDLESS_POLL_PAGE_SIZE", default=500)
 # --- end gocardless/ settings ---------------------------------------------------------------
 
 # --- limits -------------------------------------------------------------------------------
@@ -191,5 +215,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # The simulators' request log; `manage.py simulate` turns it back on.
+        "werkzeug": {"level": "WARNING"},
     },
 }

@@ -7,6 +7,7 @@ They bind to 127.0.0.1 only: they accept any control request and must never be r
 from another machine.
 """
 
+import logging
 import time
 
 from django.core.management.base import BaseCommand
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--gocardless-webhook-url", default=None)
 
     def handle(self, *args, **options):
+        logging.getLogger("werkzeug").setLevel(logging.INFO)
         running = []
         if options["only"] in (None, "exact"):
             from simulators.exact_online import Simulator as ExactSimulator

@@ -1,0 +1,132 @@
+"""The control API under ``/_control/`` (JSON in and out, no auth), mirroring the
+``Simulator`` methods so a simulator in another process can be driven over HTTP."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from . import errors
+from .clock import iso_timestamp
+
+
+def _json(body, status: int = 200) -> Response:
+    return Response(json.dumps(body, default=str), status=status,
+                    content_type="application/json")
+
+
+class ControlApp:
+    def __init__(self, sim) -> None:
+        self.sim = sim
+        routes = {
+            ("POST", "/_control/reset"): self.reset,
+            ("GET", "/_control/clock"): self.clock,
+            ("POST", "/_control/advance"): self.advance,
+            ("POST", "/_control/seed"): self.seed,
+            ("POST", "/_control/scenarios/<name>"): self.scenario,
+            ("POST", "/_control/billing_request_flows/<flow_id>/complete"): self.complete_flow,
+            ("GET", "/_control/faults"): self.faults,
+            ("POST", "/_control/faults"): self.inject,
+            ("DELETE", "/_control/faults"): self.clear_faults,
+            ("POST", "/_control/rate_limit"): self.rate_limit,
+            ("GET", "/_control/webhooks"): self.webhooks,
+            ("POST", "/_control/webhooks"): self.configure_webhooks,
+            ("POST", "/_control/webhooks/deliver"): self.deliver,
+            ("GET", "/_control/call_counts"): self.call_counts,
+            ("GET", "/_control/events"): self.events,
+            ("GET", "/_control/state/<kind>"): self.state,
+            ("GET", "/_control/state/<kind>/<resource_id>"): self.state,
+        }
+        self._handlers = list(routes.values())
+        self._map = Map([Rule(path, methods=[method], endpoint=index)
+                         for index, (method, path) in enumerate(routes)])
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        try:
+            index, args = self._map.bind_to_environ(environ).match()
+            body = json.loads(request.get_data() or b"{}") if request.method == "POST" else {}
+            response = self._handlers[index](body, **args)
+        except HTTPException as exc:
+            response = _json({"error": exc.description}, exc.code or 500)
+        except (KeyError, ValueError, TypeError) as exc:
+            response = _json({"error": f"{type(exc).__name__}: {exc}"}, 400)
+        except errors.ApiError as exc:
+            response = _json(exc.body(), exc.status)
+        return response(environ, start_response)
+
+    def reset(self, body):
+        self.sim.reset()
+        return _json({"reset": True})
+
+    def clock(self, body):
+        return _json({"now": iso_timestamp(self.sim.clock.now()),
+                      "today": self.sim.clock.today().isoformat()})
+
+    def advance(self, body):
+        """{"days": 1, "seconds": 0} or {"to": "2026-03-01T09:00:00Z"}."""
+        if "to" in body:
+            self.sim.clock.set(datetime.fromisoformat(body["to"].replace("Z", "+00:00")))
+            self.sim.tick()
+            self.sim.deliver_webhooks()
+            return self.clock(body)
+        return _json(self.sim.advance(days=body.get("days", 0), seconds=body.get("seconds", 0)))
+
+    def seed(self, body):
+        return _json(self.sim.seed(customers=body.get("customers", ()),
+                                   mandates=body.get("mandates", ()),
+                                   payments=body.get("payments", ()), bulk=body.get("bulk")),
+                     201)
+
+    def scenario(self, body, name):
+        self.sim.run_scenario(name, body["resource_id"])
+        return _json({"scenario": name, "resource_id": body["resource_id"]})
+
+    def complete_flow(self, body, flow_id):
+        return _json({"mandates": self.sim.complete_billing_request_flow(flow_id, **body)})
+
+    def faults(self, body):
+        return _json(self.sim.faults.describe())
+
+    def inject(self, body):
+        """{"kind": "html_502", "count": 1, "seconds": 0, "ms": null, "method": "POST",
+        "path": "/payments"}"""
+        body = dict(body)
+        return _json(self.sim.inject(body.pop("kind"), **body), 201)
+
+    def clear_faults(self, body):
+        return _json(self.sim.inject("clear"))
+
+    def rate_limit(self, body):
+        self.sim.set_rate_limit(body["per_minute"])
+        return _json({"per_minute": self.sim.rate_limit_per_minute})
+
+    def webhooks(self, body):
+        with self.sim.state.lock:
+            config = self.sim.webhooks.config()
+        return _json({**config, "deliveries": self.sim.webhook_log()})
+
+    def configure_webhooks(self, body):
+        """{"url", "secret", "enabled", "batch_size", "timeout_seconds", "duplicate",
+        "reorder", "auto_deliver_seconds"}"""
+        body = dict(body)
+        if "auto_deliver_seconds" in body:
+            self.sim.set_auto_deliver(body.pop("auto_deliver_seconds"))
+        return _json(self.sim.configure_webhooks(**body))
+
+    def deliver(self, body):
+        results = self.sim.deliver_webhooks()
+        return _json({"deliveries": [{"status": s, "event_ids": ids} for s, ids in results]})
+
+    def call_counts(self, body):
+        return _json(self.sim.call_counts())
+
+    def events(self, body):
+        return _json({"events": self.sim.events()})
+
+    def state(self, body, kind, resource_id=None):
+        return _json({kind: self.sim.resource(kind, resource_id)})

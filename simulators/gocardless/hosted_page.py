@@ -1,0 +1,83 @@
+"""The simulated hosted payment page behind ``authorisation_url`` (``/flows/{id}``).
+
+GET shows a form prefilled from the flow; POST completes the flow like a payer would and
+redirects to the flow's ``redirect_uri`` (or shows a confirmation page).
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Request, Response
+
+from . import errors
+from .onboarding import DEFAULT_BANK_DETAILS, complete_flow
+
+FIELDS = ("given_name", "family_name", "company_name", "email", "address_line1", "city",
+          "postal_code", "country_code", "account_holder_name", "account_number",
+          "branch_code", "iban")
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
+<body><h1>{title}</h1>{body}</body></html>"""
+
+
+def _page(title: str, body: str, status: int = 200) -> Response:
+    return Response(PAGE.format(title=escape(title), body=body), status=status,
+                    content_type="text/html; charset=utf-8")
+
+
+def _form(flow: dict, billing_request: dict, customer: dict, message: str = "") -> str:
+    currency = billing_request["mandate_request"]["currency"]
+    values = {**DEFAULT_BANK_DETAILS.get(currency, {}),
+              **{k: v for k, v in customer.items() if isinstance(v, str)},
+              **flow["prefilled_customer"], **flow["prefilled_bank_account"]}
+    wanted = [f for f in FIELDS if not (currency == "EUR" and f in ("account_number",
+                                                                     "branch_code"))
+              and not (currency != "EUR" and f == "iban")]
+    rows = "".join(
+        f'<p><label>{f}<input name="{f}" value="{escape(str(values.get(f) or ""))}"></label></p>'
+        for f in wanted)
+    note = f'<p role="alert">{escape(message)}</p>' if message else ""
+    return (f"{note}<p>Set up a {escape(currency)} Direct Debit with Simulated Creditor Ltd "
+            f"({escape(billing_request['mandate_request']['scheme'])}).</p>"
+            f'<form method="post">{rows}<button type="submit">Set up Direct Debit</button>'
+            "</form>")
+
+
+class HostedPage:
+    def __init__(self, sim) -> None:
+        self.sim = sim
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        return self.handle(request)(environ, start_response)
+
+    def handle(self, request: Request) -> Response:
+        state = self.sim.state
+        self.sim.tick()
+        flow_id = request.path.rstrip("/").rsplit("/", 1)[-1]
+        with state.lock:
+            flow = state.resources["billing_request_flows"].get(flow_id)
+            if flow is None:
+                return _page("Page not found", "<p>This link is not valid.</p>", 404)
+            billing_request = state.get("billing_requests", flow["links"]["billing_request"])
+            customer = state.get("customers", billing_request["links"]["customer"])
+            if billing_request["status"] == "fulfilled":
+                return _page("Already set up", "<p>This Direct Debit is already set up.</p>")
+            if state.clock.now() > flow["_expires"]:
+                return _page("Link expired", "<p>This link has expired.</p>", 410)
+            if request.method != "POST":
+                return _page("Set up a Direct Debit", _form(flow, billing_request, customer))
+            payer = {f: request.form.get(f, "").strip() for f in FIELDS}
+            try:
+                mandate = complete_flow(state, flow_id, payer)
+            except errors.ApiError as exc:
+                problems = "; ".join(f"{e.get('field', '')} {e['message']}" for e in exc.errors)
+                return _page("Set up a Direct Debit",
+                             _form(flow, billing_request, customer, problems), 422)
+        if flow["redirect_uri"]:
+            return redirect(flow["redirect_uri"], code=303)
+        return _page("Direct Debit set up",
+                     f"<p>Your Direct Debit is set up (mandate {escape(mandate['id'])}).</p>")

@@ -1,0 +1,289 @@
+"""``Simulator``: the GoCardless API stand-in with its in-process control methods."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime, timedelta
+
+from simulators.harness import SimulatorServer
+
+from . import lifecycle, scenarios
+from .app import ApiApp
+from .clock import SimClock, iso_timestamp
+from .control import ControlApp
+from .faults import Faults
+from .hosted_page import HostedPage
+from .onboarding import complete_flow
+from .payments import new_payment
+from .payouts import render_item
+from .resources import new_bank_account, new_customer, new_mandate, render_mandate
+from .schemes import SCHEMES
+from .state import State, public
+from .webhooks import WebhookDispatcher
+
+
+class Simulator:
+    def __init__(
+        self,
+        *,
+        access_tokens=("sim-access-token",),
+        webhook_secret="sim-webhook-secret",
+        webhook_url=None,
+        rate_limit_per_minute=1000,
+        organisation_id="OR000SIM",
+        creditor_id="CR000SIM",
+        schemes=("bacs", "sepa_core"),
+        clock=None,
+    ) -> None:
+        unknown = set(schemes) - set(SCHEMES)
+        if unknown:
+            raise ValueError(f"unknown schemes: {sorted(unknown)}")
+        self.access_tokens = frozenset(access_tokens)
+        self.rate_limit_per_minute = rate_limit_per_minute
+        self.clock = clock or SimClock()
+        self.state = State(self.clock, organisation_id=organisation_id, creditor_id=creditor_id,
+                           schemes=schemes)
+        self.faults = Faults()
+        self.webhooks = WebhookDispatcher(self.state, url=webhook_url, secret=webhook_secret)
+        self._api = ApiApp(self)
+        self._control = ControlApp(self)
+        self._hosted_page = HostedPage(self)
+        self._server: SimulatorServer | None = None
+        self._auto_deliver: threading.Event | None = None
+
+    # -- serving ------------------------------------------------------------------------
+
+    def wsgi_app(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_control/"):
+            return self._control(environ, start_response)
+        if path.startswith("/flows/"):
+            return self._hosted_page(environ, start_response)
+        return self._api(environ, start_response)
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
+        self._server = SimulatorServer(self.wsgi_app, host=host, port=port).start()
+        self.webhooks.origin = self._server.url
+        return self
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "simulator not started"
+        return self._server.url
+
+    def stop(self) -> None:
+        self.set_auto_deliver(None)
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    # -- time ---------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Run the scheduled work of every day the clock has moved into."""
+        with self.state.lock:
+            lifecycle.process_until(self.state, self.clock.today())
+
+    def advance(self, days: float = 0, seconds: float = 0) -> dict:
+        """Move the clock, run the days' work, then deliver due webhooks."""
+        if not hasattr(self.clock, "advance"):
+            raise TypeError("this clock cannot be advanced")
+        self.clock.advance(days=days, seconds=seconds)
+        self.tick()
+        deliveries = self.deliver_webhooks()
+        return {"now": iso_timestamp(self.clock.now()), "deliveries": len(deliveries)}
+
+    # -- rate limiting (window = the current minute of the simulated clock) --------------
+
+    def _window(self) -> datetime:
+        return self.clock.now().replace(second=0, microsecond=0)
+
+    def take_rate(self, token: str) -> bool:
+        window = self._window()
+        with self.state.lock:
+            start, used = self.state.rate_windows.get(token, (window, 0))
+            if start != window:
+                used = 0
+            if used >= self.rate_limit_per_minute:
+                self.state.rate_windows[token] = (window, used)
+                return False
+            self.state.rate_windows[token] = (window, used + 1)
+            return True
+
+    def rate_status(self, token: str | None) -> tuple[int, int, datetime]:
+        window = self._window()
+        with self.state.lock:
+            start, used = self.state.rate_windows.get(token, (window, 0))
+        if start != window:
+            used = 0
+        return (self.rate_limit_per_minute, max(self.rate_limit_per_minute - used, 0),
+                window + timedelta(minutes=1))
+
+    def set_rate_limit(self, per_minute: int) -> None:
+        self.rate_limit_per_minute = int(per_minute)
+
+    # -- control ------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        self.state.reset()
+        self.webhooks.reset()
+        self.faults.clear()
+
+    def seed(self, *, customers=(), mandates=(), payments=(), bulk=None) -> dict:
+        """Create resources directly (no events): pre-existing state for tests and benches.
+
+        customers: [{given_name, family_name, email, company_name, metadata, ...}]
+        mandates:  [{customer?: CU id, scheme="bacs", status="active", metadata, reference,
+                     customer fields when no customer is given}]
+        payments:  [{mandate: MD id, amount, status="pending_submission", charge_date?,
+                     reference, metadata, retry_if_possible, description}]
+        bulk:      {"count": N, "scheme": "bacs", "status": "active"} -> N customers, each
+                   with a bank account and a mandate.
+        """
+        created: dict[str, list[str]] = {"customers": [], "customer_bank_accounts": [],
+                                         "mandates": [], "payments": []}
+        with self.state.lock:
+            self.tick()
+            for fields in customers:
+                created["customers"].append(self._seed_customer(fields)["id"])
+            specs = list(mandates)
+            if bulk:
+                specs += [{"scheme": bulk.get("scheme", "bacs"),
+                           "status": bulk.get("status", "active"),
+                           "given_name": "Bulk", "family_name": f"Customer {n + 1}",
+                           "email": f"bulk-{n + 1}@example.test"}
+                          for n in range(int(bulk["count"]))]
+            for spec in specs:
+                mandate = self._seed_mandate(spec, created)
+                created["mandates"].append(mandate["id"])
+            for spec in payments:
+                created["payments"].append(self._seed_payment(spec)["id"])
+        return created
+
+    def _seed_customer(self, fields: dict) -> dict:
+        fields = dict(fields)
+        metadata = fields.pop("metadata", None)
+        if not (fields.get("company_name") or fields.get("family_name")):
+            fields.setdefault("given_name", "Seeded")
+            fields.setdefault("family_name", "Customer")
+        return new_customer(self.state, fields, metadata)
+
+    def _seed_mandate(self, spec: dict, created: dict) -> dict:
+        scheme = spec.get("scheme", "bacs")
+        if scheme not in SCHEMES:
+            raise ValueError(f"unknown scheme {scheme!r}")
+        customer_id = spec.get("customer")
+        if customer_id is None:
+            fields = {k: v for k, v in spec.items() if k in (
+                "given_name", "family_name", "company_name", "email")}
+            customer_id = self._seed_customer(fields)["id"]
+            created["customers"].append(customer_id)
+        customer = self.state.get("customers", customer_id)
+        holder = customer["company_name"] or (
+            f"{customer['given_name'] or ''} {customer['family_name'] or ''}".strip())
+        account = new_bank_account(self.state, customer_id, SCHEMES[scheme].currency, holder)
+        created["customer_bank_accounts"].append(account["id"])
+        return new_mandate(self.state, customer_id, account["id"], scheme,
+                           status=spec.get("status", "active"), metadata=spec.get("metadata"),
+                           reference=spec.get("reference"))
+
+    def _seed_payment(self, spec: dict) -> dict:
+        mandate = self.state.get("mandates", spec["mandate"])
+        charge = spec.get("charge_date")
+        return new_payment(
+            self.state, mandate, int(spec["amount"]),
+            charge_date=date.fromisoformat(charge) if isinstance(charge, str) else charge,
+            reference=spec.get("reference"), description=spec.get("description"),
+            metadata=spec.get("metadata"), retry_if_possible=spec.get("retry_if_possible", False),
+            status=spec.get("status", "pending_submission"),
+        )
+
+    def run_scenario(self, name: str, resource_id: str) -> None:
+        self.tick()
+        with self.state.lock:
+            scenarios.run(self.state, name, resource_id)
+
+    def complete_billing_request_flow(self, flow_id: str, **payer) -> dict:
+        """What the payer does on the hosted page; returns the new mandate."""
+        self.tick()
+        with self.state.lock:
+            return render_mandate(self.state, complete_flow(self.state, flow_id, payer))
+
+    def inject(self, kind: str, count: int = 1, *, seconds: float = 0.0, ms: int | None = None,
+               method: str | None = None, path: str | None = None) -> dict:
+        """Queue a fault for the next ``count`` matching API calls.
+
+        kind: error_500 | html_502 | timeout (sleep ``seconds``, default 11, unprocessed) |
+        rate_limit | drop_response (processed, connection reset) | latency (``ms`` on every
+        call from now on, 0 to stop) | clear (drop all faults and latency).
+        """
+        if kind == "latency":
+            self.faults.latency_ms = int(ms or 0)
+        elif kind == "clear":
+            self.faults.clear()
+        else:
+            self.faults.add(kind, count, seconds=seconds, method=method, path=path)
+        return self.faults.describe()
+
+    def call_counts(self) -> dict[str, dict[str, int]]:
+        """{"POST /payments": {"201": 3, "409": 1}, ...} -- per method, path template, status."""
+        counts: dict[str, dict[str, int]] = {}
+        with self.state.lock:
+            for (method, template, status), n in sorted(self.state.call_counts.items()):
+                counts.setdefault(f"{method} {template}", {})[str(status)] = n
+        return counts
+
+    # -- webhooks -----------------------------------------------------------------------
+
+    def deliver_webhooks(self) -> list[tuple[int | None, list[str]]]:
+        return self.webhooks.deliver()
+
+    def set_webhook_url(self, url: str | None, secret: str | None = None) -> None:
+        with self.state.lock:
+            self.webhooks.url = url
+            if secret is not None:
+                self.webhooks.secret = secret
+
+    def set_webhooks_enabled(self, enabled: bool) -> None:
+        self.webhooks.configure(enabled=bool(enabled))
+
+    def configure_webhooks(self, **options) -> dict:
+        """batch_size, timeout_seconds, duplicate (send every batch twice), reorder (newest
+        events and batches first), url, secret, enabled."""
+        return self.webhooks.configure(**options)
+
+    def webhook_log(self) -> list[dict]:
+        with self.state.lock:
+            return [dict(entry) for entry in self.webhooks.log]
+
+    def set_auto_deliver(self, interval_seconds: float | None) -> None:
+        """Deliver webhooks from a background thread every interval (for the demo)."""
+        if self._auto_deliver is not None:
+            self._auto_deliver.set()
+            self._auto_deliver = None
+        if interval_seconds:
+            stop = threading.Event()
+
+            def loop():
+                while not stop.wait(interval_seconds):
+                    self.deliver_webhooks()
+
+            threading.Thread(target=loop, name="gocardless-sim-webhooks", daemon=True).start()
+            self._auto_deliver = stop
+
+    # -- reading state ------------------------------------------------------------------
+
+    def events(self) -> list[dict]:
+        """Every event, oldest first."""
+        with self.state.lock:
+            return [dict(event) for event in self.state.events]
+
+    def resource(self, kind: str, resource_id: str | None = None):
+        """One resource, or all of a kind (oldest first), as the API would render them."""
+        with self.state.lock:
+            if kind == "payout_items":
+                return [render_item(i) for i in self.state.payout_items.get(resource_id, [])]
+            render = (lambda r: render_mandate(self.state, r)) if kind == "mandates" else public
+            if resource_id is not None:
+                return render(self.state.get(kind, resource_id))
+            return [render(r) for r in self.state.resources[kind].values()]
