@@ -97,9 +97,11 @@ def _merge_app_factories() -> None:
     # Each integration app keeps its factories next to its tests; the registry merges them.
     from tests.exact.factories import EXACT_FACTORIES
     from tests.gocardless.factories import GOCARDLESS_FACTORIES
+    from tests.reconciliation.factories import RECONCILIATION_FACTORIES
 
     FACTORIES.update(EXACT_FACTORIES)
     FACTORIES.update(GOCARDLESS_FACTORIES)
+    FACTORIES.update(RECONCILIATION_FACTORIES)
 
 
 _merge_app_factories()
