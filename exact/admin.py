@@ -1,6 +1,30 @@
-from django.contrib import admin
+"""Admin for the Exact connection (connect / reconnect / test / disconnect / sync now) and the
+read-only mirrors. All tenant-owned admins subclass TenantScopedAdmin."""
 
-from exact.models import ExactConnection
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from exact import oauth
+from exact.client import ExactClient, oauth_authorization_url
+from exact.connections import connection_disconnect, connection_require_usable
+from exact.errors import ExactError
+from exact.models import (
+    ConnectionStatus,
+    ExactAccount,
+    ExactConnection,
+    ExactReceivable,
+    ExactWebhookDelivery,
+    SyncRun,
+)
+from exact.selectors import connection_budget, connection_token_health
+from reconciliation.audit import Actor, audit_record
 from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Role
 
@@ -10,7 +34,16 @@ class ExactConnectionAdmin(TenantScopedAdmin):
     add_role = Role.ADMIN
     change_role = Role.ADMIN
     delete_role = Role.ADMIN
-    list_display = ("tenant", "region", "division", "division_name", "status", "token_issued_at")
+    change_form_template = "exact/admin/connection_change_form.html"
+    list_display = (
+        "tenant",
+        "region",
+        "division",
+        "division_name",
+        "status",
+        "paused",
+        "token_issued_at",
+    )
     list_filter = ("status", "region")
     list_select_related = ("tenant",)
     search_fields = ("tenant__name", "division_name")
@@ -18,9 +51,290 @@ class ExactConnectionAdmin(TenantScopedAdmin):
     readonly_fields = (
         "status",
         "status_reason",
+        "division",
+        "division_name",
+        "token_health",
+        "call_budget",
         "token_issued_at",
         "access_expires_at",
         "last_refresh_at",
         "connected_at",
+        "paused_until",
         "webhook_subscription_ids",
     )
+    exclude = ("access_token", "refresh_token")  # set by the OAuth flow only, never typed
+    actions = ["sync_now"]
+
+    def secret_field_names(self) -> list[str]:
+        return []  # tokens are excluded from the form entirely, not write-only
+
+    @admin.display(description="Paused", boolean=True)
+    def paused(self, obj):
+        return bool(obj.paused_until and obj.paused_until > timezone.now())
+
+    @admin.display(description="Token health")
+    def token_health(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        h = connection_token_health(connection=obj)
+        return format_html(
+            "{} — issued {}, expires {}{}, last refresh {}; refresh token {}{}",
+            h["status"],
+            h["issued"] or "never",
+            h["expires"] or "-",
+            " (expired; renewed on next use)" if h["expired"] else "",
+            h["last_refresh"] or "never",
+            "stored" if h["has_refresh_token"] else "not stored",
+            f". Reason: {h['reason']}" if h["reason"] else "",
+        )
+
+    @admin.display(description="Today's API budget")
+    def call_budget(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        b = connection_budget(connection=obj)
+        if b is None:
+            return "No calls made yet."
+        text = format_html(
+            "Daily: {} of {} left (resets {}). This minute: {} of {} left (resets {}).",
+            b["daily_remaining"] if b["daily_remaining"] is not None else "?",
+            b["daily_limit"] or "?",
+            b["daily_reset"] or "-",
+            b["minutely_remaining"] if b["minutely_remaining"] is not None else "?",
+            b["minutely_limit"] or "?",
+            b["minutely_reset"] or "-",
+        )
+        if b["paused_until"]:
+            text = format_html(
+                "{} <strong>Paused until {} (daily budget spent).</strong>",
+                text,
+                b["paused_until"],
+            )
+        return text
+
+    # --- custom views ------------------------------------------------------------------------
+    def get_urls(self):
+        own = [
+            path(
+                "<int:pk>/connect/",
+                self.admin_site.admin_view(self.connect_view),
+                name="exact_exactconnection_connect",
+            ),
+            path(
+                "<int:pk>/test/",
+                self.admin_site.admin_view(self.test_view),
+                name="exact_exactconnection_test",
+            ),
+            path(
+                "<int:pk>/disconnect/",
+                self.admin_site.admin_view(self.disconnect_view),
+                name="exact_exactconnection_disconnect",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def _admin_object(self, request, pk) -> ExactConnection:
+        obj = self.get_queryset(request).filter(pk=pk).select_related("tenant").first()
+        if obj is None:
+            raise Http404("No such connection")
+        if not self._has_role(request, obj, Role.ADMIN):
+            raise PermissionDenied
+        return obj
+
+    def _back(self, obj) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:exact_exactconnection_change", args=[obj.pk]))
+
+    def connect_view(self, request, pk):
+        """Connect or Reconnect: redirect the browser to Exact's consent page."""
+        obj = self._admin_object(request, pk)
+        if request.method != "POST":
+            return self._back(obj)
+        try:
+            obj.clean()
+            state = oauth.state_create(request=request, connection=obj)
+            url = oauth_authorization_url(base_url=obj.base_url, state=state)
+        except (ValidationError, ValueError) as exc:
+            self.message_user(request, f"Cannot connect: {exc}", messages.ERROR)
+            return self._back(obj)
+        return HttpResponseRedirect(url)
+
+    def test_view(self, request, pk):
+        obj = self._admin_object(request, pk)
+        if request.method != "POST":
+            return self._back(obj)
+        try:
+            connection_require_usable(connection=obj)
+            api = ExactClient(obj)
+            me = api.me()
+            divisions = api.divisions(any_division=obj.division)
+            codes = {int(d["Code"]) for d in divisions}
+            self.message_user(
+                request,
+                f"Exact answered: user {me.get('FullName') or me.get('UserName')} "
+                f"({me.get('Email') or '-'}).",
+                messages.SUCCESS,
+            )
+            if obj.division in codes:
+                self.message_user(
+                    request,
+                    f"Division {obj.division} ({obj.division_name}) is reachable.",
+                    messages.SUCCESS,
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"Division {obj.division} is not among the divisions this consent reaches "
+                    f"({', '.join(map(str, sorted(codes))) or 'none'}). Reconnect.",
+                    messages.ERROR,
+                )
+        except ExactError as exc:
+            self.message_user(request, f"Test failed: {exc}", messages.ERROR)
+        return self._back(obj)
+
+    def disconnect_view(self, request, pk):
+        obj = self._admin_object(request, pk)
+        if request.method != "POST":
+            return TemplateResponse(
+                request,
+                "exact/admin/disconnect_confirm.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Disconnect Exact Online",
+                    "object": obj,
+                    "opts": self.model._meta,
+                },
+            )
+        from exact.schedules import exact_schedules_remove
+
+        warnings = connection_disconnect(connection=obj, actor=Actor.for_user(request.user))
+        exact_schedules_remove(tenant=obj.tenant)
+        for warning in warnings:
+            self.message_user(request, warning, messages.WARNING)
+        self.message_user(request, "Exact Online disconnected; tokens removed.", messages.SUCCESS)
+        return self._back(obj)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = dict(extra_context or {})
+        obj = self.get_queryset(request).filter(pk=object_id).first()
+        if obj is not None:
+            extra["exact_can_configure"] = self._has_role(request, obj, Role.ADMIN)
+            extra["exact_connected"] = obj.status == ConnectionStatus.CONNECTED
+            extra["exact_has_consent"] = bool(obj.refresh_token)
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    @admin.action(description="Sync now (incremental)", permissions=["change"])
+    def sync_now(self, request, queryset):
+        from exact.tasks import enqueue
+
+        for obj in queryset.select_related("tenant"):
+            try:
+                connection_require_usable(connection=obj)
+            except ExactError as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+                continue
+            enqueue("exact.tasks.exact_sync_task", obj.tenant_id)
+            audit_record(
+                actor=Actor.for_user(request.user),
+                action="exact_sync.requested",
+                tenant=obj.tenant,
+                obj=obj,
+                message="Sync now (admin)",
+            )
+            self.message_user(request, f"Sync queued for {obj.tenant}.", messages.SUCCESS)
+
+
+class _MirrorAdmin(TenantScopedAdmin):
+    read_only = True
+    audit_changes = False
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+
+@admin.register(ExactAccount)
+class ExactAccountAdmin(_MirrorAdmin):
+    list_display = (
+        "code",
+        "name",
+        "email",
+        "city",
+        "country",
+        "status",
+        "blocked",
+        "tenant",
+        "modified",
+    )
+    list_filter = ("status", "blocked", "country")
+    search_fields = ("code", "name", "email", "exact_id")
+    list_select_related = ("tenant",)
+
+
+@admin.register(ExactReceivable)
+class ExactReceivableAdmin(_MirrorAdmin):
+    list_display = (
+        "invoice_number",
+        "kind",
+        "account",
+        "due_date",
+        "currency",
+        "amount",
+        "outstanding",
+        "is_fully_paid",
+        "tenant",
+    )
+    list_filter = ("is_fully_paid", "kind", "currency", "status")
+    search_fields = ("=invoice_number", "account__name", "account__code", "exact_id")
+    list_select_related = ("tenant", "account")
+    date_hierarchy = None
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(_MirrorAdmin):
+    list_display = (
+        "started_at",
+        "tenant",
+        "entity",
+        "mode",
+        "pages",
+        "calls",
+        "created",
+        "updated",
+        "deleted",
+        "finished_at",
+        "short_error",
+    )
+    list_filter = ("entity", "mode")
+    search_fields = ("trigger", "error")
+    list_select_related = ("tenant",)
+
+    @admin.display(description="Error")
+    def short_error(self, obj):
+        return (obj.error or "")[:80]
+
+
+@admin.register(ExactWebhookDelivery)
+class ExactWebhookDeliveryAdmin(_MirrorAdmin):
+    list_display = (
+        "received_at",
+        "tenant",
+        "topic",
+        "action",
+        "key",
+        "valid",
+        "duplicate",
+        "response_status",
+    )
+    list_filter = ("valid", "duplicate", "response_status", "topic")
+    search_fields = ("key", "topic", "error")
+    list_select_related = ("tenant",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "body"] + ["body_text"]
+
+    def get_fields(self, request, obj=None):
+        return self.get_readonly_fields(request, obj)
+
+    @admin.display(description="Body")
+    def body_text(self, obj):
+        return bytes(obj.body or b"").decode("utf-8", errors="replace")

@@ -1,4 +1,16 @@
-"""Exact Online endpoints: OAuth callback and the webhook receiver."""
+"""Exact Online endpoints: OAuth callback, division picker and the webhook receiver."""
+
+from django.urls import path
+
+from exact import views
 
 app_name = "exact"
-urlpatterns: list = []
+urlpatterns = [
+    path("connect/exact/callback/", views.oauth_callback, name="oauth-callback"),
+    path("connect/exact/division/", views.division_choose, name="division-choose"),
+    path(
+        "webhooks/exact/<uuid:tenant_uuid>/",
+        views.ExactWebhookView.as_view(),
+        name="webhook",
+    ),
+]

@@ -1,3 +1,84 @@
 """Factories for exact/ models (merged into tests.factories.FACTORIES)."""
 
-EXACT_FACTORIES: dict = {}
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import factory
+from django.utils import timezone
+
+from exact.models import (
+    ExactAccount,
+    ExactReceivable,
+    ExactWebhookDelivery,
+    ReceivableKind,
+    SyncEntity,
+    SyncMode,
+    SyncRun,
+)
+
+
+class ExactAccountFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ExactAccount
+
+    tenant = factory.SubFactory("tests.factories.TenantFactory")
+    exact_id = factory.LazyFunction(uuid.uuid4)
+    code = factory.Sequence(lambda n: str(1000 + n))
+    name = factory.Sequence(lambda n: f"Customer {n} B.V.")
+    email = factory.Sequence(lambda n: f"ar{n}@customer.example")
+    country = "NL"
+    status = "C"
+    synced_at = factory.LazyFunction(timezone.now)
+
+
+class ExactReceivableFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ExactReceivable
+
+    tenant = factory.SubFactory("tests.factories.TenantFactory")
+    exact_id = factory.LazyFunction(uuid.uuid4)
+    account = factory.SubFactory(ExactAccountFactory, tenant=factory.SelfAttribute("..tenant"))
+    account_exact_id = factory.LazyAttribute(lambda r: r.account.exact_id if r.account else None)
+    invoice_number = factory.Sequence(lambda n: 25_000_000 + n)
+    currency = "EUR"
+    amount = Decimal("121.00")
+    outstanding = Decimal("121.00")
+    kind = ReceivableKind.INVOICE
+    synced_at = factory.LazyFunction(timezone.now)
+
+
+class SyncRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SyncRun
+
+    tenant = factory.SubFactory("tests.factories.TenantFactory")
+    entity = SyncEntity.ACCOUNTS
+    mode = SyncMode.FULL
+    started_at = factory.LazyFunction(timezone.now)
+    finished_at = factory.LazyFunction(timezone.now)
+    pages = 1
+    calls = 2
+
+
+class ExactWebhookDeliveryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ExactWebhookDelivery
+
+    tenant = factory.SubFactory("tests.factories.TenantFactory")
+    received_at = factory.LazyFunction(timezone.now)
+    body = b'{"Content":{},"HashCode":""}'
+    valid = True
+    response_status = 200
+    topic = "Accounts"
+    action = "Update"
+    key = factory.LazyFunction(lambda: str(uuid.uuid4()))
+
+
+EXACT_FACTORIES: dict = {
+    ExactAccount: ExactAccountFactory,
+    ExactReceivable: ExactReceivableFactory,
+    SyncRun: SyncRunFactory,
+    ExactWebhookDelivery: ExactWebhookDeliveryFactory,
+}

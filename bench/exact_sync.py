@@ -1,0 +1,275 @@
+"""Exact sync benchmark: first sync and an unchanged rerun of a large division.
+
+Starts the Exact simulator in-process (its clock is the wall clock here, so its 60 calls a
+minute are real minutes) with 50 ms latency on every call, seeds a division with 20,000
+accounts and 50,000 invoices (12,000 open), connects a tenant (real OAuth code exchange) and
+runs the sync twice. Prints, per entity, the API calls used against the lower bound
+``ceil(rows / 1000)``, the 429s received, wall time, the busiest calendar minute against
+Exact's 60/minute ceiling, and peak RSS. To show that memory is flat in the invoice count it
+runs twice, each in a fresh process: 10,000 invoices (2,400 open) and 50,000 (12,000 open).
+
+Targets: calls ≤ bound + 5 on the first run and ≤ 3 per entity on the rerun, no 429,
+peak RSS flat in the invoice count and < 200 MB at 50,000 invoices.
+
+    .venv/bin/python bench/exact_sync.py                 # on-disk SQLite in a temp dir
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/mlc_exact_bench \
+        .venv/bin/python bench/exact_sync.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ACCOUNTS = 20_000
+OPEN_SHARE = 12_000 / 50_000
+SIZES = (10_000, 50_000)
+LATENCY_MS = 50
+DIVISION_BASE = 700_000
+
+
+class WallClock:
+    """The simulator's clock interface, on real time (the bench must live real minutes)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def advance(self, seconds: float) -> datetime:  # pragma: no cover - never used here
+        raise RuntimeError("the bench runs on the wall clock")
+
+    def set(self, dt: datetime) -> datetime:  # pragma: no cover
+        raise RuntimeError("the bench runs on the wall clock")
+
+
+def _rss_now_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_one(invoices: int) -> dict:
+    """One measurement in this process (called in a child process)."""
+    tmp = tempfile.mkdtemp(prefix="exact-bench-")
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DEBUG": "false",  # DEBUG keeps every SQL query in memory: not a fair RSS
+            "SECRET_KEY": "bench-secret-key-not-for-production-0123456789abcdefghijkl",
+            "SALT_KEY": "bench-salt",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "SECURE_SSL_REDIRECT": "false",
+            "LOG_LEVEL": "WARNING",
+            "EXACT_CLIENT_ID": "sim-client-id",
+            "EXACT_CLIENT_SECRET": "sim-client-secret",
+            "EXACT_WEBHOOK_SECRET": "sim-webhook-secret",
+            "PUBLIC_BASE_URL": "https://connector.example.test",
+            "EMAIL_URL": "consolemail://",
+        }
+    )
+    import django
+
+    django.setup()
+    from urllib.parse import parse_qs, urlsplit
+
+    import requests
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from exact.client import ExactClient, oauth_code_exchange
+    from exact.models import ConnectionStatus, ExactConnection, ExactReceivable, Region
+    from exact.sync import exact_sync
+    from simulators.exact_online import Simulator
+    from tenants.models import Tenant
+
+    call_command("migrate", verbosity=0)
+    sim = Simulator(clock=WallClock(), auto_consent=True).start()
+    # fresh per run, so a reused DATABASE_URL holds no budget or tenant of an earlier run
+    division = DIVISION_BASE + secrets.randbelow(200_000)
+    sim.seed_division(division=division)
+    opened = int(invoices * OPEN_SHARE)
+    sim.seed_bulk(division, accounts=ACCOUNTS, invoices=invoices, open_invoices=opened)
+    sim.inject("latency", ms=LATENCY_MS)
+
+    # connect: consent (non-interactive) and a real code exchange
+    resp = requests.get(
+        f"{sim.url}/api/oauth2/auth",
+        params={
+            "client_id": "sim-client-id",
+            "redirect_uri": settings.EXACT_REDIRECT_URI,
+            "response_type": "code",
+            "state": "bench",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
+    tokens = oauth_code_exchange(base_url=sim.url, code=code)
+    slug = f"bench-{division}-{secrets.token_hex(3)}"
+    tenant = Tenant.objects.create(name=f"Bench {division}", slug=slug)
+    now = timezone.now()
+    connection = ExactConnection.objects.create(
+        tenant=tenant,
+        region=Region.CUSTOM,
+        custom_base_url=sim.url,
+        division=division,
+        division_name="Bench",
+        status=ConnectionStatus.CONNECTED,
+        access_token=tokens["access_token"],
+        refresh_token=tokens["refresh_token"],
+        token_issued_at=now,
+        access_expires_at=now + timedelta(seconds=600),
+    )
+    sim.call_counts(reset=True)
+
+    stamps: list[float] = []
+
+    class Recording(requests.Session):
+        def request(self, *args, **kwargs):
+            stamps.append(time.time())
+            return super().request(*args, **kwargs)
+
+    baseline_mb = _rss_now_mb()
+    results = {}
+    # "full again" (large size only) pushes past 60 calls within a minute, so the shared
+    # limiter has to wait for the minute boundary: that is where a 429 would appear.
+    phases = ("first", "rerun", "full again") if invoices >= max(SIZES) else ("first", "rerun")
+    for label in phases:
+        api = ExactClient(connection, session=Recording())
+        started = time.monotonic()
+        runs = exact_sync(
+            connection=connection, api=api, trigger=f"bench:{label}", full=label == "full again"
+        )
+        results[label] = {
+            "seconds": time.monotonic() - started,
+            "waited": sum(lim.waited_seconds for lim in api._limiters.values()),
+            "runs": {
+                r.entity: {
+                    "calls": r.calls,
+                    "pages": r.pages,
+                    "created": r.created,
+                    "updated": r.updated,
+                    "deleted": r.deleted,
+                    "error": r.error,
+                }
+                for r in runs
+            },
+        }
+    counts = sim.call_counts()
+    sim.stop()
+    per_minute = Counter(int(t // 60) for t in stamps)
+    return {
+        "invoices": invoices,
+        "open": opened,
+        "accounts": ACCOUNTS,
+        "mirrored_receivables": ExactReceivable.objects.filter(tenant=tenant).count(),
+        "results": results,
+        "429s": sum(c.get("429", 0) for c in counts.values()),
+        "calls_total": len(stamps),
+        "busiest_minute": max(per_minute.values(), default=0),
+        "span_seconds": (stamps[-1] - stamps[0]) if stamps else 0.0,
+        "baseline_mb": baseline_mb,
+        "peak_mb": _peak_mb(),
+        "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+    }
+
+
+def report(data: dict) -> bool:
+    bounds = {
+        "accounts": math.ceil(data["accounts"] / 1000),
+        "receivables": math.ceil(data["open"] / 1000),
+        "deleted": 0,
+    }
+    ok = True
+    print(
+        f"\n-- {data['invoices']:,} invoices ({data['open']:,} open), {data['accounts']:,} "
+        f"accounts, {LATENCY_MS} ms latency, database {data['database']}"
+    )
+    print(
+        f"   {'entity':<12}{'bound':>6}{'first':>7}{'target':>8}{'rerun':>7}{'target':>8}"
+        f"{'rows':>9}"
+    )
+    for entity, bound in bounds.items():
+        first = data["results"]["first"]["runs"][entity]
+        rerun = data["results"]["rerun"]["runs"][entity]
+        good = first["calls"] <= bound + 5 and rerun["calls"] <= 3 and not first["error"]
+        ok &= good
+        print(
+            f"   {entity:<12}{bound:>6}{first['calls']:>7}{'≤' + str(bound + 5):>8}"
+            f"{rerun['calls']:>7}{'≤3':>8}{first['created']:>9}  {'ok' if good else 'MISS'}"
+        )
+    first, rerun = data["results"]["first"], data["results"]["rerun"]
+    print(f"   429s received: {data['429s']} (target 0)")
+    print(
+        f"   wall time: first {first['seconds']:.1f} s (waited {first['waited']:.1f} s for "
+        f"the rate limit), rerun {rerun['seconds']:.2f} s"
+    )
+    again = data["results"].get("full again")
+    if again:
+        calls = sum(r["calls"] for r in again["runs"].values())
+        print(
+            f"   forced full re-sync right after: {calls} calls in {again['seconds']:.1f} s, "
+            f"of which {again['waited']:.1f} s waiting for the next minute (no 429)"
+        )
+    print(
+        f"   calls: {data['calls_total']} in {data['span_seconds']:.1f} s; busiest calendar "
+        f"minute {data['busiest_minute']}/60 = {data['busiest_minute'] / 60:.2f} of the "
+        f"ceiling (Exact counts per calendar minute)"
+    )
+    added = data["peak_mb"] - data["baseline_mb"]
+    print(
+        f"   peak RSS {data['peak_mb']:.0f} MB (simulator + seed before the sync: "
+        f"{data['baseline_mb']:.0f} MB; the sync added {added:.0f} MB)"
+    )
+    ok &= data["429s"] == 0 and data["peak_mb"] < 200
+    return ok
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--one":
+        print(json.dumps(run_one(int(sys.argv[2]))))
+        return 0
+    started = time.monotonic()
+    outcomes = []
+    for size in SIZES:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--one", str(size)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if proc.returncode != 0:
+            print(proc.stdout, proc.stderr, sep="\n")
+            return 1
+        outcomes.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    ok = all([report(data) for data in outcomes])
+    small, large = outcomes
+    growth = (large["peak_mb"] - large["baseline_mb"]) - (small["peak_mb"] - small["baseline_mb"])
+    print(
+        f"\nsync memory at {large['invoices']:,} vs {small['invoices']:,} invoices: "
+        f"{growth:+.0f} MB (flat = streamed page by page)"
+    )
+    print(f"total bench time {time.monotonic() - started:.0f} s: {'PASS' if ok else 'MISS'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Staying inside Exact's API budget (60 calls a minute, 5,000 a day per app and division).
+
+Choice: the budget lives in the database (``ExactRateBudget``, one row per app + division),
+updated under a row lock. It is shared by every web process, worker and machine, needs no
+Redis, and costs two tiny transactions per call — nothing next to an HTTP round trip.
+
+Per call:
+1. ``acquire()`` locks the row, rolls a passed window over (minutes reset on the minute
+   boundary, days at 00:00 UTC — what Exact's reset headers show), and reserves one call.
+   With nothing left this minute it waits, outside the transaction, until the reset
+   (+ a small margin for clock skew) — so we never provoke a 429. With nothing left today
+   it raises ``ExactDailyBudgetExhausted``; the caller pauses the connection.
+2. ``record()`` stores what Exact's ``X-RateLimit-*`` headers (epoch ms) say. Within the same
+   window it keeps the *lower* remaining count, because other processes' reserved calls may
+   still be in flight and not yet counted by Exact.
+3. ``after_429()`` believes the headers of a 429 and tells the caller how long to wait.
+
+Clock and sleep are injectable, so tests run on the simulator's clock without real sleeps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from exact.errors import ExactDailyBudgetExhausted
+from exact.locks import lock_row
+from exact.models import ExactRateBudget
+
+MARGIN_SECONDS = 0.25  # clock skew between us and Exact at a window edge
+MAX_WAIT_LOOPS = 20
+
+
+def _from_ms(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromtimestamp(int(value) / 1000, UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _next_minute(now: datetime) -> datetime:
+    return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def _next_midnight(now: datetime) -> datetime:
+    now = now.astimezone(UTC)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        division: int,
+        clock: Callable[[], datetime] = timezone.now,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.client_id = client_id
+        self.division = division
+        self.clock = clock
+        self.sleep = sleep
+        self.waited_seconds = 0.0  # how long this limiter slept (for the benchmark)
+
+    # --- storage ---------------------------------------------------------------------------
+    def _row_pk(self) -> int:
+        row, _ = ExactRateBudget.objects.get_or_create(
+            client_id=self.client_id, division=self.division
+        )
+        return row.pk
+
+    def _locked(self) -> ExactRateBudget:
+        if not hasattr(self, "_pk"):
+            self._pk = self._row_pk()
+        return lock_row(ExactRateBudget, self._pk)
+
+    def _roll(self, row: ExactRateBudget, now: datetime) -> None:
+        if row.minutely_reset_at and now >= row.minutely_reset_at:
+            row.minutely_remaining = row.minutely_limit
+            row.minutely_reset_at = _next_minute(now)
+        if row.daily_reset_at and now >= row.daily_reset_at:
+            row.daily_remaining = row.daily_limit
+            row.daily_reset_at = _next_midnight(now)
+
+    # --- the three steps -------------------------------------------------------------------
+    def acquire(self) -> None:
+        """Reserve one call, waiting for the minutely reset when this minute is spent."""
+        for _ in range(MAX_WAIT_LOOPS):
+            with transaction.atomic():
+                row = self._locked()
+                now = self.clock()
+                self._roll(row, now)
+                if row.daily_remaining is not None and row.daily_remaining <= 0:
+                    row.save()
+                    raise ExactDailyBudgetExhausted(
+                        "Exact's daily API budget for this division is spent",
+                        reset_at=row.daily_reset_at,
+                        status=None,
+                    )
+                if row.minutely_remaining is not None and row.minutely_remaining <= 0:
+                    reset = row.minutely_reset_at or _next_minute(now)
+                    wait = max((reset - now).total_seconds(), 0) + MARGIN_SECONDS
+                    row.save()
+                else:
+                    if row.minutely_remaining is not None:
+                        row.minutely_remaining -= 1
+                    if row.daily_remaining is not None:
+                        row.daily_remaining -= 1
+                    row.save()
+                    return
+            self._wait(wait)
+        raise RuntimeError("rate limiter could not reserve a call")  # pragma: no cover
+
+    def record(self, headers) -> None:
+        """Fold a response's X-RateLimit-* headers into the shared budget."""
+        minutely = (
+            _int(headers.get("X-RateLimit-Minutely-Limit")),
+            _int(headers.get("X-RateLimit-Minutely-Remaining")),
+            _from_ms(headers.get("X-RateLimit-Minutely-Reset")),
+        )
+        daily = (
+            _int(headers.get("X-RateLimit-Limit")),
+            _int(headers.get("X-RateLimit-Remaining")),
+            _from_ms(headers.get("X-RateLimit-Reset")),
+        )
+        if minutely[1] is None and daily[1] is None:
+            return
+        with transaction.atomic():
+            row = self._locked()
+            if minutely[1] is not None:
+                (
+                    row.minutely_limit,
+                    row.minutely_remaining,
+                    row.minutely_reset_at,
+                ) = _merge(
+                    (row.minutely_limit, row.minutely_remaining, row.minutely_reset_at),
+                    minutely,
+                )
+            if daily[1] is not None:
+                row.daily_limit, row.daily_remaining, row.daily_reset_at = _merge(
+                    (row.daily_limit, row.daily_remaining, row.daily_reset_at), daily
+                )
+            row.save()
+
+    def after_429(self, headers) -> float:
+        """Seconds to wait before retrying a 429; raises when the day's budget is spent."""
+        self.record(headers)
+        daily_remaining = _int(headers.get("X-RateLimit-Remaining"))
+        if daily_remaining is not None and daily_remaining <= 0:
+            raise ExactDailyBudgetExhausted(
+                "Exact's daily API budget for this division is spent",
+                reset_at=_from_ms(headers.get("X-RateLimit-Reset")),
+                status=429,
+            )
+        now = self.clock()
+        reset = _from_ms(headers.get("X-RateLimit-Minutely-Reset")) or _next_minute(now)
+        with transaction.atomic():
+            row = self._locked()
+            row.minutely_remaining = 0
+            row.minutely_reset_at = reset
+            row.save()
+        return max((reset - now).total_seconds(), 0) + MARGIN_SECONDS
+
+    def _wait(self, seconds: float) -> None:
+        self.waited_seconds += seconds
+        self.sleep(seconds)
+
+
+def _merge(stored: tuple, header: tuple) -> tuple:
+    limit, remaining, reset = header
+    old_limit, old_remaining, old_reset = stored
+    if reset is None:
+        return (limit or old_limit, remaining, old_reset)
+    if old_reset is not None and reset < old_reset:
+        return stored  # an answer from a window that has already rolled over
+    if old_reset == reset and old_remaining is not None:
+        return (limit or old_limit, min(old_remaining, remaining), reset)
+    return (limit or old_limit, remaining, reset)
+
+
+def budget_snapshot(*, client_id: str, division: int | None) -> ExactRateBudget | None:
+    if not division:
+        return None
+    return ExactRateBudget.objects.filter(client_id=client_id, division=division).first()

@@ -1,0 +1,85 @@
+"""django-q2 tasks: thin wrappers that load the connection, check it, and call a service.
+
+Every task starts with ``connection_require_usable`` (inside the services): a connection
+that needs re-authorisation, is disconnected or is paused for the day does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django_q.tasks import async_task
+
+from exact.errors import ExactConnectionUnavailable, ExactDailyBudgetExhausted
+from exact.models import ConnectionStatus, ExactConnection, ExactWebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue(func: str, *args, **kwargs) -> str:
+    """The one place that queues Exact work (tests replace it)."""
+    return async_task(func, *args, **kwargs)
+
+
+def _connection(tenant_id: int) -> ExactConnection | None:
+    return ExactConnection.objects.select_related("tenant").filter(tenant_id=tenant_id).first()
+
+
+def exact_sync_task(tenant_id: int, full: bool = False) -> str:
+    from exact.sync import exact_sync
+
+    connection = _connection(tenant_id)
+    if connection is None:
+        return "no connection"
+    try:
+        runs = exact_sync(connection=connection, full=full, trigger="schedule")
+    except ExactConnectionUnavailable as exc:
+        logger.info("exact: sync skipped for tenant %s: %s", tenant_id, exc)
+        return f"skipped: {exc}"
+    except ExactDailyBudgetExhausted as exc:
+        # The connection is paused until Exact's reset; the next scheduled run resumes.
+        return f"paused until {exc.reset_at}"
+    return "; ".join(f"{r.entity}: +{r.created} ~{r.updated} -{r.deleted}" for r in runs)
+
+
+def exact_keepalive_task() -> int:
+    """Daily: refresh every connected chain not refreshed for a day (30-day expiry)."""
+    from exact.tokens import token_keepalive
+
+    refreshed = 0
+    for connection in ExactConnection.objects.select_related("tenant").filter(
+        status=ConnectionStatus.CONNECTED
+    ):
+        try:
+            refreshed += bool(token_keepalive(connection=connection))
+        except ExactConnectionUnavailable as exc:
+            logger.info("exact: keep-alive skipped for %s: %s", connection.pk, exc)
+        except Exception:  # one tenant's trouble must not stop the others
+            logger.exception("exact: keep-alive failed for connection %s", connection.pk)
+    return refreshed
+
+
+def exact_webhook_resync_task(delivery_id: int) -> str:
+    from exact.sync import account_resync, invoice_receivables_resync
+
+    delivery = ExactWebhookDelivery.objects.filter(pk=delivery_id, valid=True).first()
+    if delivery is None or delivery.tenant_id is None:
+        return "no delivery"
+    connection = _connection(delivery.tenant_id)
+    if connection is None:
+        return "no connection"
+    trigger = f"webhook:{delivery.pk}"
+    try:
+        if delivery.topic == "Accounts":
+            run = account_resync(connection=connection, key=delivery.key, trigger=trigger)
+        elif delivery.topic == "SalesInvoices":
+            run = invoice_receivables_resync(
+                connection=connection, key=delivery.key, trigger=trigger
+            )
+        else:
+            return f"ignored topic {delivery.topic}"
+    except ExactConnectionUnavailable as exc:
+        return f"skipped: {exc}"
+    except ExactDailyBudgetExhausted as exc:
+        return f"paused until {exc.reset_at}"  # the next incremental sync catches up
+    return f"{run.entity}: +{run.created} ~{run.updated} -{run.deleted}"

@@ -1,0 +1,171 @@
+"""Token care: one refresh at a time per connection, across every process.
+
+Exact's rules (API-NOTES §1): access tokens live 600 s; a new one may be requested only
+≥ 570 s after the previous one; every refresh rotates the refresh token and re-using an old
+one breaks the chain for good. So:
+
+- A refresh runs inside ``transaction.atomic()`` holding a row lock on the connection
+  (``SELECT … FOR UPDATE``; on SQLite the write lock). Whoever waits for the lock re-reads
+  the row after getting it and, finding a fresh token, uses it instead of refreshing.
+- We refresh only when the token is ≥ 572 s old: Exact's 570 s floor plus 2 s for clock skew.
+  Exact measures from when it issued the token; we record the time we *received* it, which is
+  later, so our count errs on the safe side. A refreshed token is therefore valid for ≥ 28 s
+  after we start using it — enough for the request that needed it.
+- The new pair and its issue time are saved in the same transaction as the lock.
+- ``Old refresh token used``, ``invalid_grant``, an expired refresh token or revoked consent
+  → ``needs_reauth`` (jobs stop), an audit entry and an e-mail to the tenant's admins.
+- A *lost* answer (timeout / reset on the token call) is treated the same way, with its own
+  reason: Exact may well have rotated the chain and we never saw the new token. Retrying with
+  the old refresh token could only get ``Old refresh token used`` (and, on some Exact apps,
+  invalidate the token we never received), so we never retry; a person reconnects instead.
+  The token call has a generous timeout (EXACT_TOKEN_TIMEOUT) to make this rare.
+- ``TooEarlyToRefreshTokens`` means Exact still considers our access token valid (our clock
+  runs ahead): we keep using it and try again 10 s later (not on every call: the token
+  endpoint allows only 200 calls a day).
+- 5xx/429 from the token endpoint: Exact refused explicitly, so the chain did not move; the
+  error propagates, the connection stays connected and the next attempt refreshes.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from exact import client as exact_client
+from exact.connections import connection_mark_needs_reauth, connection_require_usable
+from exact.errors import ExactNeedsReauth, ExactTokenError, ExactTokenLost
+from exact.locks import lock_row
+from exact.models import ConnectionStatus, ExactConnection
+from reconciliation.audit import Actor
+
+logger = logging.getLogger(__name__)
+
+EXACT_REFRESH_FLOOR = timedelta(seconds=570)
+CLOCK_SKEW_MARGIN = timedelta(seconds=2)
+REFRESH_AFTER = EXACT_REFRESH_FLOOR + CLOCK_SKEW_MARGIN
+TOO_EARLY_RETRY = timedelta(seconds=10)
+# Refresh tokens die after 30 days unused; the keep-alive job refreshes anything older.
+KEEPALIVE_AFTER = timedelta(days=1)
+
+LOST_REASON = (
+    "The answer to a token refresh was lost ({detail}). Exact has probably rotated the "
+    "refresh token already, so the stored one is no longer valid; it was not retried. "
+    "Reconnect Exact Online to continue."
+)
+
+
+def token_is_fresh(connection: ExactConnection, *, now=None) -> bool:
+    now = now or timezone.now()
+    return bool(
+        connection.access_token
+        and connection.token_issued_at
+        and now < connection.token_issued_at + REFRESH_AFTER
+    )
+
+
+def _copy_tokens(source: ExactConnection, target: ExactConnection) -> None:
+    for name in (
+        "access_token",
+        "refresh_token",
+        "token_issued_at",
+        "access_expires_at",
+        "last_refresh_at",
+        "status",
+        "status_reason",
+    ):
+        setattr(target, name, getattr(source, name))
+
+
+def connection_access_token(*, connection: ExactConnection, after_401: bool = False) -> str:
+    """A valid access token for ``connection``, refreshing (under the lock) when due."""
+    connection_require_usable(connection=connection)
+    if not after_401 and token_is_fresh(connection):
+        return connection.access_token
+    fresh = token_refresh(connection_id=connection.pk, seen_token=connection.access_token)
+    _copy_tokens(fresh, connection)
+    return connection.access_token
+
+
+def token_refresh(
+    *,
+    connection_id: int,
+    seen_token: str | None = None,
+    force: bool = False,
+    actor: Actor | None = None,
+) -> ExactConnection:
+    """Refresh the connection's tokens if (still) due; returns the re-read connection.
+
+    ``seen_token``: the access token the caller holds; if the row has another one, someone
+    refreshed meanwhile. ``force``: refresh even before the token is due (keep-alive); the
+    570 s floor still applies.
+    """
+    failure: str | None = None
+    with transaction.atomic():
+        conn = lock_row(ExactConnection, connection_id)
+        if conn.status != ConnectionStatus.CONNECTED or not conn.refresh_token:
+            raise ExactNeedsReauth(conn.status_reason or "Exact Online is not connected")
+        now = timezone.now()
+        someone_else = seen_token is not None and conn.access_token != seen_token
+        if someone_else and token_is_fresh(conn, now=now):
+            return conn
+        if not force and token_is_fresh(conn, now=now):
+            return conn
+        if conn.token_issued_at and now < conn.token_issued_at + REFRESH_AFTER:
+            return conn  # forced, but Exact would refuse: too early
+        try:
+            tokens = exact_client.oauth_refresh(
+                base_url=conn.base_url, refresh_token=conn.refresh_token
+            )
+        except ExactTokenLost as exc:
+            failure = LOST_REASON.format(detail=exc.args[0])
+        except ExactTokenError as exc:
+            if exc.too_early:
+                # Exact's clock says our token is younger than 570 s. Each refused call still
+                # counts against the 200 token calls a day, so move our notion of the issue
+                # time to retry in TOO_EARLY_RETRY instead of on every API call until then.
+                logger.warning("exact: refresh refused as too early for %s: %s", conn.pk, exc)
+                conn.token_issued_at = timezone.now() - REFRESH_AFTER + TOO_EARLY_RETRY
+                conn.save(update_fields=["token_issued_at", "updated_at"])
+                return conn
+            if not exc.chain_broken:
+                raise
+            failure = f"Exact refused the refresh token: {exc}"
+        if failure is None:
+            issued = timezone.now()
+            conn.access_token = tokens["access_token"]
+            conn.refresh_token = tokens["refresh_token"]
+            conn.token_issued_at = issued
+            conn.access_expires_at = issued + timedelta(seconds=tokens["expires_in"])
+            conn.last_refresh_at = issued
+            conn.save(
+                update_fields=[
+                    "access_token",
+                    "refresh_token",
+                    "token_issued_at",
+                    "access_expires_at",
+                    "last_refresh_at",
+                    "updated_at",
+                ]
+            )
+            logger.info("exact: refreshed tokens of connection %s", conn.pk)
+            return conn
+        # Committed (not rolled back): the broken state must survive the exception below.
+        connection_mark_needs_reauth(connection=conn, reason=failure, actor=actor)
+    raise ExactNeedsReauth(failure)
+
+
+def token_keepalive(*, connection: ExactConnection) -> bool:
+    """Refresh a connection whose tokens were not refreshed for a day, so the 30-day
+    refresh-token lifetime never runs out on a quiet tenant. Returns True if refreshed."""
+    connection_require_usable(connection=connection)
+    last = connection.last_refresh_at or connection.token_issued_at
+    if last and timezone.now() - last < KEEPALIVE_AFTER:
+        return False
+    fresh = token_refresh(
+        connection_id=connection.pk, force=True, actor=Actor.schedule("exact-keepalive")
+    )
+    _copy_tokens(fresh, connection)
+    return fresh.token_issued_at != last

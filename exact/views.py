@@ -1,0 +1,311 @@
+"""HTTP endpoints: the OAuth callback, the division picker, and the webhook receiver."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.conf import settings
+from django.contrib import messages
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from exact import oauth
+from exact.connections import connection_choose_division, connection_store_consent
+from exact.errors import ExactError
+from exact.models import ExactConnection, ExactWebhookDelivery
+from exact.oauth import ConnectFlowError
+from exact.webhooks import (
+    WebhookMalformed,
+    webhook_event_parse,
+    webhook_secret,
+    webhook_signature_valid,
+    webhook_split,
+)
+from reconciliation.audit import Actor
+from tenants.models import Role, Tenant
+from tenants.scoping import role_at_least, tenant_roles
+
+logger = logging.getLogger(__name__)
+
+
+def failure_page(request, error: ConnectFlowError) -> HttpResponse:
+    logger.warning("exact connect failed (%s): %s", error.code, error.message)
+    return render(
+        request,
+        "exact/connect_failed.html",
+        {
+            "title": error.title,
+            "message": error.message,
+            "code": error.code,
+            "admin_url": reverse("admin:exact_exactconnection_changelist"),
+        },
+        status=error.status,
+    )
+
+
+def _may_configure(user, tenant_id: int) -> bool:
+    if not (user.is_authenticated and user.is_active and user.is_staff):
+        return False
+    if user.is_superuser:
+        return True
+    return role_at_least(tenant_roles(user).get(tenant_id), Role.ADMIN)
+
+
+def _change_url(connection: ExactConnection) -> str:
+    return reverse("admin:exact_exactconnection_change", args=[connection.pk])
+
+
+@require_http_methods(["GET"])
+def oauth_callback(request):
+    """``/connect/exact/callback/``: Exact redirects here with ``code``+``state`` or ``error``."""
+    try:
+        if request.GET.get("error"):
+            oauth.state_check(request=request, state=request.GET.get("state", ""))
+            denied = request.GET["error"] == "access_denied"
+            raise ConnectFlowError(
+                "Consent was not given" if denied else "Exact reported an error",
+                "Access to Exact Online was declined, so nothing was connected."
+                if denied
+                else f"Exact answered: {request.GET['error']}",
+                status=400,
+                code="denied" if denied else "error",
+            )
+        flow = oauth.state_check(request=request, state=request.GET.get("state", ""))
+        connection = (
+            ExactConnection.objects.select_related("tenant")
+            .filter(pk=flow.connection_id, tenant_id=flow.tenant_id)
+            .first()
+        )
+        if connection is None or not _may_configure(request.user, flow.tenant_id):
+            raise ConnectFlowError(
+                "Not allowed",
+                "Only an administrator of this company can connect it.",
+                status=403,
+                code="forbidden",
+            )
+        code = request.GET.get("code", "")
+        if not code:
+            raise ConnectFlowError("No code", "Exact sent no authorization code.", code="code")
+        tokens = oauth.code_exchange(request=request, connection=connection, code=code, flow=flow)
+        issued = timezone.now()
+        actor = Actor.for_user(request.user)
+        connection = connection_store_consent(
+            connection=connection, tokens=tokens, issued_at=issued, actor=actor
+        )
+        try:
+            divisions = oauth.consent_divisions(
+                connection=connection, access_token=tokens["access_token"]
+            )
+        except ExactError as exc:
+            raise ConnectFlowError(
+                "Could not list divisions",
+                f"Exact did not list the divisions: {exc}",
+                status=400,
+                code="divisions",
+            ) from exc
+        if not divisions:
+            raise ConnectFlowError(
+                "No division",
+                "This consent does not give access to any division.",
+                status=400,
+                code="no_divisions",
+            )
+        request.session[oauth.SESSION_DIVISIONS] = {
+            "connection": connection.pk,
+            "divisions": {str(d["code"]): d["name"] for d in divisions},
+        }
+        return render(
+            request,
+            "exact/division_picker.html",
+            {
+                "title": "Choose the Exact Online division",
+                "connection": connection,
+                "divisions": divisions,
+                "current": connection.division,
+            },
+        )
+    except ConnectFlowError as error:
+        return failure_page(request, error)
+
+
+@require_http_methods(["POST"])
+def division_choose(request):
+    """The division picker's form: the division must be one this consent listed."""
+    try:
+        offered = request.session.get(oauth.SESSION_DIVISIONS) or {}
+        connection = (
+            ExactConnection.objects.select_related("tenant")
+            .filter(pk=offered.get("connection"))
+            .first()
+        )
+        if connection is None or not _may_configure(request.user, connection.tenant_id):
+            raise ConnectFlowError(
+                "Not allowed",
+                "No connection attempt of yours is waiting for a division.",
+                status=403,
+                code="forbidden",
+            )
+        choice = request.POST.get("division", "")
+        names = offered.get("divisions", {})
+        if choice not in names:
+            raise ConnectFlowError(
+                "Division not in the consent",
+                f"Division {choice or '(none)'} is not one of the divisions this consent "
+                "gives access to.",
+                status=403,
+                code="division",
+            )
+        actor = Actor.for_user(request.user)
+        if connection.division and connection.division != int(choice):
+            _unsubscribe_old_division(request, connection)
+        connection = connection_choose_division(
+            connection=connection,
+            division=int(choice),
+            division_name=names[choice],
+            actor=actor,
+        )
+        request.session.pop(oauth.SESSION_DIVISIONS, None)
+        _after_connect(request, connection)
+        return HttpResponseRedirect(_change_url(connection))
+    except ConnectFlowError as error:
+        return failure_page(request, error)
+
+
+def _unsubscribe_old_division(request, connection: ExactConnection) -> None:
+    """Switching administrations: our subscriptions in the old one must not linger."""
+    from exact.webhooks import subscriptions_remove
+
+    if not connection.webhook_subscription_ids:
+        return
+    warnings = subscriptions_remove(
+        connection=connection, division=connection.division, token=connection.access_token
+    )
+    for warning in warnings:
+        messages.warning(request, f"Division {connection.division}: {warning}")
+
+
+def _after_connect(request, connection: ExactConnection) -> None:
+    from exact.schedules import exact_schedules_ensure
+    from exact.webhooks import subscriptions_create
+
+    messages.success(
+        request,
+        f"Connected to Exact Online division {connection.division} ({connection.division_name}).",
+    )
+    try:
+        ids = subscriptions_create(connection=connection)
+        messages.info(request, f"Webhook subscriptions: {len(ids)} active.")
+    except ExactError as exc:
+        messages.warning(request, f"Webhooks could not be subscribed: {exc}")
+    exact_schedules_ensure(tenant=connection.tenant)
+
+
+# --- webhooks -----------------------------------------------------------------------------
+_KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For")
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
+class ExactWebhookView(APIView):
+    """``POST /webhooks/exact/<tenant uuid>/``. Every delivery is stored (except the empty
+    validation POST), the signature is checked over the raw bytes, valid events are
+    deduplicated and queue a targeted re-sync after commit."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    parser_classes: list = []  # request.data is never used: the raw bytes are the truth
+
+    def post(self, request, tenant_uuid: uuid.UUID):
+        meta = request._request.META
+        headers = {h: request.headers[h] for h in _KEPT_HEADERS if h in request.headers}
+        tenant = Tenant.objects.filter(uuid=tenant_uuid, is_active=True).first()
+        limit = settings.WEBHOOK_MAX_BODY_BYTES
+        try:
+            declared = int(meta.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            return self._reply(tenant, b"", headers, 413, f"body of {declared} bytes refused")
+        body = request._request.read(limit + 1)  # never more than the limit into memory
+        if len(body) > limit:
+            return self._reply(tenant, b"", headers, 413, "body over the limit refused")
+        if not body.strip():
+            return Response(status=200)  # Exact's validation POST: answer, do nothing else
+        if tenant is None:
+            return self._reply(None, body, headers, 404, "unknown tenant")
+        try:
+            content, hash_code = webhook_split(body)
+        except WebhookMalformed as exc:
+            return self._reply(tenant, body, headers, 400, str(exc))
+        if not webhook_signature_valid(content, hash_code, secret=webhook_secret()):
+            logger.warning("exact webhook: invalid HashCode for tenant %s", tenant.pk)
+            return self._reply(tenant, body, headers, 401, "invalid HashCode")
+        try:
+            event = webhook_event_parse(content)
+        except WebhookMalformed as exc:
+            return self._reply(tenant, body, headers, 400, str(exc), valid=True)
+        connection = ExactConnection.objects.filter(tenant=tenant).first()
+        if connection is None or connection.division != event.division:
+            return self._reply(
+                tenant, body, headers, 403, "division is not this tenant's", valid=True, event=event
+            )
+        return self._accept(tenant, body, headers, event)
+
+    def _accept(self, tenant, body, headers, event) -> Response:
+        from exact.tasks import enqueue
+
+        fields = dict(
+            tenant=tenant,
+            received_at=timezone.now(),
+            body=body,
+            headers=headers,
+            valid=True,
+            response_status=200,
+            topic=event.topic,
+            action=event.action,
+            key=event.key,
+            division=event.division,
+            event_created_on=event.event_created_on,
+        )
+        try:
+            with transaction.atomic():
+                delivery = ExactWebhookDelivery.objects.create(event_key=event.dedup_key, **fields)
+        except IntegrityError:
+            ExactWebhookDelivery.objects.create(duplicate=True, **fields)
+            return Response({"status": "duplicate"}, status=200)
+
+        def queue() -> None:
+            task_id = enqueue("exact.tasks.exact_webhook_resync_task", delivery.pk)
+            ExactWebhookDelivery.objects.filter(pk=delivery.pk).update(
+                queued_task=str(task_id or "")[:64]
+            )
+
+        transaction.on_commit(queue)
+        return Response({"status": "queued"}, status=200)
+
+    def _reply(self, tenant, body, headers, status, error, *, valid=False, event=None):
+        logger.info("exact webhook refused (%s): %s", status, error)
+        ExactWebhookDelivery.objects.create(
+            tenant=tenant,
+            received_at=timezone.now(),
+            body=body,
+            headers=headers,
+            valid=valid,
+            response_status=status,
+            error=error,
+            topic=event.topic if event else "",
+            action=event.action if event else "",
+            key=event.key if event else "",
+            division=event.division if event else None,
+            event_created_on=event.event_created_on if event else "",
+        )
+        return Response({"error": error}, status=status)

@@ -1,0 +1,199 @@
+"""The webhook receiver: Exact's HashCode over the raw Content bytes, every failure class,
+deduplication, and the queued targeted re-sync."""
+
+import json
+import uuid
+
+import pytest
+
+from exact.models import ExactAccount, ExactWebhookDelivery
+from exact.tasks import exact_webhook_resync_task
+from exact.webhooks import subscriptions_create, webhook_signature
+from simulators.exact_online.webhooks import event_body
+from tests.plugins.exact_sim import DIVISION
+
+pytestmark = pytest.mark.django_db
+SECRET = "sim-webhook-secret"
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    calls = []
+    monkeypatch.setattr("exact.tasks.enqueue", lambda *args: calls.append(args) or "task-1")
+    return calls
+
+
+def _content(**overrides):
+    content = {
+        "Topic": "Accounts",
+        "ClientId": "sim-client-id",
+        "Division": DIVISION,
+        "Action": "Update",
+        "Key": "19cee073-095e-46d1-8d2d-f3fc97ba5bc1",
+        "ExactOnlineEndpoint": f"https://start.exactonline.nl/api/v1/{DIVISION}/crm/Accounts",
+        "EventCreatedOn": "2026-01-06T16:26:08.587",
+    }
+    content.update(overrides)
+    return content
+
+
+def _post(client, tenant, body, **extra):
+    return client.post(
+        f"/webhooks/exact/{tenant.uuid}/", data=body, content_type="application/json", **extra
+    )
+
+
+def test_valid_event_is_stored_and_queues_a_resync(
+    client, connection, queued, django_capture_on_commit_callbacks
+):
+    body = event_body(_content(), SECRET)  # signed exactly as the simulator (and Exact) do
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = _post(client, connection.tenant, body)
+    assert resp.status_code == 200
+    delivery = ExactWebhookDelivery.objects.get()
+    assert delivery.valid and not delivery.duplicate and delivery.response_status == 200
+    assert bytes(delivery.body) == body
+    assert (delivery.topic, delivery.action, delivery.division) == ("Accounts", "Update", DIVISION)
+    assert queued == [("exact.tasks.exact_webhook_resync_task", delivery.pk)]
+    delivery.refresh_from_db()
+    assert delivery.queued_task == "task-1"
+
+
+def test_signature_is_over_the_raw_substring_not_reserialised_json(client, connection, queued):
+    # spacing and escaping Exact's serializer might produce: re-serialising would change it
+    raw = (
+        b'{"Topic":"Accounts","Division":%d,"Action":"Update","Key":"a\\/b",'
+        b'"EventCreatedOn":"2026-01-06T16:26:08.587"}' % DIVISION
+    )
+    body = (
+        b'{"Content":'
+        + raw
+        + b',"HashCode":"'
+        + webhook_signature(raw, secret=SECRET).encode()
+        + b'"}'
+    )
+    assert _post(client, connection.tenant, body).status_code == 200
+
+
+def test_wrong_signature_is_401_stored_invalid_not_processed(client, connection, queued):
+    body = event_body(_content(), "not-the-secret")
+    resp = _post(client, connection.tenant, body)
+    assert resp.status_code == 401
+    delivery = ExactWebhookDelivery.objects.get()
+    assert not delivery.valid and delivery.response_status == 401 and delivery.topic == ""
+    assert queued == []
+
+
+def test_lower_case_hash_of_the_right_secret_is_still_accepted(client, connection, queued):
+    body = event_body(_content(), SECRET)
+    content, _, rest = body.partition(b',"HashCode":"')
+    body = content + b',"HashCode":"' + rest.lower()
+    assert _post(client, connection.tenant, body).status_code == 200
+
+
+def test_empty_body_is_200_and_nothing_else(client, connection, queued):
+    assert _post(client, connection.tenant, b"").status_code == 200
+    assert ExactWebhookDelivery.objects.count() == 0 and queued == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json at all",
+        b'{"HashCode":"ABC"}',
+        b'{"Content":{"Topic":"Accounts"},"HashCode":"%s"}',  # missing fields
+        b'{"Content":{"Topic":,"HashCode":"%s"}',  # broken JSON inside Content
+    ],
+    ids=["garbage", "no-content", "missing-fields", "broken-content"],
+)
+def test_malformed_is_400(client, connection, queued, body):
+    if b"%s" in body:
+        content = body.split(b'{"Content":', 1)[1].rsplit(b',"HashCode"', 1)[0]
+        body = body.replace(b"%s", webhook_signature(content, secret=SECRET).encode())
+    resp = _post(client, connection.tenant, body)
+    assert resp.status_code == 400
+    assert ExactWebhookDelivery.objects.get().response_status == 400
+    assert queued == []
+
+
+def test_oversized_body_is_refused_before_reading(client, connection, queued, settings):
+    settings.WEBHOOK_MAX_BODY_BYTES = 200
+    body = event_body(_content(Key="x" * 300), SECRET)
+    resp = _post(client, connection.tenant, body)
+    assert resp.status_code == 413
+    delivery = ExactWebhookDelivery.objects.get()
+    assert bytes(delivery.body) == b"" and delivery.response_status == 413
+    assert queued == []
+
+
+def test_unknown_tenant_is_404(client, connection, queued):
+    resp = client.post(
+        f"/webhooks/exact/{uuid.uuid4()}/",
+        data=event_body(_content(), SECRET),
+        content_type="application/json",
+    )
+    assert resp.status_code == 404
+    assert ExactWebhookDelivery.objects.get().tenant is None
+    assert queued == []
+
+
+def test_division_of_another_tenant_is_403(client, connection, queued):
+    resp = _post(client, connection.tenant, event_body(_content(Division=654321), SECRET))
+    assert resp.status_code == 403
+    delivery = ExactWebhookDelivery.objects.get()
+    assert delivery.valid and delivery.response_status == 403 and delivery.division == 654321
+    assert queued == []
+
+
+def test_duplicate_delivery_is_stored_but_processed_once(
+    client, connection, queued, django_capture_on_commit_callbacks
+):
+    body = event_body(_content(), SECRET)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = _post(client, connection.tenant, body)
+        second = _post(client, connection.tenant, body)
+    assert first.status_code == second.status_code == 200
+    assert second.json() == {"status": "duplicate"}
+    assert ExactWebhookDelivery.objects.filter(duplicate=True).count() == 1
+    assert len(queued) == 1
+    # a later event for the same key is a new event
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(
+            client,
+            connection.tenant,
+            event_body(_content(EventCreatedOn="2026-01-06T16:30:00.000"), SECRET),
+        )
+    assert len(queued) == 2
+
+
+def test_get_is_not_allowed(client, connection):
+    assert client.get(f"/webhooks/exact/{connection.tenant.uuid}/").status_code == 405
+
+
+def test_queued_task_resyncs_the_entity(
+    sim, client, connection, queued, django_capture_on_commit_callbacks
+):
+    account = sim.seed_account(DIVISION, name="Webhook Customer", code="777")
+    body = event_body(_content(Key=account["ID"], Action="Create"), SECRET)
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(client, connection.tenant, body)
+    ((_func, delivery_id),) = queued
+    result = exact_webhook_resync_task(delivery_id)
+    assert result.startswith("accounts: +1")
+    assert ExactAccount.objects.get(exact_id=account["ID"]).name == "Webhook Customer"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simulator_delivers_to_our_endpoint(sim, connection, queued, live_server, settings):
+    """End to end: subscribe, Exact's empty validation POST, then a signed event."""
+    settings.PUBLIC_BASE_URL = live_server.url
+    ids = subscriptions_create(connection=connection)
+    assert len(ids) == 2
+    assert subscriptions_create(connection=connection) == ids  # idempotent
+    sim.seed_account(DIVISION, name="Live Customer")
+    results = sim.deliver_webhooks()
+    assert [status for _, status in results] == [200, 200, 200]  # 2 validations + 1 event
+    delivery = ExactWebhookDelivery.objects.get()
+    assert delivery.valid and delivery.topic == "Accounts" and delivery.action == "Create"
+    assert json.loads(bytes(delivery.body))["Content"]["Division"] == DIVISION
+    assert len(queued) == 1
