@@ -64,6 +64,10 @@ class Account:
     timestamp: int
     email: str | None = None
     phone: str | None = None
+    address_line1: str | None = None
+    address_line2: str | None = None
+    address_line3: str | None = None
+    postcode: str | None = None
     city: str | None = None
     country: str | None = "NL"
     vat_number: str | None = None

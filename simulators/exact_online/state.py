@@ -315,6 +315,9 @@ class State:
                 new = -abs(new) if invoice.type == CREDIT_NOTE else new
                 invoice.open += new - invoice.amount
                 invoice.amount = new
+            if "open" in fields:
+                # Over HTTP amounts arrive as strings or numbers; the open item is Decimal.
+                fields["open"] = Decimal(str(fields["open"])).quantize(Decimal("0.01"))
             _assign(invoice, fields)
             invoice.modified = self.clock.now()
             invoice.timestamp = invoice.term_timestamp = div.next_ts()

@@ -16,6 +16,8 @@ from .webhooks import TOPICS
 # read-only and silently ignored, as OData services do.
 ACCOUNT_WRITABLE = {
     "Name": "name", "Email": "email", "Phone": "phone", "City": "city", "Country": "country",
+    "AddressLine1": "address_line1", "AddressLine2": "address_line2",
+    "AddressLine3": "address_line3", "Postcode": "postcode",
     "VATNumber": "vat_number", "Status": "status", "IsSales": "is_sales",
     "IsSupplier": "is_supplier", "Blocked": "blocked",
     "PaymentConditionSales": "payment_condition_sales", "SalesCurrency": "sales_currency",

@@ -23,28 +23,44 @@ def test_seed_and_inspect_over_http(exact_simulator_shared):
     assert div["journals"]["21"]["Type"] == 12 and "1300" in div["gl_accounts"]
     user = control(sim, "seed_user", user_name="clerk", divisions=[DIVISION])
     assert user["Divisions"] == [DIVISION]
-    account = control(sim, "seed_account", division=DIVISION, name="Acme", code="C001",
-                      email="ar@acme.example")
+    account = control(
+        sim, "seed_account", division=DIVISION, name="Acme", code="C001", email="ar@acme.example"
+    )
     assert account["Code"] == "C001"
-    invoice = control(sim, "seed_invoice", division=DIVISION, account=account["ID"],
-                      amount="250.00", due_date="2026-01-15", number=9001)
+    invoice = control(
+        sim,
+        "seed_invoice",
+        division=DIVISION,
+        account=account["ID"],
+        amount="250.00",
+        due_date="2026-01-15",
+        number=9001,
+    )
     assert (invoice["InvoiceNumber"], invoice["Open"], invoice["DueDate"]) == (
-        9001, "250.00", "2026-01-15")
-    note = control(sim, "seed_credit_note", division=DIVISION, account=account["ID"],
-                   amount=50)
+        9001,
+        "250.00",
+        "2026-01-15",
+    )
+    note = control(sim, "seed_credit_note", division=DIVISION, account=account["ID"], amount=50)
     assert note["AmountFC"] == "-50.00"
-    changed = control(sim, "update_account", division=DIVISION, account_id=account["ID"],
-                      blocked=True)
+    changed = control(
+        sim, "update_account", division=DIVISION, account_id=account["ID"], blocked=True
+    )
     assert changed["Blocked"] is True and changed["Timestamp"] > account["Timestamp"]
-    assert control(sim, "update_invoice", division=DIVISION, invoice_id=invoice["InvoiceID"],
-                   amount=300)["Open"] == "300.00"
-    assert control(sim, "delete_invoice", division=DIVISION,
-                   invoice_id=note["InvoiceID"]) == {"deleted": note["InvoiceID"]}
-    got = requests.get(f"{sim.url}/_control/invoice",
-                       params={"division": DIVISION, "number": 9001}).json()
+    assert (
+        control(
+            sim, "update_invoice", division=DIVISION, invoice_id=invoice["InvoiceID"], amount=300
+        )["Open"]
+        == "300.00"
+    )
+    assert control(sim, "delete_invoice", division=DIVISION, invoice_id=note["InvoiceID"]) == {
+        "deleted": note["InvoiceID"]
+    }
+    got = requests.get(
+        f"{sim.url}/_control/invoice", params={"division": DIVISION, "number": 9001}
+    ).json()
     assert got["InvoiceID"] == invoice["InvoiceID"]
-    assert requests.get(f"{sim.url}/_control/ledger",
-                        params={"division": DIVISION}).json() == []
+    assert requests.get(f"{sim.url}/_control/ledger", params={"division": DIVISION}).json() == []
 
 
 def test_clock_control(exact_simulator_shared):
@@ -64,8 +80,7 @@ def test_inject_and_call_counts_over_http(exact_simulator_shared):
     assert api.get(f"{DIVISION}/financial/Journals").status_code == 500
     assert api.get(f"{DIVISION}/financial/Journals").status_code == 200
     counts = requests.get(f"{sim.url}/_control/call_counts").json()
-    assert counts["GET /api/v1/{division}/financial/Journals"] == {
-        "total": 2, "500": 1, "200": 1}
+    assert counts["GET /api/v1/{division}/financial/Journals"] == {"total": 2, "500": 1, "200": 1}
     control(sim, "call_counts", reset=True)
     assert control(sim, "call_counts") == {}
 
@@ -88,9 +103,15 @@ def test_control_errors_are_400_and_unknown_methods_404(exact_simulator_shared):
 
 def test_control_is_loopback_only():
     sim = Simulator()
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/_control/now", "REMOTE_ADDR": "10.1.2.3",
-               "SERVER_NAME": "x", "SERVER_PORT": "80", "wsgi.url_scheme": "http",
-               "wsgi.input": None}
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/_control/now",
+        "REMOTE_ADDR": "10.1.2.3",
+        "SERVER_NAME": "x",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": None,
+    }
     statuses = []
     sim.wsgi_app(environ, lambda status, headers: statuses.append(status))
     assert statuses == ["403 FORBIDDEN"]
@@ -112,14 +133,27 @@ def test_bulk_seed_is_fast_and_syncs_completely(exact_simulator):
     sim.seed_division(division=DIVISION)
     sim.settings(minutely_limit=1000)
     started = time.perf_counter()
-    out = control(sim, "seed_bulk", division=DIVISION, accounts=20000, invoices=50000,
-                  open_invoices=12000, seed=1)
+    out = control(
+        sim,
+        "seed_bulk",
+        division=DIVISION,
+        accounts=20000,
+        invoices=50000,
+        open_invoices=12000,
+        seed=1,
+    )
     assert time.perf_counter() - started < 5
-    assert out == {"division": DIVISION, "accounts": 20000, "invoices": 50000,
-                   "open_invoices": 12000}
+    assert out == {
+        "division": DIVISION,
+        "accounts": 20000,
+        "invoices": 50000,
+        "open_invoices": 12000,
+    }
     api = ExactApi(sim).connect()
-    resp = api.get(f"{DIVISION}/sync/Cashflow/PaymentTerms", **{
-        "$select": "ID,IsFullyPaid,Timestamp", "$filter": "Timestamp gt 1L"})
+    resp = api.get(
+        f"{DIVISION}/sync/Cashflow/PaymentTerms",
+        **{"$select": "ID,IsFullyPaid,Timestamp", "$filter": "Timestamp gt 1L"},
+    )
     seen, open_items, pages = set(), 0, 0
     while True:
         d = resp.json()["d"]
@@ -164,9 +198,55 @@ def test_inject_rejects_nonsense(exact_simulator_shared, bad):
 def test_query_string_arguments_are_typed(exact_simulator_shared):
     sim = exact_simulator_shared
     url = f"{sim.url}/_control"
-    assert requests.get(f"{url}/inject", params={"fault": "timeout", "seconds": "0.5",
-                                                 "process": "false"}).json()["pending"] == [
-        {"fault": "timeout", "remaining": 1, "path": "/api/v1/", "status": 0, "seconds": 0.5,
-         "process": False}]
+    assert requests.get(
+        f"{url}/inject", params={"fault": "timeout", "seconds": "0.5", "process": "false"}
+    ).json()["pending"] == [
+        {
+            "fault": "timeout",
+            "remaining": 1,
+            "path": "/api/v1/",
+            "status": 0,
+            "seconds": 0.5,
+            "process": False,
+        }
+    ]
     assert requests.get(f"{url}/call_counts", params={"reset": "false"}).status_code == 200
     assert requests.get(f"{url}/advance", params={"seconds": "x"}).status_code == 400
+
+
+def test_account_address_fields_are_served_and_writable(exact_simulator, exact_api):
+    sim = exact_simulator
+    account = sim.seed_account(
+        DIVISION,
+        name="Bakkerij Jansen",
+        address_line1="Dorpsstraat 1",
+        postcode="1234 AB",
+        city="Utrecht",
+        country="NL",
+    )
+    select = "ID,AddressLine1,AddressLine2,Postcode,City,Country"
+    row = exact_api.get(
+        f"{DIVISION}/crm/Accounts(guid'{account['ID']}')", **{"$select": select}
+    ).json()["d"]
+    assert (row["AddressLine1"], row["AddressLine2"], row["Postcode"], row["City"]) == (
+        "Dorpsstraat 1",
+        None,
+        "1234 AB",
+        "Utrecht",
+    )
+    exact_api.put(f"{DIVISION}/crm/Accounts(guid'{account['ID']}')", {"Postcode": "3511 AA"})
+    row = exact_api.get(
+        f"{DIVISION}/crm/Accounts(guid'{account['ID']}')", **{"$select": select}
+    ).json()["d"]
+    assert row["Postcode"] == "3511 AA"
+
+
+def test_update_invoice_open_accepts_strings(exact_simulator_shared):
+    sim = exact_simulator_shared
+    sim.seed_division(division=DIVISION)
+    account = control(sim, "seed_account", division=DIVISION, name="Acme")
+    invoice = control(sim, "seed_invoice", division=DIVISION, account=account["ID"], amount="80.00")
+    paid = control(
+        sim, "update_invoice", division=DIVISION, invoice_id=invoice["InvoiceID"], open="0"
+    )
+    assert paid["Open"] == "0.00" and paid["IsFullyPaid"] is True
