@@ -42,13 +42,16 @@ from exact.odata import guid_literal, int64_literal, parse_date, parse_datetime,
 
 logger = logging.getLogger(__name__)
 
-# Address lines and postcode exist in Exact's Account but not (yet) in the simulator; they
-# are filled from the raw row when present (see docs/exact.md).
+# Only what we filter on or hand to GoCardless (address and postcode prefill mandate
+# invitations and drive name + postcode matching; AddressLine2 stays in `raw`).
 ACCOUNT_SELECT = (
     "ID",
     "Code",
     "Name",
     "Email",
+    "AddressLine1",
+    "AddressLine2",
+    "Postcode",
     "City",
     "Country",
     "Language",

@@ -178,3 +178,28 @@ def test_sync_refuses_a_connection_that_needs_reauth(sim, connection, api):
     with pytest.raises(ExactNeedsReauth):
         exact_sync(connection=connection, api=api)
     assert sim.call_counts() == {} or all("api/v1" not in k for k in sim.call_counts())
+
+
+def test_address_and_postcode_are_mirrored_full_and_incremental(sim, connection, api):
+    # Name + postcode matching and invitation prefill (issue 5) read these columns.
+    account = sim.seed_account(
+        DIVISION,
+        name="Bakkerij Jansen",
+        address_line1="Dorpsstraat 1",
+        address_line2="Achterom",
+        postcode="1234 AB",
+        city="Utrecht",
+    )
+    accounts_sync(connection=connection, api=api)
+    mirror = ExactAccount.objects.get(exact_id=account["ID"])
+    assert (mirror.address_line1, mirror.postcode, mirror.city) == (
+        "Dorpsstraat 1",
+        "1234 AB",
+        "Utrecht",
+    )
+    assert mirror.raw["AddressLine2"] == "Achterom"
+
+    sim.update_account(DIVISION, account["ID"], postcode="3511 AA")
+    accounts_sync(connection=connection, api=api)
+    mirror.refresh_from_db()
+    assert mirror.postcode == "3511 AA"
