@@ -1,6 +1,7 @@
 """GoCardless: the tenant's connection (access token, organisation, webhook secret)."""
 
 from django.db import models
+from django.db.models.functions import Now
 
 from tenants.fields import EncryptedSecretField
 
@@ -46,6 +47,11 @@ class GoCardlessConnection(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # --- polling cursor (newest event seen by the catch-up job; lists are newest first) ----
+    events_cursor_created_at = models.DateTimeField(null=True, blank=True, editable=False)
+    events_cursor_id = models.CharField(max_length=40, blank=True, editable=False)
+    last_polled_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     class Meta:
         verbose_name = "GoCardless connection"
 
@@ -57,3 +63,238 @@ class GoCardlessConnection(models.Model):
         if self.environment == Environment.CUSTOM:
             return self.custom_base_url.rstrip("/")
         return ENVIRONMENT_URLS[self.environment]
+
+
+# --- inbound log ----------------------------------------------------------------------------
+
+
+class WebhookEndpoint(models.TextChoices):
+    TENANT = "tenant", "Per-tenant endpoint"
+    PARTNER = "partner", "Partner app endpoint"
+
+
+class WebhookDelivery(models.Model):
+    """Every POST to a GoCardless webhook URL, valid or not, exactly as it arrived."""
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="gocardless_deliveries",
+        help_text="Empty for the partner endpoint (events are routed one by one).",
+    )
+    endpoint = models.CharField(
+        max_length=10, choices=WebhookEndpoint.choices, default=WebhookEndpoint.TENANT
+    )
+    body = models.BinaryField(blank=True, default=b"")
+    headers = models.JSONField(default=dict, blank=True)
+    valid = models.BooleanField(default=False)
+    response_status = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    event_count = models.PositiveIntegerField(default=0)
+    unrouted_count = models.PositiveIntegerField(
+        default=0, help_text="Partner endpoint: events for an organisation we do not know."
+    )
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} ({self.response_status})"
+
+
+class EventSource(models.TextChoices):
+    WEBHOOK = "webhook", "Webhook"
+    POLL = "poll", "Polling"
+
+
+class EventOutcome(models.TextChoices):
+    PENDING = "", "Pending"
+    APPLIED = "applied", "Applied to the mirror"
+    IGNORED = "ignored", "Ignored (type we do not mirror)"
+    GONE = "gone", "Resource not found at GoCardless"
+    CURRENT = "current", "Mirror already fetched after this event arrived"
+
+
+class GoCardlessEvent(models.Model):
+    """One GoCardless event, stored once per tenant however often it arrives.
+
+    Few indexes on purpose: every webhook inserts rows here in the request path. The unique
+    (tenant, event_id) also serves tenant lookups; low-cardinality columns (type, action) get
+    none."""
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="gocardless_events",
+        db_index=False,
+    )
+    delivery = models.ForeignKey(
+        WebhookDelivery,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="events",
+        db_index=False,
+        help_text="The delivery that first brought it (empty when found by polling).",
+    )
+    event_id = models.CharField(max_length=40)
+    resource_type = models.CharField(max_length=50)
+    action = models.CharField(max_length=60)
+    resource_id = models.CharField(max_length=40, blank=True, db_index=True)
+    links = models.JSONField(default=dict, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=10, choices=EventSource.choices)
+    created_at = models.DateTimeField(null=True, blank=True, help_text="At GoCardless.")
+    # The DATABASE clock (like Mirror.fetched_at), so "fetched after this event arrived" is
+    # decided on one clock whatever node stored or processed it.
+    received_at = models.DateTimeField(db_default=Now())
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=EventOutcome.choices, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "GoCardless event"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "event_id"], name="uniq_gc_event_per_tenant"),
+        ]
+        indexes = [
+            models.Index(fields=["processed_at", "next_attempt_at"], name="gc_event_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.resource_type}.{self.action}"
+
+
+# --- mirrors: GoCardless's current state, a few columns to filter on, the raw JSON ---------
+
+
+class Mirror(models.Model):
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    gocardless_id = models.CharField(max_length=40)
+    status = models.CharField(max_length=40, blank=True, db_index=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    gocardless_created_at = models.DateTimeField(null=True, blank=True)
+    # Database time (transaction start) before the GET that produced ``raw``: any event
+    # received earlier is already reflected in it.
+    fetched_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-gocardless_created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.gocardless_id
+
+
+def _unique(name: str):
+    return [models.UniqueConstraint(fields=["tenant", "gocardless_id"], name=f"uniq_gc_{name}")]
+
+
+class Customer(Mirror):
+    email = models.CharField(max_length=254, blank=True, db_index=True)
+    name = models.CharField(max_length=300, blank=True)
+
+    class Meta(Mirror.Meta):
+        verbose_name = "GoCardless customer"
+        constraints = _unique("customer")
+
+
+class CustomerBankAccount(Mirror):
+    customer_id = models.CharField(max_length=40, blank=True, db_index=True)
+    currency = models.CharField(max_length=3, blank=True)
+    account_holder_name = models.CharField(max_length=300, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta(Mirror.Meta):
+        constraints = _unique("customer_bank_account")
+
+
+class Mandate(Mirror):
+    scheme = models.CharField(max_length=30, blank=True, db_index=True)
+    reference = models.CharField(max_length=140, blank=True)
+    customer_id = models.CharField(max_length=40, blank=True, db_index=True)
+    customer_bank_account_id = models.CharField(max_length=40, blank=True)
+    next_possible_charge_date = models.DateField(null=True, blank=True)
+
+    class Meta(Mirror.Meta):
+        constraints = _unique("mandate")
+
+
+class Payment(Mirror):
+    amount = models.BigIntegerField(default=0, help_text="Minor units.")
+    amount_refunded = models.BigIntegerField(default=0, help_text="Minor units.")
+    currency = models.CharField(max_length=3, blank=True, db_index=True)
+    charge_date = models.DateField(null=True, blank=True, db_index=True)
+    reference = models.CharField(max_length=140, blank=True)
+    mandate_id = models.CharField(max_length=40, blank=True, db_index=True)
+    payout_id = models.CharField(max_length=40, blank=True, db_index=True)
+
+    class Meta(Mirror.Meta):
+        constraints = _unique("payment")
+
+
+class Payout(Mirror):
+    amount = models.BigIntegerField(default=0, help_text="Minor units.")
+    deducted_fees = models.BigIntegerField(default=0, help_text="Minor units; may be negative.")
+    currency = models.CharField(max_length=3, blank=True, db_index=True)
+    arrival_date = models.DateField(null=True, blank=True, db_index=True)
+    reference = models.CharField(max_length=140, blank=True)
+
+    class Meta(Mirror.Meta):
+        constraints = _unique("payout")
+
+
+class PayoutItem(models.Model):
+    """One line of a payout (GET /payout_items?payout=…): the source for booking fees."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    payout = models.ForeignKey(Payout, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    item_type = models.CharField(max_length=40, db_index=True)
+    # The API sends minor units as a string with one decimal place ("45.0"); kept exact.
+    amount = models.DecimalField(max_digits=16, decimal_places=1)
+    payment_id = models.CharField(max_length=40, blank=True, db_index=True)
+    mandate_id = models.CharField(max_length=40, blank=True)
+    refund_id = models.CharField(max_length=40, blank=True)
+    taxes = models.JSONField(default=list, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["payout", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["payout", "position"], name="uniq_gc_payout_item"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_type} {self.amount}"
+
+
+class Refund(Mirror):
+    amount = models.BigIntegerField(default=0, help_text="Minor units.")
+    currency = models.CharField(max_length=3, blank=True)
+    reference = models.CharField(max_length=140, blank=True)
+    payment_id = models.CharField(max_length=40, blank=True, db_index=True)
+    mandate_id = models.CharField(max_length=40, blank=True)
+
+    class Meta(Mirror.Meta):
+        constraints = _unique("refund")
+
+
+class BillingRequest(Mirror):
+    customer_id = models.CharField(max_length=40, blank=True, db_index=True)
+    mandate_id = models.CharField(
+        max_length=40, blank=True, help_text="links.mandate_request_mandate once fulfilled."
+    )
+    authorisation_url = models.URLField(max_length=1000, blank=True)
+
+    class Meta(Mirror.Meta):
+        constraints = _unique("billing_request")

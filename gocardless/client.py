@@ -1,0 +1,390 @@
+"""The only module that does HTTP to GoCardless: a thin wrapper around ``gocardless_pro.Client``.
+
+What it adds to the official SDK (facts in API-NOTES-GOCARDLESS.md §3, §4, §7, §8):
+- a timeout on every call (``GOCARDLESS_HTTP_TIMEOUT``);
+- OUR deterministic ``Idempotency-Key`` on every create (the caller passes it; the SDK's random
+  uuid4 would make a crash-and-rerun create a second payment); the SDK reuses it across its own
+  retries of timeouts/connection errors/non-JSON answers;
+- ``raise_on_idempotency_conflict=True``: on a 409 we fetch the conflicting resource ourselves
+  and check it really is the one we meant (metadata; amount and currency for payments and
+  refunds). A mismatch raises ``IdempotencyMismatchError``; it is never silently adopted;
+- 429: wait until ``RateLimit-Reset`` (HTTP-date) and try again, a bounded number of times.
+  The SDK neither retries 429 nor exposes the 429's headers, so we capture the headers of the
+  last response on our own ApiClient instance;
+- every SDK error mapped to ``gocardless.errors``.
+
+Resources come back as plain dicts (the API's JSON). Lists are generators that stream through
+the SDK's ``Paginator`` (newest first, as the API lists them).
+
+An instance is not thread-safe (it remembers the last response's headers); make one per job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import gocardless_pro
+import requests
+from django.conf import settings
+from gocardless_pro import errors as sdk_errors
+from gocardless_pro.paginator import Paginator
+
+from gocardless import errors
+
+# Resource type (event ``resource_type`` / API path) → SDK service attribute.
+SERVICES = {
+    "customers": "customers",
+    "customer_bank_accounts": "customer_bank_accounts",
+    "mandates": "mandates",
+    "payments": "payments",
+    "payouts": "payouts",
+    "refunds": "refunds",
+    "billing_requests": "billing_requests",
+    "creditors": "creditors",
+    "events": "events",
+}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def _differs(existing: dict, params: dict, name: str) -> bool:
+    ours, theirs = params[name], existing.get(name)
+    if name == "metadata":
+        return (theirs or {}) != (ours or {})
+    if name == "links":
+        # The resource carries more links than we sent; ours must all be there.
+        return any((theirs or {}).get(k) != v for k, v in (ours or {}).items())
+    return theirs != ours
+
+
+class _RateLimitedService:
+    """Presents ``list`` to the SDK's Paginator with our error mapping and 429 handling."""
+
+    def __init__(self, client: GoCardlessClient, service) -> None:
+        self._client = client
+        self._service = service
+
+    def list(self, params=None, **identity):
+        return self._client._call(self._service.list, params=params, **identity)
+
+
+class GoCardlessClient:
+    def __init__(
+        self,
+        *,
+        access_token: str,
+        base_url: str,
+        timeout: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = _utcnow,
+        max_rate_limit_retries: int | None = None,
+        max_rate_limit_wait: float | None = None,
+        on_auth_error: Callable[[errors.AuthError], None] | None = None,
+    ) -> None:
+        if not access_token:
+            raise errors.AuthError("no access token configured")
+        self.timeout = timeout if timeout is not None else settings.GOCARDLESS_HTTP_TIMEOUT
+        self.sdk = gocardless_pro.Client(
+            access_token=access_token,
+            base_url=base_url,
+            timeout=self.timeout,
+            raise_on_idempotency_conflict=True,
+        )
+        self._sleep = sleep
+        self._now = now
+        self.max_rate_limit_retries = (
+            max_rate_limit_retries
+            if max_rate_limit_retries is not None
+            else settings.GOCARDLESS_RATE_LIMIT_RETRIES
+        )
+        self.max_rate_limit_wait = (
+            max_rate_limit_wait
+            if max_rate_limit_wait is not None
+            else settings.GOCARDLESS_RATE_LIMIT_MAX_WAIT
+        )
+        self._on_auth_error = on_auth_error
+        self.last_headers: dict = {}
+        self._capture_headers()
+
+    @classmethod
+    def for_connection(cls, connection, **kwargs) -> GoCardlessClient:
+        """A client for a tenant's connection; a 401/403 marks it ``needs_reauth``."""
+
+        def mark(exc: errors.AuthError) -> None:
+            from gocardless.connect import connection_mark_needs_reauth
+
+            connection_mark_needs_reauth(connection=connection, reason=str(exc))
+
+        kwargs.setdefault("on_auth_error", mark)
+        return cls(access_token=connection.access_token, base_url=connection.base_url, **kwargs)
+
+    # --- plumbing ----------------------------------------------------------------------------
+    def _capture_headers(self) -> None:
+        # The SDK drops response headers when it raises (notably RateLimit-Reset on a 429).
+        api = self.sdk._api_client
+        original = api._handle_errors
+
+        def handle(response):
+            self.last_headers = dict(response.headers)
+            return original(response)
+
+        api._handle_errors = handle
+
+    def _seconds_until_reset(self) -> float:
+        reset = {k.lower(): v for k, v in self.last_headers.items()}.get("ratelimit-reset")
+        if not reset:
+            return 1.0
+        try:
+            at = parsedate_to_datetime(reset)
+        except (TypeError, ValueError):
+            return 1.0
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        # A little past the reset, so we do not arrive a hair early and get limited again.
+        return max((at - self._now()).total_seconds(), 0.0) + 0.05
+
+    def _call(self, fn, *args, **kwargs):
+        waits = 0
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except sdk_errors.RateLimitError as exc:
+                wait = self._seconds_until_reset()
+                if waits >= self.max_rate_limit_retries or wait > self.max_rate_limit_wait:
+                    raise self._map(exc) from exc
+                waits += 1
+                self._sleep(wait)
+            except sdk_errors.IdempotentCreationConflictError:
+                raise  # handled by _create, which knows what we meant
+            except (sdk_errors.GoCardlessProError, requests.RequestException) as exc:
+                mapped = self._map(exc)
+                if isinstance(mapped, errors.AuthError) and self._on_auth_error is not None:
+                    self._on_auth_error(mapped)
+                raise mapped from exc
+
+    @staticmethod
+    def _map(exc: Exception) -> errors.GoCardlessError:
+        if isinstance(exc, requests.RequestException):
+            return errors.RetryableError(f"network: {type(exc).__name__}")
+        if isinstance(exc, sdk_errors.MalformedResponseError):
+            return errors.RetryableError(
+                "malformed (non-JSON) response", status=exc.status_code, type="malformed"
+            )
+        if not isinstance(exc, sdk_errors.ApiError):
+            return errors.ApiUsageError(str(exc))
+        entries = [e for e in (exc.errors or []) if isinstance(e, dict)]
+        fields = {
+            "status": exc.code,
+            "type": exc.type or "",
+            "request_id": exc.request_id or "",
+            "reasons": [e["reason"] for e in entries if e.get("reason")],
+            "errors": entries,
+        }
+        message = exc.message or type(exc).__name__
+        code = exc.code or 0
+        if isinstance(exc, sdk_errors.AuthenticationError | sdk_errors.PermissionsError):
+            return errors.AuthError(message, **fields)
+        if isinstance(exc, sdk_errors.RateLimitError):
+            return errors.RetryableError(message, **fields)
+        if isinstance(exc, sdk_errors.GoCardlessInternalError) or code >= 500:
+            return errors.RetryableError(message, **fields)
+        if isinstance(exc, sdk_errors.ValidationFailedError):
+            return errors.ValidationError(message, **fields)
+        if isinstance(exc, sdk_errors.InvalidStateError):
+            return errors.InvalidStateError(message, **fields)
+        if code == 404:
+            return errors.NotFoundError(message, **fields)
+        return errors.ApiUsageError(message, **fields)
+
+    def _iter(self, service_name: str, params: dict | None = None) -> Iterator[dict]:
+        service = _RateLimitedService(self, getattr(self.sdk, service_name))
+        for record in Paginator(service, dict(params or {})):
+            yield record.attributes
+
+    def _get(self, service_name: str, resource_id: str) -> dict:
+        return self._call(getattr(self.sdk, service_name).get, resource_id).attributes
+
+    def _create(
+        self,
+        service_name: str,
+        params: dict,
+        *,
+        idempotency_key: str,
+        match: tuple[str, ...] = ("metadata",),
+    ) -> dict:
+        if not idempotency_key:
+            raise ValueError("every create needs our own deterministic idempotency_key")
+        service = getattr(self.sdk, service_name)
+        try:
+            return self._call(
+                service.create, params=params, headers={"Idempotency-Key": idempotency_key}
+            ).attributes
+        except sdk_errors.IdempotentCreationConflictError as exc:
+            if not hasattr(service, "get"):
+                # Billing request flows cannot be fetched (no GET in the API). A flow moves
+                # no money; the caller makes a new one with a new key.
+                raise errors.InvalidStateError(
+                    f"{service_name} {exc.conflicting_resource_id} already exists for key "
+                    f"{idempotency_key!r} and cannot be fetched; create a new one",
+                    status=409,
+                    type="invalid_state",
+                    request_id=exc.request_id or "",
+                    reasons=["idempotent_creation_conflict"],
+                ) from exc
+            existing = self._get(service_name, exc.conflicting_resource_id)
+            differing = [n for n in match if n in params and _differs(existing, params, n)]
+            if differing:
+                raise errors.IdempotencyMismatchError(
+                    f"idempotency key {idempotency_key!r} belongs to {existing.get('id')}, "
+                    f"which differs in {', '.join(differing)}",
+                    status=409,
+                    type=exc.type or "invalid_state",
+                    request_id=exc.request_id or "",
+                    reasons=["idempotent_creation_conflict"],
+                ) from exc
+            return existing
+
+    # --- creditors ---------------------------------------------------------------------------
+    def creditors_list(self) -> list[dict]:
+        return list(self._iter("creditors"))
+
+    # --- customers ---------------------------------------------------------------------------
+    def customer_get(self, customer_id: str) -> dict:
+        return self._get("customers", customer_id)
+
+    def customers_iter(self, params: dict | None = None) -> Iterator[dict]:
+        return self._iter("customers", params)
+
+    def customer_update_metadata(self, customer_id: str, metadata: dict) -> dict:
+        return self._call(
+            self.sdk.customers.update, customer_id, params={"metadata": metadata}
+        ).attributes
+
+    def customer_bank_account_get(self, account_id: str) -> dict:
+        return self._get("customer_bank_accounts", account_id)
+
+    # --- mandates ----------------------------------------------------------------------------
+    def mandate_get(self, mandate_id: str) -> dict:
+        return self._get("mandates", mandate_id)
+
+    def mandates_iter(self, params: dict | None = None) -> Iterator[dict]:
+        return self._iter("mandates", params)
+
+    def mandate_cancel(self, mandate_id: str, metadata: dict | None = None) -> dict:
+        params = {"metadata": metadata} if metadata else None
+        return self._call(self.sdk.mandates.cancel, mandate_id, params=params).attributes
+
+    # --- billing requests --------------------------------------------------------------------
+    def billing_request_create(self, *, params: dict, idempotency_key: str) -> dict:
+        return self._create("billing_requests", params, idempotency_key=idempotency_key)
+
+    def billing_request_get(self, billing_request_id: str) -> dict:
+        return self._get("billing_requests", billing_request_id)
+
+    def billing_request_flow_create(self, *, params: dict, idempotency_key: str) -> dict:
+        # A repeated key raises InvalidStateError: flows have no GET to check the old one.
+        return self._create(
+            "billing_request_flows", params, idempotency_key=idempotency_key, match=("links",)
+        )
+
+    # --- payments ----------------------------------------------------------------------------
+    def payment_create(self, *, params: dict, idempotency_key: str) -> dict:
+        return self._create(
+            "payments",
+            params,
+            idempotency_key=idempotency_key,
+            match=("metadata", "amount", "currency"),
+        )
+
+    def payment_get(self, payment_id: str) -> dict:
+        return self._get("payments", payment_id)
+
+    def payments_iter(self, params: dict | None = None) -> Iterator[dict]:
+        return self._iter("payments", params)
+
+    def payment_cancel(self, payment_id: str, metadata: dict | None = None) -> dict:
+        params = {"metadata": metadata} if metadata else None
+        return self._call(self.sdk.payments.cancel, payment_id, params=params).attributes
+
+    def payment_retry(self, payment_id: str, metadata: dict | None = None) -> dict:
+        params = {"metadata": metadata} if metadata else None
+        return self._call(self.sdk.payments.retry, payment_id, params=params).attributes
+
+    # --- refunds -----------------------------------------------------------------------------
+    def refund_create(self, *, params: dict, idempotency_key: str) -> dict:
+        return self._create(
+            "refunds", params, idempotency_key=idempotency_key, match=("metadata", "amount")
+        )
+
+    def refund_get(self, refund_id: str) -> dict:
+        return self._get("refunds", refund_id)
+
+    # --- payouts -----------------------------------------------------------------------------
+    def payout_get(self, payout_id: str) -> dict:
+        return self._get("payouts", payout_id)
+
+    def payouts_iter(self, params: dict | None = None) -> Iterator[dict]:
+        return self._iter("payouts", params)
+
+    def payout_items_iter(self, payout_id: str) -> Iterator[dict]:
+        return self._iter("payout_items", {"payout": payout_id})
+
+    # --- events ------------------------------------------------------------------------------
+    def events_page(self, params: dict | None = None) -> tuple[list[dict], str | None]:
+        """One page (newest first) and the ``after`` cursor of the next older page."""
+        page = self._call(self.sdk.events.list, params=dict(params or {}))
+        return [r.attributes for r in page.records], page.after
+
+    def events_iter(self, params: dict | None = None) -> Iterator[dict]:
+        return self._iter("events", params)
+
+    def event_get(self, event_id: str) -> dict:
+        return self._get("events", event_id)
+
+    # --- generic (event processing) ----------------------------------------------------------
+    def resource_get(self, resource_type: str, resource_id: str) -> dict:
+        service = SERVICES.get(resource_type)
+        if service is None:
+            raise errors.ApiUsageError(f"no fetch for resource type {resource_type!r}")
+        return self._get(service, resource_id)
+
+
+# --- partner OAuth (connect.gocardless.com): the token exchange is HTTP to GoCardless too ----
+def oauth_exchange_code(
+    *,
+    token_url: str,
+    code: str,
+    redirect_uri: str,
+    client_id: str,
+    client_secret: str,
+    timeout: float | None = None,
+) -> dict:
+    """Exchange an authorisation code (form-encoded, notes §1.5); returns the token JSON.
+
+    GoCardless adds ``organisation_id`` (the routing key of partner webhooks) to the standard
+    fields. Errors become AuthError (the code is bad/used) or RetryableError (network, 5xx).
+    """
+    from oauthlib.oauth2 import OAuth2Error
+    from requests_oauthlib import OAuth2Session
+
+    session = OAuth2Session(client_id=client_id, redirect_uri=redirect_uri)
+    try:
+        token = session.fetch_token(
+            token_url,
+            code=code,
+            client_secret=client_secret,
+            include_client_id=True,
+            timeout=timeout if timeout is not None else settings.GOCARDLESS_HTTP_TIMEOUT,
+        )
+    except OAuth2Error as exc:
+        raise errors.AuthError(f"token exchange refused: {exc.error}", type="oauth") from exc
+    except requests.RequestException as exc:
+        raise errors.RetryableError(f"token exchange failed: {type(exc).__name__}") from exc
+    except ValueError as exc:  # a non-JSON answer (proxy error page)
+        raise errors.RetryableError("token exchange: malformed response") from exc
+    return dict(token)

@@ -1,0 +1,179 @@
+"""Mirrors: map GoCardless's JSON for a resource onto our row (columns + raw JSON).
+
+``mirror_lock`` takes a row lock on the mirror (creating a placeholder row when it is new),
+so that everything about one resource (re-fetch, compare, update, signal) is serialised
+across processes: two different events for one payment processed at once cannot both see
+the old status and both signal, and a slower, older fetch cannot overwrite a newer one.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.utils.dateparse import parse_datetime
+
+from gocardless.models import (
+    BillingRequest,
+    Customer,
+    CustomerBankAccount,
+    Mandate,
+    Mirror,
+    Payment,
+    Payout,
+    PayoutItem,
+    Refund,
+)
+
+MIRROR_MODELS: dict[str, type[Mirror]] = {
+    "customers": Customer,
+    "customer_bank_accounts": CustomerBankAccount,
+    "mandates": Mandate,
+    "payments": Payment,
+    "payouts": Payout,
+    "refunds": Refund,
+    "billing_requests": BillingRequest,
+}
+
+
+def _date(value) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def _datetime(value) -> datetime | None:
+    return parse_datetime(value) if value else None
+
+
+def _int(value) -> int:
+    # Amounts are integers in minor units; int() of a float would hide a bug, so refuse it.
+    if value is None:
+        return 0
+    if isinstance(value, float):
+        raise TypeError("amount arrived as a float")
+    return int(value)
+
+
+def _links(data: dict) -> dict:
+    return data.get("links") or {}
+
+
+def _columns(resource_type: str, data: dict) -> dict:
+    links = _links(data)
+    common = {
+        "status": data.get("status") or "",
+        "metadata": data.get("metadata") or {},
+        "raw": data,
+        "gocardless_created_at": _datetime(data.get("created_at")),
+    }
+    if resource_type == "customers":
+        name = data.get("company_name") or " ".join(
+            p for p in (data.get("given_name"), data.get("family_name")) if p
+        )
+        return {**common, "email": data.get("email") or "", "name": name[:300]}
+    if resource_type == "customer_bank_accounts":
+        return {
+            **common,
+            "status": "enabled" if data.get("enabled", True) else "disabled",
+            "customer_id": links.get("customer", ""),
+            "currency": data.get("currency") or "",
+            "account_holder_name": (data.get("account_holder_name") or "")[:300],
+            "enabled": bool(data.get("enabled", True)),
+        }
+    if resource_type == "mandates":
+        return {
+            **common,
+            "scheme": data.get("scheme") or "",
+            "reference": data.get("reference") or "",
+            "customer_id": links.get("customer", ""),
+            "customer_bank_account_id": links.get("customer_bank_account", ""),
+            "next_possible_charge_date": _date(data.get("next_possible_charge_date")),
+        }
+    if resource_type == "payments":
+        return {
+            **common,
+            "amount": _int(data.get("amount")),
+            "amount_refunded": _int(data.get("amount_refunded")),
+            "currency": data.get("currency") or "",
+            "charge_date": _date(data.get("charge_date")),
+            "reference": data.get("reference") or "",
+            "mandate_id": links.get("mandate", ""),
+            "payout_id": links.get("payout") or "",
+        }
+    if resource_type == "payouts":
+        return {
+            **common,
+            "amount": _int(data.get("amount")),
+            "deducted_fees": _int(data.get("deducted_fees")),
+            "currency": data.get("currency") or "",
+            "arrival_date": _date(data.get("arrival_date")),
+            "reference": data.get("reference") or "",
+        }
+    if resource_type == "refunds":
+        return {
+            **common,
+            "amount": _int(data.get("amount")),
+            "currency": data.get("currency") or "",
+            "reference": data.get("reference") or "",
+            "payment_id": links.get("payment", ""),
+            "mandate_id": links.get("mandate", ""),
+        }
+    if resource_type == "billing_requests":
+        return {
+            **common,
+            "customer_id": links.get("customer", ""),
+            "mandate_id": links.get("mandate_request_mandate", ""),
+        }
+    raise ValueError(f"no mirror for {resource_type!r}")
+
+
+def mirror_lock(*, tenant, resource_type: str, gocardless_id: str) -> Mirror:
+    """The mirror row, locked for this transaction (a blank placeholder when new)."""
+    model = MIRROR_MODELS[resource_type]
+    rows = model.objects.select_for_update()
+    obj = rows.filter(tenant=tenant, gocardless_id=gocardless_id).first()
+    if obj is not None:
+        return obj
+    # INSERT … ON CONFLICT DO NOTHING: if another process is creating the same row, this
+    # waits for it, and the locking read below then returns its row (no savepoint needed).
+    model.objects.bulk_create(
+        [model(tenant=tenant, gocardless_id=gocardless_id)], ignore_conflicts=True
+    )
+    return rows.get(tenant=tenant, gocardless_id=gocardless_id)
+
+
+def mirror_apply(*, obj: Mirror, resource_type: str, data: dict) -> str:
+    """Copy GoCardless's current state onto the locked row; returns the previous status."""
+    previous = obj.status
+    for name, value in _columns(resource_type, data).items():
+        setattr(obj, name, value)
+    obj.save()
+    return previous
+
+
+def mirror_upsert(*, tenant, resource_type: str, data: dict) -> tuple[Mirror, str]:
+    """Lock-or-create and apply in one step (for data already fetched, e.g. a list)."""
+    obj = mirror_lock(tenant=tenant, resource_type=resource_type, gocardless_id=data["id"])
+    return obj, mirror_apply(obj=obj, resource_type=resource_type, data=data)
+
+
+def payout_items_replace(*, payout: Payout, items: list[dict]) -> int:
+    """Payout items have no ids and never change once a payout is paid: replace them all."""
+    PayoutItem.objects.filter(payout=payout).delete()
+    PayoutItem.objects.bulk_create(
+        [
+            PayoutItem(
+                tenant_id=payout.tenant_id,
+                payout=payout,
+                position=position,
+                item_type=item.get("type") or "",
+                amount=Decimal(str(item.get("amount") or "0")),
+                payment_id=_links(item).get("payment", ""),
+                mandate_id=_links(item).get("mandate", ""),
+                refund_id=_links(item).get("refund", ""),
+                taxes=item.get("taxes") or [],
+                raw=item,
+            )
+            for position, item in enumerate(items)
+        ]
+    )
+    return len(items)

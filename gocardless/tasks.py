@@ -1,0 +1,16 @@
+"""django-q2 tasks: thin wrappers around the services (pass pks, never objects)."""
+
+from gocardless.events import events_process, events_retry_due
+from gocardless.polling import events_poll_all
+
+
+def events_process_task(event_pks: list[int]) -> dict:
+    return events_process(event_pks=event_pks)
+
+
+def events_sweep_task() -> dict:
+    return events_retry_due()
+
+
+def events_poll_task() -> dict:
+    return {str(k): v for k, v in events_poll_all().items()}

@@ -1,0 +1,78 @@
+"""PostgreSQL: the same event delivered 5 times at once is processed once.
+
+Five threads, each with its own database connection, post the same signed delivery to the
+webhook view; django-q2 runs in sync mode, so each request processes its batch right after
+its commit, all at the same moment. The row lock (select_for_update(skip_locked=True)) on
+the event lets exactly one of them re-fetch, signal and audit.
+"""
+
+import threading
+
+import pytest
+from django.db import connection as db_connection
+from django.db import connections
+from django.test import Client
+
+from gocardless.client import GoCardlessClient
+from gocardless.models import GoCardlessEvent, Payment, WebhookDelivery
+from reconciliation.models import AuditEntry
+from tests.gocardless.conftest import body_of, post_webhook, sign, sim_connection, webhook_url
+from tests.plugins.gocardless_sim import SIM_ACCESS_TOKEN
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only():
+    if db_connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL row locks (set DATABASE_URL=postgres://...)")
+
+
+def test_five_concurrent_deliveries_of_one_event_process_it_once(
+    gocardless_simulator, q_sync, signal_log
+):
+    sim = gocardless_simulator
+    connection = sim_connection(sim)
+    api = GoCardlessClient(access_token=SIM_ACCESS_TOKEN, base_url=sim.url, timeout=5)
+    mandate = sim.seed(mandates=[{"scheme": "sepa_core"}])["mandates"][0]
+    payment_id = api.payment_create(
+        params={"amount": 1250, "currency": "EUR", "links": {"mandate": mandate}},
+        idempotency_key="concurrent-1",
+    )["id"]
+    sim.advance(days=5)
+    confirmed = [e for e in sim.events() if e["action"] == "confirmed"]
+    body = body_of(*confirmed)
+    fetches_before = sim.call_counts().get("GET /payments/{id}", {}).get("200", 0)
+
+    barrier = threading.Barrier(5)
+    statuses, failures = [], []
+
+    def deliver():
+        try:
+            client = Client()
+            barrier.wait(timeout=10)
+            statuses.append(
+                post_webhook(client, webhook_url(connection.tenant), body, sign(body)).status_code
+            )
+        except Exception as exc:  # reported below
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=deliver) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert failures == [] and statuses == [204] * 5
+    assert WebhookDelivery.objects.count() == 5
+    event = GoCardlessEvent.objects.get()
+    assert event.processed_at is not None and event.attempts == 1
+    fetches = sim.call_counts()["GET /payments/{id}"]["200"] - fetches_before
+    assert fetches == 1
+    assert signal_log.names(payment_id) == ["payment_confirmed"]
+    payment = Payment.objects.get(gocardless_id=payment_id)
+    assert payment.status == "confirmed"
+    assert AuditEntry.objects.filter(action="payment.status_changed",
+                                     object_id=str(payment.pk)).count() == 1
