@@ -6,12 +6,43 @@ for a credential that would mean sending ciphertext to a provider as a token and
 confusing 401. Our subclass raises instead, naming the field, so a key mix-up is obvious.
 """
 
-from cryptography.fernet import InvalidToken
+import base64
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from django.conf import settings
 from encrypted_fields.fields import EncryptedTextField
 
 
 class SecretDecryptionError(RuntimeError):
     pass
+
+
+@lru_cache(maxsize=8)
+def _fernet(secret_keys: tuple[str, ...], salt_keys: tuple[str, ...]) -> MultiFernet:
+    """One key derivation per (key, salt) pair per process, shared by every secret field.
+
+    Same derivation and order as django-fernet-encrypted-fields (PBKDF2-SHA256, 100,000
+    iterations; the first key encrypts, all decrypt), so values stay compatible. The library
+    derives per field instance (~20 ms each); sharing means a web worker pays once, at start
+    (config/wsgi.py warms it), not on its first webhook.
+    """
+    keys = []
+    for secret_key in secret_keys:
+        for salt_key in salt_keys:
+            kdf = PBKDF2HMAC(
+                algorithm=hashes.SHA256(), length=32, salt=salt_key.encode(), iterations=100_000
+            )
+            keys.append(Fernet(base64.urlsafe_b64encode(kdf.derive(secret_key.encode()))))
+    return MultiFernet(keys)
+
+
+def secret_fernet() -> MultiFernet:
+    salts = settings.SALT_KEY if isinstance(settings.SALT_KEY, list) else [settings.SALT_KEY]
+    fallbacks = getattr(settings, "SECRET_KEY_FALLBACKS", [])
+    return _fernet((settings.SECRET_KEY, *fallbacks), tuple(salts))
 
 
 class EncryptedSecretField(EncryptedTextField):
@@ -34,7 +65,8 @@ class EncryptedSecretField(EncryptedTextField):
                 "SECRET_KEY/SECRET_KEY_FALLBACKS and SALT_KEY"
             ) from exc
 
-    def reset_keys(self) -> None:
-        """Forget derived keys (after SECRET_KEY/SALT_KEY rotation in-process, e.g. tests)."""
-        for attr in ("keys", "f"):
-            self.__dict__.pop(attr, None)
+    @property
+    def f(self) -> MultiFernet:
+        # Looked up on every use, so a changed SECRET_KEY/SALT_KEY (rotation in tests, or
+        # override_settings) takes effect without restarting; derivation stays cached.
+        return secret_fernet()

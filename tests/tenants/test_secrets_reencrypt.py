@@ -8,24 +8,10 @@ from django.test import override_settings
 
 from exact.models import ExactConnection
 from reconciliation.models import AuditEntry
-from tenants.management.commands.secrets_reencrypt import secret_models
 from tests.factories import ExactConnectionFactory, GoCardlessConnectionFactory
 
 pytestmark = pytest.mark.django_db
 OLD, NEW = "old-key-" + "o" * 50, "new-key-" + "n" * 50
-
-
-def _reset():
-    for _model, fields in secret_models():
-        for field in fields:
-            field.reset_keys()
-
-
-@pytest.fixture(autouse=True)
-def fresh_keys():
-    _reset()
-    yield
-    _reset()
 
 
 def _raw(pk):
@@ -44,7 +30,6 @@ def test_rotation_end_to_end(tenant_a, tenant_b):
     with override_settings(SECRET_KEY=OLD, SECRET_KEY_FALLBACKS=[]):
         exact = ExactConnectionFactory(tenant=tenant_a, access_token="exact-token")
         GoCardlessConnectionFactory(tenant=tenant_b)
-    _reset()
     with override_settings(SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=[OLD]):
         assert "readable" in _run("--check")
         assert _raw(exact.pk) == _raw(exact.pk)  # --check changed nothing
@@ -52,7 +37,6 @@ def test_rotation_end_to_end(tenant_a, tenant_b):
         out = _run()
         assert "exact.ExactConnection: 1" in out and "gocardless.GoCardlessConnection: 1" in out
         assert _raw(exact.pk) != before
-    _reset()
     with override_settings(SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=[]):  # fallback removed
         assert ExactConnection.objects.get(pk=exact.pk).access_token == "exact-token"
     assert AuditEntry.objects.filter(action="secrets.reencrypted").count() == 1
@@ -60,7 +44,6 @@ def test_rotation_end_to_end(tenant_a, tenant_b):
 
 def test_unreadable_rows_are_named_and_fail(tenant_a):
     exact = ExactConnectionFactory(tenant=tenant_a)
-    _reset()
     with override_settings(SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=[]):
         with pytest.raises(CommandError, match=f"exact.ExactConnection#{exact.pk}"):
             _run("--check")
