@@ -54,4 +54,5 @@ def test_simulate_serves_both_simulators():
         assert creditors.status_code == 200 and creditors.json()["creditors"]
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
+        # A liveness bound, not a timing check: a loaded CI machine can be slow to stop.
+        assert process.wait(timeout=30) == 0
