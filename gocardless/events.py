@@ -1,8 +1,7 @@
 """Event storage and processing: the one pipeline for webhooks, polling and reprocessing.
 
 Storage (``events_store``) is idempotent: one row per (tenant, event id), enforced by a unique
-constraint and ``bulk_create(ignore_conflicts=True)``, so duplicate deliveries and polling
-overlap cost nothing.
+constraint, so duplicate deliveries and polling overlap cost nothing.
 
 Processing (``events_process``) never trusts the event body for state. For each event, under
 a row lock on the event (``select_for_update(skip_locked=True)``: of five workers handed the
@@ -20,8 +19,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
-from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -91,20 +90,46 @@ def event_fields(event: dict) -> dict:
 
 
 def events_store(*, tenant, events: list[dict], source: str, delivery=None) -> list[int]:
-    """Store events once per (tenant, event id); returns the pks of those not yet processed."""
+    """Store events once per (tenant, event id); returns the pks of those not yet processed
+    (new ones, and earlier ones still waiting, which polling must not skip).
+
+    This is on the webhook's request path, so it costs two statements: a lookup of the batch's
+    ids through the unique (tenant, event_id) index, then one INSERT of the new rows, whose pks
+    the database returns. A concurrent delivery of the same events makes the INSERT collide;
+    then the rows are stored ignoring conflicts and read back.
+    """
+    fields: dict[str, dict] = {}
+    for event in events:
+        row = event_fields(event)
+        fields.setdefault(row["event_id"], row)  # the same event twice in one batch: once
+    if not fields:
+        return []
+    existing = GoCardlessEvent.objects.filter(tenant=tenant, event_id__in=list(fields))
+    pending = []
+    for event_id, pk, processed_at in existing.values_list("event_id", "pk", "processed_at"):
+        fields.pop(event_id)
+        if processed_at is None:
+            pending.append(pk)
     rows = [
-        GoCardlessEvent(tenant=tenant, delivery=delivery, source=source, **event_fields(e))
-        for e in events
+        GoCardlessEvent(tenant=tenant, delivery=delivery, source=source, **row)
+        for row in fields.values()
     ]
     if not rows:
-        return []
+        return pending
+    try:
+        with transaction.atomic():
+            created = GoCardlessEvent.objects.bulk_create(rows)
+        if all(row.pk for row in created):
+            return pending + [row.pk for row in created]
+    except IntegrityError:
+        pass  # lost a race with another delivery of the same events
     GoCardlessEvent.objects.bulk_create(rows, ignore_conflicts=True)
     return list(
         GoCardlessEvent.objects.filter(
-            tenant=tenant,
-            event_id__in=[r.event_id for r in rows],
-            processed_at__isnull=True,
-        ).values_list("pk", flat=True)
+            tenant=tenant, event_id__in=[*fields, *(r.event_id for r in rows)]
+        )
+        .filter(processed_at__isnull=True)
+        .values_list("pk", flat=True)
     )
 
 

@@ -50,8 +50,12 @@ def mandate_id(sim):
 
 def _pay(api, mandate_id, key="k-1", amount=1250):
     return api.payment_create(
-        params={"amount": amount, "currency": "EUR", "links": {"mandate": mandate_id},
-                "metadata": {"exact_invoice": key}},
+        params={
+            "amount": amount,
+            "currency": "EUR",
+            "links": {"mandate": mandate_id},
+            "metadata": {"exact_invoice": key},
+        },
         idempotency_key=key,
     )["id"]
 
@@ -63,7 +67,8 @@ def _store_all(sim, connection, *, source=EventSource.WEBHOOK, only=None):
 
 def _money_audits():
     return AuditEntry.objects.filter(action__endswith=".status_changed").exclude(
-        action__startswith="gocardlessconnection")
+        action__startswith="gocardlessconnection"
+    )
 
 
 def test_a_payment_lifecycle_reaches_the_mirror_with_one_signal_per_change(
@@ -110,8 +115,11 @@ def test_out_of_order_paid_out_first_implies_confirmed(
     payment_id = _pay(api, mandate_id)
     sim.advance(days=14)
     paid_out = [e for e in sim.events() if e["action"] == "paid_out"]
-    events_process(event_pks=events_store(tenant=connection.tenant, events=paid_out,
-                                          source=EventSource.WEBHOOK))
+    events_process(
+        event_pks=events_store(
+            tenant=connection.tenant, events=paid_out, source=EventSource.WEBHOOK
+        )
+    )
     assert signal_log.names(payment_id) == ["payment_confirmed", "payment_paid_out"]
     events_process(event_pks=_store_all(sim, connection))
     assert signal_log.names(payment_id) == ["payment_confirmed", "payment_paid_out"]
@@ -154,7 +162,8 @@ def test_the_sweeper_picks_up_events_the_queue_lost(sim, connection, api, mandat
     _pay(api, mandate_id)
     pks = _store_all(sim, connection)
     GoCardlessEvent.objects.filter(pk__in=pks).update(
-        received_at=timezone.now() - timedelta(minutes=10))
+        received_at=timezone.now() - timedelta(minutes=10)
+    )
     assert events_retry_due()["applied"] == len(pks)
 
 
@@ -185,10 +194,22 @@ def test_a_401_puts_the_connection_in_needs_reauth(sim, mandate_id, api):
 
 def test_unknown_types_are_ignored_and_missing_resources_are_gone(sim, connection, signal_log):
     events = [
-        {"id": "EVX1", "created_at": "2026-03-02T10:00:00.000Z", "resource_type": "subscriptions",
-         "action": "created", "links": {"subscription": "SB1"}, "details": {}},
-        {"id": "EVX2", "created_at": "2026-03-02T10:00:00.000Z", "resource_type": "payments",
-         "action": "confirmed", "links": {"payment": "PM0000MISSING"}, "details": {}},
+        {
+            "id": "EVX1",
+            "created_at": "2026-03-02T10:00:00.000Z",
+            "resource_type": "subscriptions",
+            "action": "created",
+            "links": {"subscription": "SB1"},
+            "details": {},
+        },
+        {
+            "id": "EVX2",
+            "created_at": "2026-03-02T10:00:00.000Z",
+            "resource_type": "payments",
+            "action": "confirmed",
+            "links": {"payment": "PM0000MISSING"},
+            "details": {},
+        },
     ]
     pks = events_store(tenant=connection.tenant, events=events, source=EventSource.WEBHOOK)
     assert events_process(event_pks=pks) == {"ignored": 1, "gone": 1}
@@ -246,15 +267,25 @@ def test_admin_reprocess_action(client, sim, connection, api, mandate_id):
     assert response.status_code == 302
     assert not GoCardlessEvent.objects.filter(processed_at__isnull=True).exists()
     assert Payment.objects.get(gocardless_id=payment_id).status == "pending_submission"
-    assert AuditEntry.objects.filter(action="gocardlessevent.reprocess_requested",
-                                     actor_user=operator).count() == len(pks)
+    assert AuditEntry.objects.filter(
+        action="gocardlessevent.reprocess_requested", actor_user=operator
+    ).count() == len(pks)
 
 
 def test_a_viewer_cannot_reprocess(client, sim, connection):
-    pks = events_store(tenant=connection.tenant, events=[
-        {"id": "EVV", "resource_type": "payments", "action": "confirmed",
-         "links": {"payment": "PM1"}, "created_at": "2026-03-02T10:00:00.000Z"}],
-        source=EventSource.WEBHOOK)
+    pks = events_store(
+        tenant=connection.tenant,
+        events=[
+            {
+                "id": "EVV",
+                "resource_type": "payments",
+                "action": "confirmed",
+                "links": {"payment": "PM1"},
+                "created_at": "2026-03-02T10:00:00.000Z",
+            }
+        ],
+        source=EventSource.WEBHOOK,
+    )
     viewer = UserFactory(username="viewer")
     MembershipFactory(user=viewer, tenant=connection.tenant, role=Role.VIEWER)
     client.force_login(viewer)
@@ -289,31 +320,84 @@ def test_billing_requests_refunds_and_payouts_reach_their_mirrors(
 
     request = api.billing_request_create(
         params={"mandate_request": {"currency": "GBP"}, "metadata": {"exact_account": "A1"}},
-        idempotency_key="br-1")
+        idempotency_key="br-1",
+    )
     flow = api.billing_request_flow_create(
-        params={"redirect_uri": "https://example.test/done",
-                "links": {"billing_request": request["id"]}}, idempotency_key="brf-1")
+        params={
+            "redirect_uri": "https://example.test/done",
+            "links": {"billing_request": request["id"]},
+        },
+        idempotency_key="brf-1",
+    )
     new_mandate = sim.complete_billing_request_flow(
-        flow["id"], given_name="Ada", family_name="Lovelace", email="ada@example.test")
+        flow["id"], given_name="Ada", family_name="Lovelace", email="ada@example.test"
+    )
     payment_id = _pay(api, mandate_id, key="k-refund")
     sim.advance(days=14)
     refund_id = api.refund_create(
-        params={"amount": 250, "total_amount_confirmation": 250,
-                "links": {"payment": payment_id}, "metadata": {"reason": "goodwill"}},
-        idempotency_key="rf-1")["id"]
+        params={
+            "amount": 250,
+            "total_amount_confirmation": 250,
+            "links": {"payment": payment_id},
+            "metadata": {"reason": "goodwill"},
+        },
+        idempotency_key="rf-1",
+    )["id"]
     sim.run_scenario("refund_paid", refund_id)
     assert events_process(event_pks=_store_all(sim, connection)).get("failed", 0) == 0
 
     mirrored = BillingRequest.objects.get(gocardless_id=request["id"])
     assert mirrored.status == "fulfilled" and mirrored.mandate_id == new_mandate["id"]
     assert signal_log.names(request["id"]) == ["billing_request_fulfilled"]
-    assert Mandate.objects.get(gocardless_id=new_mandate["id"]).status == sim.resource(
-        "mandates", new_mandate["id"])["status"]
+    assert (
+        Mandate.objects.get(gocardless_id=new_mandate["id"]).status
+        == sim.resource("mandates", new_mandate["id"])["status"]
+    )
     refund = Refund.objects.get(gocardless_id=refund_id)
     assert (refund.status, refund.amount, refund.payment_id) == ("paid", 250, payment_id)
     assert signal_log.names(refund_id) == ["refund_created", "refund_paid"]
     for payout in Payout.objects.all():
         assert payout.status == sim.resource("payouts", payout.gocardless_id)["status"]
         if payout.status == "paid":
-            assert payout.items.count() == len(sim.resource("payout_items",
-                                                            payout.gocardless_id))
+            assert payout.items.count() == len(sim.resource("payout_items", payout.gocardless_id))
+
+
+def test_store_survives_a_delivery_racing_between_lookup_and_insert(tenant_a, monkeypatch):
+    from gocardless.events import event_fields
+    from gocardless.models import GoCardlessEvent
+
+    events = [
+        {
+            "id": f"EVRACE{i}",
+            "created_at": "2026-03-02T10:00:00.000Z",
+            "resource_type": "payments",
+            "action": "confirmed",
+            "links": {"payment": f"PMRACE{i}"},
+            "details": {},
+        }
+        for i in range(3)
+    ]
+    real = GoCardlessEvent.objects.bulk_create
+    raced = []
+
+    def racing_bulk_create(rows, **kwargs):
+        if not raced:  # another delivery commits the same events first
+            raced.append(True)
+            real(
+                [
+                    GoCardlessEvent(tenant=tenant_a, source=EventSource.POLL, **event_fields(e))
+                    for e in events[:2]
+                ]
+            )
+        return real(rows, **kwargs)
+
+    monkeypatch.setattr(GoCardlessEvent.objects, "bulk_create", racing_bulk_create)
+    pks = events_store(tenant=tenant_a, events=events, source=EventSource.WEBHOOK)
+    stored = GoCardlessEvent.objects.filter(tenant=tenant_a)
+    assert raced and stored.count() == 3
+    assert sorted(pks) == sorted(stored.values_list("pk", flat=True))
+    # a duplicate delivery afterwards stores nothing and still reports them as pending
+    monkeypatch.undo()
+    assert sorted(
+        events_store(tenant=tenant_a, events=events * 2, source=EventSource.WEBHOOK)
+    ) == sorted(pks)
