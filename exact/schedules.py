@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import transaction
 from django_q.models import Schedule
 
+from config.schedules import schedule_upsert, schedules_remove
+
 KEEPALIVE_NAME = "exact-keepalive"
 
 
@@ -17,26 +19,19 @@ def sync_schedule_name(tenant_id: int) -> str:
 def exact_schedules_ensure(*, tenant) -> list[str]:
     """The tenant's incremental sync, plus the installation-wide daily keep-alive."""
     with transaction.atomic():
-        Schedule.objects.update_or_create(
+        schedule_upsert(
             name=sync_schedule_name(tenant.pk),
-            defaults={
-                "func": "exact.tasks.exact_sync_task",
-                "args": repr((tenant.pk,)),
-                "schedule_type": Schedule.MINUTES,
-                "minutes": settings.EXACT_SYNC_EVERY_MINUTES,
-                "repeats": -1,
-            },
+            func="exact.tasks.exact_sync_task",
+            args=(tenant.pk,),
+            minutes=settings.EXACT_SYNC_EVERY_MINUTES,
         )
-        Schedule.objects.update_or_create(
+        schedule_upsert(
             name=KEEPALIVE_NAME,
-            defaults={
-                "func": "exact.tasks.exact_keepalive_task",
-                "schedule_type": Schedule.DAILY,
-                "repeats": -1,
-            },
+            func="exact.tasks.exact_keepalive_task",
+            schedule_type=Schedule.DAILY,
         )
     return [sync_schedule_name(tenant.pk), KEEPALIVE_NAME]
 
 
 def exact_schedules_remove(*, tenant) -> int:
-    return Schedule.objects.filter(name=sync_schedule_name(tenant.pk)).delete()[0]
+    return schedules_remove(names=[sync_schedule_name(tenant.pk)])

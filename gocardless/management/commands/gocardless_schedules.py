@@ -1,27 +1,15 @@
-"""Create or update the django-q2 schedules of the GoCardless jobs (idempotent)."""
+"""Create or update the django-q2 schedules of the GoCardless jobs (idempotent).
+
+`manage.py schedules` registers every app's jobs; this one only GoCardless's."""
 
 from django.core.management.base import BaseCommand
-from django_q.models import Schedule
 
-SCHEDULES = {
-    # name: (function, minutes)
-    "gocardless.events_sweep": ("gocardless.tasks.events_sweep_task", 1),
-    "gocardless.events_poll": ("gocardless.tasks.events_poll_task", 15),
-}
+from gocardless.schedules import SCHEDULES, gocardless_schedules_ensure
 
 
 class Command(BaseCommand):
     help = "Upsert the GoCardless sweeper (every minute) and polling (every 15 minutes)."
 
     def handle(self, *args, **options):
-        for name, (func, minutes) in SCHEDULES.items():
-            Schedule.objects.update_or_create(
-                name=name,
-                defaults={
-                    "func": func,
-                    "schedule_type": Schedule.MINUTES,
-                    "minutes": minutes,
-                    "repeats": -1,
-                },
-            )
-            self.stdout.write(f"{name}: every {minutes} min")
+        for name in gocardless_schedules_ensure():
+            self.stdout.write(f"{name}: every {SCHEDULES[name][1]} min")

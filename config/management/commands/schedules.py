@@ -1,0 +1,38 @@
+"""Register every periodic job of the product with django-q2 (safe to run again).
+
+    manage.py schedules          # upsert all schedules, print them
+    manage.py schedules --list   # only print what is registered
+
+Run it after each deploy (or let `make demo` run it). Per-tenant jobs follow the tenants'
+connections: a disconnected Exact connection loses its sync schedule.
+"""
+
+from django.core.management.base import BaseCommand
+from django_q.models import Schedule
+
+from exact.models import ConnectionStatus, ExactConnection
+from exact.schedules import exact_schedules_ensure, exact_schedules_remove
+from gocardless.schedules import gocardless_schedules_ensure
+
+
+class Command(BaseCommand):
+    help = "Create or update the django-q2 schedules of every app."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--list", action="store_true", help="only list the schedules")
+
+    def handle(self, *args, **options):
+        if not options["list"]:
+            gocardless_schedules_ensure()
+            for connection in ExactConnection.objects.select_related("tenant"):
+                if connection.status == ConnectionStatus.DISCONNECTED:
+                    exact_schedules_remove(tenant=connection.tenant)
+                else:
+                    exact_schedules_ensure(tenant=connection.tenant)
+        for schedule in Schedule.objects.order_by("name"):
+            every = (
+                f"every {schedule.minutes} min"
+                if schedule.schedule_type == Schedule.MINUTES
+                else schedule.get_schedule_type_display().lower()
+            )
+            self.stdout.write(f"{schedule.name:<32} {every:<14} {schedule.func}")

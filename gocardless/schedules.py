@@ -1,0 +1,20 @@
+"""Periodic GoCardless jobs (installation-wide): the event sweeper and the polling fallback."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from config.schedules import schedule_upsert
+
+SCHEDULES = {
+    # name: (function, minutes)
+    "gocardless.events_sweep": ("gocardless.tasks.events_sweep_task", 1),
+    "gocardless.events_poll": ("gocardless.tasks.events_poll_task", 15),
+}
+
+
+def gocardless_schedules_ensure() -> list[str]:
+    with transaction.atomic():
+        for name, (func, minutes) in SCHEDULES.items():
+            schedule_upsert(name=name, func=func, minutes=minutes)
+    return list(SCHEDULES)
