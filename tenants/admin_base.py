@@ -51,7 +51,9 @@ def _secret_form(base_form: type[forms.ModelForm], names: list[str]) -> type[for
             widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
             help_text="Write-only. Leave blank to keep the current value.",
         )
-        attrs[f"clear_{name}"] = forms.BooleanField(required=False, label=f"Clear {name}")
+        attrs[f"clear_{name}"] = forms.BooleanField(
+            required=False, label=f"Clear {name.replace('_', ' ')}"
+        )
 
     def clean(self):
         cleaned = base_form.clean(self)
@@ -219,13 +221,21 @@ class TenantScopedAdmin(admin.ModelAdmin):
         return _tenant_consistency_form(form, self)
 
     def _hide_secrets(self, request, obj, names_list):
-        secrets = set(self.secret_field_names())
+        """Secret inputs only for those who may change them, each followed by its clear box."""
+        secrets = self.secret_field_names()
         if not secrets:
             return names_list
-        hidden = secrets | {f"clear_{n}" for n in secrets}
+        clears = {f"clear_{n}" for n in secrets}
         if not self.has_change_permission(request, obj):
-            return [n for n in names_list if n not in hidden]
-        return names_list
+            return [n for n in names_list if n not in clears and n not in secrets]
+        arranged = []
+        for name in names_list:
+            if name in clears:
+                continue
+            arranged.append(name)
+            if name in secrets and f"clear_{name}" in names_list:
+                arranged.append(f"clear_{name}")
+        return arranged
 
     def get_fields(self, request, obj=None):
         return self._hide_secrets(request, obj, list(super().get_fields(request, obj)))
