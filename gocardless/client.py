@@ -11,7 +11,13 @@ What it adds to the official SDK (facts in API-NOTES-GOCARDLESS.md §3, §4, §7
 - 429: wait until ``RateLimit-Reset`` (HTTP-date) and try again, a bounded number of times.
   The SDK neither retries 429 nor exposes the 429's headers, so we capture the headers of the
   last response on our own ApiClient instance;
-- every SDK error mapped to ``gocardless.errors``.
+- every SDK error mapped to ``gocardless.errors``;
+- keep-alive HTTP: the SDK calls the module-level ``requests.get/post/...``, which opens a new
+  TCP connection per call and rescans the proxy environment variables every time. Our
+  ``_SessionApiClient`` sends the very same requests (URL, headers, body, timeout) through a
+  pooled ``requests.Session``, one per thread and (base URL, token), whose proxy and CA
+  settings are read from the environment once, when it is made. It keeps no cookies, like the
+  one-shot calls it replaces.
 
 Resources come back as plain dicts (the API's JSON). Lists are generators that stream through
 the SDK's ``Paginator`` (newest first, as the API lists them).
@@ -21,6 +27,11 @@ An instance is not thread-safe (it remembers the last response's headers); make 
 
 from __future__ import annotations
 
+import hashlib
+import http.cookiejar
+import json
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -30,7 +41,9 @@ import gocardless_pro
 import requests
 from django.conf import settings
 from gocardless_pro import errors as sdk_errors
+from gocardless_pro.api_client import ApiClient
 from gocardless_pro.paginator import Paginator
+from gocardless_pro.rate_limit import update_rate_limit
 
 from gocardless import errors
 
@@ -60,6 +73,80 @@ def _differs(existing: dict, params: dict, name: str) -> bool:
         # The resource carries more links than we sent; ours must all be there.
         return any((theirs or {}).get(k) != v for k, v in (ours or {}).items())
     return theirs != ours
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    def set_ok(self, cookie, request):
+        return False
+
+
+_sessions = threading.local()
+_SESSIONS_PER_THREAD = 32
+
+
+def _session_for(base_url: str, access_token: str) -> requests.Session:
+    """A keep-alive session for this thread, base URL and token (tokens never share one).
+
+    ``trust_env`` is off so that requests does not rescan the environment on every call; what
+    it would have found there (proxies for this URL, unless ``NO_PROXY`` excludes it, and a CA
+    bundle) is read once instead and set on the session explicitly.
+    """
+    pool = getattr(_sessions, "pool", None)
+    if pool is None:
+        pool = _sessions.pool = {}
+    key = (base_url, hashlib.sha256(access_token.encode()).hexdigest())
+    session = pool.get(key)
+    if session is None:
+        if len(pool) >= _SESSIONS_PER_THREAD:
+            pool.pop(next(iter(pool))).close()
+        session = requests.Session()
+        session.trust_env = False
+        session.proxies = requests.utils.get_environ_proxies(base_url)
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            session.verify = bundle
+        session.cookies.set_policy(_NoCookies())
+        pool[key] = session
+    return session
+
+
+class _SessionApiClient(ApiClient):
+    """The SDK's ApiClient, sending through a keep-alive session (see the module docstring).
+
+    Same requests as the SDK's methods: URL, default and custom headers, JSON body, timeout;
+    the rate-limit bookkeeping and ``_handle_errors`` (which we wrap) are unchanged."""
+
+    def __init__(self, base_url, access_token, timeout) -> None:
+        super().__init__(base_url, access_token, timeout=timeout)
+        self._session = _session_for(base_url, access_token)
+        self._defaults = ApiClient._default_headers(self)  # the user agent, computed once
+
+    def _default_headers(self):
+        return dict(self._defaults)
+
+    def _send(self, method: str, path: str, **kwargs):
+        response = self._session.request(
+            method, self._url_for(path), headers=self._headers(kwargs.pop("headers")),
+            timeout=self.timeout, **kwargs,
+        )
+        self._handle_errors(response)
+        return response
+
+    @update_rate_limit
+    def get(self, path, params=None, headers=None):
+        return self._send("GET", path, params=params, headers=headers)
+
+    @update_rate_limit
+    def post(self, path, body, headers=None):
+        return self._send("POST", path, data=json.dumps(body), headers=headers)
+
+    @update_rate_limit
+    def put(self, path, body, headers=None):
+        return self._send("PUT", path, data=json.dumps(body), headers=headers)
+
+    @update_rate_limit
+    def delete(self, path, body, headers=None):
+        return self._send("DELETE", path, data=json.dumps(body), headers=headers)
 
 
 class _RateLimitedService:
@@ -95,6 +182,8 @@ class GoCardlessClient:
             timeout=self.timeout,
             raise_on_idempotency_conflict=True,
         )
+        sdk_api = self.sdk._api_client
+        self.sdk._api_client = _SessionApiClient(sdk_api.base_url, access_token, self.timeout)
         self._sleep = sleep
         self._now = now
         self.max_rate_limit_retries = (

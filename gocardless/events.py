@@ -3,19 +3,24 @@
 Storage (``events_store``) is idempotent: one row per (tenant, event id), enforced by a unique
 constraint, so duplicate deliveries and polling overlap cost nothing.
 
-Processing (``events_process``) never trusts the event body for state. For each event, under
-a row lock on the event (``select_for_update(skip_locked=True)``: of five workers handed the
-same event, one takes it and the others skip), it locks the mirror row of the resource,
-re-fetches the resource from GoCardless and applies its CURRENT state. Order and duplicates
-therefore do not matter. Signals and audit entries follow the mirror's status changes (see
-gocardless/signals.py). A failure rolls back that event's changes and is stored on the event
-(error, attempts, next_attempt_at with exponential backoff); ``events_retry_due`` (the sweeper)
-picks it up again.
+Processing (``events_process``) never trusts the event body for state. Under a row lock on
+the events (``select_for_update(skip_locked=True)``: of five workers handed the same event,
+one takes it and the others skip), it locks the mirror rows of their resources, re-fetches
+each resource from GoCardless and applies its CURRENT state. Order and duplicates therefore
+do not matter. Signals and audit entries follow the mirror's status changes (see
+gocardless/signals.py). A failure leaves that resource's mirror unchanged and is stored on its
+events (error, attempts, next_attempt_at with exponential backoff); ``events_retry_due`` (the
+sweeper) picks them up again.
+
+Cost: a chunk of events is a fixed handful of statements, whatever the number of resources in
+it (the mirrors and audit entries of resources whose signals have no receivers are written
+together); see "Performance" in docs/gocardless.md and tests/gocardless/test_performance_shape.py.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -28,8 +33,9 @@ from gocardless import errors, signals
 from gocardless.client import GoCardlessClient
 from gocardless.mirrors import (
     MIRROR_MODELS,
-    mirror_apply,
-    mirror_lock,
+    mirror_set,
+    mirrors_lock,
+    mirrors_save,
     payout_items_replace,
 )
 from gocardless.models import (
@@ -38,8 +44,10 @@ from gocardless.models import (
     EventSource,
     GoCardlessConnection,
     GoCardlessEvent,
+    Mirror,
 )
-from reconciliation.audit import Actor, audit_record
+from reconciliation.audit import Actor, audit_entry_build, audit_record
+from reconciliation.models import AuditEntry
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +158,11 @@ def events_queue(*, event_pks: list[int]) -> None:
     from django_q.tasks import async_task
 
     def enqueue():
-        async_task("gocardless.tasks.events_process_task", pks, group="gocardless-events")
+        # save=False: a successful batch leaves no django-q result row. Its outcome is on the
+        # events, and saving it made the cluster's monitor lock and load up to Q_SAVE_LIMIT
+        # earlier results per task to prune them. A failed task is still saved.
+        async_task("gocardless.tasks.events_process_task", pks, group="gocardless-events",
+                   save=False)
 
     same_database = Conf.ORM == transaction.get_connection().alias and not Conf.SYNC
     if same_database and transaction.get_connection().in_atomic_block:
@@ -171,41 +183,36 @@ def _actor(event: GoCardlessEvent) -> Actor:
     return Actor.webhook("gocardless")
 
 
-def _send(signal, event: GoCardlessEvent, obj, previous: str) -> None:
-    signal.send(
-        sender=type(obj), tenant=event.tenant, instance=obj, event=event, previous_status=previous
-    )
-
-
-def _status_signals(event: GoCardlessEvent, obj, previous: str) -> None:
-    rtype, status = event.resource_type, obj.status
-    if previous == status:
-        return
-    if (
-        rtype == "payments"
-        and status in signals.IMPLIES_CONFIRMED
-        and previous not in signals.CONFIRMED_OR_LATER
-    ):
-        _send(signals.payment_confirmed, event, obj, previous)
-    signal = signals.STATUS_SIGNALS.get((rtype, status))
+def _signals(event: GoCardlessEvent, obj, previous: str, *, status: bool) -> list:
+    """The signals ``event`` sends: for its status change (when it caused one) and for its
+    action."""
+    out = []
+    rtype, current = event.resource_type, obj.status
+    if status and previous != current:
+        if (
+            rtype == "payments"
+            and current in signals.IMPLIES_CONFIRMED
+            and previous not in signals.CONFIRMED_OR_LATER
+        ):
+            out.append(signals.payment_confirmed)
+        signal = signals.STATUS_SIGNALS.get((rtype, current))
+        if signal is not None:
+            out.append(signal)
+    signal = signals.ACTION_SIGNALS.get((rtype, event.action))
     if signal is not None:
-        _send(signal, event, obj, previous)
+        out.append(signal)
+    return out
 
 
-def _action_signal(event: GoCardlessEvent, obj, previous: str) -> None:
-    signal = signals.ACTION_SIGNALS.get((event.resource_type, event.action))
-    if signal is not None:
-        _send(signal, event, obj, previous)
-
-
-def _audit(event: GoCardlessEvent, obj, previous: str) -> None:
+def _audit_entry(event: GoCardlessEvent, obj, previous: str) -> AuditEntry | None:
+    """The audit entry of a money status change, unsaved (written in bulk or one by one)."""
     if event.resource_type not in AUDITED_TYPES or previous == obj.status:
-        return
+        return None
     after = {"status": obj.status}
     for name in ("amount", "currency"):
         if hasattr(obj, name):
             after[name] = getattr(obj, name)
-    audit_record(
+    return audit_entry_build(
         actor=_actor(event),
         action=f"{obj._meta.model_name}.status_changed",
         tenant=event.tenant,
@@ -229,22 +236,44 @@ def _database_now() -> datetime:
         return cursor.fetchone()[0]
 
 
-def _apply_group(
-    group: list[GoCardlessEvent], client: GoCardlessClient, *, started, force: bool
-) -> list[str]:
-    """Apply the events of ONE resource (oldest first); returns an outcome per event.
+@dataclass
+class _Applied:
+    """One resource group, fetched and applied in memory, not yet written."""
 
-    One lock on the mirror, at most one GET: the current state covers every event that was
-    stored before the fetch started.
+    group: list[GoCardlessEvent]
+    outcomes: list[str]
+    obj: Mirror | None = None
+    changed: bool = False  # re-fetched: the row must be written
+    items: list[dict] | None = None  # a paid payout's items, to replace
+    audit: AuditEntry | None = None
+    sends: list = field(default_factory=list)  # (signal, event, previous) in event order
+
+    @property
+    def isolated(self) -> bool:
+        """Written on its own, in a savepoint, right away: its signal receivers run inside
+        (their failure rolls back this resource's change only) and see every earlier write.
+        Without receivers, the write joins the chunk's bulk write."""
+        return self.items is not None or any(
+            signal.has_listeners(type(self.obj)) for signal, _, _ in self.sends
+        )
+
+
+def _apply_group(
+    group: list[GoCardlessEvent], client: GoCardlessClient, obj: Mirror | None, *,
+    started, force: bool,
+) -> _Applied:
+    """Apply the events of ONE resource (oldest first) to its locked mirror row, in memory.
+
+    At most one GET (plus a paid payout's items): the current state covers every event that
+    was stored before the fetch started. Nothing is written here; a failure raises before
+    anything changed.
     """
     first = group[0]
     rtype, rid = first.resource_type, first.resource_id
-    if rtype not in PROCESSED_TYPES or rtype not in MIRROR_MODELS or not rid:
-        return [EventOutcome.IGNORED] * len(group)
-    # Lock first, then fetch: whoever holds the lock applies the freshest state.
-    obj = mirror_lock(tenant=first.tenant, resource_type=rtype, gocardless_id=rid)
+    if obj is None:
+        return _Applied(group, [EventOutcome.IGNORED] * len(group))
     previous = obj.status
-    outcomes = [EventOutcome.CURRENT] * len(group)
+    applied = _Applied(group, [EventOutcome.CURRENT] * len(group), obj)
     # Events stored before the mirror's last fetch started are already reflected in it
     # (redeliveries, polling overlap). Both times are database times: no clock skew.
     stale = [
@@ -256,25 +285,67 @@ def _apply_group(
         try:
             data = client.resource_get(rtype, rid)
         except errors.NotFoundError:
-            if not obj.raw:
-                obj.delete()  # the placeholder we just made
-            return [EventOutcome.GONE] * len(group)
+            return _Applied(group, [EventOutcome.GONE] * len(group), obj)
+        items = None
+        if rtype == "payouts" and data.get("status") == "paid":
+            items = list(client.payout_items_iter(rid))
         obj.fetched_at = started
-        previous = mirror_apply(obj=obj, resource_type=rtype, data=data)
-        if rtype == "payouts" and obj.status == "paid":
-            payout_items_replace(payout=obj, items=list(client.payout_items_iter(rid)))
-        outcomes[stale[0]] = EventOutcome.APPLIED
+        previous = mirror_set(obj=obj, resource_type=rtype, data=data)
+        applied.changed, applied.items = True, items
+        applied.outcomes[stale[0]] = EventOutcome.APPLIED
         # The status change is attributed to the event that names it, else the newest one.
         cause = next((group[i] for i in stale if group[i].action == obj.status),
                      group[stale[-1]])
+        applied.audit = _audit_entry(cause, obj, previous)
     # In event order: the status change at the event that caused it, facts that are not
     # statuses once per event (e.g. refund_created before refund_paid).
     for event in group:
-        if event is cause:
-            _status_signals(cause, obj, previous)
-            _audit(cause, obj, previous)
-        _action_signal(event, obj, previous)
-    return outcomes
+        for signal in _signals(event, obj, previous, status=event is cause):
+            applied.sends.append((signal, event, previous))
+    return applied
+
+
+def _write(applied: _Applied) -> None:
+    """Write one group now (inside the caller's savepoint) and send its signals."""
+    obj = applied.obj
+    if applied.changed:
+        obj.save()
+        if applied.items is not None:
+            payout_items_replace(payout=obj, items=applied.items)
+    if applied.audit is not None:
+        applied.audit.save()
+    for signal, event, previous in applied.sends:
+        signal.send(sender=type(obj), tenant=event.tenant, instance=obj, event=event,
+                    previous_status=previous)
+
+
+def _write_many(batch: list[_Applied]) -> list[tuple[_Applied, Exception]]:
+    """Write groups without receivers together: one statement per mirror model and one for
+    the audit entries. Should that fail (one bad row), each group is written on its own
+    instead, so only the bad one fails; returns those failures."""
+    if not batch:
+        return []
+    try:
+        with transaction.atomic():
+            mirrors_save([a.obj for a in batch if a.changed])
+            audits = [a.audit for a in batch if a.audit is not None]
+            if audits:
+                AuditEntry.objects.bulk_create(audits)
+        return []
+    except Exception:
+        logger.warning("bulk write of %s resources failed; writing each on its own", len(batch),
+                       exc_info=True)
+    failures = []
+    for applied in batch:
+        if applied.audit is not None:
+            applied.audit.pk = None
+            applied.audit._state.adding = True
+        try:
+            with transaction.atomic():
+                _write(applied)
+        except Exception as exc:
+            failures.append((applied, exc))
+    return failures
 
 
 def _connection(tenant_id: int, cache: dict) -> GoCardlessConnection | None:
@@ -293,8 +364,8 @@ def _client(connection: GoCardlessConnection, cache: dict, factory) -> GoCardles
 
 
 def _default_client(connection: GoCardlessConnection) -> GoCardlessClient:
-    # No auth hook: a hook's write would roll back with the group's savepoint. A 401/403 is
-    # handled by the processor, outside it.
+    # No auth hook: the processor handles a 401/403 itself (``_group_failed``), once per
+    # resource, outside any resource's savepoint.
     return GoCardlessClient.for_connection(connection, on_auth_error=None)
 
 
@@ -304,10 +375,31 @@ def _group_key(event: GoCardlessEvent):
     return (event.tenant_id, "", event.pk)
 
 
+def _lock_mirrors(groups: list[list[GoCardlessEvent]]) -> tuple[dict, set]:
+    """Lock (creating placeholders where new) the mirror rows of the groups, per tenant and
+    resource type at once; returns them by group key, and the keys whose rows are new."""
+    wanted: dict[tuple, list[str]] = {}
+    tenants = {}
+    for group in groups:
+        first = group[0]
+        if first.resource_type in MIRROR_MODELS:
+            wanted.setdefault((first.tenant_id, first.resource_type), []).append(
+                first.resource_id)
+            tenants[first.tenant_id] = first.tenant
+    rows, created = {}, set()
+    for (tenant_id, rtype), ids in wanted.items():
+        found, new = mirrors_lock(tenant=tenants[tenant_id], resource_type=rtype,
+                                  gocardless_ids=ids)
+        rows.update(((tenant_id, rtype, gid), obj) for gid, obj in found.items())
+        created.update((tenant_id, rtype, gid) for gid in new)
+    return rows, created
+
+
 def _process_chunk(pks: list[int], *, cache: dict, factory, force: bool, counts: dict) -> None:
-    """One transaction: lock the chunk's events (skipping those another worker holds),
-    apply them resource by resource, each resource in its own savepoint, then write every
-    event's outcome in one UPDATE."""
+    """One transaction: lock the chunk's events (skipping those another worker holds) and the
+    mirror rows they are about, fetch and apply them resource by resource, write the mirrors
+    and audit entries together (a resource whose signals have receivers is written on its
+    own, in a savepoint), then write every event's outcome with one UPDATE per outcome."""
     now = timezone.now()
     with transaction.atomic():
         events = list(
@@ -323,23 +415,71 @@ def _process_chunk(pks: list[int], *, cache: dict, factory, force: bool, counts:
         groups: dict = {}
         for event in events:
             groups.setdefault(_group_key(event), []).append(event)
-        for group in groups.values():
+        usable = []
+        for key, group in groups.items():
             connection = _connection(group[0].tenant_id, cache)
             for event in group:
                 event.attempts += 1
                 if connection is not None:
                     event.tenant = connection.tenant
+            if key[1] and connection is not None and (
+                connection.status == ConnectionStatus.CONNECTED
+            ):
+                usable.append(group)
+        # Lock first, then fetch: whoever holds the lock applies the freshest state.
+        mirrors, created = _lock_mirrors(usable)
+        done: list[_Applied] = []
+        batch: list[_Applied] = []
+        failures: set[int] = set()  # id() of the groups that failed
+        drop: list[Mirror] = []  # placeholders of resources that failed or are gone
+
+        def fail(group, exc):
+            # Right away: a 401 marks the connection, and the tenant's remaining resources
+            # then fail without calling GoCardless.
+            failures.add(id(group))
+            key = _group_key(group[0])
+            if key in created:
+                drop.append(mirrors[key])
+            _group_failed(group, exc, connection=_connection(group[0].tenant_id, cache),
+                          now=now)
+            counts["failed"] = counts.get("failed", 0) + len(group)
+
+        def flush():
+            for applied, exc in _write_many(batch):
+                fail(applied.group, exc)
+            batch.clear()
+
+        for key, group in groups.items():
+            connection = _connection(group[0].tenant_id, cache)
+            obj = mirrors.get(key)
             try:
                 if connection is None or connection.status != ConnectionStatus.CONNECTED:
                     raise errors.AuthError("GoCardless connection is not connected")
-                with transaction.atomic():
-                    outcomes = _apply_group(group, _client(connection, cache, factory),
-                                            started=started, force=force)
+                applied = _apply_group(group, _client(connection, cache, factory), obj,
+                                       started=started, force=force)
             except Exception as exc:
-                _group_failed(group, exc, connection=connection, now=now)
-                counts["failed"] = counts.get("failed", 0) + len(group)
+                fail(group, exc)
                 continue
-            for event, outcome in zip(group, outcomes, strict=True):
+            done.append(applied)
+            if applied.outcomes[0] == EventOutcome.GONE:
+                if not obj.raw:
+                    drop.append(obj)
+            elif obj is not None and applied.isolated:
+                flush()  # its receivers see every earlier write
+                try:
+                    with transaction.atomic():
+                        _write(applied)
+                except Exception as exc:
+                    fail(group, exc)
+            elif obj is not None:
+                batch.append(applied)
+        flush()
+        for obj in drop:
+            obj.delete()
+        for applied in done:
+            if id(applied.group) in failures:
+                continue
+            for event, outcome in zip(applied.group, applied.outcomes, strict=True):
                 event.processed_at, event.outcome = now, outcome
                 event.error, event.next_attempt_at = "", None
                 counts[str(outcome)] = counts.get(str(outcome), 0) + 1

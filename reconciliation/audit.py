@@ -63,7 +63,7 @@ def snapshot_diff(before: dict | None, after: dict | None) -> tuple[dict | None,
     return {k: before.get(k) for k in keys}, {k: after[k] for k in keys}
 
 
-def audit_record(
+def audit_entry_build(
     *,
     actor: Actor,
     action: str,
@@ -75,12 +75,13 @@ def audit_record(
     after: dict | None = None,
     message: str = "",
 ) -> AuditEntry:
-    """Append one entry. `action` is a dotted verb such as ``tenant.created``."""
+    """The entry `audit_record` writes, unsaved (for callers that write many at once with
+    `AuditEntry.objects.bulk_create`)."""
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or obj.pk
     user = actor.user if actor.user is not None and actor.user.pk else None
-    return AuditEntry.objects.create(
+    return AuditEntry(
         tenant=tenant,
         actor_type=actor.type,
         actor_user=user,
@@ -92,3 +93,11 @@ def audit_record(
         after=after,
         message=message,
     )
+
+
+def audit_record(**fields) -> AuditEntry:
+    """Append one entry. `action` is a dotted verb such as ``tenant.created``; the keyword
+    arguments are those of `audit_entry_build`."""
+    entry = audit_entry_build(**fields)
+    entry.save()
+    return entry

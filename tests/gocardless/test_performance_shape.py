@@ -1,0 +1,198 @@
+"""The cost SHAPE of event processing, pinned (counts, never timers).
+
+- SQL statements per chunk do not grow with the number of resources in it: the chunk's mirror
+  rows are locked together, and mirrors and audit entries are written together when no signal
+  receiver has to run in between;
+- one GET per resource however many of its events arrive together;
+- the bulk write produces the same rows as writing resource by resource (audit entries
+  identical to ``audit_record``'s), and a failing write still fails only its own resource;
+- the SDK's HTTP goes through one keep-alive session per thread, base URL and token, which
+  does not rescan the environment on every call.
+"""
+
+import pytest
+from django.db import connection as db
+from django.db.models.signals import post_save
+from django.test.utils import CaptureQueriesContext
+
+from gocardless import events as events_module
+from gocardless import signals
+from gocardless.client import GoCardlessClient
+from gocardless.events import events_process, events_store
+from gocardless.models import EventOutcome, EventSource, GoCardlessEvent, Payment
+from reconciliation.models import AuditEntry
+from tests.gocardless.conftest import sim_connection
+from tests.plugins.gocardless_sim import SIM_ACCESS_TOKEN
+
+pytestmark = pytest.mark.django_db
+
+ACTIONS = ("created", "submitted", "confirmed", "paid_out")
+
+
+@pytest.fixture
+def sim(gocardless_simulator):
+    return gocardless_simulator
+
+
+@pytest.fixture
+def connection(sim):
+    return sim_connection(sim)
+
+
+def _payments(sim, count: int) -> list[str]:
+    mandate = sim.seed(mandates=[{"scheme": "sepa_core", "status": "active"}])["mandates"][0]
+    return sim.seed(payments=[{"mandate": mandate, "amount": 1000 + n}
+                              for n in range(count)])["payments"]
+
+
+def _events(payments: list[str], tag: str) -> list[dict]:
+    """Four events per payment, delivered together (as the bench sends them)."""
+    return [
+        {"id": f"EV{tag}{n:05d}", "created_at": "2026-03-06T09:00:00.000Z",
+         "resource_type": "payments", "action": ACTIONS[n % 4],
+         "links": {"payment": payments[n // 4]}, "details": {}, "metadata": {}}
+        for n in range(4 * len(payments))
+    ]
+
+
+def _queries_to_process(connection, payments, tag):
+    pks = events_store(tenant=connection.tenant, events=_events(payments, tag),
+                       source=EventSource.WEBHOOK)
+    with CaptureQueriesContext(db) as captured:
+        counts = events_process(event_pks=pks, chunk_size=len(pks))
+    assert counts == {"applied": len(payments), "current": 3 * len(payments)}
+    return len(captured)
+
+
+def test_sql_per_chunk_does_not_grow_with_its_resources(
+    sim, connection, django_assert_max_num_queries
+):
+    payments = _payments(sim, 50)
+    # 10 new payments (40 events) and 25 new payments (100 events): the same statements.
+    small = _queries_to_process(connection, payments[:10], "S")
+    large = _queries_to_process(connection, payments[10:35], "L")
+    assert small == large
+    # lock events, clock, the connection (once per call), lock mirrors (+ placeholders + their
+    # lock), savepoint, mirrors, audit entries, release, one UPDATE per outcome; 2 more here,
+    # where the chunk's transaction is a savepoint in the test's. Was ~7 per resource (~180
+    # for 100 events of 25 payments).
+    pks = events_store(tenant=connection.tenant, events=_events(payments[35:], "M"),
+                       source=EventSource.WEBHOOK)
+    with django_assert_max_num_queries(14):
+        events_process(event_pks=pks, chunk_size=100)
+
+
+def test_one_get_per_resource_and_none_for_a_redelivery(sim, connection):
+    payments = _payments(sim, 20)
+    pks = events_store(tenant=connection.tenant, events=_events(payments, "G"),
+                       source=EventSource.WEBHOOK)
+    assert events_process(event_pks=pks) == {"applied": 20, "current": 60}
+    assert sim.call_counts()["GET /payments/{id}"] == {"200": 20}
+    # The same events delivered again: nothing stored, nothing fetched.
+    assert events_store(tenant=connection.tenant, events=_events(payments, "G"),
+                        source=EventSource.WEBHOOK) == []
+    assert sim.call_counts()["GET /payments/{id}"] == {"200": 20}
+
+
+def _audit_rows():
+    return sorted(
+        AuditEntry.objects.filter(action="payment.status_changed").values_list(
+            "actor_type", "actor_user", "actor_label", "action", "object_type", "object_id",
+            "before", "after", "message", "tenant",
+        )
+    )
+
+
+def test_bulk_and_one_by_one_write_the_same_rows(sim, connection):
+    payments = _payments(sim, 6)
+    sim.advance(days=14)
+    # Without receivers: the bulk path.
+    pks = events_store(tenant=connection.tenant, events=_events(payments[:3], "B"),
+                       source=EventSource.WEBHOOK)
+    events_process(event_pks=pks)
+    bulk = _audit_rows()
+    assert len(bulk) == 3
+    # With a receiver: each payment in its own savepoint, through the signal.
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        # The receiver sees its row written already.
+        seen.append(Payment.objects.get(pk=instance.pk).status)
+
+    signals.payment_confirmed.connect(receiver, weak=False)
+    signals.payment_paid_out.connect(receiver, weak=False)
+    try:
+        pks = events_store(tenant=connection.tenant, events=_events(payments[3:], "O"),
+                           source=EventSource.WEBHOOK)
+        events_process(event_pks=pks)
+    finally:
+        signals.payment_confirmed.disconnect(receiver)
+        signals.payment_paid_out.disconnect(receiver)
+    assert seen and all(status == sim.resource("payments", payments[3])["status"]
+                        for status in seen)
+    one_by_one = [row for row in _audit_rows() if row not in bulk]
+    assert len(one_by_one) == 3
+
+    def shape(row):  # everything but which payment it was
+        return (*row[:5], row[6], {k: v for k, v in row[7].items() if k != "amount"}, row[9])
+
+    assert {repr(shape(r)) for r in bulk} == {repr(shape(r)) for r in one_by_one}
+    for payment in Payment.objects.filter(gocardless_id__in=payments):
+        assert payment.raw == sim.resource("payments", payment.gocardless_id)
+        assert payment.fetched_at is not None
+
+
+def test_a_failing_write_fails_only_its_resource(sim, connection, monkeypatch):
+    payments = _payments(sim, 3)
+    sim.advance(days=5)
+    bad = payments[1]
+    bulk_calls = []
+
+    def refuse_bulk(objs):
+        bulk_calls.append(len(objs))
+        raise RuntimeError("bulk write refused")
+
+    def refuse_one(sender, instance, **kwargs):
+        if instance.gocardless_id == bad:
+            raise RuntimeError("this row cannot be written")
+
+    monkeypatch.setattr(events_module, "mirrors_save", refuse_bulk)
+    post_save.connect(refuse_one, sender=Payment, weak=False)
+    try:
+        pks = events_store(tenant=connection.tenant, events=_events(payments, "F"),
+                           source=EventSource.WEBHOOK)
+        counts = events_process(event_pks=pks)
+    finally:
+        post_save.disconnect(refuse_one, sender=Payment)
+    assert bulk_calls == [3]
+    assert counts == {"applied": 2, "current": 6, "failed": 4}
+    failed = GoCardlessEvent.objects.filter(resource_id=bad)
+    assert all(e.processed_at is None and "cannot be written" in e.error for e in failed)
+    assert not Payment.objects.filter(gocardless_id=bad).exists()  # its placeholder is gone
+    assert AuditEntry.objects.filter(action="payment.status_changed").count() == 2
+    assert GoCardlessEvent.objects.filter(outcome=EventOutcome.APPLIED).count() == 2
+
+
+def test_sdk_http_goes_through_one_keep_alive_session(sim, monkeypatch):
+    import requests
+
+    first = GoCardlessClient(access_token=SIM_ACCESS_TOKEN, base_url=sim.url, timeout=5)
+    second = GoCardlessClient(access_token=SIM_ACCESS_TOKEN, base_url=sim.url, timeout=5)
+    other = GoCardlessClient(access_token="another-token", base_url=sim.url, timeout=5)
+    session = first.sdk._api_client._session
+    assert second.sdk._api_client._session is session
+    assert other.sdk._api_client._session is not session  # tokens never share one
+    assert session.trust_env is False
+    # The environment is read when the session is made, not on every call.
+    scans = []
+    real = requests.utils.get_environ_proxies
+    monkeypatch.setattr(requests.utils, "get_environ_proxies",
+                        lambda *a, **k: scans.append(a) or real(*a, **k))
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies",
+                        lambda *a, **k: scans.append(a) or real(*a, **k))
+    mandate = sim.seed(mandates=[{"scheme": "sepa_core", "status": "active"}])["mandates"][0]
+    for _ in range(3):
+        assert first.mandate_get(mandate)["id"] == mandate
+    assert scans == []
+    assert sim.call_counts()["GET /mandates/{id}"] == {"200": 3}
+    assert len(session.cookies) == 0
