@@ -41,6 +41,7 @@ CLIENT_THREADS = int(os.environ.get("BENCH_CLIENTS", "4"))
 # measured is the service's, not the queue a saturating closed loop builds). 0 = flat out.
 OFFERED_RATE = float(os.environ.get("BENCH_RATE", "600"))
 WORKER_NICE = int(os.environ.get("BENCH_WORKER_NICE", "10"))
+WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "3"))
 BATCH = 50
 MAX_REQUESTS = 20_000
 LAG_LIMIT = 120.0
@@ -200,7 +201,7 @@ def main() -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}/webhooks/gocardless/{tenant.uuid}/"
     gunicorn = start([str(Path(python).parent / "gunicorn"), "config.wsgi", "-b",
-                      f"127.0.0.1:{port}", "-w", "3", "--log-level", "warning"])
+                      f"127.0.0.1:{port}", "-w", str(WEB_WORKERS), "--log-level", "warning"])
     # BENCH_NO_CLUSTER=1 measures intake alone (the backlog is then left unprocessed).
     # Web and workers share two cores here; as the README advises for co-located nodes, the
     # workers run at a lower CPU priority so webhook answers are not queued behind them.
