@@ -1,0 +1,100 @@
+"""Writes to Exact accounts for the customer/mandate reflection (issue 5).
+
+Everything goes through ``ExactClient.request`` (rate limiter, auth, error mapping).
+``ExactClient`` offers ``post`` and ``delete`` but no ``put``; ``_put`` below builds the
+division URL from the client's public attributes until the client grows one.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from exact.client import ExactClient
+from exact.errors import ExactBadRequest, ExactNotFound
+from exact.odata import guid_literal, string_literal
+
+MANDATE_SELECT = ("ID", "Account", "BankAccount", "Reference", "CancellationDate", "Type")
+
+
+def _put(api: ExactClient, path: str, key_literal: str, body: dict) -> None:
+    division = api.connection.division
+    url = f"{api.base_url}/api/v1/{division}/{path}({key_literal})"
+    api.request("PUT", url, json=body, division=division)
+
+
+def _date(value: date | None) -> str | None:
+    return None if value is None else f"{value.isoformat()}T00:00:00"
+
+
+def account_payment_condition_set(*, api: ExactClient, account_id: str, condition: str) -> None:
+    """PUT crm/Accounts(ID) {PaymentConditionSales}."""
+    _put(api, "crm/Accounts", guid_literal(account_id), {"PaymentConditionSales": condition})
+
+
+def account_bank_account_id(*, api: ExactClient, account_id: str) -> str | None:
+    """The account's main ``crm/BankAccounts`` ID (DirectDebitMandates require one).
+
+    None when the account has none, or when the endpoint is not available (the simulator
+    does not serve crm/BankAccounts).
+    """
+    try:
+        rows = list(
+            api.iter_rows(
+                "crm/BankAccounts",
+                select=("ID", "Main"),
+                filter=f"Account eq {guid_literal(account_id)}",
+            )
+        )
+    except (ExactNotFound, ExactBadRequest):
+        return None
+    rows.sort(key=lambda r: not r.get("Main"))
+    return str(rows[0]["ID"]) if rows else None
+
+
+def direct_debit_mandate_find(*, api: ExactClient, reference: str) -> dict | None:
+    rows = list(
+        api.iter_rows(
+            "cashflow/DirectDebitMandates",
+            select=MANDATE_SELECT,
+            filter=f"Reference eq {string_literal(reference)}",
+        )
+    )
+    return rows[0] if rows else None
+
+
+def direct_debit_mandate_create(
+    *,
+    api: ExactClient,
+    account_id: str,
+    bank_account_id: str,
+    reference: str,
+    description: str,
+    signature_date: date | None,
+    mandate_type: int = 0,
+    payment_type: int = 1,
+) -> dict:
+    """POST cashflow/DirectDebitMandates (Type 0 Core / 1 B2B; PaymentType 1 recurrent)."""
+    return api.post(
+        "cashflow/DirectDebitMandates",
+        {
+            "Account": account_id,
+            "BankAccount": bank_account_id,
+            "Reference": reference,
+            "Description": description[:100],
+            "SignatureDate": _date(signature_date),
+            "Type": mandate_type,
+            "PaymentType": payment_type,
+        },
+    )
+
+
+def direct_debit_mandate_cancellation_set(
+    *, api: ExactClient, mandate_id: str, cancelled_on: date | None
+) -> None:
+    """PUT CancellationDate (None reopens a mandate that was reinstated)."""
+    _put(
+        api,
+        "cashflow/DirectDebitMandates",
+        guid_literal(mandate_id),
+        {"CancellationDate": _date(cancelled_on)},
+    )

@@ -1,0 +1,29 @@
+"""Periodic django-q2 schedules for customers and mandates (installation-wide, one row each,
+deterministic names so running this again updates rather than duplicates)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django_q.models import Schedule
+
+SCHEDULES = {
+    # name: (task, minutes)
+    "customers-invitations": ("reconciliation.tasks.invitations_tick_task", 60),
+    "customers-reflections": ("reconciliation.tasks.reflections_sweep_task", 5),
+    "customers-registration": ("reconciliation.tasks.registration_run_task", 60),
+}
+
+
+def customer_schedules_ensure() -> list[str]:
+    with transaction.atomic():
+        for name, (func, minutes) in SCHEDULES.items():
+            Schedule.objects.update_or_create(
+                name=name,
+                defaults={
+                    "func": func,
+                    "schedule_type": Schedule.MINUTES,
+                    "minutes": minutes,
+                    "repeats": -1,
+                },
+            )
+    return list(SCHEDULES)

@@ -1,0 +1,85 @@
+"""django-q2 tasks for customers and mandates: thin wrappers that load rows and call services.
+
+Receivers and services queue work with ``enqueue_on_commit`` so a task never runs before the
+transaction that asked for it has committed (and never runs at all if it rolled back).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_on_commit(func: str, *args) -> None:
+    def send():
+        from django_q.tasks import async_task
+
+        async_task(func, *args, group="reconciliation-customers")
+
+    transaction.on_commit(send)
+
+
+def link_reflect_task(link_id: int) -> str:
+    from reconciliation.customers.mandate_sync import link_reflect_into_exact
+    from reconciliation.models import CustomerLink
+
+    link = CustomerLink.objects.select_related("tenant").filter(pk=link_id).first()
+    if link is None:
+        return "no link"
+    return link_reflect_into_exact(link=link)
+
+
+def reflections_sweep_task() -> int:
+    """Periodic: Exact writes that failed (or were never run) and are due again."""
+    from reconciliation.customers.mandate_sync import reflections_retry_due
+
+    return reflections_retry_due()
+
+
+def link_customer_refresh_task(link_id: int) -> str:
+    from reconciliation.customers.mandate_sync import link_customer_refresh
+    from reconciliation.models import CustomerLink
+
+    link = CustomerLink.objects.select_related("tenant").filter(pk=link_id).first()
+    if link is None:
+        return "no link"
+    return link_customer_refresh(link=link)
+
+
+def customers_match_task(tenant_id: int) -> dict:
+    from reconciliation.audit import Actor
+    from reconciliation.customers.matching import customers_match
+    from tenants.models import Tenant
+
+    tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first()
+    if tenant is None:
+        return {}
+    return customers_match(tenant=tenant, actor=Actor.schedule("customers.match")).as_dict()
+
+
+def registration_run_task(tenant_id: int | None = None) -> dict:
+    from reconciliation.audit import Actor
+    from reconciliation.customers.registration import registration_run_all
+
+    return registration_run_all(tenant_id=tenant_id, actor=Actor.schedule("customers.register"))
+
+
+def invitations_tick_task() -> dict:
+    from reconciliation.audit import Actor
+    from reconciliation.customers.invitations import invitations_tick
+
+    return invitations_tick(actor=Actor.schedule("customers.invitations"))
+
+
+def links_push_exact_changes_task(tenant_id: int) -> dict:
+    from reconciliation.audit import Actor
+    from reconciliation.customers.exact_push import links_push_exact_changes
+    from tenants.models import Tenant
+
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return {}
+    return links_push_exact_changes(tenant=tenant, actor=Actor.system("exact.sync"))
