@@ -1,8 +1,6 @@
 """Writes to Exact accounts for the customer/mandate reflection (issue 5).
 
-Everything goes through ``ExactClient.request`` (rate limiter, auth, error mapping).
-``ExactClient`` offers ``post`` and ``delete`` but no ``put``; ``_put`` below builds the
-division URL from the client's public attributes until the client grows one.
+Everything goes through ``ExactClient`` (rate limiter, auth, error mapping).
 """
 
 from __future__ import annotations
@@ -16,19 +14,13 @@ from exact.odata import guid_literal, string_literal
 MANDATE_SELECT = ("ID", "Account", "BankAccount", "Reference", "CancellationDate", "Type")
 
 
-def _put(api: ExactClient, path: str, key_literal: str, body: dict) -> None:
-    division = api.connection.division
-    url = f"{api.base_url}/api/v1/{division}/{path}({key_literal})"
-    api.request("PUT", url, json=body, division=division)
-
-
 def _date(value: date | None) -> str | None:
     return None if value is None else f"{value.isoformat()}T00:00:00"
 
 
 def account_payment_condition_set(*, api: ExactClient, account_id: str, condition: str) -> None:
     """PUT crm/Accounts(ID) {PaymentConditionSales}."""
-    _put(api, "crm/Accounts", guid_literal(account_id), {"PaymentConditionSales": condition})
+    api.put("crm/Accounts", guid_literal(account_id), {"PaymentConditionSales": condition})
 
 
 def account_bank_account_id(*, api: ExactClient, account_id: str) -> str | None:
@@ -92,8 +84,7 @@ def direct_debit_mandate_cancellation_set(
     *, api: ExactClient, mandate_id: str, cancelled_on: date | None
 ) -> None:
     """PUT CancellationDate (None reopens a mandate that was reinstated)."""
-    _put(
-        api,
+    api.put(
         "cashflow/DirectDebitMandates",
         guid_literal(mandate_id),
         {"CancellationDate": _date(cancelled_on)},

@@ -350,9 +350,11 @@ class GoCardlessClient:
         return self._iter("customers", params)
 
     def customer_update_metadata(self, customer_id: str, metadata: dict) -> dict:
-        return self._call(
-            self.sdk.customers.update, customer_id, params={"metadata": metadata}
-        ).attributes
+        return self.customer_update(customer_id, {"metadata": metadata})
+
+    def customer_update(self, customer_id: str, params: dict) -> dict:
+        """PUT /customers/{id}: customer details (name, e-mail, address, ...) and metadata."""
+        return self._call(self.sdk.customers.update, customer_id, params=params).attributes
 
     def customer_bank_account_get(self, account_id: str) -> dict:
         return self._get("customer_bank_accounts", account_id)
@@ -374,6 +376,10 @@ class GoCardlessClient:
 
     def billing_request_get(self, billing_request_id: str) -> dict:
         return self._get("billing_requests", billing_request_id)
+
+    def billing_request_cancel(self, billing_request_id: str) -> dict:
+        """An action, not a create: the SDK does not retry it, and neither do we."""
+        return self._call(self.sdk.billing_requests.cancel, billing_request_id).attributes
 
     def billing_request_flow_create(self, *, params: dict, idempotency_key: str) -> dict:
         # A repeated key raises InvalidStateError: flows have no GET to check the old one.

@@ -56,7 +56,7 @@ def customer_update(*, client: GoCardlessClient, customer_id: str, fields: dict)
     params = {k: v for k, v in fields.items() if k in CUSTOMER_UPDATABLE}
     if not params:
         return client.customer_get(customer_id)
-    return client._call(client.sdk.customers.update, customer_id, params=params).attributes
+    return client.customer_update(customer_id, params)
 
 
 def customer_metadata_set(*, client: GoCardlessClient, customer_id: str, metadata: dict) -> dict:
@@ -78,7 +78,7 @@ def billing_request_flow_create(
 
 
 def billing_request_cancel(*, client: GoCardlessClient, billing_request_id: str) -> dict:
-    return client._call(client.sdk.billing_requests.cancel, billing_request_id).attributes
+    return client.billing_request_cancel(billing_request_id)
 
 
 def mandate_get(*, client: GoCardlessClient, mandate_id: str) -> dict:

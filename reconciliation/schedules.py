@@ -4,7 +4,8 @@ deterministic names so running this again updates rather than duplicates)."""
 from __future__ import annotations
 
 from django.db import transaction
-from django_q.models import Schedule
+
+from config.schedules import schedule_upsert
 
 SCHEDULES = {
     # name: (task, minutes)
@@ -17,13 +18,5 @@ SCHEDULES = {
 def customer_schedules_ensure() -> list[str]:
     with transaction.atomic():
         for name, (func, minutes) in SCHEDULES.items():
-            Schedule.objects.update_or_create(
-                name=name,
-                defaults={
-                    "func": func,
-                    "schedule_type": Schedule.MINUTES,
-                    "minutes": minutes,
-                    "repeats": -1,
-                },
-            )
+            schedule_upsert(name=name, func=func, minutes=minutes)
     return list(SCHEDULES)

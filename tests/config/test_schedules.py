@@ -20,6 +20,9 @@ def test_all_schedules_are_upserted_idempotently(tenant_a, tenant_b):
     assert {
         "gocardless.events_sweep",
         "gocardless.events_poll",
+        "customers-invitations",
+        "customers-reflections",
+        "customers-registration",
         "exact-keepalive",
         f"exact-sync:{tenant_a.pk}",
     } <= names

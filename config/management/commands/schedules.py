@@ -13,6 +13,7 @@ from django_q.models import Schedule
 from exact.models import ConnectionStatus, ExactConnection
 from exact.schedules import exact_schedules_ensure, exact_schedules_remove
 from gocardless.schedules import gocardless_schedules_ensure
+from reconciliation.schedules import customer_schedules_ensure
 
 
 class Command(BaseCommand):
@@ -24,6 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if not options["list"]:
             gocardless_schedules_ensure()
+            customer_schedules_ensure()
             for connection in ExactConnection.objects.select_related("tenant"):
                 if connection.status == ConnectionStatus.DISCONNECTED:
                     exact_schedules_remove(tenant=connection.tenant)
