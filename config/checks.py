@@ -5,7 +5,7 @@ web node with a configuration that could lose secrets or run a task twice refuse
 """
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 from django.db import DatabaseError
 
 
@@ -61,5 +61,40 @@ def check_exact_app_credentials(app_configs, **kwargs):
             hint="Without the app credentials no access token can be refreshed, and the "
             "connection breaks within ten minutes.",
             id="mlc.E003",
+        )
+    ]
+
+
+@register()
+def check_gocardless_webhook_secrets(app_configs, **kwargs):
+    """A connected tenant needs a way to verify its webhooks: its own endpoint secret, or the
+    partner app's secret plus its organisation id. Without either, every genuine webhook is
+    answered 498 and only the polling job keeps it up to date."""
+    from django.apps import apps
+
+    from tenants.fields import SecretDecryptionError
+
+    connection_model = apps.get_model("gocardless", "GoCardlessConnection")
+    try:
+        connections = list(
+            connection_model.objects.filter(status="connected").select_related("tenant")
+        )
+    except (DatabaseError, SecretDecryptionError):
+        return []
+    blind = [
+        c.tenant.slug
+        for c in connections
+        if not c.webhook_secret
+        and not (settings.GOCARDLESS_WEBHOOK_SECRET and c.organisation_id)
+    ]
+    if not blind:
+        return []
+    return [
+        Warning(
+            f"GoCardless webhooks cannot be verified for: {', '.join(sorted(blind))}.",
+            hint="Paste the webhook endpoint secret in the tenant's GoCardless connection, or "
+            "set GOCARDLESS_WEBHOOK_SECRET for the partner app. Until then webhooks are "
+            "answered 498 and only polling updates these tenants.",
+            id="mlc.W004",
         )
     ]

@@ -83,3 +83,17 @@ def test_dangerous_production_configuration_refuses_to_start(tmp_path):
     result = _manage(env, "check")
     assert result.returncode != 0
     assert "mlc.E001" in result.stderr and "mlc.E002" in result.stderr
+
+
+@pytest.mark.django_db
+def test_warns_when_a_connected_tenant_cannot_verify_gocardless_webhooks(tenant_a, tenant_b):
+    from tests.factories import GoCardlessConnectionFactory
+
+    GoCardlessConnectionFactory(tenant=tenant_a, webhook_secret="")
+    GoCardlessConnectionFactory(tenant=tenant_b)  # has its own secret
+    with override_settings(GOCARDLESS_WEBHOOK_SECRET=""):
+        warnings = checks.check_gocardless_webhook_secrets(None)
+        assert _ids(warnings) == ["mlc.W004"] and "alpha" in warnings[0].msg
+        assert "bravo" not in warnings[0].msg
+    with override_settings(GOCARDLESS_WEBHOOK_SECRET="partner-secret"):
+        assert checks.check_gocardless_webhook_secrets(None) == []  # routed by organisation
