@@ -171,6 +171,8 @@ class ProcessingFilter(admin.SimpleListFilter):
 
 @admin.register(GoCardlessEvent)
 class GoCardlessEventAdmin(TenantScopedAdmin):
+    read_only = True  # events change only through processing; operators may reprocess them
+    action_roles = {"reprocess": Role.OPERATOR}
     audit_changes = False
     list_display = ("event_id", "tenant", "resource_type", "action", "resource_id",
                     "created_at", "source", "processed_at", "outcome", "attempts", "failed_at")
@@ -180,20 +182,8 @@ class GoCardlessEventAdmin(TenantScopedAdmin):
     actions = ("reprocess",)
     exclude = ("delivery",)
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def has_reprocess_permission(self, request, obj=None):
-        return self._has_role(request, obj, Role.OPERATOR)
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if f.name != "delivery"]
+        return self.has_action_permission(request, "reprocess", obj)
 
     @admin.action(description="Reprocess selected events", permissions=("reprocess",))
     def reprocess(self, request, queryset):

@@ -81,8 +81,11 @@ class TenantScopedAdmin(admin.ModelAdmin):
     add_role: str | None = Role.OPERATOR
     change_role: str | None = Role.OPERATOR
     delete_role: str | None = Role.ADMIN
-    #: Mirrors and logs: nobody edits them here, not even superusers.
+    #: Mirrors and logs: nobody adds, edits or deletes them here, not even superusers.
     read_only: bool = False
+    #: Minimum role for custom action permissions (``@admin.action(permissions=("x",))``
+    #: with a ``has_x_permission`` method); they are allowed on read-only admins too.
+    action_roles: dict = {}
     #: Write audit entries for saves and deletes made in the admin.
     audit_changes: bool = True
 
@@ -119,6 +122,10 @@ class TenantScopedAdmin(admin.ModelAdmin):
         if obj is None:
             return any(role_at_least(r, role) for r in roles.values())
         return role_at_least(roles.get(tenant_id_of(obj, self.get_tenant_path())), role)
+
+    def has_action_permission(self, request, permission: str, obj=None) -> bool:
+        """For ``has_<permission>_permission`` methods of custom admin actions."""
+        return self._has_role(request, obj, self.action_roles[permission])
 
     def has_module_permission(self, request):
         return self.has_view_permission(request)
@@ -183,8 +190,8 @@ class TenantScopedAdmin(admin.ModelAdmin):
         def action(modeladmin, request, queryset):
             narrowed = queryset
             for permission in required:
-                needed = role.get(permission, self.change_role)
-                if self.read_only and permission != "view":
+                needed = self.action_roles.get(permission, role.get(permission, self.change_role))
+                if self.read_only and permission in ("add", "change", "delete"):
                     narrowed = narrowed.none()
                 elif needed is None:
                     if not request.user.is_superuser:

@@ -401,3 +401,28 @@ def test_store_survives_a_delivery_racing_between_lookup_and_insert(tenant_a, mo
     assert sorted(
         events_store(tenant=tenant_a, events=events * 2, source=EventSource.WEBHOOK)
     ) == sorted(pks)
+
+
+def test_viewers_cannot_reprocess_events(client, tenant_a):
+    from django.urls import reverse
+
+    from gocardless.models import GoCardlessEvent
+    from tenants.models import Role
+    from tests.factories import MembershipFactory, UserFactory
+
+    event = GoCardlessEvent.objects.create(
+        tenant=tenant_a,
+        event_id="EVVIEW1",
+        resource_type="payments",
+        action="failed",
+        source=EventSource.WEBHOOK,
+        failed_at=timezone.now(),
+        error="boom",
+    )
+    viewer = UserFactory(username="viewer-only")
+    MembershipFactory(user=viewer, tenant=tenant_a, role=Role.VIEWER)
+    client.force_login(viewer)
+    url = reverse("admin:gocardless_gocardlessevent_changelist")
+    client.post(url, {"action": "reprocess", "_selected_action": [event.pk]})
+    event.refresh_from_db()
+    assert event.failed_at is not None and event.processed_at is None and event.attempts == 0
