@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "exact",
     "gocardless",
     "reconciliation",
+    "reconciliation.collection.apps.CollectionConfig",
+    "reconciliation.bookings.apps.BookingsConfig",
     "simulators.apps.SimulatorsConfig",
 ]
 

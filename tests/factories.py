@@ -97,11 +97,15 @@ def _merge_app_factories() -> None:
     # Each integration app keeps its factories next to its tests; the registry merges them.
     from tests.exact.factories import EXACT_FACTORIES
     from tests.gocardless.factories import GOCARDLESS_FACTORIES
+    from tests.reconciliation.bookings.factories import BOOKINGS_FACTORIES
+    from tests.reconciliation.collection.factories import COLLECTION_FACTORIES
     from tests.reconciliation.factories import RECONCILIATION_FACTORIES
 
     FACTORIES.update(EXACT_FACTORIES)
     FACTORIES.update(GOCARDLESS_FACTORIES)
     FACTORIES.update(RECONCILIATION_FACTORIES)
+    FACTORIES.update(COLLECTION_FACTORIES)
+    FACTORIES.update(BOOKINGS_FACTORIES)
 
 
 _merge_app_factories()

@@ -1,0 +1,1 @@
+"""The collection engine: open Exact receivables become GoCardless payments, exactly once."""

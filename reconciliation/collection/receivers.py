@@ -1,0 +1,5 @@
+"""Subscriptions to GoCardless domain signals and Exact sync runs."""
+
+
+def connect() -> None:
+    pass

@@ -1,0 +1,3 @@
+"""Factories for the collection app (merged into tests.factories.FACTORIES)."""
+
+COLLECTION_FACTORIES: dict = {}
