@@ -237,9 +237,26 @@ class GoCardlessClient:
         # A little past the reset, so we do not arrive a hair early and get limited again.
         return max((at - self._now()).total_seconds(), 0.0) + 0.05
 
+    def _pace(self) -> None:
+        """Wait for the window to reset when the last answer said none are left.
+
+        Bulk work (a collection run creates thousands of payments) then runs at the
+        ceiling without ever provoking a 429: waiting here costs the same time as waiting
+        after a refusal, minus the refused request.
+        """
+        headers = {k.lower(): v for k, v in self.last_headers.items()}
+        remaining = headers.get("ratelimit-remaining")
+        if remaining is None or not str(remaining).strip().isdigit() or int(remaining) > 0:
+            return
+        wait = self._seconds_until_reset()
+        self.last_headers = {}  # the next answer brings fresh numbers
+        if 0 < wait <= self.max_rate_limit_wait:
+            self._sleep(wait)
+
     def _call(self, fn, *args, **kwargs):
         waits = 0
         while True:
+            self._pace()
             try:
                 return fn(*args, **kwargs)
             except sdk_errors.RateLimitError as exc:

@@ -45,7 +45,22 @@ class TenantAdmin(TenantScopedAdmin):
         (None, {"fields": ("name", "slug", "uuid", "time_zone", "is_active")}),
         (
             "Collection policy",
-            {"fields": ("collection_mode", "lead_days", "minimum_amount", "currencies")},
+            {
+                "fields": (
+                    "collection_mode",
+                    "lead_days",
+                    "minimum_amount",
+                    "currencies",
+                    "max_payments_per_run",
+                    "charge_date_policy",
+                    "over_maximum_policy",
+                    "retry_count",
+                    "retry_spacing_days",
+                    "use_success_plus",
+                    "collect_new_invoices",
+                    "collection_hour",
+                )
+            },
         ),
         ("Webhooks", {"fields": ("webhook_urls",)}),
         ("Record", {"fields": ("created_at", "updated_at")}),

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -26,6 +26,16 @@ class CollectionMode(models.TextChoices):
     OFF = "off", "Off"
     REVIEW = "review", "Review (preview, then approve)"
     AUTO = "auto", "Automatic"
+
+
+class ChargeDatePolicy(models.TextChoices):
+    DUE_DATE = "due_date", "The invoice's due date (or the earliest possible after it)"
+    EARLIEST = "earliest", "The earliest possible date"
+
+
+class OverMaximumPolicy(models.TextChoices):
+    SPLIT = "split", "Split into instalments within the scheme maximum"
+    SKIP = "skip", "Skip (shown with that reason)"
 
 
 class Tenant(models.Model):
@@ -59,6 +69,39 @@ class Tenant(models.Model):
         blank=True,
         validators=[validate_currency_list],
         help_text='Currencies to collect, e.g. ["EUR", "GBP"]. Empty: none.',
+    )
+    max_payments_per_run = models.PositiveIntegerField(
+        default=1000,
+        validators=[MinValueValidator(1)],
+        help_text="At most this many payments are created by one run; the rest wait.",
+    )
+    charge_date_policy = models.CharField(
+        max_length=10, choices=ChargeDatePolicy.choices, default=ChargeDatePolicy.DUE_DATE
+    )
+    over_maximum_policy = models.CharField(
+        max_length=10,
+        choices=OverMaximumPolicy.choices,
+        default=OverMaximumPolicy.SKIP,
+        help_text="What to do with an amount above the scheme's maximum for one payment.",
+    )
+    retry_count = models.PositiveSmallIntegerField(
+        default=1, help_text="How often a failed payment is collected again before a person looks."
+    )
+    retry_spacing_days = models.PositiveSmallIntegerField(
+        default=7, validators=[MinValueValidator(1)], help_text="Days between retries."
+    )
+    use_success_plus = models.BooleanField(
+        default=False,
+        help_text="Let GoCardless Success+ retry failures (retry_if_possible) instead of us.",
+    )
+    collect_new_invoices = models.BooleanField(
+        default=False,
+        help_text="Start a run when Exact reports a new invoice (webhook), not only on schedule.",
+    )
+    collection_hour = models.PositiveSmallIntegerField(
+        default=6,
+        validators=[MaxValueValidator(23)],
+        help_text="Local hour (0–23) of the daily scheduled run.",
     )
 
     created_at = models.DateTimeField(auto_now_add=True)

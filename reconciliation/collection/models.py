@@ -1,1 +1,255 @@
-"""Models (filled in by the feature work)."""
+"""Collection runs, what each run decided per receivable, and the payment attempts.
+
+- ``CollectionRun``: one evaluation of a tenant's open receivables, either a *preview* (nothing
+  is created at GoCardless; in review mode it waits for approval) or *live* (payments are
+  created). Counts and per-currency totals are kept on the row for the admin's list.
+- ``CollectionItem``: one line of a run: a receivable and the decision (collect, or the
+  reason it is not collected). A preview's items are what approval submits, exactly.
+- ``CollectionAttempt``: one payment we create (or created) for a receivable. Written *before*
+  the API call; its key — receivable + attempt number (+ part for instalments) — is unique per
+  tenant and is the source of the GoCardless ``Idempotency-Key``, so a rerun after a crash
+  sends the same key and adopts the payment that already exists.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class RunKind(models.TextChoices):
+    PREVIEW = "preview", "Preview"
+    LIVE = "live", "Live"
+
+
+class RunTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    USER = "user", "User (Collect now)"
+    WEBHOOK = "webhook", "Exact webhook (new invoice)"
+    APPROVAL = "approval", "Approval of a preview"
+    RETRY = "retry", "Retry now"
+    CHANGE = "change", "Invoice changed in Exact"
+
+
+class RunState(models.TextChoices):
+    RUNNING = "running", "Running"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    APPROVED = "approved", "Approved (submitted by a live run)"
+    SUPERSEDED = "superseded", "Superseded by a newer preview"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    ABANDONED = "abandoned", "Abandoned (process died; rerun resumes)"
+    REFUSED = "refused", "Refused (another live run was active)"
+
+
+class CollectionRun(models.Model):
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="collection_runs"
+    )
+    kind = models.CharField(max_length=10, choices=RunKind.choices)
+    trigger = models.CharField(max_length=10, choices=RunTrigger.choices)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.RUNNING)
+    as_of = models.DateField(help_text="The tenant's local date the run evaluated.")
+    # A live run that submits an approved preview points at it; only its items are collected.
+    preview = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="live_runs"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    # Restricts a run to some receivables (Retry now, a webhook's new invoices); empty: all.
+    only_receivables = models.JSONField(default=list, blank=True)
+    evaluated = models.PositiveIntegerField(default=0)
+    to_collect = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    submitted = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    # {"EUR": "1234.50"}: Decimal strings per currency (to collect / actually submitted).
+    totals = models.JSONField(default=dict, blank=True)
+    submitted_totals = models.JSONField(default=dict, blank=True)
+    # Liveness of a running live run (SQLite has no advisory locks; see services.run_lock).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # Only one live run per tenant at a time, across every cluster.
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=Q(kind="live", state="running"),
+                name="collection_one_live_run",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} run #{self.pk} ({self.as_of})"
+
+
+class Decision(models.TextChoices):
+    COLLECT = "collect", "Collect"
+    SKIP = "skip", "Skip"
+
+
+class SkipReason(models.TextChoices):
+    NO_CUSTOMER_LINK = "no_customer_link", "No customer link"
+    LINK_NOT_CONFIRMED = "link_not_confirmed", "Customer match not confirmed"
+    COLLECTION_STOPPED = "collection_stopped", "Collection stopped for this customer"
+    ACCOUNT_BLOCKED = "account_blocked", "Exact account blocked or deleted"
+    NO_MANDATE = "no_mandate", "No mandate"
+    MANDATE_PENDING = "mandate_pending", "Mandate pending customer approval"
+    MANDATE_CANCELLED = "mandate_cancelled", "Mandate cancelled, failed or expired"
+    CURRENCY_NOT_COLLECTABLE = "currency_not_collectable", "Currency not collectable"
+    NOT_DUE = "not_due", "Not due within the lead window"
+    BELOW_MINIMUM = "below_minimum", "Below the minimum amount"
+    ALREADY_IN_FLIGHT = "already_in_flight", "Already in flight"
+    RETRY_NOT_DUE = "retry_not_due", "Retry scheduled later"
+    NEEDS_ATTENTION = "needs_attention", "An earlier attempt needs attention"
+    HANDLED_BY_PERSON = "handled_by_person", "Cancelled or resolved by a person"
+    CREDITED = "credited", "Credited (credit notes cover it)"
+    DISPUTED = "disputed", "Disputed"
+    OVER_SCHEME_MAXIMUM = "over_scheme_maximum", "Over the scheme maximum"
+    RUN_LIMIT = "run_limit", "Over the maximum payments per run"
+    CHANGED_SINCE_PREVIEW = "changed_since_preview", "Changed since the preview"
+    NOT_IN_PREVIEW = "not_in_preview", "Not in the approved preview"
+
+
+class CollectionItem(models.Model):
+    run = models.ForeignKey(CollectionRun, on_delete=models.CASCADE, related_name="items")
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    receivable_exact_id = models.UUIDField()
+    invoice_number = models.BigIntegerField(null=True, blank=True)
+    account_exact_id = models.UUIDField(null=True, blank=True)
+    account_label = models.CharField(max_length=300, blank=True)
+    due_date = models.DateField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    outstanding = models.DecimalField(max_digits=14, decimal_places=2)
+    amount = models.DecimalField(
+        max_digits=14, decimal_places=2, help_text="What would be / was collected."
+    )
+    charge_date = models.DateField(null=True, blank=True)
+    mandate_gocardless_id = models.CharField(max_length=40, blank=True)
+    scheme = models.CharField(max_length=30, blank=True)
+    parts = models.PositiveSmallIntegerField(default=1, help_text="Instalments (1: one payment).")
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    reason = models.CharField(max_length=30, choices=SkipReason.choices, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["run", "decision", "due_date", "invoice_number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "receivable_exact_id"], name="collection_item_once_per_run"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_number}: {self.decision} {self.reason}".strip()
+
+
+class AttemptState(models.TextChoices):
+    PENDING = "pending", "Pending (written, not yet confirmed by GoCardless)"
+    SUBMITTED = "submitted", "Submitted (payment created)"
+    CONFIRMED = "confirmed", "Confirmed (money collected)"
+    PAID_OUT = "paid_out", "Paid out"
+    RETRY_SCHEDULED = "retry_scheduled", "Failed; retry scheduled"
+    RETRIED = "retried", "Failed; retried by a later attempt"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention"
+    CANCELLED = "cancelled", "Cancelled"
+    SUPERSEDED = "superseded", "Superseded (invoice changed or closed in Exact)"
+    RESOLVED = "resolved", "Resolved by a person"
+
+
+# States in which the receivable must not get a new attempt from a run.
+BLOCKING_STATES = (
+    AttemptState.PENDING,
+    AttemptState.SUBMITTED,
+    AttemptState.CONFIRMED,
+    AttemptState.PAID_OUT,
+    AttemptState.RETRY_SCHEDULED,
+    AttemptState.NEEDS_ATTENTION,
+    AttemptState.CANCELLED,
+    AttemptState.RESOLVED,
+)
+# States in which money is (possibly) on its way at GoCardless.
+IN_FLIGHT_STATES = (AttemptState.PENDING, AttemptState.SUBMITTED)
+
+
+class CollectionAttempt(models.Model):
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="collection_attempts"
+    )
+    run = models.ForeignKey(
+        CollectionRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="attempts"
+    )
+    receivable_exact_id = models.UUIDField(db_index=True)
+    invoice_number = models.BigIntegerField(null=True, blank=True, db_index=True)
+    account_exact_id = models.UUIDField(null=True, blank=True)
+    account_label = models.CharField(max_length=300, blank=True)
+    attempt_number = models.PositiveSmallIntegerField()
+    part = models.PositiveSmallIntegerField(default=0, help_text="Instalment (0: whole amount).")
+    parts = models.PositiveSmallIntegerField(default=1)
+    key = models.CharField(max_length=100, help_text="<receivable>/<attempt>[.<part>]")
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    charge_date = models.DateField(null=True, blank=True)
+    mandate_gocardless_id = models.CharField(max_length=40)
+    payment_gocardless_id = models.CharField(max_length=40, blank=True, db_index=True)
+    payment_status = models.CharField(max_length=40, blank=True)
+    state = models.CharField(
+        max_length=20, choices=AttemptState.choices, default=AttemptState.PENDING, db_index=True
+    )
+    next_retry_on = models.DateField(null=True, blank=True)
+    failure_cause = models.CharField(max_length=100, blank=True)
+    failure_description = models.TextField(blank=True)
+    flag = models.CharField(max_length=300, blank=True, help_text="Why a person should look.")
+    send_count = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    resolution = models.TextField(blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="collection_attempt_key"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "state"], name="collection_attempt_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invoice {self.invoice_number} attempt {self.key.split('/', 1)[-1]}"
+
+    @property
+    def payment_metadata(self) -> dict[str, str]:
+        """The three metadata keys every payment we create carries (docs/collections.md)."""
+        return {
+            "mlc_attempt": self.key,
+            "exact_invoice": "" if self.invoice_number is None else str(self.invoice_number),
+            "exact_account": "" if self.account_exact_id is None else str(self.account_exact_id),
+        }

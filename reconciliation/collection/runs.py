@@ -1,0 +1,314 @@
+"""Collection runs: preview, live, and approval of a preview.
+
+- ``run_preview`` evaluates and stores what a run would do. It never calls GoCardless.
+  In *review* mode it waits for approval (and supersedes the previous unapproved preview).
+- ``run_approve`` submits exactly the approved preview: a live run restricted to the
+  preview's *collect* lines, each collected only if it still evaluates to the same amount,
+  currency, mandate and instalments, on the previewed charge date (or, if that date can no
+  longer be met, not at all: "changed since the preview" — a fresh preview shows it).
+- ``run_live`` (auto mode, and approval) holds the tenant's live-run lock, first resubmits
+  attempts a crashed run left *pending* (same keys), then writes each attempt before
+  sending its payment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from reconciliation.audit import Actor, audit_record
+from reconciliation.calendars import tenant_today
+from reconciliation.collection.charge_dates import earliest_charge_date
+from reconciliation.collection.locking import (
+    live_run_acquire,
+    live_run_heartbeat,
+    live_run_release,
+)
+from reconciliation.collection.models import (
+    AttemptState,
+    CollectionAttempt,
+    CollectionItem,
+    CollectionRun,
+    Decision,
+    RunKind,
+    RunState,
+    RunTrigger,
+    SkipReason,
+)
+from reconciliation.collection.selection import Plan, selection_evaluate
+from reconciliation.collection.submission import attempt_submit, attempts_write
+from tenants.models import CollectionMode
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY = 25  # payments between heartbeats of a live run
+
+
+class RunRefused(Exception):
+    """A request for a run that may not happen now (shown to the user as a message)."""
+
+
+def _actor(user, trigger: str) -> Actor:
+    if user is not None:
+        return Actor.for_user(user)
+    if trigger == RunTrigger.WEBHOOK:
+        return Actor.webhook("exact")
+    return Actor.schedule("collection.run")
+
+
+def _totals(plans: list[Plan]) -> dict[str, str]:
+    sums: dict[str, Decimal] = defaultdict(Decimal)
+    for p in plans:
+        if p.decision == Decision.COLLECT:
+            sums[p.currency] += p.amount
+    return {currency: str(total) for currency, total in sorted(sums.items())}
+
+
+def _items(run: CollectionRun, plans: list[Plan]) -> list[CollectionItem]:
+    return [
+        CollectionItem(
+            run=run,
+            tenant_id=run.tenant_id,
+            receivable_exact_id=p.receivable_exact_id,
+            invoice_number=p.invoice_number,
+            account_exact_id=p.account_exact_id,
+            account_label=p.account_label,
+            due_date=p.due_date,
+            currency=p.currency,
+            outstanding=p.outstanding,
+            amount=p.amount,
+            charge_date=p.charge_date,
+            mandate_gocardless_id=p.mandate_gocardless_id,
+            scheme=p.scheme,
+            parts=p.parts,
+            decision=p.decision,
+            reason=p.reason,
+            detail=p.detail,
+        )
+        for p in plans
+    ]
+
+
+def _count(run: CollectionRun, plans: list[Plan]) -> None:
+    run.evaluated = len(plans)
+    run.to_collect = sum(1 for p in plans if p.decision == Decision.COLLECT)
+    run.skipped = run.evaluated - run.to_collect
+    run.totals = _totals(plans)
+
+
+def run_preview(
+    *, tenant, trigger: str, user=None, only_receivables: list | None = None
+) -> CollectionRun:
+    """Store what a run would collect and why not the rest; nothing is sent anywhere."""
+    today = tenant_today(tenant)
+    plans = selection_evaluate(tenant=tenant, today=today, only_receivables=only_receivables)
+    awaiting = tenant.collection_mode == CollectionMode.REVIEW
+    actor = _actor(user, trigger)
+    with transaction.atomic():
+        run = CollectionRun(
+            tenant=tenant,
+            kind=RunKind.PREVIEW,
+            trigger=trigger,
+            triggered_by=user,
+            as_of=today,
+            only_receivables=[str(x) for x in only_receivables or []],
+            state=RunState.AWAITING_APPROVAL if awaiting else RunState.COMPLETED,
+            finished_at=timezone.now(),
+        )
+        _count(run, plans)
+        run.save()
+        CollectionItem.objects.bulk_create(_items(run, plans), batch_size=500)
+        if awaiting:
+            # Only the newest preview can be approved: an older one shows a stale world.
+            CollectionRun.objects.filter(
+                tenant=tenant, kind=RunKind.PREVIEW, state=RunState.AWAITING_APPROVAL
+            ).exclude(pk=run.pk).update(state=RunState.SUPERSEDED)
+        audit_record(
+            actor=actor,
+            action="collection.preview_created",
+            tenant=tenant,
+            obj=run,
+            after={"to_collect": run.to_collect, "skipped": run.skipped, "totals": run.totals},
+            message=f"Preview: {run.to_collect} to collect, {run.skipped} not",
+        )
+    return run
+
+
+def _restrict_to_preview(plans: list[Plan], preview: CollectionRun, tenant, today) -> None:
+    """Keep only what the approved preview showed, unchanged; mark everything else."""
+    shown = {
+        item.receivable_exact_id: item
+        for item in preview.items.filter(decision=Decision.COLLECT).select_related(None)
+    }
+    for plan in plans:
+        if plan.decision != Decision.COLLECT:
+            continue
+        item = shown.get(plan.receivable_exact_id)
+        if item is None:
+            plan.skip(SkipReason.NOT_IN_PREVIEW)
+            continue
+        changed = [
+            name
+            for name, now, then in (
+                ("amount", plan.amount, item.amount),
+                ("currency", plan.currency, item.currency),
+                ("mandate", plan.mandate_gocardless_id, item.mandate_gocardless_id),
+                ("instalments", plan.parts, item.parts),
+            )
+            if now != then
+        ]
+        earliest = earliest_charge_date(scheme=plan.scheme, today=today, next_possible=None)
+        if item.charge_date is None or item.charge_date < earliest:
+            changed.append("charge date can no longer be met")
+        if changed:
+            plan.skip(SkipReason.CHANGED_SINCE_PREVIEW, ", ".join(changed))
+        else:
+            plan.charge_date = item.charge_date  # exactly what was shown
+
+
+def _resume_pending(*, tenant, client, actor: Actor) -> int:
+    """Resubmit attempts a crashed run left pending (same key: GoCardless dedupes)."""
+    resumed = 0
+    for attempt in CollectionAttempt.objects.filter(
+        tenant=tenant, state=AttemptState.PENDING
+    ).select_related("tenant"):
+        attempt_submit(attempt=attempt, client=client, actor=actor)
+        resumed += 1
+    return resumed
+
+
+def run_live(
+    *,
+    tenant,
+    trigger: str,
+    user=None,
+    preview: CollectionRun | None = None,
+    only_receivables: list | None = None,
+    client=None,
+) -> CollectionRun:
+    """Collect now. Returns the run; a refused run (another is active) is stored as such."""
+    from reconciliation.customers.config import gocardless_client_for
+
+    today = tenant_today(tenant)
+    actor = _actor(user, trigger)
+    run = CollectionRun(
+        tenant=tenant,
+        kind=RunKind.LIVE,
+        trigger=trigger,
+        triggered_by=user,
+        as_of=today,
+        preview=preview,
+        only_receivables=[str(x) for x in only_receivables or []],
+    )
+    if not live_run_acquire(run=run):
+        run.state, run.finished_at = RunState.REFUSED, timezone.now()
+        run.error = "another live run of this tenant is active"
+        run.save()
+        return run
+    try:
+        client = client or gocardless_client_for(tenant=tenant)
+        if client is None:
+            raise RunRefused("GoCardless is not connected")
+        _resume_pending(tenant=tenant, client=client, actor=actor)
+        plans = selection_evaluate(
+            tenant=tenant, today=today, only_receivables=only_receivables
+        )
+        if preview is not None:
+            _restrict_to_preview(plans, preview, tenant, today)
+        _count(run, plans)
+        CollectionItem.objects.bulk_create(_items(run, plans), batch_size=500)
+        run.save(update_fields=["evaluated", "to_collect", "skipped", "totals"])
+        submitted: dict[str, Decimal] = defaultdict(Decimal)
+        sent = 0
+        for plan in plans:
+            if plan.decision != Decision.COLLECT:
+                continue
+            for attempt in attempts_write(tenant=tenant, run=run, plan=plan, actor=actor):
+                state = attempt_submit(attempt=attempt, client=client, actor=actor)
+                sent += 1
+                if state in (AttemptState.SUBMITTED, AttemptState.CONFIRMED):
+                    run.submitted += 1
+                    submitted[attempt.currency] += attempt.amount
+                else:
+                    run.errors += 1
+                if sent % HEARTBEAT_EVERY == 0:
+                    live_run_heartbeat(run=run)
+        run.submitted_totals = {c: str(t) for c, t in sorted(submitted.items())}
+        run.state = RunState.COMPLETED
+    except Exception as exc:
+        logger.exception("collection run %s failed", run.pk)
+        run.state, run.error = RunState.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+        if not isinstance(exc, RunRefused):
+            raise
+    finally:
+        run.finished_at = timezone.now()
+        run.save()
+        live_run_release(run=run)
+        audit_record(
+            actor=actor,
+            action="collection.run_finished",
+            tenant=tenant,
+            obj=run,
+            after={
+                "state": run.state,
+                "submitted": run.submitted,
+                "errors": run.errors,
+                "submitted_totals": run.submitted_totals,
+            },
+            message=run.error or f"{run.submitted} payments created",
+        )
+    return run
+
+
+def run_approve(*, preview: CollectionRun, user, client=None) -> CollectionRun:
+    """Submit the preview exactly as shown (see the module docstring)."""
+    with transaction.atomic():
+        locked = CollectionRun.objects.select_for_update().get(pk=preview.pk)
+        if locked.kind != RunKind.PREVIEW or locked.state != RunState.AWAITING_APPROVAL:
+            raise RunRefused(
+                f"Run #{locked.pk} is {locked.get_state_display().lower()}, not awaiting approval"
+            )
+        locked.state = RunState.APPROVED
+        locked.approved_by, locked.approved_at = user, timezone.now()
+        locked.save(update_fields=["state", "approved_by", "approved_at"])
+        audit_record(
+            actor=Actor.for_user(user),
+            action="collection.preview_approved",
+            tenant=locked.tenant,
+            obj=locked,
+            after={"to_collect": locked.to_collect, "totals": locked.totals},
+        )
+    receivables = list(
+        locked.items.filter(decision=Decision.COLLECT).values_list(
+            "receivable_exact_id", flat=True
+        )
+    )
+    return run_live(
+        tenant=locked.tenant,
+        trigger=RunTrigger.APPROVAL,
+        user=user,
+        preview=locked,
+        only_receivables=receivables or None,
+        client=client,
+    )
+
+
+def run_start(*, tenant, trigger: str, user=None, only_receivables=None, client=None):
+    """What the schedule, a webhook and *Collect now* call: the tenant's mode decides."""
+    if not tenant.is_active or tenant.collection_mode == CollectionMode.OFF:
+        raise RunRefused(f"Collection is off for {tenant}")
+    if tenant.collection_mode == CollectionMode.REVIEW:
+        return run_preview(
+            tenant=tenant, trigger=trigger, user=user, only_receivables=only_receivables
+        )
+    return run_live(
+        tenant=tenant,
+        trigger=trigger,
+        user=user,
+        only_receivables=only_receivables,
+        client=client,
+    )

@@ -1,0 +1,207 @@
+"""Creating the payment for an attempt, safely against crashes and repeats.
+
+The order is what makes a double charge impossible:
+
+1. ``attempts_write`` commits the attempt row (state *pending*, with its unique key and the
+   ``Idempotency-Key`` derived from it) before anything is sent;
+2. ``attempt_submit`` sends the create with that key;
+3. the answer is saved on the attempt.
+
+A process killed between 1 and 3 leaves a *pending* attempt; the next live run resubmits it
+with the same key, and GoCardless answers with the payment it already made (the client checks
+metadata, amount and currency match before adopting it). Nothing is ever sent under a new key
+for the same attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from django.db import IntegrityError, transaction
+
+from gocardless import errors
+from reconciliation.audit import Actor, audit_entry_build, audit_record
+from reconciliation.collection.models import AttemptState, CollectionAttempt
+from reconciliation.models import AuditEntry
+from reconciliation.money import to_minor_units
+
+logger = logging.getLogger(__name__)
+
+# Payment statuses → attempt state, for a payment we adopt or refresh.
+_STATE_FOR_STATUS = {
+    "pending_customer_approval": AttemptState.SUBMITTED,
+    "pending_submission": AttemptState.SUBMITTED,
+    "submitted": AttemptState.SUBMITTED,
+    "confirmed": AttemptState.CONFIRMED,
+    "paid_out": AttemptState.PAID_OUT,
+}
+
+
+def attempt_key(*, receivable_exact_id, attempt_number: int, part: int = 0) -> str:
+    suffix = f".{part}" if part else ""
+    return f"{receivable_exact_id}/{attempt_number}{suffix}"
+
+
+def idempotency_key_for(*, tenant, key: str) -> str:
+    """Deterministic from tenant + receivable + attempt (+ part); short and opaque."""
+    digest = hashlib.sha256(f"{tenant.uuid}:{key}".encode()).hexdigest()[:40]
+    return f"mlc-pay-{digest}"
+
+
+def attempts_write(*, tenant, run, plan, actor: Actor) -> list[CollectionAttempt]:
+    """Commit the attempt rows for one plan (one per instalment) before any API call.
+
+    Returns [] when another run already wrote this attempt (the unique key refused ours):
+    that run owns it.
+    """
+    parts = plan.part_amounts or [plan.amount]
+    rows = []
+    for index, amount in enumerate(parts, start=1):
+        part = index if len(parts) > 1 else 0
+        key = attempt_key(
+            receivable_exact_id=plan.receivable_exact_id,
+            attempt_number=plan.attempt_number,
+            part=part,
+        )
+        rows.append(
+            CollectionAttempt(
+                tenant=tenant,
+                run=run,
+                receivable_exact_id=plan.receivable_exact_id,
+                invoice_number=plan.invoice_number,
+                account_exact_id=plan.account_exact_id,
+                account_label=plan.account_label,
+                attempt_number=plan.attempt_number,
+                part=part,
+                parts=len(parts),
+                key=key,
+                idempotency_key=idempotency_key_for(tenant=tenant, key=key),
+                amount=amount,
+                currency=plan.currency,
+                charge_date=plan.charge_date,
+                mandate_gocardless_id=plan.mandate_gocardless_id,
+            )
+        )
+    try:
+        with transaction.atomic():
+            for row in rows:
+                row.save()
+            AuditEntry.objects.bulk_create(
+                [
+                    audit_entry_build(
+                        actor=actor,
+                        action="collection.attempt_created",
+                        tenant=tenant,
+                        obj=row,
+                        after={
+                            "key": row.key,
+                            "amount": str(row.amount),
+                            "currency": row.currency,
+                            "charge_date": row.charge_date.isoformat(),
+                            "mandate": row.mandate_gocardless_id,
+                        },
+                        message=f"Invoice {row.invoice_number}: payment about to be created",
+                    )
+                    for row in rows
+                ]
+            )
+    except IntegrityError:
+        return []
+    if plan.retry_of:
+        CollectionAttempt.objects.filter(
+            tenant=tenant,
+            receivable_exact_id=plan.receivable_exact_id,
+            state=AttemptState.RETRY_SCHEDULED,
+        ).update(state=AttemptState.RETRIED)
+    return rows
+
+
+def _params(attempt: CollectionAttempt, *, success_plus: bool) -> dict:
+    invoice = attempt.invoice_number
+    description = f"Invoice {invoice}" if invoice is not None else "Invoice"
+    if attempt.parts > 1:
+        description += f" ({attempt.part}/{attempt.parts})"
+    params = {
+        "amount": to_minor_units(attempt.amount, attempt.currency),
+        "currency": attempt.currency,
+        "charge_date": attempt.charge_date.isoformat(),
+        "description": description,
+        "metadata": attempt.payment_metadata,
+        "links": {"mandate": attempt.mandate_gocardless_id},
+    }
+    if success_plus:
+        params["retry_if_possible"] = True
+    return params
+
+
+def _save(attempt: CollectionAttempt, actor: Actor, action: str, message: str, **changes) -> None:
+    before = {k: str(getattr(attempt, k)) for k in changes}
+    for name, value in changes.items():
+        setattr(attempt, name, value)
+    with transaction.atomic():
+        attempt.save(update_fields=[*changes, "updated_at"])
+        audit_record(
+            actor=actor,
+            action=action,
+            tenant=attempt.tenant,
+            obj=attempt,
+            before=before,
+            after={k: str(v) for k, v in changes.items()},
+            message=message,
+        )
+
+
+def attempt_submit(*, attempt: CollectionAttempt, client, actor: Actor) -> str:
+    """Send the attempt's payment (same key every time) and record the outcome.
+
+    Returns the attempt's state afterwards. Raises ``errors.AuthError`` (the connection is
+    unusable; the run stops) — everything else is recorded on the attempt.
+    """
+    if attempt.state != AttemptState.PENDING:
+        return attempt.state
+    CollectionAttempt.objects.filter(pk=attempt.pk).update(send_count=attempt.send_count + 1)
+    attempt.send_count += 1
+    params = _params(attempt, success_plus=attempt.tenant.use_success_plus)
+    try:
+        payment = client.payment_create(params=params, idempotency_key=attempt.idempotency_key)
+    except errors.AuthError:
+        raise
+    except errors.RetryableError as exc:
+        # Unknown outcome (timeout, 5xx, rate limit beyond patience): stay pending; the next
+        # run resends the same key and adopts whatever GoCardless made.
+        CollectionAttempt.objects.filter(pk=attempt.pk).update(last_error=str(exc)[:2000])
+        attempt.last_error = str(exc)
+        logger.warning("payment for %s not confirmed yet: %s", attempt.key, exc)
+        return attempt.state
+    except errors.GoCardlessError as exc:
+        # Refused (validation, invalid state, a different payment under our key): a person
+        # decides. Nothing was created for this key, so nothing is in flight.
+        _save(
+            attempt,
+            actor,
+            "collection.attempt_refused",
+            f"GoCardless refused the payment: {exc}",
+            state=AttemptState.NEEDS_ATTENTION,
+            flag=f"GoCardless refused the payment ({type(exc).__name__})"[:300],
+            last_error=str(exc)[:2000],
+        )
+        return attempt.state
+    status = payment.get("status", "")
+    _save(
+        attempt,
+        actor,
+        "collection.payment_created",
+        f"Payment {payment.get('id')} for invoice {attempt.invoice_number}",
+        state=_STATE_FOR_STATUS.get(status, AttemptState.SUBMITTED),
+        payment_gocardless_id=payment.get("id", ""),
+        payment_status=status,
+        last_error="",
+    )
+    if status not in _STATE_FOR_STATUS:
+        # Adopted long after the fact and already failed/cancelled: let the reactions decide
+        # exactly as if the event had just arrived.
+        from reconciliation.collection.reactions import attempt_payment_changed
+
+        attempt_payment_changed(attempt=attempt, status=status, details={}, actor=actor)
+    return attempt.state
