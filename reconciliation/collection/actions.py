@@ -35,9 +35,7 @@ RESOLVABLE_STATES = (
 
 
 def _locked(attempt: CollectionAttempt) -> CollectionAttempt:
-    return CollectionAttempt.objects.select_for_update().select_related("tenant").get(
-        pk=attempt.pk
-    )
+    return CollectionAttempt.objects.select_for_update().select_related("tenant").get(pk=attempt.pk)
 
 
 def _change(attempt, *, user, action: str, message: str, **changes) -> None:

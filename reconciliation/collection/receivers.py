@@ -1,5 +1,78 @@
-"""Subscriptions to GoCardless domain signals and Exact sync runs."""
+"""Signal receivers: thin; local database work only (provider calls are queued as tasks).
+
+GoCardless domain signals run inside the event-processing transaction: an exception here
+rolls the event back and the pipeline retries it, which is what we want for a database error.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db.models.signals import post_save
+
+from gocardless import signals as gc
+
+logger = logging.getLogger(__name__)
+
+PAYMENT_SIGNALS = (
+    gc.payment_confirmed,
+    gc.payment_paid_out,
+    gc.payment_failed,
+    gc.payment_charged_back,
+    gc.payment_cancelled,
+)
+MANDATE_STOP_SIGNALS = (
+    gc.mandate_cancelled,
+    gc.mandate_failed,
+    gc.mandate_expired,
+    gc.mandate_blocked,
+)
+
+
+def on_payment_changed(sender, *, tenant, instance, event=None, **kwargs):
+    from reconciliation.collection.reactions import payment_signal_handle
+
+    payment_signal_handle(tenant=tenant, payment=instance, event=event)
+
+
+def on_mandate_stopped(sender, *, tenant, instance, event=None, **kwargs):
+    from reconciliation.collection.reactions import mandate_stopped_handle
+
+    mandate_stopped_handle(tenant=tenant, mandate=instance, event=event)
+
+
+def on_sync_run_saved(sender, *, instance, created, **kwargs):
+    """After a receivables sync: check in-flight payments; maybe collect new invoices.
+
+    Never raises: the sync belongs to the Exact app and must not fail because of us.
+    """
+    try:
+        if created or instance.finished_at is None or instance.error:
+            return
+        if instance.entity not in ("receivables", "deleted"):
+            return
+        if not (instance.created or instance.updated or instance.deleted):
+            return
+        from reconciliation.collection.tasks import enqueue_on_commit
+
+        enqueue_on_commit("reconciliation.collection.tasks.attempts_check_task", instance.tenant_id)
+        if (
+            instance.entity == "receivables"
+            and instance.created
+            and instance.trigger.startswith("webhook")
+        ):
+            enqueue_on_commit(
+                "reconciliation.collection.tasks.new_invoices_task", instance.tenant_id
+            )
+    except Exception:
+        logger.exception("could not queue collection checks for sync run %s", instance.pk)
 
 
 def connect() -> None:
-    pass
+    from exact.models import SyncRun
+
+    for signal in PAYMENT_SIGNALS:
+        signal.connect(on_payment_changed, dispatch_uid=f"collection.{id(signal)}")
+    for signal in MANDATE_STOP_SIGNALS:
+        signal.connect(on_mandate_stopped, dispatch_uid=f"collection.mandate.{id(signal)}")
+    post_save.connect(on_sync_run_saved, sender=SyncRun, dispatch_uid="collection.sync_run")

@@ -13,6 +13,7 @@
 import pytest
 from django.db import connection as db
 from django.db.models.signals import post_save
+from django.dispatch import Signal
 from django.test.utils import CaptureQueriesContext
 
 from gocardless import events as events_module
@@ -27,6 +28,27 @@ from tests.plugins.gocardless_sim import SIM_ACCESS_TOKEN
 pytestmark = pytest.mark.django_db
 
 ACTIONS = ("created", "submitted", "confirmed", "paid_out")
+
+
+@pytest.fixture(autouse=True)
+def payments_without_receivers():
+    """These tests pin the bulk path, taken for resources whose signals nobody receives.
+
+    The collection engine and the bookings subscribe to payment signals in the product, so
+    here their receivers step aside (and come back afterwards); the tests that want a
+    receiver connect their own.
+    """
+    saved = {}
+    for name in dir(signals):
+        signal = getattr(signals, name)
+        if isinstance(signal, Signal):
+            saved[signal] = signal.receivers[:]
+            signal.receivers[:] = []
+            signal.sender_receivers_cache.clear()
+    yield
+    for signal, receivers in saved.items():
+        signal.receivers[:] = receivers
+        signal.sender_receivers_cache.clear()
 
 
 @pytest.fixture

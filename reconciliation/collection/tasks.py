@@ -1,0 +1,65 @@
+"""django-q2 tasks for the collection engine: thin wrappers that load rows and call services.
+
+Receivers queue work with ``enqueue_on_commit`` so a task never runs before the transaction
+that asked for it has committed (and never runs at all if it rolled back).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_on_commit(func: str, *args) -> None:
+    def send():
+        from django_q.tasks import async_task
+
+        async_task(func, *args, group="collection")
+
+    transaction.on_commit(send)
+
+
+def _tenant(tenant_id: int):
+    from tenants.models import Tenant
+
+    return Tenant.objects.filter(pk=tenant_id, is_active=True).first()
+
+
+def run_task(tenant_id: int, trigger: str = "schedule") -> str:
+    from reconciliation.collection.runs import RunRefused, run_start
+
+    tenant = _tenant(tenant_id)
+    if tenant is None:
+        return "no such active tenant"
+    try:
+        run = run_start(tenant=tenant, trigger=trigger)
+    except RunRefused as exc:
+        return str(exc)
+    return f"run {run.pk}: {run.state}"
+
+
+def new_invoices_task(tenant_id: int) -> str:
+    """An Exact webhook brought new invoices: collect them now when the policy says so."""
+    tenant = _tenant(tenant_id)
+    if tenant is None or not tenant.collect_new_invoices:
+        return "not collecting new invoices on webhooks"
+    return run_task(tenant_id, "webhook")
+
+
+def attempts_check_task(tenant_id: int) -> dict:
+    from reconciliation.collection.reactions import attempts_check_against_exact
+
+    tenant = _tenant(tenant_id)
+    if tenant is None:
+        return {}
+    return attempts_check_against_exact(tenant=tenant)
+
+
+def runs_due_task() -> list[str]:
+    """Periodic: start the daily run of every tenant whose local collection hour has come."""
+    from reconciliation.collection.schedules import tenants_due_for_run
+
+    return [run_task(tenant.pk, "schedule") for tenant in tenants_due_for_run()]
