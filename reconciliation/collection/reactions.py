@@ -58,7 +58,9 @@ def attempt_for_payment(*, tenant, payment) -> CollectionAttempt | None:
     if found is None and metadata.get("mlc_attempt"):
         found = CollectionAttempt.objects.filter(tenant=tenant, key=metadata["mlc_attempt"]).first()
         if found is not None and not found.payment_gocardless_id:
+            # A crash lost the id between the create and our save: adopt the payment now.
             found.payment_gocardless_id = payment_id
+            found.save(update_fields=["payment_gocardless_id", "updated_at"])
     return found
 
 

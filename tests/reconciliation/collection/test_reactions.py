@@ -341,3 +341,21 @@ def test_daily_schedule_runs_each_tenant_once_at_its_local_hour(policy):
     policy.collection_mode = "off"
     policy.save()
     assert tenants_due_for_run(now=after + dt.timedelta(days=1)) == []
+
+
+def test_a_payment_whose_id_was_lost_is_found_by_its_metadata(
+    policy, customer, gc, gc_sim, gc_deliver
+):
+    invoice(customer)
+    collect(policy, gc)
+    attempt = only_attempt()
+    payment_id = attempt.payment_gocardless_id
+    # As if the process died after GoCardless created the payment, before we saved its id.
+    CollectionAttempt.objects.filter(pk=attempt.pk).update(
+        payment_gocardless_id="", state=AttemptState.PENDING
+    )
+    gc_sim.run_scenario("payment_confirmed", payment_id)
+    gc_deliver()
+    attempt.refresh_from_db()
+    assert attempt.payment_gocardless_id == payment_id
+    assert attempt.state == AttemptState.CONFIRMED
