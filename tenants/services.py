@@ -19,6 +19,14 @@ EDITABLE_FIELDS = (
     "lead_days",
     "minimum_amount",
     "currencies",
+    "max_payments_per_run",
+    "charge_date_policy",
+    "over_maximum_policy",
+    "retry_count",
+    "retry_spacing_days",
+    "use_success_plus",
+    "collect_new_invoices",
+    "collection_hour",
 )
 
 
