@@ -1,1 +1,176 @@
-"""Models (filled in by the feature work)."""
+"""Bookings: what must be written to Exact for each money event, posted exactly once, and
+the per-tenant ledger configuration they are posted with (docs/bookings.md)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class ReceiptOn(models.TextChoices):
+    CONFIRMED = "confirmed", "Payment confirmed (money collected)"
+    PAID_OUT = "paid_out", "Payment paid out (money in a payout)"
+
+
+class BookingSettings(models.Model):
+    """How one tenant's money events are booked in Exact.
+
+    Codes are what a person types and recognises; the guids Exact's lines need are resolved
+    from financial/Journals and financial/GLAccounts when the settings are validated (admin
+    save) and kept in ``resolved``. Posting uses only ``resolved``: a code renamed in Exact
+    later is caught by the next validation, not by a half-posted entry.
+    """
+
+    tenant = models.OneToOneField(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="booking_settings"
+    )
+    enabled = models.BooleanField(
+        default=True,
+        help_text="Off: new money events create no bookings (history is never booked later).",
+    )
+    receipt_on = models.CharField(
+        max_length=10, choices=ReceiptOn.choices, default=ReceiptOn.CONFIRMED
+    )
+    clearing_journal_code = models.CharField(
+        max_length=20, help_text="Bank-type journal that stands for the GoCardless balance."
+    )
+    bank_journal_code = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="Bank-type journal of the real bank account. Set it to also post the bank "
+        "side of each payout; leave empty when the bank statement import books it.",
+    )
+    receivables_gl_code = models.CharField(
+        max_length=20, help_text="Debtors (receivables) G/L account, type 20."
+    )
+    fees_gl_code = models.CharField(max_length=20, help_text="GoCardless transaction fees.")
+    app_fees_gl_code = models.CharField(
+        max_length=20, blank=True, help_text="Partner app fees; empty = the fees account."
+    )
+    surcharges_gl_code = models.CharField(
+        max_length=20, blank=True, help_text="Failure/chargeback surcharges; empty = fees."
+    )
+    fees_vat_code = models.CharField(
+        max_length=20, blank=True, help_text="VAT code on fee lines (VAT is in the fee amount)."
+    )
+    transfer_gl_code = models.CharField(
+        max_length=20,
+        help_text="In-transit (kruisposten) G/L account: the payout leaves the clearing "
+        "journal to it and the bank statement line takes it from there.",
+    )
+    unmatched_gl_code = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="Suspense G/L for payments in a payout that ml-connector did not create; "
+        "empty = such a payout is not booked until this is set.",
+    )
+    resolved = models.JSONField(
+        default=dict, blank=True, help_text="Guids resolved from Exact at validation."
+    )
+    validated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "booking settings"
+        verbose_name_plural = "booking settings"
+
+    def __str__(self) -> str:
+        return f"Booking settings of {self.tenant}"
+
+    GL_FIELDS = (
+        "receivables_gl_code",
+        "fees_gl_code",
+        "app_fees_gl_code",
+        "surcharges_gl_code",
+        "transfer_gl_code",
+        "unmatched_gl_code",
+    )
+
+
+class Rule(models.TextChoices):
+    RECEIPT = "receipt", "Receipt (invoice closed)"
+    REVERSAL = "reversal", "Reversal (invoice reopened)"
+    PAYOUT = "payout", "Payout: fees, VAT and transfer"
+    PAYOUT_BANK = "payout_bank", "Payout arrives in the bank"
+    PAYOUT_BOUNCED = "payout_bounced", "Payout bounced"
+    REFUND = "refund", "Refund paid"
+    REFUND_RETURNED = "refund_returned", "Refund failed, funds returned"
+
+
+class BookingState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    # Claimed by a worker; the POST may be in flight. Its outcome is unknown until the
+    # worker records it, so a booking found here later is looked up in Exact first.
+    SENT = "sent", "Sent (outcome not yet known)"
+    CONFIRMED = "confirmed", "Confirmed in Exact"
+    FAILED = "failed", "Failed (retrying)"
+    GAVE_UP = "gave_up", "Failed (needs attention)"
+
+
+class Booking(models.Model):
+    """One entry that must exist in Exact exactly once.
+
+    ``key`` = rule + GoCardless id (+ a sequence number for receipts/reversals, because a
+    payment can be collected again after a late failure); unique per tenant, so a replayed
+    event or a second worker can never create a second booking. ``reference`` goes into the
+    Notes of every line of the entry: the handle to find the entry in Exact when a post's
+    outcome is unknown.
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=120)
+    rule = models.CharField(max_length=20, choices=Rule.choices)
+    gocardless_id = models.CharField(max_length=40, db_index=True)
+    sequence = models.PositiveSmallIntegerField(default=1)
+    reference = models.CharField(max_length=40, unique=True, editable=False)
+    state = models.CharField(
+        max_length=10, choices=BookingState.choices, default=BookingState.PENDING
+    )
+    # What happened, captured from the mirrors when the event was processed (amounts in
+    # minor units, ids, invoice, account). The Exact body is built from it when posting, with
+    # the settings of that moment.
+    facts = models.JSONField(default=dict)
+    currency = models.CharField(max_length=3)
+    amount_minor = models.BigIntegerField(help_text="Main amount, minor units.")
+    booking_date = models.DateField()
+    after = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="followers",
+        help_text="Posted only once this booking is confirmed (a reversal after its receipt).",
+    )
+    exact_entry_id = models.UUIDField(null=True, blank=True)
+    exact_entry_number = models.PositiveIntegerField(null=True, blank=True)
+    request_body = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_retry_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # True from just before a POST until its answer is saved: a crash, timeout or reset in
+    # between leaves it set, and the next attempt looks the entry up before sending.
+    outcome_unknown = models.BooleanField(default=False)
+    found_by_lookup = models.BooleanField(default=False)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="uniq_booking_key"),
+        ]
+        indexes = [
+            models.Index(fields=["state", "next_retry_at"], name="booking_due"),
+            models.Index(fields=["tenant", "rule", "gocardless_id"], name="booking_rule_gc"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @staticmethod
+    def new_reference() -> str:
+        return f"MLC-{uuid.uuid4().hex[:20].upper()}"

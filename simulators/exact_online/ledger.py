@@ -162,6 +162,7 @@ def describe(div: Division) -> list[dict]:
                 "Notes": ln.notes,
                 "OurRef": ln.our_ref,
                 "VATCode": ln.vat_code,
+                "AmountVATFC": None if ln.amount_vat is None else str(ln.amount_vat),
                 "AppliedInvoice": ln.applied_invoice,
                 "AppliedAmount": str(ln.applied_amount),
             } for ln in entry.lines],

@@ -44,6 +44,10 @@ DEFAULT_GL_ACCOUNTS = [
     ("1000", "Kas", 10, "D", "B"),
     ("1100", "Bank", 12, "D", "B"),
     ("1150", "GoCardless clearing", 12, "D", "B"),
+    # In-transit (kruisposten) and suspense (vraagposten) accounts, as Dutch charts of
+    # accounts have them; the type number is ours (0 = none of Exact's special types).
+    ("1190", "Kruisposten", 0, "D", "B"),
+    ("2390", "Vraagposten", 0, "C", "B"),
     ("1300", "Debiteuren", 20, "D", "B"),
     ("1600", "Crediteuren", 22, "C", "B"),
     ("1520", "Voorbelasting", 24, "D", "B"),

@@ -209,3 +209,22 @@ def test_account_put_changes_payment_condition(exact_api, exact_simulator, world
     assert (before["PaymentConditionSales"], after["PaymentConditionSales"]) == ("30", "DD")
     assert exact_api.put(path, {"Nonsense": 1}).status_code == 400
     assert exact_api.post(f"{DIVISION}/crm/Accounts", {"Name": "x"}).status_code == 405
+
+
+def test_clearing_model_accounts_and_vat_in_the_ledger(exact_api, exact_simulator, exact_division,
+                                                       world):
+    gl = exact_division["gl_accounts"]
+    assert {"1190", "2390"} <= set(gl)  # in transit (kruisposten), suspense (vraagposten)
+    body = {"JournalCode": "21", "Currency": "EUR", "BankEntryLines": [
+        {"Date": "2025-03-14", "GLAccount": world["fees"], "AmountFC": -1.69,
+         "AmountVATFC": -0.28, "VATCode": "VN", "Notes": "MLC-1"},
+        {"Date": "2025-03-14", "GLAccount": gl["1190"], "AmountFC": -98.31, "Notes": "MLC-1"}]}
+    assert exact_api.post(BANK, body).status_code == 201
+    (entry,) = exact_simulator.ledger(DIVISION)
+    fee, transfer = entry["Lines"]
+    assert (fee["AmountFC"], fee["AmountVATFC"], fee["VATCode"]) == ("-1.69", "-0.28", "VN")
+    assert transfer["GLAccountCode"] == "1190" and transfer["AmountVATFC"] is None
+    # The reference in Notes finds the entry through its lines.
+    rows = exact_api.get(f"{DIVISION}/financialtransaction/BankEntryLines", **{
+        "$filter": "Notes eq 'MLC-1'", "$select": "EntryID"}).json()["d"]["results"]
+    assert {r["EntryID"] for r in rows} == {entry["EntryID"]}

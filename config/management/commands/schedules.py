@@ -13,6 +13,8 @@ from django_q.models import Schedule
 from exact.models import ConnectionStatus, ExactConnection
 from exact.schedules import exact_schedules_ensure, exact_schedules_remove
 from gocardless.schedules import gocardless_schedules_ensure
+from reconciliation.bookings.schedules import booking_schedules_ensure
+from reconciliation.collection.schedules import collection_schedules_ensure
 from reconciliation.schedules import customer_schedules_ensure
 
 
@@ -26,6 +28,8 @@ class Command(BaseCommand):
         if not options["list"]:
             gocardless_schedules_ensure()
             customer_schedules_ensure()
+            collection_schedules_ensure()
+            booking_schedules_ensure()
             for connection in ExactConnection.objects.select_related("tenant"):
                 if connection.status == ConnectionStatus.DISCONNECTED:
                     exact_schedules_remove(tenant=connection.tenant)

@@ -1,0 +1,279 @@
+"""Posting a booking to Exact exactly once.
+
+1. Claim (short transaction, row lock): skip what is confirmed, in flight, not due or waiting
+   for the booking it follows; build the body; mark it ``sent`` with ``outcome_unknown`` set
+   and commit. No lock is held during HTTP, and a second worker sees ``sent`` and leaves it.
+2. If the previous attempt's outcome was unknown (timeout, reset, 5xx, process killed after
+   sending), look the entry up in Exact by the booking's reference first; found = confirmed.
+3. POST; record the answer (confirmed with the entry id, or failed with a backoff). A claim
+   older than ``LEASE`` is considered abandoned (the worker died): the sweeper takes it over,
+   and because ``outcome_unknown`` is still set, it looks up before sending.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from exact.client import ExactClient
+from exact.errors import (
+    ExactApiError,
+    ExactConnectionUnavailable,
+    ExactError,
+    ExactServerError,
+    ExactTransportError,
+)
+from exact.locks import lock_row
+from exact.models import ExactConnection
+from exact.odata import string_literal
+from reconciliation.audit import Actor, audit_record
+
+from .models import Booking, BookingSettings, BookingState, Rule
+from .rules import BANK_ENTRIES, RuleError, entry_body
+from .services import payout_facts_refresh
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=10)
+MAX_ATTEMPTS = 8
+BACKOFF = [
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    timedelta(hours=3),
+    timedelta(hours=6),
+    timedelta(hours=12),
+]
+NOT_USABLE_WAIT = timedelta(minutes=15)
+WAIT_FOR_PREDECESSOR = timedelta(minutes=1)
+LINES_BY_KIND = {BANK_ENTRIES: "financialtransaction/BankEntryLines"}
+
+
+def backoff(attempts: int) -> timedelta:
+    return BACKOFF[min(max(attempts - 1, 0), len(BACKOFF) - 1)]
+
+
+def entry_lookup(*, api: ExactClient, reference: str) -> dict | None:
+    """The entry whose lines carry ``reference`` in Notes, or None. OData cannot filter an
+    entry on its lines, so we ask the lines endpoint (docs/simulator-exact.md)."""
+    rows = api.iter_rows(
+        LINES_BY_KIND[BANK_ENTRIES],
+        select=["EntryID", "EntryNumber", "Notes"],
+        filter=f"Notes eq {string_literal(reference)}",
+    )
+    for row in rows:
+        if row.get("EntryID"):
+            return {"EntryID": row["EntryID"], "EntryNumber": row.get("EntryNumber")}
+    return None
+
+
+def booking_post(
+    *,
+    booking_pk: int,
+    api: ExactClient | None = None,
+    now=None,
+    force: bool = False,
+    actor: Actor | None = None,
+) -> str:
+    """Post one booking if it is due; returns what happened (for logs and tests)."""
+    now = now or timezone.now()
+    actor = actor or Actor.system("bookings")
+    with transaction.atomic():
+        booking = lock_row(Booking, booking_pk)
+        state = booking.state
+        if state == BookingState.CONFIRMED:
+            return "confirmed already"
+        if state == BookingState.SENT and booking.claimed_at and booking.claimed_at > now - LEASE:
+            return "in flight"
+        if not force:
+            if state == BookingState.GAVE_UP:
+                return "needs attention"
+            if state in (BookingState.PENDING, BookingState.FAILED) and (
+                booking.next_retry_at and booking.next_retry_at > now
+            ):
+                return "not due"
+        if booking.after_id and booking.after.state != BookingState.CONFIRMED:
+            # A predecessor that needs attention may take a while: check less often.
+            stuck = booking.after.state == BookingState.GAVE_UP
+            booking.next_retry_at = now + (NOT_USABLE_WAIT if stuck else WAIT_FOR_PREDECESSOR)
+            booking.last_error = f"waiting for {booking.after.key}" + (
+                " (needs attention)" if stuck else ""
+            )
+            booking.save(update_fields=["next_retry_at", "last_error", "updated_at"])
+            return "waiting for predecessor"
+        connection = ExactConnection.objects.filter(tenant_id=booking.tenant_id).first()
+        if connection is None or not connection.is_usable:
+            booking.next_retry_at = now + NOT_USABLE_WAIT
+            booking.last_error = "Exact connection is not usable (not connected or paused)"
+            booking.save(update_fields=["next_retry_at", "last_error", "updated_at"])
+            return "exact not usable"
+        if booking.rule == Rule.PAYOUT:
+            reason = payout_facts_refresh(booking=booking, now=now)
+            if reason:
+                booking.next_retry_at = now + WAIT_FOR_PREDECESSOR
+                booking.last_error = reason
+                booking.save(update_fields=["next_retry_at", "last_error", "updated_at"])
+                return "waiting for receipts"
+        settings = BookingSettings.objects.filter(tenant_id=booking.tenant_id).first()
+        try:
+            if settings is None:
+                raise RuleError("booking settings missing")
+            body = entry_body(booking, settings)
+        except (RuleError, KeyError) as exc:
+            _fail(
+                booking,
+                f"cannot build the entry: {exc}",
+                now=now,
+                # An earlier unknown outcome stays unknown: it must still be looked up.
+                unknown=booking.outcome_unknown,
+                actor=actor,
+                count=True,
+            )
+            return "failed: cannot build"
+        must_look_up = booking.outcome_unknown
+        booking.state = BookingState.SENT
+        booking.claimed_at = now
+        booking.attempts += 1
+        booking.request_body = body
+        booking.outcome_unknown = True  # until the answer is saved
+        booking.save()
+
+    api = api or ExactClient(connection)
+    sent = False
+    try:
+        if must_look_up:
+            found = entry_lookup(api=api, reference=booking.reference)
+            if found:
+                return _confirm(booking_pk, found, now=now, actor=actor, by_lookup=True)
+        sent = True
+        created = api.post(BANK_ENTRIES, body)
+    except (ExactTransportError, ExactServerError) as exc:
+        # No answer, or 5xx (Exact also answers some validation errors with 500): the entry
+        # may exist. Keep outcome_unknown, so the next attempt looks it up first.
+        _fail_pk(booking_pk, str(exc), now=now, unknown=True, actor=actor)
+        return "failed: outcome unknown" if sent else "failed: lookup"
+    except ExactConnectionUnavailable as exc:
+        _fail_pk(booking_pk, str(exc), now=now, unknown=must_look_up, actor=actor)
+        return "failed: connection"
+    except ExactApiError as exc:
+        # A 4xx answer to the POST: Exact refused it, nothing was written (a 4xx to the
+        # lookup GET leaves the question open). Anything else after sending (an unreadable
+        # 2xx body, say) may have written the entry.
+        refused = exc.status is not None and 400 <= exc.status < 500
+        unknown = (must_look_up and not sent) or (sent and not refused)
+        _fail_pk(booking_pk, str(exc), now=now, unknown=unknown, actor=actor)
+        return "failed: refused" if refused else "failed: outcome unknown"
+    except ExactError as exc:
+        _fail_pk(booking_pk, str(exc), now=now, unknown=must_look_up or sent, actor=actor)
+        return "failed"
+    if not created.get("EntryID"):
+        _fail_pk(
+            booking_pk, "Exact answered without an EntryID", now=now, unknown=True, actor=actor
+        )
+        return "failed: outcome unknown"
+    return _confirm(booking_pk, created, now=now, actor=actor, by_lookup=False)
+
+
+def _confirm(booking_pk: int, entry: dict, *, now, actor: Actor, by_lookup: bool) -> str:
+    with transaction.atomic():
+        booking = lock_row(Booking, booking_pk)
+        before = booking.state
+        booking.state = BookingState.CONFIRMED
+        booking.exact_entry_id = entry["EntryID"]
+        booking.exact_entry_number = entry.get("EntryNumber")
+        booking.outcome_unknown = False
+        booking.found_by_lookup = by_lookup
+        booking.last_error = ""
+        booking.next_retry_at = None
+        booking.confirmed_at = now
+        booking.save()
+        audit_record(
+            actor=actor,
+            action="booking.confirmed",
+            tenant=booking.tenant,
+            obj=booking,
+            before={"state": before},
+            after={"state": booking.state, "exact_entry_id": str(booking.exact_entry_id)},
+            message=f"{booking.key} is Exact entry {booking.exact_entry_number}"
+            + (" (found by its reference after an unknown outcome)" if by_lookup else ""),
+        )
+    return "found" if by_lookup else "posted"
+
+
+def _fail_pk(booking_pk: int, error: str, *, now, unknown: bool, actor: Actor) -> None:
+    with transaction.atomic():
+        _fail(lock_row(Booking, booking_pk), error, now=now, unknown=unknown, actor=actor)
+
+
+def _fail(
+    booking: Booking, error: str, *, now, unknown: bool, actor: Actor, count: bool = False
+) -> None:
+    if count:
+        booking.attempts += 1
+    before = booking.state
+    gave_up = booking.attempts >= MAX_ATTEMPTS
+    booking.state = BookingState.GAVE_UP if gave_up else BookingState.FAILED
+    booking.last_error = error[:2000]
+    booking.outcome_unknown = unknown
+    booking.claimed_at = None
+    booking.next_retry_at = None if gave_up else now + backoff(booking.attempts)
+    booking.save()
+    audit_record(
+        actor=actor,
+        action="booking.failed",
+        tenant=booking.tenant,
+        obj=booking,
+        before={"state": before},
+        after={"state": booking.state, "attempts": booking.attempts, "outcome_unknown": unknown},
+        message=f"{booking.key}: {error[:500]}",
+    )
+    logger.warning("booking %s failed (attempt %s): %s", booking.key, booking.attempts, error)
+
+
+def booking_repost(*, booking: Booking, actor: Actor, api: ExactClient | None = None) -> str:
+    """Admin *Re-post*: audited with the user, then posted now even if failed for good.
+    Exactly-once still holds: a confirmed booking is left alone, an unknown outcome is
+    looked up first."""
+    audit_record(
+        actor=actor,
+        action="booking.repost_requested",
+        tenant=booking.tenant,
+        obj=booking,
+        before={"state": booking.state, "attempts": booking.attempts},
+        message=f"Re-post of {booking.key} requested",
+    )
+    return booking_post(booking_pk=booking.pk, api=api, force=True, actor=actor)
+
+
+def bookings_due(*, now=None):
+    now = now or timezone.now()
+    from django.db.models import Q
+
+    return Booking.objects.filter(
+        Q(state__in=[BookingState.PENDING, BookingState.FAILED])
+        & (Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now))
+        | Q(state=BookingState.SENT, claimed_at__lt=now - LEASE)
+    ).order_by("id")
+
+
+def bookings_sweep(*, now=None, limit: int = 50, api_factory=None) -> dict[str, int]:
+    """Post due bookings (oldest first, so a receipt goes before its reversal). ``limit``
+    keeps one run within Exact's 60 calls a minute per division and the task timeout; the
+    next run (every minute) continues."""
+    now = now or timezone.now()
+    outcomes: dict[str, int] = {}
+    for pk in list(bookings_due(now=now).values_list("pk", flat=True)[:limit]):
+        api = api_factory(pk) if api_factory else None
+        try:
+            outcome = booking_post(
+                booking_pk=pk, api=api, now=now, actor=Actor.schedule("bookings.sweep")
+            )
+        except Exception:  # one bad booking must not stop the others
+            logger.exception("booking %s: unexpected error while posting", pk)
+            outcome = "error"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes

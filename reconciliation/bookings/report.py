@@ -1,0 +1,313 @@
+"""The month-end reconciliation report for one tenant, period and currency.
+
+Everything is computed from our mirrors (GoCardless payments, refunds, payouts and payout
+items; Exact receivables as last synced) and bookings: rows first, totals as sums of the
+rows, so the totals always equal the sum of what is listed. Amounts are Decimal in currency
+units (converted once, by reconciliation.money).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from exact.models import ExactReceivable, ReceivableKind
+from gocardless.models import Payment, Payout, Refund
+from reconciliation.money import from_minor_units, parse_minor_string, round_minor
+
+from .models import Booking, BookingSettings, BookingState, ReceiptOn, Rule
+from .rules import FEE_ITEM_TYPES, payment_owner
+
+COLLECTED = {"confirmed", "paid_out"}
+REFUNDED = {"paid"}
+PAYOUT_RULES = (Rule.PAYOUT, Rule.PAYOUT_BANK, Rule.PAYOUT_BOUNCED)
+
+
+@dataclass
+class PaymentRow:
+    pk: int
+    payment: str
+    status: str
+    charge_date: date | None
+    amount: Decimal
+    refunded: Decimal
+    attempt: str = ""
+    receivable: str = ""
+    invoice: int | None = None
+    account: str = ""
+    receipt: str = ""  # booking state of the latest receipt ("" = none)
+    reversal: str = ""
+    booking_pks: list[int] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def ours(self) -> bool:
+        return bool(self.attempt)
+
+
+@dataclass
+class PayoutRow:
+    pk: int
+    payout: str
+    reference: str
+    status: str
+    paid_on: date | None
+    arrival_date: date | None
+    gross: Decimal
+    deductions: Decimal
+    fees: Decimal
+    vat: Decimal
+    net: Decimal
+    entries: list[tuple[str, int | None, str]] = field(default_factory=list)
+    booking_pks: list[int] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        return self.gross + self.deductions + self.fees + self.vat == self.net
+
+
+@dataclass
+class Mismatch:
+    kind: str
+    subject: str
+    detail: str
+    expected: Decimal | None = None
+    actual: Decimal | None = None
+    payment_pks: list[int] = field(default_factory=list)
+    booking_pks: list[int] = field(default_factory=list)
+
+
+MISMATCH_KINDS = {
+    "open_in_exact_paid_at_gocardless": "Open in Exact, paid at GoCardless",
+    "closed_in_exact_failed_at_gocardless": "Closed in Exact, not collected at GoCardless",
+    "amount_difference": "Open amount differs",
+    "booking_not_posted": "Booking not yet posted",
+    "not_ours": "Payment not created by ml-connector",
+}
+
+
+@dataclass
+class Report:
+    tenant: object
+    start: date
+    end: date
+    currency: str
+    payments: list[PaymentRow]
+    payouts: list[PayoutRow]
+    mismatches: list[Mismatch]
+    outstanding_rows: list[tuple[int | None, Decimal]]
+
+    def _sum(self, rows, attr="amount") -> Decimal:
+        return sum((getattr(r, attr) for r in rows), Decimal(0)).quantize(Decimal("0.01"))
+
+    @property
+    def totals(self) -> dict[str, Decimal | int]:
+        ours = [p for p in self.payments if p.ours]
+        by_receivable: dict[str, int] = defaultdict(int)
+        for p in ours:
+            by_receivable[p.receivable] += 1
+        collected = [p for p in ours if p.status in COLLECTED]
+        failed = [p for p in ours if p.status == "failed"]
+        charged_back = [p for p in ours if p.status == "charged_back"]
+        return {
+            "collected_count": len(collected),
+            "collected": self._sum(collected),
+            "failed_count": len(failed),
+            "failed": self._sum(failed),
+            "retried_count": sum(1 for n in by_receivable.values() if n > 1),
+            "charged_back_count": len(charged_back),
+            "charged_back": self._sum(charged_back),
+            "refunded": self._sum(ours, "refunded"),
+            "outstanding": sum((a for _, a in self.outstanding_rows), Decimal(0)).quantize(
+                Decimal("0.01")
+            ),
+            "payouts_count": len(self.payouts),
+            "payouts_gross": self._sum(self.payouts, "gross"),
+            "payouts_deductions": self._sum(self.payouts, "deductions"),
+            "payouts_fees": self._sum(self.payouts, "fees"),
+            "payouts_vat": self._sum(self.payouts, "vat"),
+            "payouts_net": self._sum(self.payouts, "net"),
+            "unmatched_count": sum(1 for p in self.payments if not p.ours),
+            "mismatches_count": len(self.mismatches),
+        }
+
+
+def report_build(*, tenant, start: date, end: date, currency: str = "EUR") -> Report:
+    """Payments charged and payouts paid between ``start`` and ``end`` (inclusive)."""
+
+    def units(minor) -> Decimal:
+        return from_minor_units(int(minor), currency)
+
+    bookings = list(Booking.objects.filter(tenant=tenant, currency=currency).order_by("id"))
+    by_gc: dict[str, list[Booking]] = defaultdict(list)
+    for b in bookings:
+        by_gc[b.gocardless_id].append(b)
+
+    refunds = defaultdict(int)
+    for refund in Refund.objects.filter(tenant=tenant, currency=currency, status__in=REFUNDED):
+        refunds[refund.payment_id] += refund.amount
+
+    payments = []
+    for p in Payment.objects.filter(
+        tenant=tenant, currency=currency, charge_date__gte=start, charge_date__lte=end
+    ).order_by("charge_date", "gocardless_id"):
+        owner = payment_owner(p.metadata) or {}
+        mine = by_gc.get(p.gocardless_id, [])
+        receipts = [b for b in mine if b.rule == Rule.RECEIPT]
+        reversals = [b for b in mine if b.rule == Rule.REVERSAL]
+        payments.append(
+            PaymentRow(
+                pk=p.pk,
+                payment=p.gocardless_id,
+                status=p.status,
+                charge_date=p.charge_date,
+                amount=units(p.amount),
+                refunded=units(refunds.get(p.gocardless_id, 0)) if owner else Decimal("0.00"),
+                attempt=owner.get("attempt", ""),
+                receivable=owner.get("receivable", ""),
+                invoice=owner.get("invoice"),
+                account=owner.get("account", ""),
+                receipt=receipts[-1].state if receipts else "",
+                reversal=reversals[-1].state if reversals else "",
+                booking_pks=[b.pk for b in mine],
+                note=(
+                    "ml-connector metadata incomplete (mlc_attempt, exact_invoice, exact_account)"
+                    if not owner and (p.metadata or {}).get("mlc_attempt")
+                    else "no mlc_attempt metadata"
+                ),
+            )
+        )
+
+    payouts = []
+    for po in Payout.objects.filter(tenant=tenant, currency=currency).order_by(
+        "gocardless_created_at", "gocardless_id"
+    ):
+        paid_on = po.gocardless_created_at.date() if po.gocardless_created_at else None
+        if paid_on is None or not (start <= paid_on <= end):
+            continue
+        sums = defaultdict(Decimal)
+        for item in po.items.all():
+            amount = parse_minor_string(str(item.amount))
+            if item.item_type in FEE_ITEM_TYPES:
+                vat = sum(
+                    (parse_minor_string(str(t.get("amount", "0"))) for t in item.taxes or []),
+                    Decimal(0),
+                )
+                sums["fees"] += amount - vat
+                sums["vat"] += vat
+            elif item.item_type == "payment_paid_out":
+                sums["gross"] += amount
+            else:
+                sums["deductions"] += amount
+        mine = [b for b in by_gc.get(po.gocardless_id, []) if b.rule in PAYOUT_RULES]
+        payouts.append(
+            PayoutRow(
+                pk=po.pk,
+                payout=po.gocardless_id,
+                reference=po.reference,
+                status=po.status,
+                paid_on=paid_on,
+                arrival_date=po.arrival_date,
+                gross=units(round_minor(sums["gross"])),
+                deductions=units(round_minor(sums["deductions"])),
+                fees=units(round_minor(sums["fees"])),
+                vat=units(round_minor(sums["vat"])),
+                net=units(po.amount),
+                entries=[(b.key, b.exact_entry_number, str(b.exact_entry_id or "")) for b in mine],
+                booking_pks=[b.pk for b in mine],
+            )
+        )
+
+    outstanding_rows = [
+        (r.invoice_number, r.outstanding)
+        for r in ExactReceivable.objects.filter(
+            tenant=tenant, currency=currency, kind=ReceivableKind.INVOICE, outstanding__gt=0
+        ).order_by("invoice_number")
+    ]
+    mismatches = _mismatches(tenant, currency, payments, bookings, units)
+    return Report(tenant, start, end, currency, payments, payouts, mismatches, outstanding_rows)
+
+
+def _mismatches(tenant, currency, payments, bookings, units) -> list[Mismatch]:
+    out = []
+    settings = BookingSettings.objects.filter(tenant=tenant).first()
+    counted = {"paid_out"} if settings and settings.receipt_on == ReceiptOn.PAID_OUT else COLLECTED
+
+    for b in bookings:
+        if b.state != BookingState.CONFIRMED:
+            out.append(
+                Mismatch(
+                    "booking_not_posted",
+                    b.key,
+                    f"{b.get_state_display()}; attempts {b.attempts}; {b.last_error}".strip("; "),
+                    expected=units(b.amount_minor),
+                    booking_pks=[b.pk],
+                )
+            )
+    for p in payments:
+        if not p.ours:
+            out.append(
+                Mismatch(
+                    "not_ours",
+                    p.payment,
+                    f"{p.status}; {p.note}",
+                    expected=p.amount,
+                    payment_pks=[p.pk],
+                )
+            )
+
+    # Invoices touched in the period, with every payment ever made for them.
+    invoices = {p.invoice for p in payments if p.ours}
+    all_for_invoice: dict[int, list[Payment]] = defaultdict(list)
+    for p in Payment.objects.filter(tenant=tenant, currency=currency):
+        owner = payment_owner(p.metadata)
+        if owner and owner["invoice"] in invoices:
+            all_for_invoice[owner["invoice"]].append(p)
+    receivables = {
+        r.invoice_number: r
+        for r in ExactReceivable.objects.filter(
+            tenant=tenant, invoice_number__in=invoices, kind=ReceivableKind.INVOICE
+        )
+    }
+    for invoice in sorted(invoices):
+        pays = all_for_invoice[invoice]
+        collected = sum((units(p.amount) for p in pays if p.status in counted), Decimal("0.00"))
+        failed = [p for p in pays if p.status in ("failed", "charged_back")]
+        pks = [p.pk for p in pays]
+        row = receivables.get(invoice)
+        if row is None:
+            # Not in the mirror = no longer open in Exact (full syncs delete closed items).
+            if collected == 0 and failed:
+                out.append(
+                    Mismatch(
+                        "closed_in_exact_failed_at_gocardless",
+                        f"invoice {invoice}",
+                        "closed in Exact, but its payments failed or were charged back",
+                        expected=None,
+                        actual=Decimal("0.00"),
+                        payment_pks=pks,
+                    )
+                )
+            continue
+        expected_open = row.amount - collected
+        if expected_open == row.outstanding:
+            continue
+        if expected_open <= 0 < row.outstanding:
+            kind, detail = "open_in_exact_paid_at_gocardless", "collected at GoCardless"
+        elif row.outstanding == 0 < expected_open:
+            kind, detail = "closed_in_exact_failed_at_gocardless", "not collected at GoCardless"
+        else:
+            kind, detail = "amount_difference", "open amount differs"
+        out.append(
+            Mismatch(
+                kind,
+                f"invoice {invoice}",
+                detail,
+                expected=expected_open,
+                actual=row.outstanding,
+                payment_pks=pks,
+            )
+        )
+    return out

@@ -1,0 +1,331 @@
+"""Creating bookings from money events (called by the signal receivers, inside the event
+transaction). Posting them is posting.py's job."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+
+from django.db import IntegrityError, transaction
+
+from gocardless.models import Payment, Payout
+from reconciliation.audit import Actor, audit_record
+
+from . import rules
+from .models import Booking, BookingSettings, BookingState, Rule
+
+logger = logging.getLogger(__name__)
+
+
+def settings_for(tenant) -> BookingSettings | None:
+    """The tenant's settings when bookings are on; None = create no bookings. A tenant turns
+    bookings on deliberately: history from before that is never booked behind its back."""
+    found = BookingSettings.objects.filter(tenant=tenant, enabled=True).first()
+    return found
+
+
+def _event_date(event, fallback: date | None = None) -> date:
+    created = getattr(event, "created_at", None)
+    if created is not None:
+        return created.date()
+    from django.utils import timezone
+
+    return fallback or timezone.now().date()
+
+
+def booking_create(
+    *,
+    tenant,
+    rule: str,
+    gocardless_id: str,
+    facts: dict,
+    currency: str,
+    amount_minor: int,
+    booking_date: date,
+    sequence: int = 1,
+    after: Booking | None = None,
+    event=None,
+) -> Booking:
+    """Create the booking for (tenant, rule, id, sequence) unless it exists; queue its post
+    after commit. Idempotent: a replay returns the existing row and queues nothing."""
+    key = f"{rule}:{gocardless_id}" + (f":{sequence}" if rule in SEQUENCED else "")
+    existing = Booking.objects.filter(tenant=tenant, key=key).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            booking = Booking.objects.create(
+                tenant=tenant,
+                key=key,
+                rule=rule,
+                gocardless_id=gocardless_id,
+                sequence=sequence,
+                reference=Booking.new_reference(),
+                facts=facts,
+                currency=currency,
+                amount_minor=amount_minor,
+                booking_date=booking_date,
+                after=after,
+            )
+    except IntegrityError:
+        # Another transaction created it first (unique key): that one is the booking.
+        return Booking.objects.get(tenant=tenant, key=key)
+    audit_record(
+        actor=_actor(event),
+        action="booking.created",
+        tenant=tenant,
+        obj=booking,
+        after={"key": key, "state": booking.state, "amount_minor": amount_minor},
+        message=f"{booking.get_rule_display()} for {gocardless_id}"
+        + (f" (event {event.event_id})" if event is not None else ""),
+    )
+    from .tasks import booking_post_enqueue
+
+    transaction.on_commit(lambda: booking_post_enqueue(booking_pk=booking.pk))
+    return booking
+
+
+SEQUENCED = {Rule.RECEIPT, Rule.REVERSAL, Rule.PAYOUT_BOUNCED}
+
+
+def _actor(event) -> Actor:
+    if event is None:
+        return Actor.system("bookings")
+    if getattr(event, "source", "") == "poll":
+        return Actor.schedule("gocardless.events_poll")
+    return Actor.webhook("gocardless")
+
+
+def _count(tenant, rule: str, gocardless_id: str) -> int:
+    return Booking.objects.filter(tenant=tenant, rule=rule, gocardless_id=gocardless_id).count()
+
+
+def receipt_book(*, tenant, payment: Payment, event, on: str) -> Booking | None:
+    """Payment collected → receipt on the customer naming the invoice (closes the open item).
+
+    Receipt n and reversal n pair up: a new receipt only when every earlier one was reversed,
+    so a payment collected again after a late failure is booked again, a replay never is.
+    """
+    settings = settings_for(tenant)
+    if settings is None or settings.receipt_on != on:
+        return None
+    owner = rules.payment_owner(payment.metadata)
+    if owner is None:
+        return None  # not created by ml-connector: reported as unmatched, never booked
+    receipts = _count(tenant, Rule.RECEIPT, payment.gocardless_id)
+    if receipts != _count(tenant, Rule.REVERSAL, payment.gocardless_id):
+        return None
+    return booking_create(
+        tenant=tenant,
+        rule=Rule.RECEIPT,
+        gocardless_id=payment.gocardless_id,
+        sequence=receipts + 1,
+        facts=rules.payment_facts(payment, owner, event=event),
+        currency=payment.currency,
+        amount_minor=payment.amount,
+        booking_date=payment.charge_date or _event_date(event),
+        event=event,
+    )
+
+
+def reversal_book(*, tenant, payment: Payment, event) -> Booking | None:
+    """Failed (incl. late failure) or charged back after a receipt → reversal (reopens)."""
+    if settings_for(tenant) is None:
+        return None
+    receipts = Booking.objects.filter(
+        tenant=tenant, rule=Rule.RECEIPT, gocardless_id=payment.gocardless_id
+    ).order_by("-sequence")
+    last = receipts.first()
+    if last is None or _count(tenant, Rule.REVERSAL, payment.gocardless_id) >= last.sequence:
+        return None  # never receipted (failed before collection) or already reversed
+    return booking_create(
+        tenant=tenant,
+        rule=Rule.REVERSAL,
+        gocardless_id=payment.gocardless_id,
+        sequence=last.sequence,
+        facts={**last.facts, **_cause(event)},
+        currency=last.currency,
+        amount_minor=last.amount_minor,
+        booking_date=_event_date(event),
+        after=last,
+        event=event,
+    )
+
+
+def _cause(event) -> dict:
+    details = getattr(event, "details", None) or {}
+    return {
+        "cause": details.get("cause", "") or getattr(event, "action", ""),
+        "event": getattr(event, "event_id", ""),
+    }
+
+
+def payout_book(*, tenant, payout, event) -> list[Booking]:
+    """Payout paid → fees, app fees and surcharges with VAT, and the net transfer out of the
+    clearing journal (+ the bank side when a bank journal is configured)."""
+    settings = settings_for(tenant)
+    if settings is None:
+        return []
+    facts = rules.payout_facts(payout, owned_payments=receipted_payments(payout=payout))
+    paid_on = (
+        payout.gocardless_created_at.date() if payout.gocardless_created_at else _event_date(event)
+    )
+    made = [
+        booking_create(
+            tenant=tenant,
+            rule=Rule.PAYOUT,
+            gocardless_id=payout.gocardless_id,
+            facts=facts,
+            currency=payout.currency,
+            amount_minor=payout.amount,
+            booking_date=paid_on,
+            event=event,
+        )
+    ]
+    if settings.bank_journal_code:
+        made.append(
+            booking_create(
+                tenant=tenant,
+                rule=Rule.PAYOUT_BANK,
+                gocardless_id=payout.gocardless_id,
+                facts=facts,
+                currency=payout.currency,
+                amount_minor=payout.amount,
+                booking_date=payout.arrival_date or paid_on,
+                after=made[0],
+                event=event,
+            )
+        )
+    return made
+
+
+def receipted_payments(*, payout) -> set[str]:
+    """Payments in the payout whose money entered the clearing journal through a receipt."""
+    payment_ids = set(payout.items.exclude(payment_id="").values_list("payment_id", flat=True))
+    return set(
+        Booking.objects.filter(
+            tenant_id=payout.tenant_id, rule=Rule.RECEIPT, gocardless_id__in=payment_ids
+        ).values_list("gocardless_id", flat=True)
+    )
+
+
+# A payout's payments may be processed after the payout itself (webhooks in other batches,
+# reordered): wait this long for their receipts before booking them as not ours.
+RECEIPTS_GRACE = timedelta(hours=1)
+
+
+def payout_facts_refresh(*, booking: Booking, now) -> str | None:
+    """Before posting a payout: recompute which of its payments were receipted (they may
+    have been booked after the payout was). Returns a reason to wait, or None to post."""
+    payout = Payout.objects.filter(
+        tenant_id=booking.tenant_id, gocardless_id=booking.gocardless_id
+    ).first()
+    if payout is None or not payout.items.exists():
+        return None  # keep the facts captured when it was paid
+    owned = receipted_payments(payout=payout)
+    waiting = [
+        p.gocardless_id
+        for p in Payment.objects.filter(
+            tenant_id=booking.tenant_id,
+            gocardless_id__in=set(
+                payout.items.exclude(payment_id="").values_list("payment_id", flat=True)
+            )
+            - owned,
+        )
+        if rules.payment_owner(p.metadata) is not None
+    ]
+    if waiting and booking.created_at > now - RECEIPTS_GRACE:
+        return f"waiting for the receipts of {', '.join(sorted(waiting))}"
+    booking.facts = rules.payout_facts(payout, owned_payments=owned)
+    return None
+
+
+def payout_bounce_book(*, tenant, payout, event) -> Booking | None:
+    if settings_for(tenant) is None:
+        return None
+    booked = Booking.objects.filter(
+        tenant=tenant, rule=Rule.PAYOUT, gocardless_id=payout.gocardless_id
+    ).first()
+    if booked is None:
+        return None
+    bank_side = Booking.objects.filter(
+        tenant=tenant, rule=Rule.PAYOUT_BANK, gocardless_id=payout.gocardless_id
+    ).exists()
+    made = booking_create(
+        tenant=tenant,
+        rule=Rule.PAYOUT_BOUNCED,
+        gocardless_id=payout.gocardless_id,
+        facts={**booked.facts, "side": "clearing"},
+        currency=booked.currency,
+        amount_minor=booked.amount_minor,
+        booking_date=_event_date(event),
+        after=booked,
+        event=event,
+    )
+    if bank_side:
+        # The bank side said the money arrived; it did not: take it out of the bank again.
+        booking_create(
+            tenant=tenant,
+            rule=Rule.PAYOUT_BOUNCED,
+            gocardless_id=payout.gocardless_id,
+            sequence=2,
+            facts={**booked.facts, "side": "bank"},
+            currency=booked.currency,
+            amount_minor=booked.amount_minor,
+            booking_date=_event_date(event),
+            after=made,
+            event=event,
+        )
+    return made
+
+
+def _refund_owner(tenant, refund):
+    payment = Payment.objects.filter(tenant=tenant, gocardless_id=refund.payment_id).first()
+    owner = rules.payment_owner(payment.metadata if payment else None)
+    return payment, owner
+
+
+def refund_book(*, tenant, refund, event) -> Booking | None:
+    """Refund paid (or settled) → the money leaves the GoCardless balance to the customer."""
+    if settings_for(tenant) is None:
+        return None
+    payment, owner = _refund_owner(tenant, refund)
+    if owner is None:
+        return None
+    return booking_create(
+        tenant=tenant,
+        rule=Rule.REFUND,
+        gocardless_id=refund.gocardless_id,
+        facts=rules.refund_facts(refund, payment, owner, event=event),
+        currency=refund.currency,
+        amount_minor=refund.amount,
+        booking_date=_event_date(event),
+        event=event,
+    )
+
+
+def refund_return_book(*, tenant, refund, event) -> Booking | None:
+    """Refund failed / funds returned after it was booked → the money comes back."""
+    if settings_for(tenant) is None:
+        return None
+    booked = Booking.objects.filter(
+        tenant=tenant, rule=Rule.REFUND, gocardless_id=refund.gocardless_id
+    ).first()
+    if booked is None:
+        return None  # never left the balance as far as we booked: nothing to undo
+    return booking_create(
+        tenant=tenant,
+        rule=Rule.REFUND_RETURNED,
+        gocardless_id=refund.gocardless_id,
+        facts=booked.facts,
+        currency=booked.currency,
+        amount_minor=booked.amount_minor,
+        booking_date=_event_date(event),
+        after=booked,
+        event=event,
+    )
+
+
+def unposted(queryset=None):
+    qs = queryset if queryset is not None else Booking.objects.all()
+    return qs.exclude(state=BookingState.CONFIRMED)

@@ -1,0 +1,36 @@
+"""The sweeper schedule and the thin tasks."""
+
+from __future__ import annotations
+
+import pytest
+from django_q.models import Schedule
+
+from reconciliation.bookings import tasks
+from reconciliation.bookings.schedules import booking_schedules_ensure
+
+pytestmark = pytest.mark.django_db
+
+
+def test_sweeper_schedule_is_registered_once():
+    assert booking_schedules_ensure() == ["bookings-sweep"]
+    booking_schedules_ensure()
+    (schedule,) = Schedule.objects.filter(name="bookings-sweep")
+    assert schedule.func == "reconciliation.bookings.tasks.bookings_sweep_task"
+    assert schedule.minutes == 1
+
+
+def test_post_task_never_raises(monkeypatch):
+    def boom(**kwargs):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr("reconciliation.bookings.posting.booking_post", boom)
+    assert tasks.booking_post_task(12345) == "error"
+
+
+def test_enqueue_survives_a_broker_outage(monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks, "async_task", down)
+    tasks.booking_post_enqueue(booking_pk=1)  # logged; the sweeper posts it later
+    assert tasks.bookings_sweep_task() == {}
