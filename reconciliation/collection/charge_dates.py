@@ -15,15 +15,22 @@ from tenants.models import ChargeDatePolicy
 
 
 def earliest_charge_date(
-    *, scheme: str, today: dt.date, next_possible: dt.date | None
+    *,
+    scheme: str,
+    today: dt.date,
+    next_possible: dt.date | None,
+    mandate_status: str = "active",
 ) -> dt.date:
     """The earliest date GoCardless will accept for a payment created today.
 
     The mirror's ``next_possible_charge_date`` may be stale (it was fetched on an earlier
-    day), so the scheme's own lead time counted from today is a floor under it.
+    day), so the scheme's own lead time counted from today is a floor under it. A mandate
+    that is not active yet (pending submission, submitted) needs one more working day.
     """
     rule = scheme_rule(scheme)
     lead = rule.lead_working_days if rule else 3
+    if mandate_status != "active":
+        lead += 1
     floor = add_working_days(today, lead, scheme)
     if next_possible is not None and next_possible > floor:
         floor = next_possible
@@ -37,8 +44,11 @@ def charge_date_for(
     due_date: dt.date | None,
     next_possible: dt.date | None,
     policy: str,
+    mandate_status: str = "active",
 ) -> dt.date:
-    earliest = earliest_charge_date(scheme=scheme, today=today, next_possible=next_possible)
+    earliest = earliest_charge_date(
+        scheme=scheme, today=today, next_possible=next_possible, mandate_status=mandate_status
+    )
     if policy == ChargeDatePolicy.DUE_DATE and due_date is not None and due_date > earliest:
         return next_working_day(due_date, scheme)
     return earliest

@@ -158,10 +158,14 @@ def _restrict_to_preview(plans: list[Plan], preview: CollectionRun, tenant, toda
                 ("currency", plan.currency, item.currency),
                 ("mandate", plan.mandate_gocardless_id, item.mandate_gocardless_id),
                 ("instalments", plan.parts, item.parts),
+                ("due date", plan.due_date, item.due_date),
             )
             if now != then
         ]
-        earliest = earliest_charge_date(scheme=plan.scheme, today=today, next_possible=None)
+        # Never before the mandate's next possible charge date as the mirror knows it now.
+        earliest = plan.earliest_charge_date or earliest_charge_date(
+            scheme=plan.scheme, today=today, next_possible=None
+        )
         if item.charge_date is None or item.charge_date < earliest:
             changed.append("charge date can no longer be met")
         if changed:
@@ -214,8 +218,18 @@ def run_live(
         if client is None:
             raise RunRefused("GoCardless is not connected")
         _resume_pending(tenant=tenant, client=client, actor=actor)
+        previewed = None
+        if preview is not None:
+            previewed = set(
+                preview.items.filter(decision=Decision.COLLECT).values_list(
+                    "receivable_exact_id", flat=True
+                )
+            )
         plans = selection_evaluate(
-            tenant=tenant, today=today, only_receivables=only_receivables
+            tenant=tenant,
+            today=today,
+            only_receivables=only_receivables,
+            previewed=previewed,
         )
         if preview is not None:
             _restrict_to_preview(plans, preview, tenant, today)
@@ -272,6 +286,10 @@ def run_approve(*, preview: CollectionRun, user, client=None) -> CollectionRun:
             raise RunRefused(
                 f"Run #{locked.pk} is {locked.get_state_display().lower()}, not awaiting approval"
             )
+        tenant = locked.tenant
+        if not tenant.is_active or tenant.collection_mode == CollectionMode.OFF:
+            # Switching collection off stops everything, an approval of an older preview too.
+            raise RunRefused(f"Collection is off for {tenant}")
         locked.state = RunState.APPROVED
         locked.approved_by, locked.approved_at = user, timezone.now()
         locked.save(update_fields=["state", "approved_by", "approved_at"])
@@ -282,19 +300,36 @@ def run_approve(*, preview: CollectionRun, user, client=None) -> CollectionRun:
             obj=locked,
             after={"to_collect": locked.to_collect, "totals": locked.totals},
         )
-    receivables = list(
-        locked.items.filter(decision=Decision.COLLECT).values_list(
-            "receivable_exact_id", flat=True
-        )
-    )
-    return run_live(
+    # The live run evaluates what the preview evaluated (all open invoices, or the preview's
+    # own restriction): unchanged lines come out identical, and whatever would be collected
+    # now but was not shown is listed as "not in the preview" instead of silently left out.
+    live = run_live(
         tenant=locked.tenant,
         trigger=RunTrigger.APPROVAL,
         user=user,
         preview=locked,
-        only_receivables=receivables or None,
+        only_receivables=locked.only_receivables or None,
         client=client,
     )
+    if live.state in (RunState.REFUSED, RunState.FAILED) and not live.attempts.exists():
+        # Nothing was submitted (another live run was active, GoCardless not connected):
+        # the approval did not happen, so the preview may be approved again.
+        newer = CollectionRun.objects.filter(
+            tenant=locked.tenant, kind=RunKind.PREVIEW, pk__gt=locked.pk
+        ).exists()
+        back = RunState.SUPERSEDED if newer else RunState.AWAITING_APPROVAL
+        CollectionRun.objects.filter(pk=locked.pk, state=RunState.APPROVED).update(
+            state=back, approved_by=None, approved_at=None
+        )
+        audit_record(
+            actor=Actor.for_user(user),
+            action="collection.approval_not_run",
+            tenant=locked.tenant,
+            obj=locked,
+            after={"state": back, "live_run": live.pk},
+            message=f"Approval not carried out: {live.error or live.get_state_display()}",
+        )
+    return live
 
 
 def run_start(*, tenant, trigger: str, user=None, only_receivables=None, client=None):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from exact.models import ExactReceivable, ReceivableKind
-from reconciliation.collection.charge_dates import charge_date_for
+from reconciliation.collection.charge_dates import charge_date_for, earliest_charge_date
 from reconciliation.collection.models import (
     AttemptState,
     CollectionAttempt,
@@ -54,6 +54,9 @@ class Plan:
     outstanding: Decimal
     amount: Decimal = Decimal("0")
     charge_date: dt.date | None = None
+    # The earliest date GoCardless accepts today (scheme lead, mandate's next possible date):
+    # approval checks a previewed charge date against it.
+    earliest_charge_date: dt.date | None = None
     mandate_gocardless_id: str = ""
     scheme: str = ""
     parts: int = 1
@@ -146,9 +149,18 @@ def _attempt_block(plan: Plan, attempts: list, today: dt.date) -> bool:
 
 
 def selection_evaluate(
-    *, tenant, today: dt.date, only_receivables: list | None = None
+    *,
+    tenant,
+    today: dt.date,
+    only_receivables: list | None = None,
+    previewed: set | None = None,
 ) -> list[Plan]:
-    """One plan per open invoice of the tenant (or of ``only_receivables``), in due order."""
+    """One plan per open invoice of the tenant (or of ``only_receivables``), in due order.
+
+    ``previewed`` (approval of a preview): the receivables the preview would collect. Any
+    other invoice is still evaluated and shown, but as *not in the preview*, before it takes
+    any of the customer's balance or of the run's payments from an approved line.
+    """
     receivables = list(
         ExactReceivable.objects.filter(tenant=tenant, is_fully_paid=False)
         .select_related("account")
@@ -168,17 +180,28 @@ def selection_evaluate(
     balance: dict = defaultdict(Decimal)
     for r in receivables:
         balance[(r.account_exact_id, r.currency)] += r.outstanding
-    invoices = [
-        r for r in receivables if r.kind == ReceivableKind.INVOICE and r.outstanding > 0
-    ]
+    invoices = [r for r in receivables if r.kind == ReceivableKind.INVOICE and r.outstanding > 0]
     wanted = {str(x) for x in only_receivables} if only_receivables else None
     invoices.sort(key=lambda r: (r.due_date or today, r.invoice_number or 0, str(r.exact_id)))
 
     attempts, every_attempt = _attempts_by_receivable(tenant, [r.exact_id for r in invoices])
     # Money already on its way (sent, or collected but not yet booked so the invoice is
     # still open) lowers what is left to collect from the same customer.
+    # The same money is also not left on its own invoice (an instalment collected while
+    # another one is retried): a retry never reaches into the customer's other invoices.
+    on_its_way: dict = defaultdict(Decimal)
     for a in every_attempt:
         if a.state in _MONEY_ON_ITS_WAY:
+            balance[(a.account_exact_id, a.currency)] -= a.amount
+            on_its_way[a.receivable_exact_id] += a.amount
+    # A payment still with GoCardless for an invoice Exact has closed since (credited or paid
+    # by other means once it was too late to cancel): nothing in Exact reflects that money
+    # yet, and the customer will pay it, so it too lowers what is left to collect.
+    open_ids = {r.exact_id for r in invoices}
+    for a in CollectionAttempt.objects.filter(
+        tenant=tenant, state__in=(AttemptState.PENDING, AttemptState.SUBMITTED)
+    ).only("receivable_exact_id", "amount", "account_exact_id", "currency"):
+        if a.receivable_exact_id not in open_ids:
             balance[(a.account_exact_id, a.currency)] -= a.amount
     links = _links_by_account(tenant)
     window_end = today + dt.timedelta(days=tenant.lead_days)
@@ -242,11 +265,17 @@ def selection_evaluate(
             plan.skip(SkipReason.NOT_DUE, f"due {r.due_date.isoformat()}")
             continue
         key = (r.account_exact_id, r.currency)
-        amount = min(r.outstanding, balance[key])
-        if amount <= 0:
-            plan.skip(SkipReason.CREDITED, "credit notes cover the open amount")
+        left = r.outstanding - on_its_way[r.exact_id]
+        if left <= 0:
+            plan.skip(SkipReason.ALREADY_IN_FLIGHT, "earlier payments cover the open amount")
             continue
-        reduced = " (reduced by credit notes)" if amount < r.outstanding else ""
+        amount = min(left, balance[key])
+        if amount <= 0:
+            plan.skip(
+                SkipReason.CREDITED, "credit notes (or money on its way) cover the open amount"
+            )
+            continue
+        reduced = " (reduced by credit notes)" if amount < left else ""
         plan.amount = amount
         if amount < tenant.minimum_amount:
             plan.skip(SkipReason.BELOW_MINIMUM, f"{amount} < {tenant.minimum_amount}{reduced}")
@@ -263,6 +292,9 @@ def selection_evaluate(
                 plan.skip(SkipReason.OVER_SCHEME_MAXIMUM, f"scheme maximum {maximum}")
                 continue
             part_minor = _split(minor, rule.maximum)
+        if previewed is not None and r.exact_id not in previewed:
+            plan.skip(SkipReason.NOT_IN_PREVIEW)
+            continue
         if len(part_minor) > payments_left:
             plan.skip(SkipReason.RUN_LIMIT, f"max {tenant.max_payments_per_run} per run")
             continue
@@ -270,12 +302,19 @@ def selection_evaluate(
         balance[key] -= amount
         plan.parts = len(part_minor)
         plan.part_amounts = [from_minor_units(m, r.currency) for m in part_minor]
+        plan.earliest_charge_date = earliest_charge_date(
+            scheme=mandate.scheme,
+            today=today,
+            next_possible=mandate.next_possible_charge_date,
+            mandate_status=mandate.status,
+        )
         plan.charge_date = charge_date_for(
             scheme=mandate.scheme,
             today=today,
             due_date=r.due_date,
             next_possible=mandate.next_possible_charge_date,
             policy=tenant.charge_date_policy,
+            mandate_status=mandate.status,
         )
         plan.decision, plan.reason = Decision.COLLECT, ""
         plan.detail = f"{len(part_minor)} instalments" if len(part_minor) > 1 else reduced.strip()
