@@ -24,7 +24,8 @@ _SCHEME_CALENDARS = {
     "becs": lambda years: holidays.AU(years=years),
     "becs_nz": lambda years: holidays.NZ(years=years),
     "pad": lambda years: holidays.CA(years=years),
-    "ach": lambda years: holidays.financial_holidays("XNYS", years=years),
+    # ACH settles on Federal Reserve business days: the US federal holidays.
+    "ach": lambda years: holidays.US(years=years),
 }
 
 SCHEMES = tuple(_SCHEME_CALENDARS)

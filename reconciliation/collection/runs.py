@@ -123,10 +123,20 @@ def run_preview(
         run.save()
         CollectionItem.objects.bulk_create(_items(run, plans), batch_size=500)
         if awaiting:
-            # Only the newest preview can be approved: an older one shows a stale world.
-            CollectionRun.objects.filter(
+            # An older preview of the same invoices shows a stale world: only the newest may
+            # be approved. A preview of a few invoices (a webhook's new invoice, a changed
+            # one) leaves the full daily preview awaiting; overlapping approvals cannot
+            # double-charge (the second finds the first's attempts in flight).
+            covered = set(run.only_receivables)
+            older = CollectionRun.objects.filter(
                 tenant=tenant, kind=RunKind.PREVIEW, state=RunState.AWAITING_APPROVAL
-            ).exclude(pk=run.pk).update(state=RunState.SUPERSEDED)
+            ).exclude(pk=run.pk)
+            stale = [
+                p.pk
+                for p in older.only("pk", "only_receivables")
+                if not covered or (p.only_receivables and set(p.only_receivables) <= covered)
+            ]
+            CollectionRun.objects.filter(pk__in=stale).update(state=RunState.SUPERSEDED)
         audit_record(
             actor=actor,
             action="collection.preview_created",
@@ -253,11 +263,13 @@ def run_live(
                     live_run_heartbeat(run=run)
         run.submitted_totals = {c: str(t) for c, t in sorted(submitted.items())}
         run.state = RunState.COMPLETED
+    except RunRefused as exc:
+        # A condition the person can fix (e.g. GoCardless not connected): said plainly.
+        run.state, run.error = RunState.FAILED, str(exc)[:2000]
     except Exception as exc:
         logger.exception("collection run %s failed", run.pk)
         run.state, run.error = RunState.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
-        if not isinstance(exc, RunRefused):
-            raise
+        raise
     finally:
         run.finished_at = timezone.now()
         run.save()

@@ -231,8 +231,13 @@ def selection_evaluate(
         if link is None:
             plan.skip(SkipReason.NO_CUSTOMER_LINK)
             continue
+        if link.state == LinkState.AMBIGUOUS:
+            plan.skip(SkipReason.LINK_NOT_CONFIRMED, "several GoCardless customers could match")
+            continue
         if link.state != LinkState.MATCHED:
-            plan.skip(SkipReason.LINK_NOT_CONFIRMED, link.get_state_display())
+            # Unmatched (not at GoCardless yet) or unlinked by a person: there is no customer
+            # to collect from, which is what finance needs to read here.
+            plan.skip(SkipReason.NO_CUSTOMER_LINK, link.get_state_display())
             continue
         if link.stop_reason:
             plan.skip(SkipReason.COLLECTION_STOPPED, link.stop_reason)

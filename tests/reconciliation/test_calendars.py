@@ -56,3 +56,14 @@ def test_today_is_the_tenants_date(tenant_a):
     assert tenant_today(tenant_a, now=late_utc) == D(2026, 3, 2)  # Europe/Amsterdam
     tenant_a.time_zone = "America/New_York"
     assert tenant_today(tenant_a, now=late_utc) == D(2026, 3, 1)
+
+
+def test_ach_follows_federal_reserve_holidays():
+    import datetime as dt
+
+    from reconciliation.calendars import is_working_day, next_working_day
+
+    # Columbus Day and Veterans Day close the Fed (ACH) though the stock exchange trades.
+    assert not is_working_day(dt.date(2026, 10, 12), "ach")
+    assert not is_working_day(dt.date(2026, 11, 11), "ach")
+    assert next_working_day(dt.date(2026, 10, 10), "ach") == dt.date(2026, 10, 13)

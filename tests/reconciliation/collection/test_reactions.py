@@ -359,3 +359,26 @@ def test_a_payment_whose_id_was_lost_is_found_by_its_metadata(
     attempt.refresh_from_db()
     assert attempt.payment_gocardless_id == payment_id
     assert attempt.state == AttemptState.CONFIRMED
+
+
+def test_a_preview_of_a_few_invoices_leaves_the_full_preview_awaiting(policy, customer):
+    policy.collection_mode = "review"
+    policy.save()
+    first = invoice(customer, "10.00")
+    second = invoice(customer, "20.00")
+    full = run_preview(tenant=policy, trigger=RunTrigger.SCHEDULE)
+    few = run_preview(tenant=policy, trigger=RunTrigger.WEBHOOK, only_receivables=[second.exact_id])
+    full.refresh_from_db()
+    assert full.state == few.state == RunState.AWAITING_APPROVAL
+    again = run_preview(
+        tenant=policy,
+        trigger=RunTrigger.WEBHOOK,
+        only_receivables=[first.exact_id, second.exact_id],
+    )
+    few.refresh_from_db()
+    full.refresh_from_db()
+    assert few.state == RunState.SUPERSEDED and full.state == RunState.AWAITING_APPROVAL
+    run_preview(tenant=policy, trigger=RunTrigger.USER)
+    full.refresh_from_db()
+    again.refresh_from_db()
+    assert full.state == again.state == RunState.SUPERSEDED

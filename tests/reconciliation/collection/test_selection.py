@@ -173,12 +173,19 @@ def test_no_customer_link(tenant):
     assert_skip(items, inv, SkipReason.NO_CUSTOMER_LINK)
 
 
-@pytest.mark.parametrize("state", [LinkState.AMBIGUOUS, LinkState.UNMATCHED, LinkState.UNLINKED])
-def test_link_not_confirmed(tenant, state):
-    account, _, _ = customer(tenant, link_state=state)
+def test_link_not_confirmed(tenant):
+    account, _, _ = customer(tenant, link_state=LinkState.AMBIGUOUS)
     inv = invoice(tenant, account, "10.00")
     _, items = preview(tenant)
     assert_skip(items, inv, SkipReason.LINK_NOT_CONFIRMED)
+
+
+@pytest.mark.parametrize("state", [LinkState.UNMATCHED, LinkState.UNLINKED])
+def test_a_link_without_a_gocardless_customer_is_no_customer_link(tenant, state):
+    account, _, _ = customer(tenant, link_state=state)
+    inv = invoice(tenant, account, "10.00")
+    _, items = preview(tenant)
+    assert_skip(items, inv, SkipReason.NO_CUSTOMER_LINK)
 
 
 def test_collection_stopped(tenant):
