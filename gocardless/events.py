@@ -63,6 +63,11 @@ RESOURCE_LINK = {
     "subscriptions": "subscription",
     "instalment_schedules": "instalment_schedule",
 }
+# Events GoCardless files under another resource than the one they change: a bounced
+# payout is a ``creditors`` event whose ``links.payout`` names the payout (API notes, event
+# catalogue). We store it under the payout, so processing re-fetches the payout, its status
+# becomes ``bounced`` and the ``payout_bounced`` signal fires like any status change.
+FILED_UNDER = {("creditors", "bounced_payout"): "payouts"}
 # What we mirror from events (customer bank accounts are fetched on demand only).
 PROCESSED_TYPES = {"payments", "mandates", "payouts", "refunds", "billing_requests", "customers"}
 # Status changes of these are audited (money, and the mandates that allow collecting it).
@@ -85,6 +90,9 @@ def event_fields(event: dict) -> dict:
     links = event.get("links") if isinstance(event.get("links"), dict) else {}
     details = event.get("details") if isinstance(event.get("details"), dict) else {}
     created = event.get("created_at")
+    filed_under = FILED_UNDER.get((resource_type, event["action"]))
+    if filed_under and links.get(RESOURCE_LINK[filed_under]):
+        resource_type = filed_under  # the raw JSON keeps what GoCardless said
     return {
         "event_id": event_id,
         "resource_type": resource_type[:50],
