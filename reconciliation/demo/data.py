@@ -1,0 +1,176 @@
+"""The demo company's customer base: twelve customers, thirty open items (one a credit note,
+one partly paid), some overdue, some not yet due, in EUR and GBP.
+
+Due dates are relative to the day the demo runs, so every run tells the same story:
+overdue invoices and those due within the lead days are collected, later ones wait.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+DIVISION = 612345
+DIVISION_NAME = "Demo Trading BV"
+LEAD_DAYS = 7
+
+
+class Onboarding:
+    """How the customer comes to have a mandate in the demo."""
+
+    EXISTING = "existing"  # already a GoCardless customer with an active mandate (matched)
+    COMPLETES = "completes"  # invited; completes the hosted page
+    IGNORES = "ignores"  # invited; has not reacted yet
+    NO_EMAIL = "no_email"  # cannot be invited: no e-mail address in Exact
+
+
+@dataclass(frozen=True)
+class Item:
+    amount: str
+    due_in_days: int  # negative: overdue
+    credit_note: bool = False
+    open: str | None = None  # partly paid: what is still open
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DemoCustomer:
+    name: str
+    email: str
+    city: str
+    country: str
+    language: str
+    onboarding: str
+    currency: str = "EUR"
+    items: tuple[Item, ...] = field(default_factory=tuple)
+
+
+CUSTOMERS: tuple[DemoCustomer, ...] = (
+    DemoCustomer(
+        "Bakkerij Van Dijk B.V.",
+        "crediteuren@vandijk-bakkerij.example",
+        "Utrecht",
+        "NL",
+        "NL",
+        Onboarding.EXISTING,
+        items=(Item("1250.00", -12), Item("486.40", 3), Item("2100.00", 21)),
+    ),
+    DemoCustomer(
+        "Hoekstra Installatietechniek B.V.",
+        "administratie@hoekstra-installatie.example",
+        "Groningen",
+        "NL",
+        "NL",
+        Onboarding.COMPLETES,
+        items=(Item("3480.00", -5, open="1480.00"), Item("915.75", 6), Item("1320.00", 35)),
+    ),
+    DemoCustomer(
+        "De Groene Kas V.O.F.",
+        "boekhouding@degroenekas.example",
+        "Naaldwijk",
+        "NL",
+        "NL",
+        Onboarding.COMPLETES,
+        items=(
+            Item("1210.00", -2),
+            Item("210.00", -2, credit_note=True, description="Credit: damaged delivery"),
+            Item("660.00", 25),
+        ),
+    ),
+    DemoCustomer(
+        "Brouwerij 't Anker",
+        "facturen@hetanker.example",
+        "Mechelen",
+        "BE",
+        "NL",
+        Onboarding.COMPLETES,
+        items=(Item("742.50", -20), Item("1089.00", 4), Item("560.00", 18)),
+    ),
+    DemoCustomer(
+        "Schmidt Logistik GmbH",
+        "buchhaltung@schmidt-logistik.example",
+        "Düsseldorf",
+        "DE",
+        "DE",
+        Onboarding.COMPLETES,
+        items=(Item("2450.00", -8), Item("1320.00", 2), Item("480.00", 28)),
+    ),
+    DemoCustomer(
+        "Jansen & Co Accountants",
+        "finance@jansen-co.example",
+        "Amersfoort",
+        "NL",
+        "EN",
+        Onboarding.COMPLETES,
+        items=(Item("395.00", -1), Item("1815.00", 5)),
+    ),
+    DemoCustomer(
+        "Meijer Bouw B.V.",
+        "inkoop@meijerbouw.example",
+        "Zwolle",
+        "NL",
+        "NL",
+        Onboarding.IGNORES,
+        items=(Item("2904.00", -15), Item("1100.00", 10)),
+    ),
+    DemoCustomer(
+        "Café De Zwaan",
+        "",
+        "Haarlem",
+        "NL",
+        "NL",
+        Onboarding.NO_EMAIL,
+        items=(Item("187.50", -30), Item("92.00", 3)),
+    ),
+    DemoCustomer(
+        "Visser Transport B.V.",
+        "ap@vissertransport.example",
+        "Rotterdam",
+        "NL",
+        "NL",
+        Onboarding.COMPLETES,
+        items=(Item("4235.00", -3), Item("1452.00", 7), Item("230.00", 40)),
+    ),
+    DemoCustomer(
+        "Thornbury Garden Supplies Ltd",
+        "accounts@thornbury-garden.example",
+        "Bristol",
+        "GB",
+        "EN",
+        Onboarding.EXISTING,
+        currency="GBP",
+        items=(Item("1860.00", -6), Item("640.00", 4)),
+    ),
+    DemoCustomer(
+        "Ashworth & Sons Ltd",
+        "payables@ashworth-sons.example",
+        "Leeds",
+        "GB",
+        "EN",
+        Onboarding.COMPLETES,
+        currency="GBP",
+        items=(Item("2275.50", -9), Item("415.00", 12)),
+    ),
+    DemoCustomer(
+        "Kestrel Print Ltd",
+        "ledger@kestrelprint.example",
+        "Manchester",
+        "GB",
+        "EN",
+        Onboarding.COMPLETES,
+        currency="GBP",
+        items=(Item("980.00", 1), Item("3150.00", -4)),
+    ),
+)
+
+
+def open_total(currency: str) -> Decimal:
+    """What the customer base owes in ``currency`` (credit notes and part payments netted)."""
+    total = Decimal(0)
+    for customer in CUSTOMERS:
+        if customer.currency != currency:
+            continue
+        for item in customer.items:
+            value = Decimal(item.open or item.amount)
+            total += -value if item.credit_note else value
+    return total

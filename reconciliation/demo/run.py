@@ -1,0 +1,468 @@
+"""The end-to-end demo, step by step, through the product's own services.
+
+The simulators are driven through their control APIs only for what the outside world does
+(the company's books in Exact, payers completing GoCardless' hosted page, days passing).
+Everything ml-connector does, it does through its services and its HTTP clients, against the
+simulators' APIs, as in production.
+
+Idempotent by reset: each run empties both simulators and the demo tenant's integration data
+(connections, mirrors, links, runs, bookings, events; the append-only audit trail stays),
+then builds the whole story again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from django.apps import apps
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+from reconciliation.audit import Actor, audit_record
+from reconciliation.calendars import tenant_today
+from reconciliation.demo import data
+from reconciliation.demo.data import Onboarding
+from reconciliation.demo.simulators import ExactControl, GoCardlessControl, SimulatorError
+
+logger = logging.getLogger(__name__)
+
+GOCARDLESS_ACCESS_TOKEN = "sim-access-token"  # the simulator's built-in sandbox token
+GOCARDLESS_WEBHOOK_SECRET = "sim-webhook-secret"
+MAX_DAYS = 21  # how far the GoCardless clock may move while waiting for payouts
+KEEP_ON_RESET = {"reconciliation.auditentry", "tenants.membership", "tenants.tenant"}
+
+
+class DemoError(RuntimeError):
+    """A step of the demo could not be carried out (the message says which and why)."""
+
+
+@dataclass
+class DemoResult:
+    tenant_id: int
+    preview_id: int | None = None
+    live_run_id: int | None = None
+    days_advanced: int = 0
+    gocardless_today: str = ""
+    failed_payment: str = ""
+    exact_open_totals: dict = field(default_factory=dict)  # at the first sync
+    exact_overdue: int = 0
+    bookings_available: bool = False
+    bookings_note: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+# --- reset ----------------------------------------------------------------------------------
+
+
+def tenant_data_reset(*, tenant) -> dict[str, int]:
+    """Delete the tenant's integration data (everything that points at the tenant except
+    memberships and the append-only audit trail). Used only for the demo tenant."""
+    targets = []
+    for model in apps.get_models():
+        if model._meta.label_lower in KEEP_ON_RESET:
+            continue
+        for f in model._meta.concrete_fields:
+            if f.is_relation and f.related_model is type(tenant):
+                targets.append((model, f.name))
+                break
+    deleted: dict[str, int] = {}
+    with transaction.atomic():
+        # PROTECT links inside what is deleted (a live run's preview, a booking's "after"):
+        # cut them first so the order of deletion does not matter.
+        for model, tenant_field in targets:
+            for f in model._meta.concrete_fields:
+                protect = getattr(f.remote_field, "on_delete", None) is models.PROTECT
+                if f.is_relation and protect and f.null and f.related_model is model:
+                    model.objects.filter(**{tenant_field: tenant}).update(**{f.name: None})
+        for model, tenant_field in targets:
+            count, _ = model.objects.filter(**{tenant_field: tenant}).delete()
+            if count:
+                deleted[model._meta.label] = count
+    return deleted
+
+
+# --- the demo -------------------------------------------------------------------------------
+
+
+class Demo:
+    def __init__(
+        self,
+        *,
+        tenant,
+        user,
+        exact_url: str,
+        gocardless_url: str,
+        log: Callable[[str], None] = lambda _line: None,
+        exact_minutely_limit: int | None = None,
+    ) -> None:
+        self.tenant = tenant
+        self.user = user
+        self.exact = ExactControl(exact_url)
+        self.gocardless = GoCardlessControl(gocardless_url)
+        self.log = log
+        self.exact_minutely_limit = exact_minutely_limit
+        self.actor = Actor.system("demo_run")
+        self.result = DemoResult(tenant_id=tenant.pk)
+
+    # The steps, in order -------------------------------------------------------------------
+
+    def run(self) -> DemoResult:
+        self.reset()
+        self.seed_exact()
+        self.seed_gocardless()
+        self.set_policy()
+        self.connect_exact()
+        self.connect_gocardless()
+        self.configure_bookings()
+        self.sync_exact()
+        self.match_and_invite()
+        self.payers_complete_hosted_pages()
+        self.collect()
+        self.let_days_pass()
+        self.post_bookings()
+        self.sync_exact(again=True)
+        return self.result
+
+    def step(self, text: str) -> None:
+        self.log(f"- {text}")
+
+    def reset(self) -> None:
+        self.step("Resetting both simulators and the demo tenant's data")
+        self.exact.reset()
+        self.gocardless.reset()
+        deleted = tenant_data_reset(tenant=self.tenant)
+        if deleted:
+            logger.info("demo: removed the previous demo's data: %s", deleted)
+
+    def seed_exact(self) -> None:
+        self.step(
+            f"Exact Online: division {data.DIVISION} with {len(data.CUSTOMERS)} customers and "
+            f"{sum(len(c.items) for c in data.CUSTOMERS)} open items"
+        )
+        if self.exact_minutely_limit:
+            self.exact.settings(minutely_limit=self.exact_minutely_limit)
+        self.exact.seed_division(division=data.DIVISION, name=data.DIVISION_NAME)
+        today = tenant_today(self.tenant)  # the date the collection engine works with
+        number = 26001
+        for n, customer in enumerate(data.CUSTOMERS, start=1):
+            account = self.exact.seed_account(
+                division=data.DIVISION,
+                name=customer.name,
+                code=str(1000 + n),
+                email=customer.email or None,
+                city=customer.city,
+                country=customer.country,
+                language=customer.language,
+                sales_currency=customer.currency,
+                payment_condition_sales="30",
+            )
+            for item in customer.items:
+                due = today + timedelta(days=item.due_in_days)
+                fields = {
+                    "division": data.DIVISION,
+                    "account": account["ID"],
+                    "amount": item.amount,
+                    "number": number,
+                    "currency": customer.currency,
+                    "invoice_date": (due - timedelta(days=30)).isoformat(),
+                    "due_date": due.isoformat(),
+                    "description": item.description or f"Invoice {number}",
+                }
+                if item.open is not None:
+                    fields["open"] = item.open
+                if item.credit_note:
+                    self.exact.seed_credit_note(**fields)
+                else:
+                    self.exact.seed_invoice(**fields)
+                number += 1
+
+    def seed_gocardless(self) -> None:
+        existing = [c for c in data.CUSTOMERS if c.onboarding == Onboarding.EXISTING]
+        self.step(
+            f"GoCardless: creditor with SEPA and Bacs; {len(existing)} customers who already pay "
+            "by direct debit"
+        )
+        mandates = [
+            {
+                "scheme": "bacs" if c.currency == "GBP" else "sepa_core",
+                "status": "active",
+                "company_name": c.name,
+                "email": c.email,
+            }
+            for c in existing
+        ]
+        self.gocardless.seed(mandates=mandates)
+
+    def set_policy(self) -> None:
+        from reconciliation.models import CustomerSettings, RegistrationPolicy
+        from tenants.models import CollectionMode
+        from tenants.services import tenant_update
+
+        self.step(f"Policy: review mode, collect what is due within {data.LEAD_DAYS} days")
+        self.tenant = tenant_update(
+            tenant=self.tenant,
+            actor=self.actor,
+            collection_mode=CollectionMode.REVIEW,
+            lead_days=data.LEAD_DAYS,
+            minimum_amount="5.00",
+            currencies=["EUR", "GBP"],
+        )  # the rest of the policy keeps its defaults: charge on the due date, one retry
+        row, created = CustomerSettings.objects.update_or_create(
+            tenant=self.tenant,
+            defaults={
+                "registration_policy": RegistrationPolicy.OPEN_RECEIVABLES,
+                "auto_invite": True,
+                "direct_debit_condition": "DD",
+                "default_payment_condition": "30",
+                "reflect_payment_condition": True,
+                # The Exact simulator serves no crm/BankAccounts, which a mandate record needs.
+                "reflect_mandate_record": False,
+                "invitation_sender": f"{self.tenant.name} <debiteuren@demo-trading.example>",
+            },
+        )
+        audit_record(
+            actor=self.actor,
+            action="customersettings.created" if created else "customersettings.changed",
+            tenant=self.tenant,
+            obj=row,
+            message="demo: invite customers with open invoices; reflect mandates in Exact",
+        )
+
+    def connect_exact(self) -> None:
+        from exact.client import oauth_authorization_url, oauth_code_exchange
+        from exact.connections import connection_choose_division, connection_store_consent
+        from exact.models import ExactConnection, Region
+        from exact.oauth import consent_divisions
+        from exact.schedules import exact_schedules_ensure
+        from exact.webhooks import subscriptions_create
+
+        self.step("Connecting Exact Online (OAuth consent and code exchange)")
+        if not settings.EXACT_CLIENT_ID or not settings.EXACT_CLIENT_SECRET:
+            raise DemoError(
+                "EXACT_CLIENT_ID / EXACT_CLIENT_SECRET are not set (the simulator's are "
+                "sim-client-id / sim-client-secret; `make demo` sets them)."
+            )
+        # What an administrator fills in on the admin's add page, then "Connect".
+        connection = ExactConnection(
+            tenant=self.tenant, region=Region.CUSTOM, custom_base_url=self.exact.url
+        )
+        connection.full_clean()
+        connection.save()
+        # The browser's part: the consent page (auto-consent) redirects back with a code.
+        auth_url = oauth_authorization_url(base_url=connection.base_url, state="demo")
+        browser = requests.Session()
+        browser.trust_env = False  # the simulator is on loopback: never through a proxy
+        answer = browser.get(auth_url, allow_redirects=False, timeout=10)
+        location = answer.headers.get("Location", "")
+        code = parse_qs(urlsplit(location).query).get("code", [""])[0]
+        if answer.status_code != 302 or not code:
+            raise DemoError(
+                f"Exact's consent page gave no code ({answer.status_code}); start the simulator "
+                "with --auto-consent"
+            )
+        tokens = oauth_code_exchange(base_url=connection.base_url, code=code)
+        connection = connection_store_consent(
+            connection=connection, tokens=tokens, issued_at=timezone.now(), actor=self.actor
+        )
+        divisions = consent_divisions(connection=connection, access_token=tokens["access_token"])
+        chosen = next((d for d in divisions if d["code"] == data.DIVISION), None)
+        if chosen is None:
+            raise DemoError(f"Division {data.DIVISION} is not in the consent: {divisions}")
+        connection = connection_choose_division(
+            connection=connection,
+            division=chosen["code"],
+            division_name=chosen["name"],
+            actor=self.actor,
+        )
+        subscriptions_create(connection=connection)
+        exact_schedules_ensure(tenant=self.tenant)
+
+    def connect_gocardless(self) -> None:
+        from gocardless.connect import connection_test
+        from gocardless.models import Environment, GoCardlessConnection
+
+        self.step("Connecting GoCardless (access token + webhook secret, Test connection)")
+        connection = GoCardlessConnection.objects.create(
+            tenant=self.tenant,
+            environment=Environment.CUSTOM,
+            custom_base_url=self.gocardless.url,
+            access_token=GOCARDLESS_ACCESS_TOKEN,
+            webhook_secret=GOCARDLESS_WEBHOOK_SECRET,
+        )
+        outcome = connection_test(connection=connection, actor=self.actor)
+        if not outcome["ok"]:
+            raise DemoError(f"GoCardless Test connection failed: {outcome['error']}")
+
+    def configure_bookings(self) -> None:
+        if not apps.is_installed("reconciliation.bookings"):
+            self.result.bookings_note = "the bookings app is not installed"
+            return
+        try:
+            from reconciliation.bookings.config import booking_settings_validate
+            from reconciliation.bookings.models import BookingSettings
+        except ImportError as exc:  # the app is still being built
+            self.result.bookings_note = f"bookings are not available yet ({exc})"
+            return
+        from django.core.exceptions import ValidationError
+
+        self.step("Bookings: GoCardless clearing journal 21, debtors 1300, fees 4600")
+        row = BookingSettings(
+            tenant=self.tenant,
+            enabled=True,
+            clearing_journal_code="21",
+            bank_journal_code="20",
+            receivables_gl_code="1300",
+            fees_gl_code="4600",
+            transfer_gl_code="1190",
+            unmatched_gl_code="2390",
+        )
+        try:
+            booking_settings_validate(settings=row)
+        except ValidationError as exc:
+            self.result.bookings_note = f"booking settings were refused: {exc}"
+            return
+        row.save()
+        audit_record(
+            actor=self.actor,
+            action="bookingsettings.created",
+            tenant=self.tenant,
+            obj=row,
+            message="demo: book receipts and payouts in Exact",
+        )
+        self.result.bookings_available = True
+
+    def sync_exact(self, *, again: bool = False) -> None:
+        from exact.models import ExactConnection
+        from exact.sync import exact_sync
+
+        if again:
+            self.step("Exact Online: sync again (the booked receipts close the invoices)")
+        else:
+            self.step("Exact Online: first sync of customers and open items")
+        connection = ExactConnection.objects.get(tenant=self.tenant)
+        runs = exact_sync(connection=connection, trigger="demo")
+        failed = [r for r in runs if r.error]
+        if failed:
+            raise DemoError(f"Exact sync failed: {failed[0].error}")
+        if not again:
+            self._books_before()
+
+    def _books_before(self) -> None:
+        from exact.models import ExactReceivable
+
+        totals: dict[str, Decimal] = defaultdict(Decimal)
+        today = tenant_today(self.tenant)
+        for row in ExactReceivable.objects.filter(tenant=self.tenant, is_fully_paid=False):
+            totals[row.currency] += row.outstanding
+            if row.due_date and row.due_date < today and row.outstanding > 0:
+                self.result.exact_overdue += 1
+        self.result.exact_open_totals = dict(totals)
+
+    def match_and_invite(self) -> None:
+        from reconciliation.customers.matching import customers_match
+        from reconciliation.customers.registration import registration_run
+
+        self.step("Customers: matching with GoCardless, inviting the rest to a mandate")
+        report = customers_match(tenant=self.tenant, actor=self.actor)
+        self.result.notes.append(f"matching: {report.as_dict()}")
+        counts = registration_run(tenant=self.tenant, actor=self.actor)
+        self.result.notes.append(f"registration: {counts}")
+
+    def payers_complete_hosted_pages(self) -> None:
+        from reconciliation.models import InvitationState, MandateInvitation
+
+        completes = {c.name for c in data.CUSTOMERS if c.onboarding == Onboarding.COMPLETES}
+        invitations = MandateInvitation.objects.filter(
+            tenant=self.tenant, state=InvitationState.SENT
+        ).select_related("link")
+        done = 0
+        for invitation in invitations:
+            if invitation.link.exact_name in completes and invitation.flow_id:
+                self.gocardless.complete_flow(invitation.flow_id)
+                done += 1
+        self.step(f"Payers: {done} customers complete GoCardless' hosted page")
+        self.poll()
+
+    def poll(self) -> dict:
+        from gocardless.models import GoCardlessConnection
+        from gocardless.polling import events_poll
+
+        connection = GoCardlessConnection.objects.select_related("tenant").get(tenant=self.tenant)
+        return events_poll(connection=connection)
+
+    def collect(self) -> None:
+        from reconciliation.collection.models import RunState, RunTrigger
+        from reconciliation.collection.runs import run_approve, run_start
+
+        preview = run_start(tenant=self.tenant, trigger=RunTrigger.USER, user=self.user)
+        self.result.preview_id = preview.pk
+        self.step(
+            f"Collection: preview #{preview.pk} — {preview.to_collect} to collect, "
+            f"{preview.skipped} not yet; approved by {self.user.username}"
+        )
+        if preview.state != RunState.AWAITING_APPROVAL:
+            raise DemoError(f"expected a preview awaiting approval, got {preview.state}")
+        live = run_approve(preview=preview, user=self.user)
+        self.result.live_run_id = live.pk
+        if live.state != RunState.COMPLETED:
+            raise DemoError(f"the approved run ended {live.state}: {live.error}")
+
+    def let_days_pass(self) -> None:
+        from gocardless.models import Payment
+        from reconciliation.collection.models import AttemptState, CollectionAttempt
+
+        in_flight = [AttemptState.PENDING, AttemptState.SUBMITTED, AttemptState.CONFIRMED]
+        attempts = CollectionAttempt.objects.filter(tenant=self.tenant)
+        self.step("Time passes at GoCardless: day by day, events fetched by the polling job")
+        for day in range(1, MAX_DAYS + 1):
+            self.gocardless.advance(days=1)
+            self.poll()
+            self.result.days_advanced = day
+            if not self.result.failed_payment:
+                # One payer's bank refuses a payment, as happens in real life.
+                submitted = (
+                    Payment.objects.filter(tenant=self.tenant, status="submitted", currency="GBP")
+                    .order_by("amount")
+                    .first()
+                )
+                if submitted is not None:
+                    self.gocardless.scenario("payment_failed", submitted.gocardless_id)
+                    self.result.failed_payment = submitted.gocardless_id
+                    self.poll()
+            if not attempts.filter(state__in=in_flight).exists():
+                break
+        self.result.gocardless_today = self.gocardless.clock()["today"]
+        self.log(
+            f"  (the GoCardless simulator's clock moved {self.result.days_advanced} days, to "
+            f"{self.result.gocardless_today})"
+        )
+
+    def post_bookings(self) -> None:
+        if not self.result.bookings_available:
+            return
+        try:
+            from reconciliation.bookings.posting import bookings_sweep
+        except ImportError as exc:
+            self.result.bookings_note = f"bookings cannot be posted yet ({exc})"
+            return
+        self.step("Bookings: posting what is still due to Exact")
+        for _ in range(5):  # 50 a sweep; stops when nothing is due
+            if not bookings_sweep():
+                break
+
+
+def demo_prepare_simulators(*, exact_url: str, gocardless_url: str) -> None:
+    """Fail early, with a clear message, when a simulator is not running."""
+    ExactControl(exact_url).now()
+    GoCardlessControl(gocardless_url).clock()
+
+
+__all__ = ["Demo", "DemoError", "DemoResult", "SimulatorError", "demo_prepare_simulators"]

@@ -1,0 +1,286 @@
+"""What the demo did, in the words of a finance team: the facts (``summary_build``, read-only
+queries) and their text (``summary_text``)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from reconciliation.demo.run import DemoResult
+
+SYMBOLS = {"EUR": "€", "GBP": "£"}
+
+
+def money(currency: str, amount) -> str:
+    value = Decimal(amount).quantize(Decimal("0.01"))
+    sign = "-" if value < 0 else ""
+    return f"{sign}{SYMBOLS.get(currency, currency + ' ')}{abs(value):,.2f}"
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def first_sentence(text: str) -> str:
+    return text.split(". ")[0].rstrip(".")
+
+
+def totals_text(totals: dict) -> str:
+    parts = [money(c, a) for c, a in sorted(totals.items()) if Decimal(a)]
+    return " + ".join(parts) or "nothing"
+
+
+@dataclass
+class PayoutLine:
+    reference: str
+    currency: str
+    payments: int
+    collected: Decimal  # the payments in it
+    fees: Decimal  # GoCardless fees incl. VAT (deducted)
+    amount: Decimal  # what reaches the bank
+    arrival_date: str
+    status: str
+
+
+@dataclass
+class DemoSummary:
+    tenant: str
+    admin_url: str
+    login: tuple[str, str]
+    customers: int = 0
+    invoices: int = 0
+    credit_notes: int = 0
+    overdue: int = 0
+    open_totals: dict = field(default_factory=dict)
+    matched_existing: int = 0
+    invited: int = 0
+    completed: int = 0
+    waiting: list[str] = field(default_factory=list)
+    not_invited: list[str] = field(default_factory=list)
+    with_mandate: int = 0
+    mandates_active: int = 0
+    preview_id: int | None = None
+    preview_collect: int = 0
+    preview_totals: dict = field(default_factory=dict)
+    preview_skips: dict = field(default_factory=dict)
+    approved_by: str = ""
+    payments_created: int = 0
+    invoices_collected: int = 0
+    created_totals: dict = field(default_factory=dict)
+    attempt_states: dict = field(default_factory=dict)
+    paid_out_totals: dict = field(default_factory=dict)
+    payouts: list[PayoutLine] = field(default_factory=list)
+    bookings_available: bool = False
+    bookings_note: str = ""
+    bookings_by_rule: dict = field(default_factory=dict)
+    bookings_by_state: dict = field(default_factory=dict)
+    exact_closed: int = 0
+    exact_conditions_dd: int = 0
+    attention: list[str] = field(default_factory=list)
+    days_advanced: int = 0
+    gocardless_today: str = ""
+
+    @property
+    def fees_total(self) -> dict:
+        out: dict[str, Decimal] = defaultdict(Decimal)
+        for p in self.payouts:
+            out[p.currency] += p.fees
+        return dict(out)
+
+
+def summary_build(*, tenant, result: DemoResult, admin_url: str, login) -> DemoSummary:
+    from exact.models import ExactAccount, ExactReceivable, ReceivableKind
+    from gocardless.models import Mandate, Payout
+    from reconciliation.collection.models import (
+        AttemptState,
+        CollectionAttempt,
+        CollectionItem,
+        CollectionRun,
+        Decision,
+    )
+    from reconciliation.models import CustomerLink, InvitationState, LinkState, MandateInvitation
+
+    s = DemoSummary(tenant=tenant.name, admin_url=admin_url, login=tuple(login))
+    s.days_advanced, s.gocardless_today = result.days_advanced, result.gocardless_today
+    s.open_totals, s.overdue = result.exact_open_totals, result.exact_overdue
+
+    # Exact: what the books held before anything was collected (from the first sync's rows).
+    receivables = ExactReceivable.objects.filter(tenant=tenant)
+    s.customers = ExactAccount.objects.filter(tenant=tenant).count()
+    s.invoices = receivables.filter(kind=ReceivableKind.INVOICE).count()
+    s.credit_notes = receivables.filter(kind=ReceivableKind.CREDIT_NOTE).count()
+    s.exact_closed = receivables.filter(kind=ReceivableKind.INVOICE, is_fully_paid=True).count()
+    s.exact_conditions_dd = ExactAccount.objects.filter(
+        tenant=tenant, payment_condition="DD"
+    ).count()
+
+    # Customers and mandates.
+    links = CustomerLink.objects.filter(tenant=tenant).select_related("mandate")
+    s.matched_existing = links.filter(
+        state=LinkState.MATCHED, matched_by__in=["metadata", "email", "name_postcode"]
+    ).count()
+    invitations = MandateInvitation.objects.filter(tenant=tenant).select_related("link")
+    s.invited = invitations.count()
+    s.completed = invitations.filter(state=InvitationState.COMPLETED).count()
+    s.waiting = sorted(
+        i.link.exact_name
+        for i in invitations.filter(state__in=[InvitationState.PENDING, InvitationState.SENT])
+    )
+    s.not_invited = sorted(
+        f"{link.exact_name}: {link.registration_note}"
+        for link in links.exclude(registration_note="").filter(mandate__isnull=True)
+    )
+    s.with_mandate = links.filter(mandate__isnull=False).count()
+    s.mandates_active = Mandate.objects.filter(
+        tenant=tenant, status="active", pk__in=links.values("mandate")
+    ).count()
+
+    # The collection: the preview and the approved run.
+    preview = CollectionRun.objects.filter(pk=result.preview_id).first()
+    if preview is not None:
+        s.preview_id = preview.pk
+        s.preview_collect = preview.to_collect
+        s.preview_totals = preview.totals
+        s.approved_by = preview.approved_by.username if preview.approved_by else ""
+        skipped = CollectionItem.objects.filter(run=preview).exclude(decision=Decision.COLLECT)
+        reasons = Counter(skipped.values_list("reason", flat=True))
+        labels = dict(CollectionItem._meta.get_field("reason").choices)
+        for reason, n in reasons.most_common():
+            who = sorted(set(skipped.filter(reason=reason).values_list("account_label", flat=True)))
+            label = f"{n} {labels.get(reason, reason).lower()}"
+            if len(who) <= 3:  # short enough to name the customers
+                label += f" ({', '.join(name.split(' ', 1)[-1] for name in who)})"
+            s.preview_skips[reason] = label
+    live = CollectionRun.objects.filter(pk=result.live_run_id).first()
+    attempts = CollectionAttempt.objects.filter(tenant=tenant)
+    if live is not None:
+        s.payments_created = live.submitted
+        s.created_totals = live.submitted_totals
+        s.invoices_collected = (
+            attempts.filter(run=live).values("receivable_exact_id").distinct().count()
+        )
+    s.attempt_states = dict(Counter(attempts.values_list("state", flat=True)))
+    paid_out: dict[str, Decimal] = defaultdict(Decimal)
+    for attempt in attempts.filter(state=AttemptState.PAID_OUT):
+        paid_out[attempt.currency] += attempt.amount
+    s.paid_out_totals = dict(paid_out)
+
+    # Payouts, with their fees (payout items: payments in, fees out).
+    for payout in Payout.objects.filter(tenant=tenant).order_by("arrival_date", "currency"):
+        items = list(payout.items.all())
+        collected = sum((i.amount for i in items if i.item_type == "payment_paid_out"), Decimal(0))
+        s.payouts.append(
+            PayoutLine(
+                reference=payout.reference or payout.gocardless_id,
+                currency=payout.currency,
+                payments=sum(1 for i in items if i.item_type == "payment_paid_out"),
+                collected=collected / 100,
+                fees=Decimal(payout.deducted_fees) / 100,
+                amount=Decimal(payout.amount) / 100,
+                arrival_date=payout.arrival_date.isoformat() if payout.arrival_date else "",
+                status=payout.status,
+            )
+        )
+
+    # Bookings in Exact.
+    s.bookings_available, s.bookings_note = result.bookings_available, result.bookings_note
+    if result.bookings_available:
+        from reconciliation.bookings.models import Booking
+
+        bookings = Booking.objects.filter(tenant=tenant)
+        rules = dict(Booking._meta.get_field("rule").choices)
+        s.bookings_by_rule = dict(
+            Counter(rules.get(r, r) for r in bookings.values_list("rule", flat=True)).most_common()
+        )
+        s.bookings_by_state = dict(Counter(bookings.values_list("state", flat=True)))
+        for booking in bookings.exclude(state="confirmed"):
+            s.attention.append(
+                f"Booking {booking.reference} ({booking.get_rule_display()}) is "
+                f"{booking.get_state_display().lower()}: {booking.last_error or 'not posted'}"
+            )
+
+    # What a person should look at.
+    for attempt in attempts.filter(
+        state__in=[
+            AttemptState.NEEDS_ATTENTION,
+            AttemptState.RETRY_SCHEDULED,
+            AttemptState.PENDING,
+        ]
+    ):
+        what = f"{attempt.account_label}, invoice {attempt.invoice_number}, " + money(
+            attempt.currency, attempt.amount
+        )
+        if attempt.state == AttemptState.RETRY_SCHEDULED:
+            cause = first_sentence(attempt.failure_description or attempt.failure_cause)
+            s.attention.append(
+                f"Payment failed — {what}: {cause or 'refused by the bank'}; "
+                f"collected again on {attempt.next_retry_on}"
+            )
+        else:
+            s.attention.append(f"{attempt.get_state_display()} — {what}: {attempt.flag}")
+    for name in s.waiting:
+        s.attention.append(f"{name} has not completed the mandate invitation yet")
+    s.attention += [f"Not invited — {line}" for line in s.not_invited]
+    return s
+
+
+def summary_text(s: DemoSummary) -> str:
+    lines = [
+        "",
+        "=" * 78,
+        f"  ml-connector demo — {s.tenant}",
+        "=" * 78,
+        "",
+        "Exact Online (the books)",
+        f"  {s.customers} customers; {plural(s.invoices, 'open invoice')} "
+        f"({s.overdue} overdue) and {plural(s.credit_notes, 'credit note')}: "
+        f"{totals_text(s.open_totals)} receivable",
+        "",
+        "Customers and mandates",
+        f"  {s.matched_existing} already paid by direct debit at GoCardless: matched automatically",
+        f"  {s.invited} invited to a mandate by e-mail; {s.completed} completed GoCardless' page",
+        f"  {s.with_mandate} of {s.customers} customers now have a mandate "
+        f"({s.mandates_active} active); {s.exact_conditions_dd} carry payment condition DD "
+        "in Exact",
+        "",
+        f"Collection (preview #{s.preview_id}, approved by {s.approved_by or 'nobody'})",
+        f"  to collect: {plural(s.preview_collect, 'invoice')}, {totals_text(s.preview_totals)}",
+    ]
+    if s.preview_skips:
+        lines.append(f"  not collected now: {'; '.join(s.preview_skips.values())}")
+    lines += [
+        f"  payments created at GoCardless: {s.payments_created} for "
+        f"{plural(s.invoices_collected, 'invoice')}, {totals_text(s.created_totals)}",
+        "",
+        f"Money (GoCardless, {s.days_advanced} simulated days later: {s.gocardless_today})",
+        f"  paid out: {plural(s.attempt_states.get('paid_out', 0), 'payment')}, "
+        f"{totals_text(s.paid_out_totals)}",
+    ]
+    for p in s.payouts:
+        lines.append(
+            f"  payout {p.reference} ({p.status}, arrives {p.arrival_date}): "
+            f"{plural(p.payments, 'payment')} {money(p.currency, p.collected)} less fees "
+            f"{money(p.currency, p.fees)} = {money(p.currency, p.amount)} to the bank"
+        )
+    if s.payouts:
+        lines.append(f"  GoCardless fees (incl. VAT): {totals_text(s.fees_total)}")
+    else:
+        lines.append("  no payouts yet")
+    lines += ["", "Booked in Exact"]
+    if s.bookings_available:
+        confirmed = s.bookings_by_state.get("confirmed", 0)
+        total = sum(s.bookings_by_state.values())
+        lines.append(f"  {confirmed} of {total} entries posted:")
+        lines += [f"  {n:>5}  {rule}" for rule, n in s.bookings_by_rule.items()]
+        lines.append(f"  {plural(s.exact_closed, 'invoice')} now closed in Exact by those receipts")
+    else:
+        lines.append(f"  skipped: {s.bookings_note or 'bookings are not available'}")
+    lines += ["", "Needs attention"]
+    lines += [f"  - {line}" for line in s.attention] or ["  nothing"]
+    lines += [
+        "",
+        f"Admin: {s.admin_url}   login: {s.login[0]} / {s.login[1]}",
+        "=" * 78,
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# `make demo`: both simulators in the background, the product end to end against them
+# (manage.py demo_run), then the admin on runserver. The simulators stop when runserver does.
+#
+# Environment: PYTHON (the venv's python), DEMO_EXACT_PORT (8101), DEMO_GOCARDLESS_PORT
+# (8102), DEMO_ADDR (127.0.0.1:8000). Simulators already answering on those ports (for
+# instance `make simulate` in another terminal) are used as they are and left running.
+set -euo pipefail
+
+PY=${PYTHON:-.venv/bin/python}
+EXACT_PORT=${DEMO_EXACT_PORT:-8101}
+GOCARDLESS_PORT=${DEMO_GOCARDLESS_PORT:-8102}
+ADDR=${DEMO_ADDR:-127.0.0.1:8000}
+EXACT_URL="http://127.0.0.1:${EXACT_PORT}"
+GOCARDLESS_URL="http://127.0.0.1:${GOCARDLESS_PORT}"
+SIM_LOG=$(mktemp "${TMPDIR:-/tmp}/ml-connector-simulators.XXXXXX")
+SIM_PID=""
+
+# Does the simulator at $1 answer its control API? (no curl needed on a fresh machine)
+answers() {
+    "$PY" - "$1" <<'PY' >/dev/null 2>&1
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1], timeout=1).read()
+PY
+}
+
+stop_simulators() {
+    if [ -n "$SIM_PID" ] && kill -0 "$SIM_PID" 2>/dev/null; then
+        kill "$SIM_PID" 2>/dev/null || true
+        wait "$SIM_PID" 2>/dev/null || true
+        echo "Simulators stopped."
+    fi
+    SIM_PID=""
+    rm -f "$SIM_LOG"
+}
+trap stop_simulators EXIT
+trap 'exit 130' INT TERM
+
+if answers "${EXACT_URL}/_control/now" && answers "${GOCARDLESS_URL}/_control/clock"; then
+    echo "Using the simulators already running on ${EXACT_URL} and ${GOCARDLESS_URL}."
+else
+    "$PY" manage.py simulate --auto-consent \
+        --exact-port "$EXACT_PORT" --gocardless-port "$GOCARDLESS_PORT" >"$SIM_LOG" 2>&1 &
+    SIM_PID=$!
+    for _ in $(seq 1 100); do
+        if answers "${EXACT_URL}/_control/now" && answers "${GOCARDLESS_URL}/_control/clock"; then
+            break
+        fi
+        if ! kill -0 "$SIM_PID" 2>/dev/null; then
+            echo "The simulators did not start (is port ${EXACT_PORT} or ${GOCARDLESS_PORT} taken?):" >&2
+            cat "$SIM_LOG" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+    answers "${GOCARDLESS_URL}/_control/clock" || { echo "Simulators not answering" >&2; exit 1; }
+    echo "Simulators: Exact Online on ${EXACT_URL}, GoCardless on ${GOCARDLESS_URL} (log: ${SIM_LOG})"
+fi
+
+"$PY" manage.py migrate --noinput
+"$PY" manage.py demo_setup
+"$PY" manage.py demo_run --exact-url "$EXACT_URL" --gocardless-url "$GOCARDLESS_URL"
+
+echo ""
+echo "  ml-connector admin: http://${ADDR}/admin/  (Ctrl-C stops the admin and the simulators)"
+echo ""
+"$PY" manage.py runserver "$ADDR"
