@@ -63,6 +63,10 @@ def attempt_retry_now(*, attempt: CollectionAttempt, user, client=None):
 
     with transaction.atomic():
         attempt = _locked(attempt)
+        # The person's click is the approval, so review mode does not stop it; an inactive
+        # tenant (offboarded, or suspended by its administrators) does.
+        if not attempt.tenant.is_active:
+            raise ActionRefused(f"{attempt.tenant} is inactive; nothing is collected")
         if attempt.state not in RETRYABLE_STATES:
             raise ActionRefused(
                 f"{attempt} is {attempt.get_state_display().lower()}; only failed attempts "

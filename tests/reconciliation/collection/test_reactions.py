@@ -382,3 +382,17 @@ def test_a_preview_of_a_few_invoices_leaves_the_full_preview_awaiting(policy, cu
     full.refresh_from_db()
     again.refresh_from_db()
     assert full.state == again.state == RunState.SUPERSEDED
+
+
+def test_retry_now_refused_for_an_inactive_tenant(policy, customer, gc, gc_sim, gc_deliver):
+    user = get_user_model().objects.create_user("fin", password="x")
+    invoice(customer)
+    collect(policy, gc)
+    attempt = only_attempt()
+    gc_sim.run_scenario("payment_failed", attempt.payment_gocardless_id)
+    gc_deliver()
+    policy.is_active = False
+    policy.save()
+    with pytest.raises(actions.ActionRefused, match="inactive"):
+        actions.attempt_retry_now(attempt=attempt, user=user, client=gc)
+    assert CollectionAttempt.objects.count() == 1
