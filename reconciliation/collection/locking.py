@@ -60,6 +60,18 @@ def live_run_acquire(*, run: CollectionRun) -> bool:
     postgres = connection.vendor == "postgresql"
     if postgres and not _advisory("SELECT pg_try_advisory_lock(%s, %s)", tenant.pk):
         return False
+    try:
+        return _take_over(run, postgres=postgres)
+    except BaseException:
+        # Never keep the session lock of a run that did not start: with persistent
+        # connections it would refuse this tenant's runs until the connection closes.
+        if postgres:
+            live_run_release(run=run)
+        raise
+
+
+def _take_over(run: CollectionRun, *, postgres: bool) -> bool:
+    tenant = run.tenant
     stale = CollectionRun.objects.filter(
         tenant=tenant, kind=RunKind.LIVE, state=RunState.RUNNING
     ).first()

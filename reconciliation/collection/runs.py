@@ -184,15 +184,30 @@ def _restrict_to_preview(plans: list[Plan], preview: CollectionRun, tenant, toda
             plan.charge_date = item.charge_date  # exactly what was shown
 
 
-def _resume_pending(*, tenant, client, actor: Actor) -> int:
+class _Tally:
+    """What a live run sent: counted on the run as it goes, with a heartbeat every few."""
+
+    def __init__(self, run: CollectionRun) -> None:
+        self.run, self.sent = run, 0
+        self.totals: dict[str, Decimal] = defaultdict(Decimal)
+
+    def add(self, attempt: CollectionAttempt, state: str) -> None:
+        self.sent += 1
+        if state in (AttemptState.SUBMITTED, AttemptState.CONFIRMED, AttemptState.PAID_OUT):
+            self.run.submitted += 1
+            self.totals[attempt.currency] += attempt.amount
+        else:
+            self.run.errors += 1
+        if self.sent % HEARTBEAT_EVERY == 0:
+            live_run_heartbeat(run=self.run)
+
+
+def _resume_pending(*, tenant, client, actor: Actor, tally: _Tally) -> None:
     """Resubmit attempts a crashed run left pending (same key: GoCardless dedupes)."""
-    resumed = 0
     for attempt in CollectionAttempt.objects.filter(
         tenant=tenant, state=AttemptState.PENDING
     ).select_related("tenant"):
-        attempt_submit(attempt=attempt, client=client, actor=actor)
-        resumed += 1
-    return resumed
+        tally.add(attempt, attempt_submit(attempt=attempt, client=client, actor=actor))
 
 
 def run_live(
@@ -227,7 +242,8 @@ def run_live(
         client = client or gocardless_client_for(tenant=tenant)
         if client is None:
             raise RunRefused("GoCardless is not connected")
-        _resume_pending(tenant=tenant, client=client, actor=actor)
+        tally = _Tally(run)
+        _resume_pending(tenant=tenant, client=client, actor=actor, tally=tally)
         previewed = None
         if preview is not None:
             previewed = set(
@@ -246,22 +262,12 @@ def run_live(
         _count(run, plans)
         CollectionItem.objects.bulk_create(_items(run, plans), batch_size=500)
         run.save(update_fields=["evaluated", "to_collect", "skipped", "totals"])
-        submitted: dict[str, Decimal] = defaultdict(Decimal)
-        sent = 0
         for plan in plans:
             if plan.decision != Decision.COLLECT:
                 continue
             for attempt in attempts_write(tenant=tenant, run=run, plan=plan, actor=actor):
-                state = attempt_submit(attempt=attempt, client=client, actor=actor)
-                sent += 1
-                if state in (AttemptState.SUBMITTED, AttemptState.CONFIRMED):
-                    run.submitted += 1
-                    submitted[attempt.currency] += attempt.amount
-                else:
-                    run.errors += 1
-                if sent % HEARTBEAT_EVERY == 0:
-                    live_run_heartbeat(run=run)
-        run.submitted_totals = {c: str(t) for c, t in sorted(submitted.items())}
+                tally.add(attempt, attempt_submit(attempt=attempt, client=client, actor=actor))
+        run.submitted_totals = {c: str(t) for c, t in sorted(tally.totals.items())}
         run.state = RunState.COMPLETED
     except RunRefused as exc:
         # A condition the person can fix (e.g. GoCardless not connected): said plainly.

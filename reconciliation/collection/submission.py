@@ -140,7 +140,7 @@ def _save(attempt: CollectionAttempt, actor: Actor, action: str, message: str, *
     for name, value in changes.items():
         setattr(attempt, name, value)
     with transaction.atomic():
-        attempt.save(update_fields=[*changes, "updated_at"])
+        attempt.save(update_fields=[*changes, "send_count", "updated_at"])
         audit_record(
             actor=actor,
             action=action,
@@ -160,7 +160,8 @@ def attempt_submit(*, attempt: CollectionAttempt, client, actor: Actor) -> str:
     """
     if attempt.state != AttemptState.PENDING:
         return attempt.state
-    CollectionAttempt.objects.filter(pk=attempt.pk).update(send_count=attempt.send_count + 1)
+    # Counted with the outcome (one write per send, not two): a crash before that leaves the
+    # count one short, which only makes a resumed attempt look like its first send.
     attempt.send_count += 1
     params = _params(attempt, success_plus=attempt.tenant.use_success_plus)
     try:
@@ -170,7 +171,9 @@ def attempt_submit(*, attempt: CollectionAttempt, client, actor: Actor) -> str:
     except errors.RetryableError as exc:
         # Unknown outcome (timeout, 5xx, rate limit beyond patience): stay pending; the next
         # run resends the same key and adopts whatever GoCardless made.
-        CollectionAttempt.objects.filter(pk=attempt.pk).update(last_error=str(exc)[:2000])
+        CollectionAttempt.objects.filter(pk=attempt.pk).update(
+            last_error=str(exc)[:2000], send_count=attempt.send_count
+        )
         attempt.last_error = str(exc)
         logger.warning("payment for %s not confirmed yet: %s", attempt.key, exc)
         return attempt.state

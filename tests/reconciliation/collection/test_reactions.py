@@ -396,3 +396,19 @@ def test_retry_now_refused_for_an_inactive_tenant(policy, customer, gc, gc_sim, 
     with pytest.raises(actions.ActionRefused, match="inactive"):
         actions.attempt_retry_now(attempt=attempt, user=user, client=gc)
     assert CollectionAttempt.objects.count() == 1
+
+
+def test_a_rerun_counts_the_attempts_it_resumed(policy, customer, gc, gc_sim):
+    from reconciliation.collection.selection import selection_evaluate
+    from reconciliation.collection.submission import attempts_write
+
+    invoice(customer, "42.00")
+    # A crashed run wrote the attempt and died before (or while) sending it.
+    (plan,) = selection_evaluate(tenant=policy, today=tenant_today(policy))
+    (attempt,) = attempts_write(tenant=policy, run=None, plan=plan, actor=Actor.system("t"))
+    rerun = collect(policy, gc)
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.SUBMITTED and attempt.send_count == 1
+    assert rerun.submitted == 1 and rerun.errors == 0
+    assert rerun.submitted_totals == {"EUR": "42.00"}
+    assert len(gc_sim.resource("payments")) == 1
