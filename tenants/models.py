@@ -101,7 +101,7 @@ class Tenant(models.Model):
     collection_hour = models.PositiveSmallIntegerField(
         default=6,
         validators=[MaxValueValidator(23)],
-        help_text="Local hour (0–23) of the daily scheduled run.",
+        help_text="Local hour (0-23) of the daily scheduled run.",
     )
 
     created_at = models.DateTimeField(auto_now_add=True)

@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='tenant',
             name='collection_hour',
-            field=models.PositiveSmallIntegerField(default=6, help_text='Local hour (0–23) of the daily scheduled run.', validators=[django.core.validators.MaxValueValidator(23)]),
+            field=models.PositiveSmallIntegerField(default=6, help_text='Local hour (0-23) of the daily scheduled run.', validators=[django.core.validators.MaxValueValidator(23)]),
         ),
         migrations.AddField(
             model_name='tenant',
