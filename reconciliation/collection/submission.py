@@ -109,11 +109,20 @@ def attempts_write(*, tenant, run, plan, actor: Actor) -> list[CollectionAttempt
     except IntegrityError:
         return []
     if plan.retry_of:
-        CollectionAttempt.objects.filter(
+        retried = CollectionAttempt.objects.filter(
             tenant=tenant,
             receivable_exact_id=plan.receivable_exact_id,
             state=AttemptState.RETRY_SCHEDULED,
-        ).update(state=AttemptState.RETRIED)
+        )
+        with transaction.atomic():
+            for earlier in retried.select_for_update():
+                _save(
+                    earlier,
+                    actor,
+                    "collection.attempt_retried",
+                    f"Retried by attempt {plan.attempt_number}",
+                    state=AttemptState.RETRIED,
+                )
     return rows
 
 

@@ -133,6 +133,8 @@ def test_failure_is_retried_once_then_needs_attention(policy, customer, gc, gc_s
     collect(policy, gc)
     assert CollectionAttempt.objects.count() == 2  # a person decides now
     assert AuditEntry.objects.filter(action="collection.attempt_retry_scheduled").count() == 1
+    retried = AuditEntry.objects.get(action="collection.attempt_retried")
+    assert retried.object_id == str(first.pk) and retried.after == {"state": "retried"}
 
 
 def test_confirmed_paid_out_and_chargeback_is_disputed(policy, customer, gc, gc_sim, gc_deliver):
