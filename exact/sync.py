@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from django.db.models import OuterRef, Subquery
@@ -314,6 +314,108 @@ def _stream(pages: Iterable[list[dict]], counts: _Counts) -> Iterator[list[dict]
         yield page
 
 
+@dataclass(frozen=True)
+class _Entity:
+    """What differs between mirroring accounts and open receivables; the loop is shared."""
+
+    entity: str
+    model: type
+    bulk_path: str
+    bulk_filter: str | None
+    sync_path: str
+    select: tuple[str, ...]
+    sync_select: tuple[str, ...]  # extra fields the sync endpoint needs
+    from_row: Callable[..., object]
+    update_fields: list[str]
+    keep_row: Callable[[dict], bool] = lambda row: True
+    prepare: Callable[..., None] = lambda objs, *, tenant_id: None
+    finish: Callable[..., object] = lambda *, tenant_id: None
+
+
+def _entity_sync(
+    spec: _Entity, *, connection: ExactConnection, api: ExactClient | None, full: bool, trigger: str
+) -> SyncRun:
+    connection_require_usable(connection=connection)
+    api = api or ExactClient(connection)
+    cursor = _cursor(connection, spec.entity)
+    mode = SyncMode.FULL if full or cursor.full_sync_at is None else SyncMode.INCREMENTAL
+    tenant_id = connection.tenant_id
+    with _Run(
+        connection=connection, api=api, entity=spec.entity, mode=mode, trigger=trigger
+    ) as ctx:
+        started = timezone.now()
+        if mode == SyncMode.FULL:
+            watermark = _watermark(api, spec.sync_path)
+            pages = api.iter_pages(spec.bulk_path, select=spec.select, filter=spec.bulk_filter)
+        else:
+            pages = api.iter_pages(
+                spec.sync_path,
+                select=(*spec.select, *spec.sync_select, "Timestamp"),
+                filter=f"Timestamp gt {int64_literal(cursor.timestamp)}",
+            )
+        for page in _stream(pages, ctx.counts):
+            now = timezone.now()
+            # The page's highest Timestamp, rows we skip included: they are behind us too.
+            top = max((int(r.get("Timestamp") or 0) for r in page), default=0)
+            objs = [
+                spec.from_row(r, tenant_id=tenant_id, now=now) for r in page if spec.keep_row(r)
+            ]
+            spec.prepare(objs, tenant_id=tenant_id)
+            created, updated = _upsert(
+                spec.model,
+                objs,
+                tenant_id=tenant_id,
+                update_fields=spec.update_fields,
+                now=now,
+            )
+            ctx.counts.created += created
+            ctx.counts.updated += updated
+            if mode == SyncMode.INCREMENTAL and top > cursor.timestamp:
+                cursor.timestamp = top
+                cursor.save(update_fields=["timestamp", "updated_at"])
+        if mode == SyncMode.FULL:
+            # What the bulk pull did not return no longer exists (or is no longer open).
+            gone, _ = spec.model.objects.filter(tenant_id=tenant_id, synced_at__lt=started).delete()
+            ctx.counts.deleted += gone
+            cursor.timestamp = watermark
+            cursor.full_sync_at = timezone.now()
+            cursor.save()
+        spec.finish(tenant_id=tenant_id)
+    return ctx.run
+
+
+def _is_open_item_row(row: dict) -> bool:
+    # Payments (LineType 22) share the PaymentTerms feed; Exact allows no filter on it.
+    return row.get("LineType", RECEIPT_LINE_TYPE) == RECEIPT_LINE_TYPE
+
+
+ACCOUNTS = _Entity(
+    entity=SyncEntity.ACCOUNTS,
+    model=ExactAccount,
+    bulk_path="bulk/CRM/Accounts",
+    bulk_filter=None,
+    sync_path="sync/CRM/Accounts",
+    select=ACCOUNT_SELECT,
+    sync_select=(),
+    from_row=account_from_row,
+    update_fields=ACCOUNT_UPDATE_FIELDS,
+    finish=receivables_link_accounts,
+)
+RECEIVABLES = _Entity(
+    entity=SyncEntity.RECEIVABLES,
+    model=ExactReceivable,
+    bulk_path="bulk/Cashflow/Receivables",
+    bulk_filter=OPEN_FILTER,
+    sync_path="sync/Cashflow/PaymentTerms",
+    select=RECEIVABLE_SELECT,
+    sync_select=("LineType",),
+    from_row=receivable_from_row,
+    update_fields=RECEIVABLE_UPDATE_FIELDS,
+    keep_row=_is_open_item_row,
+    prepare=_link_accounts,
+)
+
+
 def accounts_sync(
     *,
     connection: ExactConnection,
@@ -321,52 +423,7 @@ def accounts_sync(
     full: bool = False,
     trigger: str = "",
 ) -> SyncRun:
-    connection_require_usable(connection=connection)
-    api = api or ExactClient(connection)
-    cursor = _cursor(connection, SyncEntity.ACCOUNTS)
-    mode = SyncMode.FULL if full or cursor.full_sync_at is None else SyncMode.INCREMENTAL
-    tenant_id = connection.tenant_id
-    with _Run(
-        connection=connection, api=api, entity=SyncEntity.ACCOUNTS, mode=mode, trigger=trigger
-    ) as ctx:
-        started = timezone.now()
-        if mode == SyncMode.FULL:
-            watermark = _watermark(api, "sync/CRM/Accounts")
-            pages = api.iter_pages("bulk/CRM/Accounts", select=ACCOUNT_SELECT)
-        else:
-            pages = api.iter_pages(
-                "sync/CRM/Accounts",
-                select=(*ACCOUNT_SELECT, "Timestamp"),
-                filter=f"Timestamp gt {int64_literal(cursor.timestamp)}",
-            )
-        for page in _stream(pages, ctx.counts):
-            now = timezone.now()
-            objs = [account_from_row(r, tenant_id=tenant_id, now=now) for r in page]
-            created, updated = _upsert(
-                ExactAccount,
-                objs,
-                tenant_id=tenant_id,
-                update_fields=ACCOUNT_UPDATE_FIELDS,
-                now=now,
-            )
-            ctx.counts.created += created
-            ctx.counts.updated += updated
-            if mode == SyncMode.INCREMENTAL:
-                top = max((o.timestamp or 0 for o in objs), default=0)
-                if top > cursor.timestamp:
-                    cursor.timestamp = top
-                    cursor.save(update_fields=["timestamp", "updated_at"])
-        if mode == SyncMode.FULL:
-            # What the bulk pull did not return no longer exists in Exact.
-            gone, _ = ExactAccount.objects.filter(
-                tenant_id=tenant_id, synced_at__lt=started
-            ).delete()
-            ctx.counts.deleted += gone
-            cursor.timestamp = watermark
-            cursor.full_sync_at = timezone.now()
-            cursor.save()
-        receivables_link_accounts(tenant_id=tenant_id)
-    return ctx.run
+    return _entity_sync(ACCOUNTS, connection=connection, api=api, full=full, trigger=trigger)
 
 
 def receivables_sync(
@@ -376,54 +433,7 @@ def receivables_sync(
     full: bool = False,
     trigger: str = "",
 ) -> SyncRun:
-    connection_require_usable(connection=connection)
-    api = api or ExactClient(connection)
-    cursor = _cursor(connection, SyncEntity.RECEIVABLES)
-    mode = SyncMode.FULL if full or cursor.full_sync_at is None else SyncMode.INCREMENTAL
-    tenant_id = connection.tenant_id
-    with _Run(
-        connection=connection, api=api, entity=SyncEntity.RECEIVABLES, mode=mode, trigger=trigger
-    ) as ctx:
-        started = timezone.now()
-        if mode == SyncMode.FULL:
-            watermark = _watermark(api, "sync/Cashflow/PaymentTerms")
-            pages = api.iter_pages(
-                "bulk/Cashflow/Receivables", select=RECEIVABLE_SELECT, filter=OPEN_FILTER
-            )
-        else:
-            pages = api.iter_pages(
-                "sync/Cashflow/PaymentTerms",
-                select=(*RECEIVABLE_SELECT, "LineType", "Timestamp"),
-                filter=f"Timestamp gt {int64_literal(cursor.timestamp)}",
-            )
-        for page in _stream(pages, ctx.counts):
-            now = timezone.now()
-            top = max((int(r.get("Timestamp") or 0) for r in page), default=0)
-            # Payments (LineType 22) share the feed; Exact allows no filter on it.
-            rows = [r for r in page if r.get("LineType", RECEIPT_LINE_TYPE) == RECEIPT_LINE_TYPE]
-            objs = [receivable_from_row(r, tenant_id=tenant_id, now=now) for r in rows]
-            _link_accounts(objs, tenant_id=tenant_id)
-            created, updated = _upsert(
-                ExactReceivable,
-                objs,
-                tenant_id=tenant_id,
-                update_fields=RECEIVABLE_UPDATE_FIELDS,
-                now=now,
-            )
-            ctx.counts.created += created
-            ctx.counts.updated += updated
-            if mode == SyncMode.INCREMENTAL and top > cursor.timestamp:
-                cursor.timestamp = top
-                cursor.save(update_fields=["timestamp", "updated_at"])
-        if mode == SyncMode.FULL:
-            gone, _ = ExactReceivable.objects.filter(
-                tenant_id=tenant_id, synced_at__lt=started
-            ).delete()
-            ctx.counts.deleted += gone
-            cursor.timestamp = watermark
-            cursor.full_sync_at = timezone.now()
-            cursor.save()
-    return ctx.run
+    return _entity_sync(RECEIVABLES, connection=connection, api=api, full=full, trigger=trigger)
 
 
 def deletions_sync(
