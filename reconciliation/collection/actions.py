@@ -11,8 +11,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from gocardless import errors
-from reconciliation.audit import Actor, audit_record
+from reconciliation.audit import Actor
 from reconciliation.calendars import tenant_today
+from reconciliation.collection.changes import attempt_change
 from reconciliation.collection.models import AttemptState, CollectionAttempt, RunTrigger
 
 
@@ -39,19 +40,7 @@ def _locked(attempt: CollectionAttempt) -> CollectionAttempt:
 
 
 def _change(attempt, *, user, action: str, message: str, **changes) -> None:
-    before = {k: str(getattr(attempt, k)) for k in changes}
-    for name, value in changes.items():
-        setattr(attempt, name, value)
-    attempt.save(update_fields=[*changes, "updated_at"])
-    audit_record(
-        actor=Actor.for_user(user),
-        action=action,
-        tenant=attempt.tenant,
-        obj=attempt,
-        before=before,
-        after={k: str(v) for k, v in changes.items()},
-        message=message,
-    )
+    attempt_change(attempt, actor=Actor.for_user(user), action=action, message=message, **changes)
 
 
 def attempt_retry_now(*, attempt: CollectionAttempt, user, client=None):

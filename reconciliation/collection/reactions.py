@@ -27,8 +27,9 @@ from decimal import Decimal
 from django.db import transaction
 
 from gocardless import errors
-from reconciliation.audit import Actor, audit_record
+from reconciliation.audit import Actor
 from reconciliation.calendars import tenant_today
+from reconciliation.collection.changes import attempt_change
 from reconciliation.collection.models import AttemptState, CollectionAttempt, RunTrigger
 from reconciliation.customers.selectors import STOPPED_MANDATE_STATUSES
 
@@ -65,19 +66,7 @@ def attempt_for_payment(*, tenant, payment) -> CollectionAttempt | None:
 
 
 def _set(attempt: CollectionAttempt, actor: Actor, action: str, message: str, **changes):
-    before = {k: str(getattr(attempt, k)) for k in changes}
-    for name, value in changes.items():
-        setattr(attempt, name, value)
-    attempt.save()
-    audit_record(
-        actor=actor,
-        action=action,
-        tenant=attempt.tenant,
-        obj=attempt,
-        before=before,
-        after={k: str(v) for k, v in changes.items()},
-        message=message,
-    )
+    attempt_change(attempt, actor=actor, action=action, message=message, **changes)
 
 
 def _failure(attempt: CollectionAttempt, *, cause: str, details: dict, actor: Actor, status):

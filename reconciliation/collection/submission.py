@@ -21,7 +21,8 @@ import logging
 from django.db import IntegrityError, transaction
 
 from gocardless import errors
-from reconciliation.audit import Actor, audit_entry_build, audit_record
+from reconciliation.audit import Actor, audit_entry_build
+from reconciliation.collection.changes import attempt_change
 from reconciliation.collection.models import AttemptState, CollectionAttempt
 from reconciliation.models import AuditEntry
 from reconciliation.money import to_minor_units
@@ -116,11 +117,11 @@ def attempts_write(*, tenant, run, plan, actor: Actor) -> list[CollectionAttempt
         )
         with transaction.atomic():
             for earlier in retried.select_for_update():
-                _save(
+                attempt_change(
                     earlier,
-                    actor,
-                    "collection.attempt_retried",
-                    f"Retried by attempt {plan.attempt_number}",
+                    actor=actor,
+                    action="collection.attempt_retried",
+                    message=f"Retried by attempt {plan.attempt_number}",
                     state=AttemptState.RETRIED,
                 )
     return rows
@@ -144,23 +145,6 @@ def _params(attempt: CollectionAttempt, *, success_plus: bool) -> dict:
     return params
 
 
-def _save(attempt: CollectionAttempt, actor: Actor, action: str, message: str, **changes) -> None:
-    before = {k: str(getattr(attempt, k)) for k in changes}
-    for name, value in changes.items():
-        setattr(attempt, name, value)
-    with transaction.atomic():
-        attempt.save(update_fields=[*changes, "send_count", "updated_at"])
-        audit_record(
-            actor=actor,
-            action=action,
-            tenant=attempt.tenant,
-            obj=attempt,
-            before=before,
-            after={k: str(v) for k, v in changes.items()},
-            message=message,
-        )
-
-
 def attempt_submit(*, attempt: CollectionAttempt, client, actor: Actor) -> str:
     """Send the attempt's payment (same key every time) and record the outcome.
 
@@ -171,7 +155,7 @@ def attempt_submit(*, attempt: CollectionAttempt, client, actor: Actor) -> str:
         return attempt.state
     # Counted with the outcome (one write per send, not two): a crash before that leaves the
     # count one short, which only makes a resumed attempt look like its first send.
-    attempt.send_count += 1
+    sends = attempt.send_count + 1
     params = _params(attempt, success_plus=attempt.tenant.use_success_plus)
     try:
         payment = client.payment_create(params=params, idempotency_key=attempt.idempotency_key)
@@ -181,30 +165,33 @@ def attempt_submit(*, attempt: CollectionAttempt, client, actor: Actor) -> str:
         # Unknown outcome (timeout, 5xx, rate limit beyond patience): stay pending; the next
         # run resends the same key and adopts whatever GoCardless made.
         CollectionAttempt.objects.filter(pk=attempt.pk).update(
-            last_error=str(exc)[:2000], send_count=attempt.send_count
+            last_error=str(exc)[:2000], send_count=sends
         )
+        attempt.send_count = sends
         attempt.last_error = str(exc)
         logger.warning("payment for %s not confirmed yet: %s", attempt.key, exc)
         return attempt.state
     except errors.GoCardlessError as exc:
         # Refused (validation, invalid state, a different payment under our key): a person
         # decides. Nothing was created for this key, so nothing is in flight.
-        _save(
+        attempt_change(
             attempt,
-            actor,
-            "collection.attempt_refused",
-            f"GoCardless refused the payment: {exc}",
+            actor=actor,
+            action="collection.attempt_refused",
+            message=f"GoCardless refused the payment: {exc}",
+            send_count=sends,
             state=AttemptState.NEEDS_ATTENTION,
             flag=f"GoCardless refused the payment ({type(exc).__name__})"[:300],
             last_error=str(exc)[:2000],
         )
         return attempt.state
     status = payment.get("status", "")
-    _save(
+    attempt_change(
         attempt,
-        actor,
-        "collection.payment_created",
-        f"Payment {payment.get('id')} for invoice {attempt.invoice_number}",
+        actor=actor,
+        action="collection.payment_created",
+        message=f"Payment {payment.get('id')} for invoice {attempt.invoice_number}",
+        send_count=sends,
         state=_STATE_FOR_STATUS.get(status, AttemptState.SUBMITTED),
         payment_gocardless_id=payment.get("id", ""),
         payment_status=status,
