@@ -43,7 +43,7 @@ simulate: install
 # 5,000 invoices at 1,000 requests/minute take 5+ minutes; BENCH_COLLECT_N=500 scales it down).
 bench: install
 	@for script in bench/*.py; do \
-		[ "$$(basename $$script)" = "__init__.py" ] && continue; \
+		case "$$(basename $$script)" in _*|__init__.py) continue;; esac; \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; \
 	done
 

@@ -26,28 +26,19 @@ import secrets
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._support import WallClock  # noqa: E402
+
 N = int(os.environ.get("BENCH_BOOKINGS_N", "90"))
 LOST_SHARE = float(os.environ.get("BENCH_BOOKINGS_LOST", "0.05"))
 LATENCY_MS = 50
 DIVISION_BASE = 900_000
-
-
-class WallClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def advance(self, seconds: float) -> datetime:  # pragma: no cover
-        raise RuntimeError("the bench runs on the wall clock")
-
-    def set(self, dt: datetime) -> datetime:  # pragma: no cover
-        raise RuntimeError("the bench runs on the wall clock")
 
 
 def main() -> int:

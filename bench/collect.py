@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import resource
 import secrets
 import sys
 import tempfile
@@ -47,6 +46,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._support import ensure_database, peak_mb, rss_now_mb  # noqa: E402
+
 FULL_SIZE = 5_000
 INVOICES = int(os.environ.get("BENCH_COLLECT_N", FULL_SIZE))
 LATENCY_MS = int(os.environ.get("BENCH_COLLECT_LATENCY_MS", 50))
@@ -54,15 +55,6 @@ CEILING = 1_000  # the simulator's default, per minute and token
 TARGET = 0.9
 TOKEN = "bench-collect-token"
 SCHEME = "sepa_core"
-
-
-def _rss_now_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_simulator(ready, stop) -> None:
@@ -77,19 +69,6 @@ def run_simulator(ready, stop) -> None:
     ready.put(sim.url)
     stop.wait(3600)
     sim.stop()
-
-
-def ensure_database(url: str) -> None:
-    if not url.startswith(("postgres://", "postgresql://")):
-        return
-    import psycopg
-
-    parsed = urlsplit(url)
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def setup_django() -> str:
@@ -295,7 +274,7 @@ def measure(sim_url: str) -> int:
         return response
 
     requests.Session.request = recording
-    baseline_mb = _rss_now_mb()
+    baseline_mb = rss_now_mb()
     started = time.monotonic()
     run = run_live(tenant=tenant, trigger=RunTrigger.SCHEDULE)
     wall = time.monotonic() - started
@@ -332,7 +311,7 @@ def measure(sim_url: str) -> int:
     waited = sum(g for g in gaps if g > 0.5)  # a create normally follows within ~0.1 s
     api_calls = sum(n for route, statuses in counts.items() for n in statuses.values())
     throttled = sum(statuses.get("429", 0) for statuses in counts.values())
-    peak_mb = _peak_mb()
+    peak_rss = peak_mb()
     fraction = rate / CEILING
     judged = INVOICES >= FULL_SIZE
 
@@ -378,7 +357,7 @@ def measure(sim_url: str) -> int:
         f"(attempt row + audit before, result + audit after: one payment at a time)"
     )
     print(
-        f"   peak RSS          {peak_mb:.0f} MB (before the run {baseline_mb:.0f} MB; "
+        f"   peak RSS          {peak_rss:.0f} MB (before the run {baseline_mb:.0f} MB; "
         f"the simulator runs in another process)"
     )
     print(f"   {'PASS' if ok else 'MISS'}")

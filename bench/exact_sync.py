@@ -21,46 +21,25 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
 import secrets
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench._support import WallClock, peak_mb, rss_now_mb  # noqa: E402
 
 ACCOUNTS = 20_000
 OPEN_SHARE = 12_000 / 50_000
 SIZES = (10_000, 50_000)
 LATENCY_MS = 50
 DIVISION_BASE = 700_000
-
-
-class WallClock:
-    """The simulator's clock interface, on real time (the bench must live real minutes)."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def advance(self, seconds: float) -> datetime:  # pragma: no cover - never used here
-        raise RuntimeError("the bench runs on the wall clock")
-
-    def set(self, dt: datetime) -> datetime:  # pragma: no cover
-        raise RuntimeError("the bench runs on the wall clock")
-
-
-def _rss_now_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_one(invoices: int) -> dict:
@@ -146,7 +125,7 @@ def run_one(invoices: int) -> dict:
             stamps.append(time.time())
             return super().request(*args, **kwargs)
 
-    baseline_mb = _rss_now_mb()
+    baseline_mb = rss_now_mb()
     results = {}
     # "full again" (large size only) pushes past 60 calls within a minute, so the shared
     # limiter has to wait for the minute boundary: that is where a 429 would appear.
@@ -186,7 +165,7 @@ def run_one(invoices: int) -> dict:
         "busiest_minute": max(per_minute.values(), default=0),
         "span_seconds": (stamps[-1] - stamps[0]) if stamps else 0.0,
         "baseline_mb": baseline_mb,
-        "peak_mb": _peak_mb(),
+        "peak_mb": peak_mb(),
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
     }
 
