@@ -62,16 +62,7 @@ class ExactConnection(models.Model):
     status_reason = models.TextField(blank=True)
     connected_at = models.DateTimeField(null=True, blank=True)
 
-    # Ledger configuration for bookings (validated against Exact when saved, later issue).
-    clearing_journal_code = models.CharField(
-        max_length=20,
-        blank=True,
-        help_text="Bank-type journal that stands for the GoCardless balance.",
-    )
-    bank_journal_code = models.CharField(max_length=20, blank=True)
-    receivables_gl_account = models.CharField(max_length=64, blank=True)
-    fees_gl_account = models.CharField(max_length=64, blank=True)
-    fees_vat_code = models.CharField(max_length=20, blank=True)
+    # The ledger configuration for bookings is reconciliation.bookings.BookingSettings.
     webhook_subscription_ids = models.JSONField(default=list, blank=True)
     # Set when Exact's daily API budget for the division is spent: jobs wait until then.
     paused_until = models.DateTimeField(null=True, blank=True)

@@ -302,16 +302,10 @@ class Demo:
             raise DemoError(f"GoCardless Test connection failed: {outcome['error']}")
 
     def configure_bookings(self) -> None:
-        if not apps.is_installed("reconciliation.bookings"):
-            self.result.bookings_note = "the bookings app is not installed"
-            return
-        try:
-            from reconciliation.bookings.config import booking_settings_validate
-            from reconciliation.bookings.models import BookingSettings
-        except ImportError as exc:  # the app is still being built
-            self.result.bookings_note = f"bookings are not available yet ({exc})"
-            return
         from django.core.exceptions import ValidationError
+
+        from reconciliation.bookings.config import booking_settings_validate
+        from reconciliation.bookings.models import BookingSettings
 
         self.step("Bookings: GoCardless clearing journal 21, debtors 1300, fees 4600")
         row = BookingSettings(
@@ -448,11 +442,8 @@ class Demo:
     def post_bookings(self) -> None:
         if not self.result.bookings_available:
             return
-        try:
-            from reconciliation.bookings.posting import bookings_sweep
-        except ImportError as exc:
-            self.result.bookings_note = f"bookings cannot be posted yet ({exc})"
-            return
+        from reconciliation.bookings.posting import bookings_sweep
+
         self.step("Bookings: posting what is still due to Exact")
         for _ in range(5):  # 50 a sweep; stops when nothing is due
             if not bookings_sweep():
