@@ -3,10 +3,13 @@
 Starts the GoCardless simulator (for the processor's re-fetches), creates/migrates the bench
 database, makes a tenant with a connection to the simulator, starts ``gunicorn config.wsgi``
 (3 workers) and ``manage.py qcluster``, then posts signed batches of 50 events from a few
-client threads for a bounded time and prints:
+client processes for a bounded time and prints:
 
-- accepted events per second (2xx answers), p50/p99 response time of the webhook POSTs;
-- the processing lag: how long after the load stops the unprocessed-event count reaches 0.
+- accepted events per second (2xx answers) and its ratio to the offered rate, p50/p99
+  response time of the webhook POSTs;
+- the processing lag: how long after the load stops the unprocessed-event count reaches 0;
+- the GETs processing made against its lower bound (one per payment the events name);
+- peak RSS of the web workers and of the task cluster's processes.
 
 Targets (2-core machine): >= 500 events/s accepted, p99 < 100 ms, lag back to 0 within 10 s.
 Bounded in time and requests; stops its processes by their own ids when done.
@@ -33,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._support import ensure_database  # noqa: E402
+from bench._support import ensure_database, tree_peak_mb  # noqa: E402
 
 DURATION = float(os.environ.get("BENCH_SECONDS", "20"))
 CLIENT_THREADS = int(os.environ.get("BENCH_CLIENTS", "4"))  # client processes
@@ -276,12 +279,21 @@ def main() -> int:
         failed = GoCardlessEvent.objects.filter(tenant=tenant, failed_at__isnull=False).count()
         fetched = GoCardlessEvent.objects.filter(tenant=tenant, outcome="applied").count()
         rate = accepted / load_seconds
+        payments_named = (GoCardlessEvent.objects.filter(tenant=tenant)
+                          .values("resource_id").distinct().count())
+        counts = requests.get(f"{sim_url}/_control/call_counts", timeout=10).json()
+        gets = sum(n for call, by_status in counts.items() if call.startswith("GET /payments/")
+                   for n in by_status.values())
+        web_peaks = tree_peak_mb(gunicorn.pid)
+        web_peaks.pop(gunicorn.pid, None)  # the arbiter serves nothing
+        cluster_peaks = tree_peak_mb(cluster.pid)
         p50, p99 = percentile(latencies, 0.50) * 1000, percentile(latencies, 0.99) * 1000
         offered = f"{OFFERED_RATE:.0f} events/s offered" if OFFERED_RATE else "flat out"
         print(f"webhook ingest: {len(latencies)} POSTs of {BATCH} events in {load_seconds:.1f} s "
               f"from {CLIENT_THREADS} client processes ({offered}); statuses {statuses}")
         print(f"  accepted      {rate:8.0f} events/s   (target >= 500)   "
-              f"{'OK' if rate >= 500 else 'MISSED'}")
+              f"{'OK' if rate >= 500 else 'MISSED'}"
+              + (f"; {rate / OFFERED_RATE:.3f} of the offered rate" if OFFERED_RATE else ""))
         print(f"  p50 / p99     {p50:6.1f} / {p99:6.1f} ms (target p99 < 100) "
               f"{'OK' if p99 < 100 else 'MISSED'}")
         lag_text = f"{lag:6.1f} s" if lag is not None else f"> {LAG_LIMIT:.0f} s"
@@ -289,6 +301,14 @@ def main() -> int:
               f"target <= 10 s) {'OK' if lag is not None and lag <= 10 else 'MISSED'}")
         print(f"  processed     {processed} events ({failed} with a recorded failure; "
               f"{fetched} re-fetched, the rest already reflected in a newer fetch)")
+        if payments_named:
+            print(f"  GETs          {gets} payment fetches for {payments_named} payments named = "
+                  f"{gets / payments_named:.3f} x the lower bound (one GET per payment)")
+        if web_peaks:
+            print(f"  peak RSS      web workers {max(web_peaks.values()):.0f} MB max "
+                  f"({len(web_peaks)} processes); task cluster "
+                  f"{max(cluster_peaks.values(), default=0):.0f} MB max per process "
+                  f"({len(cluster_peaks)} processes)")
         return 0
     finally:
         stop(cluster)
