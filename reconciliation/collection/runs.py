@@ -20,6 +20,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from gocardless.models import Mandate
 from reconciliation.audit import Actor, audit_record
 from reconciliation.calendars import tenant_today
 from reconciliation.collection.charge_dates import earliest_charge_date
@@ -40,7 +41,7 @@ from reconciliation.collection.models import (
     SkipReason,
 )
 from reconciliation.collection.selection import Plan, selection_evaluate
-from reconciliation.collection.submission import attempt_submit, attempts_write
+from reconciliation.collection.submission import attempt_redate, attempt_submit, attempts_write
 from tenants.models import CollectionMode
 
 logger = logging.getLogger(__name__)
@@ -202,11 +203,27 @@ class _Tally:
             live_run_heartbeat(run=self.run)
 
 
-def _resume_pending(*, tenant, client, actor: Actor, tally: _Tally) -> None:
-    """Resubmit attempts a crashed run left pending (same key: GoCardless dedupes)."""
-    for attempt in CollectionAttempt.objects.filter(
-        tenant=tenant, state=AttemptState.PENDING
-    ).select_related("tenant"):
+def _resume_pending(*, tenant, today, client, actor: Actor, tally: _Tally) -> None:
+    """Resubmit attempts a crashed run left pending (same key: GoCardless dedupes), each on a
+    charge date GoCardless still accepts (``attempt_redate``)."""
+    pending = list(
+        CollectionAttempt.objects.filter(tenant=tenant, state=AttemptState.PENDING)
+        .select_related("tenant")
+        .order_by("id")
+    )
+    mandates = {
+        mandate.gocardless_id: mandate
+        for mandate in Mandate.objects.filter(
+            tenant=tenant, gocardless_id__in={a.mandate_gocardless_id for a in pending}
+        )
+    }
+    for attempt in pending:
+        attempt_redate(
+            attempt=attempt,
+            mandate=mandates.get(attempt.mandate_gocardless_id),
+            today=today,
+            actor=actor,
+        )
         tally.add(attempt, attempt_submit(attempt=attempt, client=client, actor=actor))
 
 
@@ -243,7 +260,7 @@ def run_live(
         if client is None:
             raise RunRefused("GoCardless is not connected")
         tally = _Tally(run)
-        _resume_pending(tenant=tenant, client=client, actor=actor, tally=tally)
+        _resume_pending(tenant=tenant, today=today, client=client, actor=actor, tally=tally)
         previewed = None
         if preview is not None:
             previewed = set(

@@ -11,6 +11,12 @@ A process killed between 1 and 3 leaves a *pending* attempt; the next live run r
 with the same key, and GoCardless answers with the payment it already made (the client checks
 metadata, amount and currency match before adopting it). Nothing is ever sent under a new key
 for the same attempt.
+
+A pending attempt resumed days later may carry a charge date GoCardless no longer accepts;
+``attempt_redate`` moves it to the earliest date it does accept before the resend. That is
+safe with the same key: if the first send did create the payment, GoCardless answers 409 with
+it (its original date stands, and the adoption check does not compare dates); if it did not,
+the payment is created on the new date instead of being refused.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ import hashlib
 import logging
 
 from django.db import IntegrityError, transaction
+from django.utils.dateparse import parse_date
 
 from gocardless import errors
 from reconciliation.audit import Actor, audit_entry_build
 from reconciliation.collection.changes import attempt_change
+from reconciliation.collection.charge_dates import earliest_charge_date
 from reconciliation.collection.models import AttemptState, CollectionAttempt
 from reconciliation.models import AuditEntry
 from reconciliation.money import to_minor_units
@@ -145,6 +153,33 @@ def _params(attempt: CollectionAttempt, *, success_plus: bool) -> dict:
     return params
 
 
+def attempt_redate(*, attempt: CollectionAttempt, mandate, today, actor: Actor) -> bool:
+    """Move a pending attempt's charge date forward when it is earlier than GoCardless now
+    accepts for its mandate (``mandate``: the mirror, or None when we have none). Returns
+    whether it moved; audited."""
+    if attempt.state != AttemptState.PENDING or attempt.charge_date is None or mandate is None:
+        return False
+    earliest = earliest_charge_date(
+        scheme=mandate.scheme,
+        today=today,
+        next_possible=mandate.next_possible_charge_date,
+        mandate_status=mandate.status,
+    )
+    if attempt.charge_date >= earliest:
+        return False
+    attempt_change(
+        attempt,
+        actor=actor,
+        action="collection.attempt_redated",
+        message=(
+            f"Charge date {attempt.charge_date.isoformat()} can no longer be met for mandate "
+            f"{mandate.gocardless_id}; resent for {earliest.isoformat()}"
+        ),
+        charge_date=earliest,
+    )
+    return True
+
+
 def attempt_submit(*, attempt: CollectionAttempt, client, actor: Actor) -> str:
     """Send the attempt's payment (same key every time) and record the outcome.
 
@@ -186,12 +221,16 @@ def attempt_submit(*, attempt: CollectionAttempt, client, actor: Actor) -> str:
         )
         return attempt.state
     status = payment.get("status", "")
+    # The date GoCardless will charge, as it says: an adopted payment keeps the date it was
+    # first created for, whatever this send asked.
+    charged_on = parse_date(payment.get("charge_date") or "") or attempt.charge_date
     attempt_change(
         attempt,
         actor=actor,
         action="collection.payment_created",
         message=f"Payment {payment.get('id')} for invoice {attempt.invoice_number}",
         send_count=sends,
+        charge_date=charged_on,
         state=_STATE_FOR_STATUS.get(status, AttemptState.SUBMITTED),
         payment_gocardless_id=payment.get("id", ""),
         payment_status=status,

@@ -414,3 +414,66 @@ def test_a_rerun_counts_the_attempts_it_resumed(policy, customer, gc, gc_sim):
     assert rerun.submitted == 1 and rerun.errors == 0
     assert rerun.submitted_totals == {"EUR": "42.00"}
     assert len(gc_sim.resource("payments")) == 1
+
+
+def _crashed_attempt(policy):
+    """An attempt a crashed run wrote and never sent."""
+    from reconciliation.collection.selection import selection_evaluate
+    from reconciliation.collection.submission import attempts_write
+
+    (plan,) = selection_evaluate(tenant=policy, today=tenant_today(policy))
+    (attempt,) = attempts_write(tenant=policy, run=None, plan=plan, actor=Actor.system("t"))
+    return attempt, plan
+
+
+def test_a_pending_attempt_resumed_after_its_charge_date_passed_is_redated(
+    policy, customer, gc, gc_sim
+):
+    invoice(customer, "42.00")
+    attempt, plan = _crashed_attempt(policy)
+    # Resumed days later: the date it was written for is now in the past.
+    stale = tenant_today(policy) - dt.timedelta(days=2)
+    CollectionAttempt.objects.filter(pk=attempt.pk).update(charge_date=stale)
+    collect(policy, gc)
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.SUBMITTED, attempt.flag
+    assert attempt.charge_date == plan.charge_date  # the earliest GoCardless accepts today
+    (payment,) = gc_sim.resource("payments")
+    assert payment["charge_date"] == plan.charge_date.isoformat()
+    entry = AuditEntry.objects.get(action="collection.attempt_redated")
+    assert entry.before == {"charge_date": stale.isoformat()}
+    assert entry.after == {"charge_date": plan.charge_date.isoformat()}
+
+
+def test_a_pending_attempt_still_on_time_keeps_its_date(policy, customer, gc, gc_sim):
+    invoice(customer, "42.00", due_date=tenant_today(policy) + dt.timedelta(days=20))
+    attempt, plan = _crashed_attempt(policy)
+    collect(policy, gc)
+    attempt.refresh_from_db()
+    assert attempt.charge_date == plan.charge_date
+    assert gc_sim.resource("payments")[0]["charge_date"] == plan.charge_date.isoformat()
+    assert not AuditEntry.objects.filter(action="collection.attempt_redated").exists()
+
+
+def test_a_redated_resend_of_a_payment_already_made_adopts_it_on_its_own_date(
+    policy, customer, gc, gc_sim
+):
+    invoice(customer, "42.00", due_date=tenant_today(policy) + dt.timedelta(days=20))
+    collect(policy, gc)
+    attempt = only_attempt()
+    payment_id, first_date = attempt.payment_gocardless_id, attempt.charge_date
+    assert first_date >= tenant_today(policy) + dt.timedelta(days=20)  # on the due date
+    # The process died after GoCardless created the payment; the rerun comes days later.
+    CollectionAttempt.objects.filter(pk=attempt.pk).update(
+        payment_gocardless_id="", payment_status="", state=AttemptState.PENDING,
+        charge_date=tenant_today(policy) - dt.timedelta(days=2),
+    )
+    collect(policy, gc)
+    attempt.refresh_from_db()
+    assert AuditEntry.objects.filter(action="collection.attempt_redated").count() == 1
+    # Same key: GoCardless answers with the payment it made (409), never a second one.
+    assert [p["id"] for p in gc_sim.resource("payments")] == [payment_id]
+    assert attempt.payment_gocardless_id == payment_id
+    assert attempt.state == AttemptState.SUBMITTED
+    # What GoCardless will actually charge, not the earlier date the resend asked for.
+    assert attempt.charge_date == first_date
