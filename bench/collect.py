@@ -102,7 +102,16 @@ def seed(sim_url: str, invoices: int):
     import requests
     from django.utils import timezone
 
-    from exact.models import ExactAccount, ExactReceivable, ReceivableKind
+    from exact.models import ConnectionStatus as ExactStatus
+    from exact.models import (
+        ExactAccount,
+        ExactConnection,
+        ExactReceivable,
+        ReceivableKind,
+        SyncEntity,
+        SyncMode,
+        SyncRun,
+    )
     from gocardless.models import (
         ConnectionStatus,
         Customer,
@@ -224,6 +233,10 @@ def seed(sim_url: str, invoices: int):
         receivables.append(receivable)
         amounts[str(receivable.exact_id)] = int(value * 100)
     ExactReceivable.objects.bulk_create(receivables, batch_size=1000)
+    # What a healthy Exact side leaves behind: a run only collects from a current copy.
+    ExactConnection.objects.create(tenant=tenant, status=ExactStatus.CONNECTED, division=1)
+    SyncRun.objects.create(tenant=tenant, entity=SyncEntity.RECEIVABLES, trigger="bench",
+                           mode=SyncMode.INCREMENTAL, started_at=now, finished_at=now)
     return tenant, amounts
 
 

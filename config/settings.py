@@ -202,6 +202,15 @@ GOCARDLESS_POLL_INITIAL_LOOKBACK_DAYS = env.int("GOCARDLESS_POLL_INITIAL_LOOKBAC
 GOCARDLESS_POLL_PAGE_SIZE = env.int("GOCARDLESS_POLL_PAGE_SIZE", default=500)
 # --- end gocardless/ settings ---------------------------------------------------------------
 
+# --- collection (reconciliation.collection) -----------------------------------------------
+# A run collects from our copy of Exact's open invoices. It refuses to send payments when
+# Exact is not usable (needs re-authorisation, paused, disconnected) or the last successful
+# sync of the receivables is older than this many minutes: an invoice paid by bank transfer
+# or credited in Exact since then would otherwise be charged. Default: 8 sync intervals.
+COLLECTION_EXACT_MAX_AGE_MINUTES = env.int(
+    "COLLECTION_EXACT_MAX_AGE_MINUTES", default=8 * EXACT_SYNC_EVERY_MINUTES
+)
+
 # --- limits -------------------------------------------------------------------------------
 # Webhook bodies above this are refused before parsing (GoCardless batches stay far below).
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)

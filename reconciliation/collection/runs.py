@@ -24,6 +24,7 @@ from gocardless.models import Mandate
 from reconciliation.audit import Actor, audit_record
 from reconciliation.calendars import tenant_today
 from reconciliation.collection.charge_dates import earliest_charge_date
+from reconciliation.collection.freshness import exact_copy_problem
 from reconciliation.collection.locking import (
     live_run_acquire,
     live_run_heartbeat,
@@ -256,6 +257,11 @@ def run_live(
         run.save()
         return run
     try:
+        # Before anything is sent, pending attempts included: they were decided on a copy of
+        # Exact that must still be current when their payment goes out.
+        stale = exact_copy_problem(tenant=tenant)
+        if stale:
+            raise RunRefused(f"Not collecting: {stale}")
         client = client or gocardless_client_for(tenant=tenant)
         if client is None:
             raise RunRefused("GoCardless is not connected")

@@ -39,7 +39,16 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from exact.models import ExactAccount, ExactReceivable, ReceivableKind
+from exact.models import ConnectionStatus as ExactStatus
+from exact.models import (
+    ExactAccount,
+    ExactConnection,
+    ExactReceivable,
+    ReceivableKind,
+    SyncEntity,
+    SyncMode,
+    SyncRun,
+)
 from gocardless.models import Customer, Mandate
 from reconciliation.calendars import tenant_today
 from reconciliation.collection.models import CollectionAttempt
@@ -247,6 +256,7 @@ def collection_world_build(
             )
         )
     ExactReceivable.objects.bulk_create(receivables, batch_size=500)
+    exact_copy_mark_fresh(tenant)
     return CollectionWorld(
         tenant=tenant,
         sim=sim,
@@ -257,6 +267,37 @@ def collection_world_build(
         mandates=mandates,
         receivables=receivables,
     )
+
+
+def exact_copy_mark_fresh(tenant, *, started_at=None) -> None:
+    """What a healthy Exact side leaves behind: a connected ExactConnection and a successful
+    whole-copy receivables sync (``reconciliation.collection.freshness``). Worlds built here
+    pass the real freshness gate, also in the subprocesses of the crash and concurrency
+    tests, where the ``_exact_copy_fresh`` patch below does not reach."""
+    ExactConnection.objects.get_or_create(
+        tenant=tenant,
+        defaults={"status": ExactStatus.CONNECTED, "division": 100_001, "region": "nl"},
+    )
+    started_at = started_at or timezone.now()
+    SyncRun.objects.create(
+        tenant=tenant,
+        entity=SyncEntity.RECEIVABLES,
+        mode=SyncMode.INCREMENTAL,
+        trigger="test",
+        started_at=started_at,
+        finished_at=started_at,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _exact_copy_fresh(request, monkeypatch):
+    """Collection tests are about GoCardless and selection, not about how fresh the copy of
+    Exact is: the freshness gate answers "fresh" unless a test is marked
+    ``exact_freshness_gate`` (tests/reconciliation/collection/test_freshness.py)."""
+    if request.node.get_closest_marker("exact_freshness_gate") is None:
+        monkeypatch.setattr(
+            "reconciliation.collection.runs.exact_copy_problem", lambda **kwargs: None
+        )
 
 
 @pytest.fixture

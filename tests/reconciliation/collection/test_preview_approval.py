@@ -328,7 +328,10 @@ def test_approval_while_another_live_run_is_active_can_be_approved_again(
     preview = run_preview(tenant=tenant, trigger=RunTrigger.USER, user=user)
     # Another cluster holds the tenant's live-run lock (SQLite lease or PostgreSQL advisory
     # lock alike: the lock itself is tested in test_concurrent_runs_pg.py).
-    monkeypatch.setattr("reconciliation.collection.runs.live_run_acquire", lambda run: False)
+    from reconciliation.collection import runs
+
+    acquire = runs.live_run_acquire
+    monkeypatch.setattr(runs, "live_run_acquire", lambda run: False)
 
     refused = run_approve(preview=preview, user=user)
 
@@ -338,8 +341,7 @@ def test_approval_while_another_live_run_is_active_can_be_approved_again(
     assert preview.state == RunState.AWAITING_APPROVAL  # nothing ran: it can be approved later
     assert preview.approved_by is None
     assert AuditEntry.objects.filter(action="collection.approval_not_run").count() == 1
-    monkeypatch.undo()
-    freeze_today(monkeypatch)
+    monkeypatch.setattr(runs, "live_run_acquire", acquire)  # the other cluster finished
     live = run_approve(preview=preview, user=user)
     assert live.submitted == 1
     assert len(sim_payments(sim)) == 1
