@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import date
 
 from exact.client import ExactClient
-from exact.errors import ExactBadRequest, ExactNotFound
 from exact.odata import guid_literal, string_literal
 
 MANDATE_SELECT = ("ID", "Account", "BankAccount", "Reference", "CancellationDate", "Type")
@@ -24,23 +23,24 @@ def account_payment_condition_set(*, api: ExactClient, account_id: str, conditio
 
 
 def account_bank_account_id(*, api: ExactClient, account_id: str) -> str | None:
-    """The account's main ``crm/BankAccounts`` ID (DirectDebitMandates require one).
+    """The ``crm/BankAccounts`` ID a direct debit mandate record of the account goes on
+    (DirectDebitMandates require one): its main bank account, else another one.
 
-    None when the account has none, or when the endpoint is not available (the simulator
-    does not serve crm/BankAccounts).
+    None when the account has no bank account that is not blocked.
     """
-    try:
-        rows = list(
-            api.iter_rows(
-                "crm/BankAccounts",
-                select=("ID", "Main"),
-                filter=f"Account eq {guid_literal(account_id)}",
-            )
-        )
-    except (ExactNotFound, ExactBadRequest):
-        return None
-    rows.sort(key=lambda r: not r.get("Main"))
-    return str(rows[0]["ID"]) if rows else None
+    # No try/except: crm/BankAccounts is a documented Exact endpoint (the simulator serves
+    # it too), so a 404 or 400 here means something is wrong — a path or field Exact does not
+    # know, the division — not "no bank account". Let it raise: the reflection then fails
+    # with Exact's own error, is audited and retried, instead of claiming the account has
+    # no bank account.
+    rows = api.iter_rows(
+        "crm/BankAccounts",
+        select=("ID", "Main", "Blocked"),
+        filter=f"Account eq {guid_literal(account_id)}",
+    )
+    # A blocked bank account must not be collected from: never attach a mandate to one.
+    usable = sorted((r for r in rows if not r.get("Blocked")), key=lambda r: not r.get("Main"))
+    return str(usable[0]["ID"]) if usable else None
 
 
 def direct_debit_mandate_find(*, api: ExactClient, reference: str) -> dict | None:

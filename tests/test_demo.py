@@ -12,10 +12,12 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from gocardless.models import Payment, Payout
+from gocardless.models import Mandate, Payment, Payout
 from reconciliation.bookings.models import Booking
 from reconciliation.collection.models import AttemptState, CollectionAttempt, CollectionRun
 from reconciliation.demo import data
+from reconciliation.demo.run import EXACT_MINUTELY_LIMIT
+from reconciliation.models import MandateInvitation
 from simulators.exact_online import Simulator as ExactSimulator
 from simulators.gocardless import Simulator as GoCardlessSimulator
 from tenants.models import Tenant
@@ -67,6 +69,22 @@ def facts(tenant) -> dict:
     }
 
 
+def exact_mandate_records(exact, tenant) -> None:
+    """Every active GoCardless mandate has one open DirectDebitMandates record in Exact, on
+    the main bank account (crm/BankAccounts) of the customer's own account."""
+    division = exact.state.division(data.DIVISION)
+    records = [m for m in division.mandates.values() if m.cancellation_date is None]
+    active = Mandate.objects.filter(tenant=tenant, status="active")
+    assert sorted(m.reference for m in records) == sorted(m.reference for m in active)
+    assert len(active) >= 8  # the existing customers and those who completed the page
+    by_name = {c.name: c for c in data.CUSTOMERS}
+    for record in records:
+        bank_account = division.bank_accounts.get(record.bank_account)
+        account = division.accounts.get(record.account)
+        assert bank_account.account == account.id and bank_account.main
+        assert bank_account.number == by_name[account.name].iban
+
+
 def test_demo_run_end_to_end_twice(simulators, demo_settings):
     exact, gocardless = simulators
 
@@ -94,6 +112,18 @@ def test_demo_run_end_to_end_twice(simulators, demo_settings):
     assert set(bookings.values_list("state", flat=True)) == {"confirmed"}
     posted = exact.ledger(data.DIVISION)
     assert len(posted) == bookings.count()
+    # Mandates are reflected into Exact: one DirectDebitMandates record per active mandate.
+    exact_mandate_records(exact, tenant)
+    # Payers gave GoCardless the bank account Exact knows for them.
+    completed = MandateInvitation.objects.filter(tenant=tenant, state="completed")
+    assert completed.count() >= 6
+    for invitation in completed:
+        iban = next(c.iban for c in data.CUSTOMERS if c.name == invitation.link.exact_name)
+        mandate = gocardless.resource("mandates", invitation.link.mandate.gocardless_id)
+        bank = gocardless.resource(
+            "customer_bank_accounts", mandate["links"]["customer_bank_account"]
+        )
+        assert bank["account_number_ending"] == iban[-2:]
 
     # The summary says the same, in words.
     created = re.search(r"payments created at GoCardless: (\d+) for (\d+) invoices", first)
@@ -106,6 +136,8 @@ def test_demo_run_end_to_end_twice(simulators, demo_settings):
     assert "Meijer Bouw B.V. has not completed the mandate invitation yet" in first
     assert "Café De Zwaan: no e-mail address in Exact" in first
     assert "login: demo / demo-password" in first
+    active = Mandate.objects.filter(tenant=tenant, status="active").count()
+    assert f"({active} active); {active} carry payment condition DD in Exact, {active} a " in first
     fees = sum((Decimal(p.deducted_fees) for p in payouts), Decimal(0))
     assert fees > 0
 
@@ -115,10 +147,25 @@ def test_demo_run_end_to_end_twice(simulators, demo_settings):
     assert again == one
     assert Booking.objects.filter(tenant=tenant).count() == bookings.count()
     assert Payout.objects.filter(tenant=tenant).count() == payouts.count()
+    exact_mandate_records(exact, tenant)
     assert (
         second.split("Exact Online (the books)")[1].split("Collection (")[0]
         == (first.split("Exact Online (the books)")[1].split("Collection (")[0])
     )
+
+
+def test_demo_run_fits_its_default_exact_budget(simulators, demo_settings):
+    """`make demo` passes no budget: the Exact simulator's clock stands still during the run,
+    so every call (mandate records included) must fit in the demo's one minute."""
+    exact, gocardless = simulators
+    out = StringIO()
+    call_command("demo_run", exact_url=exact.url, gocardless_url=gocardless.url, stdout=out)
+    calls = sum(
+        counts["total"] for path, counts in exact.call_counts().items() if "/api/v1/" in path
+    )
+    assert exact.settings()["minutely_limit"] == EXACT_MINUTELY_LIMIT > calls > 60
+    assert not any("429" in counts for counts in exact.call_counts().values())
+    exact_mandate_records(exact, Tenant.objects.get(slug="demo"))
 
 
 def test_demo_run_says_when_a_simulator_is_not_running(demo_settings):

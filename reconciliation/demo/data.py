@@ -1,5 +1,7 @@
 """The demo company's customer base: twelve customers, thirty open items (one a credit note,
-one partly paid), some overdue, some not yet due, in EUR and GBP.
+one partly paid), some overdue, some not yet due, in EUR and GBP. Each customer has a bank
+account in Exact (crm/BankAccounts: Exact's mandate records need one); payers who complete
+GoCardless' hosted page give the same bank details there.
 
 Due dates are relative to the day the demo runs, so every run tells the same story:
 overdue invoices and those due within the lead days are collected, later ones wait.
@@ -43,6 +45,15 @@ class DemoCustomer:
     onboarding: str
     currency: str = "EUR"
     items: tuple[Item, ...] = field(default_factory=tuple)
+    iban: str = ""  # the customer's bank account in Exact (crm/BankAccounts)
+    bic: str = ""
+
+    def gocardless_bank_details(self) -> dict[str, str]:
+        """The same bank account as the payer enters it on GoCardless' hosted page: an IBAN
+        for SEPA, sort code and account number (from the GB IBAN) for Bacs."""
+        if self.currency == "GBP":
+            return {"branch_code": self.iban[8:14], "account_number": self.iban[14:22]}
+        return {"iban": self.iban}
 
 
 CUSTOMERS: tuple[DemoCustomer, ...] = (
@@ -54,6 +65,8 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (
         "NL",
         Onboarding.EXISTING,
         items=(Item("1250.00", -12), Item("486.40", 3), Item("2100.00", 21)),
+        iban="NL17RABO0300512345",
+        bic="RABONL2U",
     ),
     DemoCustomer(
         "Hoekstra Installatietechniek B.V.",
@@ -63,6 +76,8 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (
         "NL",
         Onboarding.COMPLETES,
         items=(Item("3480.00", -5, open="1480.00"), Item("915.75", 6), Item("1320.00", 35)),
+        iban="NL03INGB0004567890",
+        bic="INGBNL2A",
     ),
     DemoCustomer(
         "De Groene Kas V.O.F.",
@@ -76,6 +91,8 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (
             Item("210.00", -2, credit_note=True, description="Credit: damaged delivery"),
             Item("660.00", 25),
         ),
+        iban="NL53ABNA0517643210",
+        bic="ABNANL2A",
     ),
     DemoCustomer(
         "Brouwerij 't Anker",
@@ -85,6 +102,8 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (
         "NL",
         Onboarding.COMPLETES,
         items=(Item("742.50", -20), Item("1089.00", 4), Item("560.00", 18)),
+        iban="BE73735012345660",
+        bic="KREDBEBB",
     ),
     DemoCustomer(
         "Schmidt Logistik GmbH",
@@ -94,6 +113,8 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (
         "DE",
         Onboarding.COMPLETES,
         items=(Item("2450.00", -8), Item("1320.00", 2), Item("480.00", 28)),
+        iban="DE68370400440532099999",
+        bic="COBADEFFXXX",
     ),
     DemoCustomer(
         "Jansen & Co Accountants",
@@ -103,6 +124,8 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (
         "EN",
         Onboarding.COMPLETES,
         items=(Item("395.00", -1), Item("1815.00", 5)),
+        iban="NL97RABO0156789012",
+        bic="RABONL2U",
     ),
     DemoCustomer(
         "Meijer Bouw B.V.",
@@ -112,6 +135,8 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (
         "NL",
         Onboarding.IGNORES,
         items=(Item("2904.00", -15), Item("1100.00", 10)),
+        iban="NL18INGB0006543219",
+        bic="INGBNL2A",
     ),
     DemoCustomer(
         "Café De Zwaan",
@@ -121,6 +146,8 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (
         "NL",
         Onboarding.NO_EMAIL,
         items=(Item("187.50", -30), Item("92.00", 3)),
+        iban="NL39ABNA0412378965",
+        bic="ABNANL2A",
     ),
     DemoCustomer(
         "Visser Transport B.V.",
@@ -130,6 +157,8 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (
         "NL",
         Onboarding.COMPLETES,
         items=(Item("4235.00", -3), Item("1452.00", 7), Item("230.00", 40)),
+        iban="NL34RABO0389127456",
+        bic="RABONL2U",
     ),
     DemoCustomer(
         "Thornbury Garden Supplies Ltd",
@@ -140,6 +169,8 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (
         Onboarding.EXISTING,
         currency="GBP",
         items=(Item("1860.00", -6), Item("640.00", 4)),
+        iban="GB82BARC20000673581924",
+        bic="BARCGB22",
     ),
     DemoCustomer(
         "Ashworth & Sons Ltd",
@@ -150,6 +181,8 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (
         Onboarding.COMPLETES,
         currency="GBP",
         items=(Item("2275.50", -9), Item("415.00", 12)),
+        iban="GB47LOYD30963847261530",
+        bic="LOYDGB21",
     ),
     DemoCustomer(
         "Kestrel Print Ltd",
@@ -160,6 +193,8 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (
         Onboarding.COMPLETES,
         currency="GBP",
         items=(Item("980.00", 1), Item("3150.00", -4)),
+        iban="GB57NWBK60161392837465",
+        bic="NWBKGB2L",
     ),
 )
 

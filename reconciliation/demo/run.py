@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 GOCARDLESS_ACCESS_TOKEN = "sim-access-token"  # the simulator's built-in sandbox token
 GOCARDLESS_WEBHOOK_SECRET = "sim-webhook-secret"
 MAX_DAYS = 21  # how far the GoCardless clock may move while waiting for payouts
+# The Exact simulator's clock stands still while the demo runs (only GoCardless' moves), so
+# its minute never ends: the whole story must fit in one minute's budget. It takes about 80
+# calls (sync, reflection with mandate records, bookings); Exact's own budget is 60.
+EXACT_MINUTELY_LIMIT = 150
 KEEP_ON_RESET = {"reconciliation.auditentry", "tenants.membership", "tenants.tenant"}
 
 
@@ -147,8 +151,7 @@ class Demo:
             f"Exact Online: division {data.DIVISION} with {len(data.CUSTOMERS)} customers and "
             f"{sum(len(c.items) for c in data.CUSTOMERS)} open items"
         )
-        if self.exact_minutely_limit:
-            self.exact.settings(minutely_limit=self.exact_minutely_limit)
+        self.exact.settings(minutely_limit=self.exact_minutely_limit or EXACT_MINUTELY_LIMIT)
         self.exact.seed_division(division=data.DIVISION, name=data.DIVISION_NAME)
         today = tenant_today(self.tenant)  # the date the collection engine works with
         number = 26001
@@ -163,6 +166,8 @@ class Demo:
                 language=customer.language,
                 sales_currency=customer.currency,
                 payment_condition_sales="30",
+                iban=customer.iban,  # also its main bank account (crm/BankAccounts)
+                bic=customer.bic,
             )
             for item in customer.items:
                 due = today + timedelta(days=item.due_in_days)
@@ -223,8 +228,9 @@ class Demo:
                 "direct_debit_condition": "DD",
                 "default_payment_condition": "30",
                 "reflect_payment_condition": True,
-                # The Exact simulator serves no crm/BankAccounts, which a mandate record needs.
-                "reflect_mandate_record": False,
+                # Each active mandate also gets a DirectDebitMandates record in Exact, on the
+                # account's main bank account (seeded with the customer in seed_exact).
+                "reflect_mandate_record": True,
                 "invitation_sender": f"{self.tenant.name} <debiteuren@demo-trading.example>",
             },
         )
@@ -373,14 +379,18 @@ class Demo:
     def payers_complete_hosted_pages(self) -> None:
         from reconciliation.models import InvitationState, MandateInvitation
 
-        completes = {c.name for c in data.CUSTOMERS if c.onboarding == Onboarding.COMPLETES}
+        completes = {c.name: c for c in data.CUSTOMERS if c.onboarding == Onboarding.COMPLETES}
         invitations = MandateInvitation.objects.filter(
             tenant=self.tenant, state=InvitationState.SENT
         ).select_related("link")
         done = 0
         for invitation in invitations:
-            if invitation.link.exact_name in completes and invitation.flow_id:
-                self.gocardless.complete_flow(invitation.flow_id)
+            customer = completes.get(invitation.link.exact_name)
+            if customer is not None and invitation.flow_id:
+                # The payer enters the bank account Exact knows for them.
+                self.gocardless.complete_flow(
+                    invitation.flow_id, **customer.gocardless_bank_details()
+                )
                 done += 1
         self.step(f"Payers: {done} customers complete GoCardless' hosted page")
         self.poll()

@@ -77,6 +77,7 @@ class DemoSummary:
     bookings_by_state: dict = field(default_factory=dict)
     exact_closed: int = 0
     exact_conditions_dd: int = 0
+    exact_mandate_records: int = 0  # open DirectDebitMandates records we wrote
     attention: list[str] = field(default_factory=list)
     days_advanced: int = 0
     gocardless_today: str = ""
@@ -122,6 +123,12 @@ def summary_build(*, tenant, result: DemoResult, admin_url: str, login) -> DemoS
     ).count()
     invitations = MandateInvitation.objects.filter(tenant=tenant).select_related("link")
     s.invited = invitations.count()
+    s.exact_mandate_records = sum(
+        1
+        for link in links
+        for record in ((link.reflected or {}).get("mandates") or {}).values()
+        if not record.get("cancelled")
+    )
     s.completed = invitations.filter(state=InvitationState.COMPLETED).count()
     s.waiting = sorted(
         i.link.exact_name
@@ -242,7 +249,7 @@ def summary_text(s: DemoSummary) -> str:
         f"  {s.invited} invited to a mandate by e-mail; {s.completed} completed GoCardless' page",
         f"  {s.with_mandate} of {s.customers} customers now have a mandate "
         f"({s.mandates_active} active); {s.exact_conditions_dd} carry payment condition DD "
-        "in Exact",
+        f"in Exact, {s.exact_mandate_records} a direct debit mandate record",
         "",
         f"Collection (preview #{s.preview_id}, approved by {s.approved_by or 'nobody'})",
         f"  to collect: {plural(s.preview_collect, 'invoice')}, {totals_text(s.preview_totals)}",

@@ -17,6 +17,7 @@ from .state import Division
 from .views import BY_PATH, ME, View
 from .writes import (
     delete_subscription,
+    post_bank_account,
     post_mandate,
     post_subscription,
     put_account,
@@ -159,6 +160,8 @@ def _post(sim: Simulator, view: View, ctx: Context, body: dict) -> Any:
         return post_entry(state, div, "BankEntry", body)
     if view.path == "generaljournalentry/GeneralJournalEntries":
         return post_entry(state, div, "GeneralJournalEntry", body)
+    if view.path == "crm/BankAccounts":
+        return post_bank_account(state, div, body)
     if view.path == "cashflow/DirectDebitMandates":
         return post_mandate(state, div, body)
     sub = post_subscription(state, div, ctx.chain.client_id, ctx.user.id, body)

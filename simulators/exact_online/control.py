@@ -13,7 +13,7 @@ from werkzeug.wrappers import Request, Response
 
 from . import ledger
 from .consent import CONSENT_MODES
-from .models import CREDIT_NOTE, INVOICE, Account, Invoice
+from .models import CREDIT_NOTE, INVOICE, Account, BankAccount, Invoice
 from .odata import parse_datetime
 from .seed import seed_bulk
 
@@ -24,15 +24,15 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 # Methods reachable over HTTP, and the integer arguments query strings must be cast to.
 METHODS = {
-    "reset", "settings", "seed_user", "seed_division", "seed_account", "update_account",
-    "delete_account", "seed_invoice", "seed_credit_note", "update_invoice", "delete_invoice",
-    "invoice", "seed_bulk", "advance", "set_time", "now", "inject", "call_counts", "ledger",
-    "deliver_webhooks", "webhook_log",
+    "reset", "settings", "seed_user", "seed_division", "seed_account", "seed_bank_account",
+    "update_account", "delete_account", "seed_invoice", "seed_credit_note", "update_invoice",
+    "delete_invoice", "invoice", "seed_bulk", "advance", "set_time", "now", "inject",
+    "call_counts", "ledger", "deliver_webhooks", "webhook_log",
 }
 INT_ARGS = {"division", "accounts", "invoices", "open_invoices", "credit_notes", "seed",
             "number", "count", "status", "ms", "type", "minutely_limit", "daily_limit"}
 FLOAT_ARGS = {"seconds", "webhook_interval"}
-BOOL_ARGS = {"reset", "process"}
+BOOL_ARGS = {"reset", "process", "main", "blocked"}
 
 
 def _query_arg(name: str, value: str) -> Any:
@@ -58,6 +58,12 @@ def account_dict(a: Account) -> dict:
             "Status": a.status, "Blocked": a.blocked,
             "PaymentConditionSales": a.payment_condition_sales, "Timestamp": a.timestamp,
             "Division": a.division}
+
+
+def bank_account_dict(b: BankAccount) -> dict:
+    return {"ID": b.id, "Account": b.account, "BankAccount": b.number,
+            "BankAccountHolderName": b.holder_name, "BICCode": b.bic, "Main": b.main,
+            "Type": b.type, "Blocked": b.blocked, "Division": b.division}
 
 
 def invoice_dict(i: Invoice) -> dict:
@@ -95,8 +101,28 @@ class ControlMixin:
             "gl_accounts": {g.code: g.id for g in div.gl_accounts.values()},
         }
 
-    def seed_account(self, division: int, name: str, **fields: Any) -> dict:
-        return account_dict(self.state.add_account(division, name=name, **fields))
+    def seed_account(self, division: int, name: str, iban: str | None = None,
+                     bic: str | None = None, holder_name: str | None = None,
+                     **fields: Any) -> dict:
+        """With ``iban`` the account also gets its main bank account (crm/BankAccounts)."""
+        with self.state.lock:
+            account = self.state.add_account(division, name=name, **fields)
+            bank_accounts = []
+            if iban:
+                bank_accounts.append(self.seed_bank_account(
+                    division, account.id, iban, bic=bic, holder_name=holder_name))
+            return {**account_dict(account), "BankAccounts": bank_accounts}
+
+    def seed_bank_account(self, division: int, account: str, iban: str, bic: str | None = None,
+                          holder_name: str | None = None, main: bool | None = None,
+                          **fields: Any) -> dict:
+        """``iban``: the number (Exact's ``BankAccount`` text). The holder defaults to the
+        account's name; the account's first bank account is its main one."""
+        with self.state.lock:
+            owner = self.state.account(division, account)
+            return bank_account_dict(self.state.add_bank_account(
+                division, account=owner.id, number=iban, main=main, bic=bic,
+                holder_name=holder_name or owner.name, **fields))
 
     def update_account(self, division: int, account_id: str, **fields: Any) -> dict:
         return account_dict(self.state.update_account(division, account_id, **fields))

@@ -19,6 +19,10 @@ JOURNAL_GENERAL = 90
 DELETED_ACCOUNT = 2
 DELETED_PAYMENT_TERM = 10
 DELETED_SALES_INVOICE = 13
+DELETED_BANK_ACCOUNT = 48
+
+# crm/BankAccounts Type: "A" (account) is the only type the API can create.
+BANK_ACCOUNT_TYPE_ACCOUNT = "A"
 
 
 @dataclass(slots=True)
@@ -79,6 +83,27 @@ class Account:
     sales_currency: str | None = None
     language: str | None = "NL"
     gl_ar: str | None = None
+
+
+@dataclass(slots=True)
+class BankAccount:
+    """A ``crm/BankAccounts`` row: one bank account of an account (customer or supplier).
+
+    ``number`` is Exact's ``BankAccount`` field: the IBAN or local account number as text.
+    """
+
+    id: str
+    division: int
+    account: str
+    number: str
+    created: datetime
+    modified: datetime
+    holder_name: str | None = None
+    bic: str | None = None
+    description: str | None = None
+    main: bool = False
+    type: str = BANK_ACCOUNT_TYPE_ACCOUNT
+    blocked: bool = False
 
 
 @dataclass(slots=True)

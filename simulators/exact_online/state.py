@@ -17,6 +17,7 @@ from typing import Any
 from .models import (
     CREDIT_NOTE,
     DELETED_ACCOUNT,
+    DELETED_BANK_ACCOUNT,
     DELETED_PAYMENT_TERM,
     DELETED_SALES_INVOICE,
     INVOICE,
@@ -25,6 +26,7 @@ from .models import (
     JOURNAL_GENERAL,
     JOURNAL_SALES,
     Account,
+    BankAccount,
     Deleted,
     GLAccount,
     Invoice,
@@ -79,6 +81,7 @@ class Division:
         self.gl_accounts: dict[str, GLAccount] = {}
         self.journals: dict[str, Journal] = {}
         self.accounts = Table()
+        self.bank_accounts = Table()
         self.invoices = Table()
         self.mandates = Table()
         self.entries = Table()
@@ -98,6 +101,9 @@ class Division:
 
     def gl_by_code(self, code: str) -> GLAccount | None:
         return next((g for g in self.gl_accounts.values() if g.code == code), None)
+
+    def bank_accounts_of(self, account_id: str) -> list[BankAccount]:
+        return [b for b in self.bank_accounts.values() if b.account == account_id]
 
 
 class State:
@@ -239,10 +245,49 @@ class State:
             if any(inv.account_id == account.id for inv in div.invoices.values()):
                 # Exact refuses to delete an account that has transactions.
                 raise ValueError("account has invoices and cannot be deleted")
+            for bank_account in div.bank_accounts_of(account.id):
+                # An account's bank accounts go with it.
+                div.bank_accounts.remove(bank_account.id)
+                self._record_deleted(div, DELETED_BANK_ACCOUNT, bank_account.id)
             div.accounts.remove(account.id)
             div.account_codes.discard(account.code)
             self._record_deleted(div, DELETED_ACCOUNT, account.id)
             self.on_change(div.code, "Accounts", "Delete", account.id, "crm/Accounts")
+
+    # --- bank accounts (crm/BankAccounts) -----------------------------------------------
+
+    def add_bank_account(self, division: int, *, account: str, number: str,
+                         main: bool | None = None, notify: bool = True,
+                         **fields: Any) -> BankAccount:
+        """Add a bank account to an account. The account's first bank account is its main
+        one whatever ``main`` says; ``main=True`` on a later one moves Main to it."""
+        with self.lock:
+            div = self.division(division)
+            owner = self.account(division, account)
+            number = "".join(str(number or "").split()).upper()
+            if not number:
+                raise ValueError("a bank account needs its number (IBAN)")
+            others = div.bank_accounts_of(owner.id)
+            now = self.clock.now()
+            bank_account = BankAccount(
+                id=str(fields.pop("id", None) or uuid.uuid4()).lower(),
+                division=div.code,
+                account=owner.id,
+                number=number,
+                created=now,
+                modified=now,
+                main=not others or bool(main),
+            )
+            _assign(bank_account, fields)
+            if bank_account.main:
+                for other in others:
+                    if other.main:
+                        other.main, other.modified = False, now
+            div.bank_accounts.put(bank_account.id, bank_account)
+            if notify:
+                self.on_change(div.code, "BankAccounts", "Create", bank_account.id,
+                               "crm/BankAccounts")
+            return bank_account
 
     # --- invoices and their open items ------------------------------------------------
 

@@ -92,6 +92,36 @@ def account_specs(div: Division, ctx: Any) -> FieldSpec:
     ]
 
 
+# --- bank accounts ----------------------------------------------------------------------
+
+# crm/BankAccounts Type -> TypeDescription; the API only creates "A" ones.
+BANK_ACCOUNT_TYPES = {"A": "Account", "E": "Employee", "K": "Cash", "P": "Payment service",
+                      "R": "Bank", "S": "Student", "U": "Unknown"}
+
+
+def bank_account_specs(div: Division, ctx: Any) -> FieldSpec:
+    def account_name(b):
+        account = _account_of(div, b.account)
+        return account.name if account else None
+
+    return [
+        ("ID", GUID, lambda b: b.id),
+        ("Account", GUID, lambda b: b.account),
+        ("AccountName", STRING, account_name),
+        ("BankAccount", STRING, lambda b: b.number),
+        ("BankAccountHolderName", STRING, lambda b: b.holder_name),
+        ("BICCode", STRING, lambda b: b.bic),
+        ("Description", STRING, lambda b: b.description),
+        ("Main", BOOLEAN, lambda b: b.main),
+        ("Type", STRING, lambda b: b.type),
+        ("TypeDescription", STRING, lambda b: BANK_ACCOUNT_TYPES.get(b.type)),
+        ("Blocked", BOOLEAN, lambda b: b.blocked),
+        ("Created", DATETIME, lambda b: b.created),
+        ("Modified", DATETIME, lambda b: b.modified),
+        ("Division", INT32, lambda b: b.division),
+    ]
+
+
 def _with_timestamp(specs: Callable[[Division, Any], FieldSpec], attr: str = "timestamp"):
     def build(div: Division, ctx: Any) -> FieldSpec:
         return [*specs(div, ctx), ("Timestamp", INT64, lambda r: getattr(r, attr))]
@@ -438,6 +468,9 @@ def _lines_of(kind: str):
 VIEWS = [
     View("crm/Accounts", **_accounts, mandatory_filter=ACCOUNTS_MANDATORY_FILTER,
          methods=frozenset({"GET", "PUT"})),
+    View("crm/BankAccounts", entity_type="Exact.Web.Api.Models.BankAccount", key="ID",
+         specs=bank_account_specs, source=_table("bank_accounts"),
+         methods=frozenset({"GET", "POST"})),
     View("bulk/CRM/Accounts", **_accounts, page_size=BULK_PAGE, select_required=True),
     View("sync/CRM/Accounts", entity_type="Exact.Web.Api.Models.Sync.Account", key="ID",
          specs=_with_timestamp(account_specs), source=_table("accounts"), page_size=BULK_PAGE,

@@ -1,5 +1,5 @@
-"""POST/PUT/DELETE handlers other than ledger postings: account updates, direct debit
-mandates and webhook subscriptions."""
+"""POST/PUT/DELETE handlers other than ledger postings: account updates, bank accounts,
+direct debit mandates and webhook subscriptions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from .errors import ApiError
-from .models import Mandate, Subscription
+from .models import BankAccount, Mandate, Subscription
 from .odata import parse_datetime
 from .state import Division, State
 from .webhooks import TOPICS
@@ -24,6 +24,13 @@ ACCOUNT_WRITABLE = {
     "Language": "language",
 }
 ACCOUNT_READONLY = {"ID", "Code", "GLAR", "Created", "Modified", "Division", "__metadata"}
+
+# What POST crm/BankAccounts takes besides Account and BankAccount (the number). Type is
+# read-only: the API only creates "A" (account) bank accounts.
+BANK_ACCOUNT_WRITABLE = {
+    "BankAccountHolderName": "holder_name", "BICCode": "bic", "Description": "description",
+    "Blocked": "blocked",
+}
 
 MANDATE_WRITABLE = {
     "Description": "description", "Reference": "reference", "Type": "type",
@@ -49,19 +56,24 @@ def put_account(state: State, div: Division, account_id: str, body: dict[str, An
     state.update_account(div.code, account_id, **changes)
 
 
+def post_bank_account(state: State, div: Division, body: dict[str, Any]) -> BankAccount:
+    account = _existing_account(div, body, ("Account", "BankAccount"))
+    fields = {attr: body[name] for name, attr in BANK_ACCOUNT_WRITABLE.items() if name in body}
+    try:
+        return state.add_bank_account(div.code, account=account, number=str(body["BankAccount"]),
+                                      main=bool(body.get("Main")), **fields)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
 def post_mandate(state: State, div: Division, body: dict[str, Any]) -> Mandate:
-    for required in ("Account", "BankAccount"):
-        if not body.get(required):
-            raise ApiError(400, f"Mandatory: {required}")
-    account = str(body["Account"]).lower()
-    if div.accounts.get(account) is None:
-        raise ApiError(500, f"Invalid account: {body['Account']}")
+    account = _existing_account(div, body, ("Account", "BankAccount"))
     now = state.clock.now()
     mandate = Mandate(
         id=str(uuid.uuid4()),
         division=div.code,
         account=account,
-        bank_account=_guid(body["BankAccount"], "BankAccount"),
+        bank_account=_bank_account_of(div, account, body["BankAccount"]),
         reference=body.get("Reference") or f"SIM-{div.code}-{len(div.mandates) + 1}",
         created=now,
         modified=now,
@@ -70,6 +82,32 @@ def post_mandate(state: State, div: Division, body: dict[str, Any]) -> Mandate:
     _check_reference_unique(div, mandate.id, mandate.reference)
     div.mandates.put(mandate.id, mandate)
     return mandate
+
+
+def _existing_account(div: Division, body: dict[str, Any], required: tuple[str, ...]) -> str:
+    """The body's ``Account`` (lower-case guid) after the mandatory-field check."""
+    for name in required:
+        if not body.get(name):
+            raise ApiError(400, f"Mandatory: {name}")
+    account = _guid(body["Account"], "Account")
+    if div.accounts.get(account) is None:
+        # Exact answers an unknown reference with a 500 (picqer#452).
+        raise ApiError(500, f"Invalid account: {body['Account']}")
+    return account
+
+
+def _bank_account_of(div: Division, account: str, value: Any) -> str:
+    """A mandate's ``BankAccount``: a crm/BankAccounts ID of the mandate's own account.
+    Exact's wording for these refusals is not documented; the texts are the simulator's."""
+    bank_account_id = _guid(value, "BankAccount")
+    bank_account = div.bank_accounts.get(bank_account_id)
+    if bank_account is None:
+        raise ApiError(400, f"Invalid bank account: {value} is not a bank account "
+                            "(crm/BankAccounts) of this division.")
+    if bank_account.account != account:
+        raise ApiError(400, f"Invalid bank account: {value} belongs to another account "
+                            f"than {account}.")
+    return bank_account_id
 
 
 def put_mandate(state: State, div: Division, mandate_id: str, body: dict[str, Any]) -> None:

@@ -6,9 +6,9 @@
 - ``ex_sim`` / ``ex_connection``: the Exact simulator, division seeded, tenant A connected
   through a real code exchange.
 - ``q_sync``: django-q2 tasks run inline; with ``run_on_commit`` the on_commit callbacks run.
-- ``exact_bank_account``: the Exact simulator has no crm/BankAccounts endpoint (its docs:
-  "A mandate's BankAccount only has to be a guid"), so the bank-account lookup is answered
-  with a fixed guid.
+- ``exact_bank_account``: ``exact_bank_account(account_id)`` gives an Exact account a bank
+  account in the simulator (crm/BankAccounts, main when it is the first) and returns its ID —
+  what a DirectDebitMandates record must name.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tests.exact.conftest import connect as exact_connect
 from tests.gocardless.conftest import post_webhook, sim_connection, webhook_url
 from tests.plugins.exact_sim import DIVISION
 
-BANK_ACCOUNT_GUID = "5b7a3f5e-0000-4000-8000-00000000ba01"
+BANK_ACCOUNT_IBAN = "NL91ABNA0417164300"
 
 
 @pytest.fixture
@@ -88,12 +88,13 @@ def ex_connection(tenant_a, ex_sim):
 
 
 @pytest.fixture
-def exact_bank_account(monkeypatch):
-    monkeypatch.setattr(
-        "exact.account_writes.account_bank_account_id",
-        lambda *, api, account_id: BANK_ACCOUNT_GUID,
-    )
-    return BANK_ACCOUNT_GUID
+def exact_bank_account(ex_sim):
+    """Seed a bank account for an Exact account in the simulator; returns its ID."""
+
+    def seed(account_id: str, iban: str = BANK_ACCOUNT_IBAN, **fields) -> str:
+        return ex_sim.seed_bank_account(DIVISION, account_id, iban, **fields)["ID"]
+
+    return seed
 
 
 @pytest.fixture

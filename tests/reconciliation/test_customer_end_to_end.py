@@ -39,6 +39,7 @@ def test_new_exact_customer_to_active_mandate_reflected_in_exact(
         language="NL",
         payment_condition_sales="30",
     )
+    bank_account = exact_bank_account(account["ID"])
     ex_sim.seed_invoice(DIVISION, account=account["ID"], amount="121.00", currency="EUR")
     exact_sync(connection=ex_connection, trigger="test")
 
@@ -101,7 +102,7 @@ def test_new_exact_customer_to_active_mandate_reflected_in_exact(
     assert exact_account_state(ex_sim, account["ID"]).payment_condition_sales == "DD"
     (record,) = exact_mandates(ex_sim, account["ID"])
     assert record.reference == mandate.reference and record.cancellation_date is None
-    assert record.bank_account == exact_bank_account
+    assert record.bank_account == bank_account  # the account's own, from crm/BankAccounts
     assert link.reflection_state == "done" and link.reflection_error == ""
 
     # The audit trail tells the whole story, in order.

@@ -32,20 +32,9 @@ def stopped_log():
     collection_stopped.disconnect(receiver)
 
 
-@pytest.fixture
-def active(
-    tenant_a,
-    customer_settings,
-    ex_sim,
-    ex_connection,
-    gc_sim,
-    gc_connection,
-    exact_bank_account,
-    run_on_commit,
-    q_sync,
-):
-    """An Exact account matched (by our metadata) to a customer with an active SEPA mandate,
-    already reflected into Exact."""
+def seed_matched_account(*, tenant, ex_sim, ex_connection, gc_sim, run_on_commit, bank_account):
+    """An Exact account matched (by our metadata) to a GoCardless customer with an active
+    SEPA mandate; ``bank_account(account_id)`` runs before the match (reflection) does."""
     account = ex_sim.seed_account(
         DIVISION,
         name="Beta GmbH",
@@ -53,6 +42,7 @@ def active(
         country="DE",
         payment_condition_sales="30",
     )
+    bank = bank_account(account["ID"])
     exact_sync(connection=ex_connection, trigger="test")
     seeded = gc_sim.seed(
         customers=[
@@ -68,14 +58,46 @@ def active(
         mandates=[{"customer": customer_id, "scheme": "sepa_core", "status": "active"}]
     )["mandates"][0]
     with run_on_commit():
-        report = customers_match(tenant=tenant_a, actor=Actor.system("test"))
+        report = customers_match(tenant=tenant, actor=Actor.system("test"))
     assert report.matched["metadata"] == 1
-    link = CustomerLink.objects.get(tenant=tenant_a, exact_account_guid=account["ID"])
+    link = CustomerLink.objects.get(tenant=tenant, exact_account_guid=account["ID"])
     assert link.mandate.gocardless_id == mandate_id and customer_collectable(link=link)
-    assert exact_account_state(ex_sim, account["ID"]).payment_condition_sales == "DD"
-    (record,) = exact_mandates(ex_sim, account["ID"])
+    return {
+        "account": account["ID"],
+        "link": link,
+        "mandate": mandate_id,
+        "customer": customer_id,
+        "bank_account": bank,
+    }
+
+
+@pytest.fixture
+def active(
+    tenant_a,
+    customer_settings,
+    ex_sim,
+    ex_connection,
+    gc_sim,
+    gc_connection,
+    exact_bank_account,
+    run_on_commit,
+    q_sync,
+):
+    """An Exact account (with a bank account) matched to a customer with an active SEPA
+    mandate, already reflected into Exact."""
+    seeded = seed_matched_account(
+        tenant=tenant_a,
+        ex_sim=ex_sim,
+        ex_connection=ex_connection,
+        gc_sim=gc_sim,
+        run_on_commit=run_on_commit,
+        bank_account=exact_bank_account,
+    )
+    assert exact_account_state(ex_sim, seeded["account"]).payment_condition_sales == "DD"
+    (record,) = exact_mandates(ex_sim, seeded["account"])
     assert record.cancellation_date is None
-    return {"account": account["ID"], "link": link, "mandate": mandate_id, "customer": customer_id}
+    assert record.bank_account == seeded["bank_account"]
+    return seeded
 
 
 @pytest.mark.parametrize(
@@ -129,6 +151,7 @@ def test_a_replaced_mandate_moves_the_link_and_exact_to_the_new_one(
     assert old.cancellation_date is not None
     assert new.reference == gc_sim.resource("mandates", new_id)["reference"]
     assert new.cancellation_date is None
+    assert old.bank_account == new.bank_account == active["bank_account"]
     assert AuditEntry.objects.filter(action="customerlink.mandate_replaced").exists()
 
 
@@ -150,6 +173,88 @@ def test_an_exact_write_failure_is_stored_and_retried(active, gc_sim, gc_deliver
     assert exact_account_state(ex_sim, active["account"]).payment_condition_sales == "30"
     (record,) = exact_mandates(ex_sim, active["account"])
     assert record.cancellation_date is not None
+
+
+def test_an_account_without_a_bank_account_gets_no_mandate_record_until_it_has_one(
+    tenant_a,
+    customer_settings,
+    ex_sim,
+    ex_connection,
+    gc_sim,
+    gc_connection,
+    exact_bank_account,
+    run_on_commit,
+    q_sync,
+):
+    """Exact needs a crm/BankAccounts id on a mandate record: the simulator's real endpoint
+    says the account has none (its only one is blocked), so the reflection fails with a clear
+    reason and is retried; once the account has a usable bank account, the retry writes it."""
+    seeded = seed_matched_account(
+        tenant=tenant_a,
+        ex_sim=ex_sim,
+        ex_connection=ex_connection,
+        gc_sim=gc_sim,
+        run_on_commit=run_on_commit,
+        bank_account=lambda account_id: exact_bank_account(account_id, blocked=True),
+    )
+    account = seeded["account"]
+    link = CustomerLink.objects.get(pk=seeded["link"].pk)
+    assert link.reflection_state == "failed"
+    assert link.reflection_error == (
+        "RuntimeError: the Exact account has no bank account (crm/BankAccounts) to attach the "
+        "direct debit mandate to"
+    )
+    assert link.reflection_attempts == 1 and link.reflection_due_at > timezone.now()
+    assert exact_mandates(ex_sim, account) == []  # nothing attached to the blocked one
+    # What could be written was: the payment condition.
+    assert exact_account_state(ex_sim, account).payment_condition_sales == "DD"
+    failed = AuditEntry.objects.get(action="customerlink.exact_reflection_failed")
+    assert "has no bank account" in failed.message
+
+    # Not due yet: nothing happens. Someone adds the bank account in Exact; the retry uses it.
+    assert reflections_retry_due(now=timezone.now()) == 0
+    usable = exact_bank_account(account, iban="NL02RABO0123456789")
+    assert reflections_retry_due(now=timezone.now() + timedelta(hours=1)) == 1
+    link.refresh_from_db()
+    assert link.reflection_state == "done" and link.reflection_error == ""
+    (record,) = exact_mandates(ex_sim, account)
+    assert record.bank_account == usable and record.cancellation_date is None
+    assert record.reference == gc_sim.resource("mandates", seeded["mandate"])["reference"]
+
+
+def test_a_bank_account_lookup_error_is_not_taken_for_no_bank_account(
+    tenant_a,
+    customer_settings,
+    ex_sim,
+    ex_connection,
+    gc_sim,
+    gc_connection,
+    exact_bank_account,
+    run_on_commit,
+    q_sync,
+):
+    """crm/BankAccounts exists: a 404 from it is a failure with Exact's answer (retried), not
+    "the account has no bank account"."""
+    ex_sim.inject("status", status=404, count=1, path="crm/BankAccounts")
+    seeded = seed_matched_account(
+        tenant=tenant_a,
+        ex_sim=ex_sim,
+        ex_connection=ex_connection,
+        gc_sim=gc_sim,
+        run_on_commit=run_on_commit,
+        bank_account=exact_bank_account,
+    )
+    link = CustomerLink.objects.get(pk=seeded["link"].pk)
+    assert link.reflection_state == "failed"
+    assert "crm/BankAccounts" in link.reflection_error and "HTTP 404" in link.reflection_error
+    assert "no bank account" not in link.reflection_error
+    assert exact_mandates(ex_sim, seeded["account"]) == []
+
+    assert reflections_retry_due(now=timezone.now() + timedelta(hours=1)) == 1
+    link.refresh_from_db()
+    assert link.reflection_state == "done"
+    (record,) = exact_mandates(ex_sim, seeded["account"])
+    assert record.bank_account == seeded["bank_account"]
 
 
 def test_reinstated_mandate_resumes_collection(active, gc_sim, gc_deliver, ex_sim, api_sdk):

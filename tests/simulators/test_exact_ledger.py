@@ -182,13 +182,15 @@ def test_journals_and_gl_accounts(exact_api):
     assert [g["Code"] for g in gls] == ["1300"]
 
 
-def test_mandates_post_get_put(exact_api, world):
+def test_mandates_post_get_put(exact_api, exact_simulator, world):
     path = f"{DIVISION}/cashflow/DirectDebitMandates"
-    bank_account = "11111111-2222-4333-8444-555555555555"
+    bank_account = exact_simulator.seed_bank_account(
+        DIVISION, world["account"], "NL91ABNA0417164300")["ID"]
     resp = exact_api.post(path, {"Account": world["account"], "BankAccount": bank_account,
                                  "Reference": "MD0001", "SignatureDate": "2025-03-01"})
     assert resp.status_code == 201
     mandate = resp.json()["d"]
+    assert mandate["BankAccount"] == bank_account
     assert exact_api.post(path, {"Account": world["account"], "BankAccount": bank_account,
                                  "Reference": "MD0001"}).status_code == 400
     assert exact_api.post(path, {"Account": world["account"]}).status_code == 400

@@ -43,7 +43,8 @@ class Command(BaseCommand):
             "--exact-minutely-limit",
             type=int,
             default=None,
-            help="Raise the Exact simulator's 60 calls/minute budget (tests use it).",
+            help="The Exact simulator's calls-per-minute budget (default 150: the demo's frozen "
+            "simulator clock never starts a new minute; Exact itself allows 60).",
         )
 
     def handle(self, *args, **options):
