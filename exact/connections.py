@@ -32,7 +32,13 @@ TOKEN_FIELDS = (
 
 
 def connection_require_usable(*, connection: ExactConnection) -> None:
-    """Every job and service calls this first: a broken or paused connection sends nothing."""
+    """Every job and service calls this first: a broken or paused connection, or one of an
+    inactive tenant (tenants/activity.py), sends nothing. Nothing changes on the connection,
+    so the jobs resume where they were once the tenant is activated again."""
+    if not connection.tenant.is_active:
+        raise ExactConnectionUnavailable(
+            f"Exact Online for {connection.tenant} is not used: the tenant is inactive"
+        )
     if connection.status == ConnectionStatus.NEEDS_REAUTH:
         raise ExactNeedsReauth(
             f"Exact Online for {connection.tenant} needs to be reconnected: "

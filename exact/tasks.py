@@ -1,7 +1,8 @@
 """django-q2 tasks: thin wrappers that load the connection, check it, and call a service.
 
 Every task starts with ``connection_require_usable`` (inside the services): a connection
-that needs re-authorisation, is disconnected or is paused for the day does nothing.
+that needs re-authorisation, is disconnected, is paused for the day or belongs to an inactive
+tenant does nothing (logged at INFO, nothing changes, no retry).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def exact_webhook_resync_task(delivery_id: int) -> str:
         else:
             return f"ignored topic {delivery.topic}"
     except ExactConnectionUnavailable as exc:
+        logger.info("exact: webhook resync skipped for tenant %s: %s", delivery.tenant_id, exc)
         return f"skipped: {exc}"
     except ExactDailyBudgetExhausted as exc:
         return f"paused until {exc.reset_at}"  # the next incremental sync catches up

@@ -21,6 +21,7 @@ from django.utils import timezone
 from gocardless.client import GoCardlessClient
 from gocardless.events import events_process, events_store
 from gocardless.models import ConnectionStatus, EventSource, GoCardlessConnection, GoCardlessEvent
+from tenants.activity import inactive_tenants_log, of_active_tenants
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +87,13 @@ def events_poll(*, connection: GoCardlessConnection, client=None, client_factory
 
 
 def events_poll_all(*, client_factory=None) -> dict[int, dict]:
-    """The scheduled job: every connected tenant, one after the other; one failing tenant
-    does not stop the rest."""
+    """The scheduled job: every connected active tenant, one after the other; one failing
+    tenant does not stop the rest. An inactive tenant's cursor stays where it is, so the first
+    poll after reactivation catches up on what happened meanwhile."""
     results: dict[int, dict] = {}
-    connections = GoCardlessConnection.objects.select_related("tenant").filter(
-        status=ConnectionStatus.CONNECTED, tenant__is_active=True
-    )
+    connected = GoCardlessConnection.objects.filter(status=ConnectionStatus.CONNECTED)
+    inactive_tenants_log(connected, job="gocardless poll")
+    connections = of_active_tenants(connected).select_related("tenant")
     for connection in connections:
         try:
             client = client_factory(connection) if client_factory else None

@@ -1,8 +1,10 @@
 from django.contrib import admin
 
+from tenants.activity import WHAT_DEACTIVATION_STOPS
 from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Membership, Role, Tenant
 from tenants.scoping import role_at_least, tenant_roles
+from tenants.services import tenant_activity_changed
 
 
 class MembershipInline(admin.TabularInline):
@@ -75,6 +77,17 @@ class TenantAdmin(TenantScopedAdmin):
 
     def get_inlines(self, request, obj):
         return [MembershipInline] if obj is not None else []
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "is_active" and field is not None:
+            field.help_text = f"Untick to deactivate the company. {WHAT_DEACTIVATION_STOPS}"
+        return field
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data:
+            tenant_activity_changed(tenant=obj)
 
 
 @admin.register(Membership)

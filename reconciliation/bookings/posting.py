@@ -8,6 +8,9 @@
 3. POST; record the answer (confirmed with the entry id, or failed with a backoff). A claim
    older than ``LEASE`` is considered abandoned (the worker died): the sweeper takes it over,
    and because ``outcome_unknown`` is still set, it looks up before sending.
+
+Nothing is posted for an inactive tenant (tenants/activity.py): its bookings keep their state,
+attempts and retry time untouched, and the sweeper posts them once the tenant is active again.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from exact.locks import lock_row
 from exact.models import ExactConnection
 from exact.odata import string_literal
 from reconciliation.audit import Actor, audit_record
+from tenants.activity import inactive_tenants_log, of_active_tenants, tenant_skip
 
 from .models import Booking, BookingSettings, BookingState, Rule
 from .rules import BANK_ENTRIES, RuleError, entry_body
@@ -89,6 +93,8 @@ def booking_post(
             return "confirmed already"
         if state == BookingState.SENT and booking.claimed_at and booking.claimed_at > now - LEASE:
             return "in flight"
+        if tenant_skip(booking.tenant, job="booking post", what=booking.key):
+            return "tenant inactive"  # untouched, also by a forced re-post
         if not force:
             if state == BookingState.GAVE_UP:
                 return "needs attention"
@@ -249,15 +255,18 @@ def booking_repost(*, booking: Booking, actor: Actor, api: ExactClient | None = 
     return booking_post(booking_pk=booking.pk, api=api, force=True, actor=actor)
 
 
-def bookings_due(*, now=None):
+def bookings_due(*, now=None, active_only: bool = True):
+    """Bookings to post now, oldest first; only of active tenants unless ``active_only`` is
+    False (the others wait, untouched, until their tenant is activated again)."""
     now = now or timezone.now()
     from django.db.models import Q
 
-    return Booking.objects.filter(
+    due = Booking.objects.filter(
         Q(state__in=[BookingState.PENDING, BookingState.FAILED])
         & (Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now))
         | Q(state=BookingState.SENT, claimed_at__lt=now - LEASE)
     ).order_by("id")
+    return of_active_tenants(due) if active_only else due
 
 
 def bookings_sweep(*, now=None, limit: int = 50, api_factory=None) -> dict[str, int]:
@@ -266,6 +275,7 @@ def bookings_sweep(*, now=None, limit: int = 50, api_factory=None) -> dict[str, 
     next run (every minute) continues."""
     now = now or timezone.now()
     outcomes: dict[str, int] = {}
+    inactive_tenants_log(bookings_due(now=now, active_only=False), job="bookings sweep")
     for pk in list(bookings_due(now=now).values_list("pk", flat=True)[:limit]):
         api = api_factory(pk) if api_factory else None
         try:

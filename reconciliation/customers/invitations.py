@@ -7,6 +7,10 @@ language. Links expire after 7 days (GoCardless' flow lifetime); an expired open
 invitation is marked expired and, up to the tenant's re-issue limit, replaced by a new one
 with a new hosted page on the same billing request. Reminders follow the tenant's policy
 (count, spacing in days). Every step is audited.
+
+Nothing is sent for an inactive tenant (tenants/activity.py): its invitations keep their
+state, and after reactivation a reminder that fell due meanwhile is sent once (the next one
+follows the spacing from then), an expired link is expired and re-issued once.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from reconciliation.models import (
     LinkState,
     MandateInvitation,
 )
+from tenants.activity import inactive_tenants_log, of_active_tenants, tenant_skip
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +81,8 @@ def invitation_send(*, invitation: MandateInvitation, actor: Actor, reminder: bo
     """E-mail the hosted-page link; the invitation records it. False when sending failed."""
     if not invitation.authorisation_url or invitation.state not in OPEN_INVITATION_STATES:
         return False
+    if tenant_skip(invitation.tenant, job="invitation e-mail", what=f"invitation {invitation.pk}"):
+        return False  # left as it is: the tick sends it once the tenant is active again
     try:
         invitation_message(invitation=invitation, reminder=reminder).send(fail_silently=False)
     except Exception as exc:  # SMTP trouble: the link still works and can be copied
@@ -181,12 +188,18 @@ def invitation_expire(*, invitation: MandateInvitation, actor: Actor, client=Non
 
 
 def invitations_tick(*, actor: Actor, now=None, tenant=None) -> dict:
-    """Periodic: expire (and re-issue) lapsed links, then send the reminders that are due."""
+    """Periodic: expire (and re-issue) lapsed links, then send the reminders that are due.
+
+    Inactive tenants are left out: nothing is e-mailed or re-issued for them, and their
+    invitations are not touched, so the first tick after reactivation does what is due once.
+    """
     now = now or timezone.now()
     counts = {"expired": 0, "reissued": 0, "reminded": 0}
     base = MandateInvitation.objects.select_related("tenant", "link", "link__mandate")
     if tenant is not None:
         base = base.filter(tenant=tenant)
+    inactive_tenants_log(base.filter(state__in=OPEN_INVITATION_STATES), job="invitations tick")
+    base = of_active_tenants(base)
     fresh: set[int] = set()  # re-issued in this run: just e-mailed, no reminder yet
     for invitation in base.filter(state__in=OPEN_INVITATION_STATES, expires_at__lte=now):
         try:

@@ -11,6 +11,9 @@ while a mandate is active, the tenant's default once it stopped) and/or one
 set when it stopped or was replaced). The desired state is recomputed from the link every
 run, so runs are idempotent and order does not matter; a failure is stored on the link and
 retried with backoff by ``reflections_retry_due``. Audited either way.
+
+Nothing is written for an inactive tenant (tenants/activity.py): the link keeps its
+reflection state, attempts and due time, and the sweep after reactivation writes it once.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from reconciliation.models import (
     ReflectionState,
 )
 from reconciliation.tasks import enqueue_on_commit
+from tenants.activity import inactive_tenants_log, of_active_tenants, tenant_skip
 
 logger = logging.getLogger(__name__)
 
@@ -290,6 +294,8 @@ def link_customer_refresh(*, link: CustomerLink, client=None) -> str:
 
     if link.gocardless_customer_id is None:
         return "no customer"
+    if tenant_skip(link.tenant, job="customer refresh", what=f"link {link.pk}"):
+        return "tenant inactive"
     client = client or gocardless_client_for(tenant=link.tenant)
     if client is None:
         return "gocardless not connected"
@@ -417,6 +423,8 @@ def _reflect(link: CustomerLink, settings, api) -> list[str]:
 
 def link_reflect_into_exact(*, link: CustomerLink, api=None) -> str:
     """Make Exact show the link's mandate state. Never raises for a provider failure."""
+    if tenant_skip(link.tenant, job="exact reflection", what=f"link {link.pk}"):
+        return "tenant inactive"  # state, attempts and due time unchanged: the sweep retries
     settings = customer_settings_for(tenant=link.tenant)
     if not (settings.reflect_payment_condition or settings.reflect_mandate_record):
         CustomerLink.objects.filter(pk=link.pk).update(
@@ -480,13 +488,16 @@ def link_reflect_into_exact(*, link: CustomerLink, api=None) -> str:
 
 
 def reflections_retry_due(*, now=None, limit: int = 200) -> int:
+    """Periodic: reflections that are due, of active tenants (the others wait as they are)."""
     now = now or timezone.now()
+    due = CustomerLink.objects.filter(
+        reflection_state__in=[ReflectionState.PENDING, ReflectionState.FAILED],
+        reflection_due_at__lte=now,
+    )
+    inactive_tenants_log(due, job="exact reflections sweep")
     links = (
-        CustomerLink.objects.select_related("tenant", "exact_account", "mandate")
-        .filter(
-            reflection_state__in=[ReflectionState.PENDING, ReflectionState.FAILED],
-            reflection_due_at__lte=now,
-        )
+        of_active_tenants(due)
+        .select_related("tenant", "exact_account", "mandate")
         .order_by("reflection_due_at")[:limit]
     )
     count = 0

@@ -3,15 +3,15 @@
     manage.py schedules          # upsert all schedules, print them
     manage.py schedules --list   # only print what is registered
 
-Run it after each deploy (or let `make demo` run it). Per-tenant jobs follow the tenants'
-connections: a disconnected Exact connection loses its sync schedule.
+Run it after each deploy (or let `make demo` run it). Per-tenant jobs follow the tenants and
+their connections: an inactive tenant or a disconnected Exact connection has no sync schedule.
 """
 
 from django.core.management.base import BaseCommand
 from django_q.models import Schedule
 
-from exact.models import ConnectionStatus, ExactConnection
-from exact.schedules import exact_schedules_ensure, exact_schedules_remove
+from exact.models import ExactConnection
+from exact.schedules import exact_schedules_sync
 from gocardless.schedules import gocardless_schedules_ensure
 from reconciliation.bookings.schedules import booking_schedules_ensure
 from reconciliation.collection.schedules import collection_schedules_ensure
@@ -31,10 +31,7 @@ class Command(BaseCommand):
             collection_schedules_ensure()
             booking_schedules_ensure()
             for connection in ExactConnection.objects.select_related("tenant"):
-                if connection.status == ConnectionStatus.DISCONNECTED:
-                    exact_schedules_remove(tenant=connection.tenant)
-                else:
-                    exact_schedules_ensure(tenant=connection.tenant)
+                exact_schedules_sync(tenant=connection.tenant)
         for schedule in Schedule.objects.order_by("name"):
             every = (
                 f"every {schedule.minutes} min"

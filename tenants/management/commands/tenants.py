@@ -9,6 +9,10 @@
     manage.py tenants deactivate SLUG [--reason TEXT]
     manage.py tenants activate SLUG
 
+Deactivating stops all outbound work for the tenant (no e-mails to its customers, no Exact
+Online or GoCardless calls, no bookings, no collection runs); pending work keeps its state
+and resumes, once, after ``activate`` (tenants/activity.py).
+
 Bad input ends with one line on stderr and a non-zero exit, never a traceback.
 """
 
@@ -20,6 +24,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from reconciliation.audit import Actor
+from tenants.activity import WHAT_DEACTIVATION_STOPS
 from tenants.models import CollectionMode, Tenant
 from tenants.services import (
     parse_amount,
@@ -66,10 +71,16 @@ class Command(BaseCommand):
         update = sub.add_parser("update", help="change a tenant")
         update.add_argument("target")
         _policy_options(update, with_name=True, name_required=False)
-        deactivate = sub.add_parser("deactivate", help="stop all work for a tenant")
+        deactivate = sub.add_parser(
+            "deactivate",
+            help="stop all outbound work for a tenant (e-mails, Exact, GoCardless, bookings, "
+            "collection); pending work resumes after activate",
+        )
         deactivate.add_argument("slug")
         deactivate.add_argument("--reason", default="")
-        activate = sub.add_parser("activate", help="resume a deactivated tenant")
+        activate = sub.add_parser(
+            "activate", help="resume a deactivated tenant (its pending work runs once)"
+        )
         activate.add_argument("slug")
 
     def handle(self, *args, **options):
@@ -158,8 +169,11 @@ class Command(BaseCommand):
         tenant = tenant_set_active(
             tenant=self._get(options["slug"]), active=False, actor=actor, reason=options["reason"]
         )
-        self.stdout.write(f"Tenant {tenant.slug} is inactive.")
+        self.stdout.write(f"Tenant {tenant.slug} is inactive. {WHAT_DEACTIVATION_STOPS}")
 
     def do_activate(self, options, actor):
         tenant = tenant_set_active(tenant=self._get(options["slug"]), active=True, actor=actor)
-        self.stdout.write(f"Tenant {tenant.slug} is active.")
+        self.stdout.write(
+            f"Tenant {tenant.slug} is active. Its pending work (invitations, reminders, "
+            "bookings, Exact sync and mandate states) resumes with the next scheduled runs."
+        )
