@@ -48,6 +48,7 @@ from gocardless.models import (
 )
 from reconciliation.audit import Actor, audit_entry_build, audit_record
 from reconciliation.models import AuditEntry
+from tenants.activity import of_active_tenants
 
 logger = logging.getLogger(__name__)
 
@@ -410,12 +411,16 @@ def _process_chunk(pks: list[int], *, cache: dict, factory, force: bool, counts:
     own, in a savepoint), then write every event's outcome with one UPDATE per outcome."""
     now = timezone.now()
     with transaction.atomic():
+        # An inactive tenant's events wait, untouched, until it is activated again
+        # (tenants/activity.py): processing them would call GoCardless for it.
         events = list(
-            GoCardlessEvent.objects.select_for_update(skip_locked=True)
+            of_active_tenants(
+                GoCardlessEvent.objects.select_for_update(skip_locked=True, of=("self",))
+            )
             .filter(pk__in=pks, processed_at__isnull=True)
             .order_by("created_at", "pk")
         )
-        if len(events) < len(pks):  # processed already, or another worker holds them now
+        if len(events) < len(pks):  # processed already, held by another worker, or waiting
             counts["skipped"] = counts.get("skipped", 0) + len(pks) - len(events)
         if not events:
             return
@@ -553,7 +558,7 @@ def events_retry_due(*, now=None, limit: int = 500, client_factory=None) -> dict
     from django.db.models import Q
 
     due = (
-        GoCardlessEvent.objects.filter(processed_at__isnull=True)
+        of_active_tenants(GoCardlessEvent.objects.filter(processed_at__isnull=True))
         .filter(
             Q(next_attempt_at__lte=now)
             | Q(failed_at__isnull=True, received_at__lte=stale)
