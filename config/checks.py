@@ -98,3 +98,20 @@ def check_gocardless_webhook_secrets(app_configs, **kwargs):
             id="mlc.W004",
         )
     ]
+
+
+@register()
+def check_q_sync_outside_debug(app_configs, **kwargs):
+    """Q_SYNC runs every queued task inline, in the process that queued it: in production that
+    is the web request (a webhook answer would wait for event processing and GoCardless/Exact
+    calls, and a task's failure would become the request's)."""
+    if settings.DEBUG or not settings.Q_CLUSTER.get("sync"):
+        return []
+    return [
+        Warning(
+            "Q_SYNC is on with DEBUG off: background tasks run inside web requests.",
+            hint="Q_SYNC is for tests and debugging. Unset it (or set Q_SYNC=false) and run "
+            "`manage.py qcluster` workers.",
+            id="mlc.W005",
+        )
+    ]

@@ -7,13 +7,20 @@ add/change/delete itself and offers one action, "Reprocess selected events", to 
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from gocardless.connect import ConnectError, connection_test, oauth_authorize_url
+from gocardless.connect import (
+    ConnectError,
+    OrganisationTaken,
+    connection_test,
+    oauth_authorize_url,
+    organisation_holder,
+)
 from gocardless.events import events_reprocess
 from gocardless.models import (
     BillingRequest,
@@ -43,13 +50,35 @@ def _show_test_result(modeladmin, request, connection, result) -> None:
             request, f"{connection.tenant}: connected. Creditor {found}.", messages.SUCCESS
         )
     else:
+        taken = result.get("taken")
+        error = taken.message_for(request.user) if taken is not None else result["error"]
         modeladmin.message_user(
-            request, f"{connection.tenant}: test failed: {result['error']}", messages.ERROR
+            request, f"{connection.tenant}: test failed: {error}", messages.ERROR
         )
+
+
+class GoCardlessConnectionForm(forms.ModelForm):
+    """Refuses an organisation id that another tenant's connection already holds (the
+    database constraint would too; this says so in words, without naming that tenant)."""
+
+    request_user = None  # set per request by GoCardlessConnectionAdmin.get_form
+
+    class Meta:
+        model = GoCardlessConnection
+        fields = ("organisation_id",)  # the admin passes its own field list
+
+    def clean_organisation_id(self):
+        organisation_id = (self.cleaned_data.get("organisation_id") or "").strip()
+        holder = organisation_holder(connection=self.instance, organisation_id=organisation_id)
+        if holder is not None:
+            taken = OrganisationTaken(organisation=organisation_id, holder=holder)
+            raise forms.ValidationError(taken.message_for(self.request_user), code="taken")
+        return organisation_id
 
 
 @admin.register(GoCardlessConnection)
 class GoCardlessConnectionAdmin(TenantScopedAdmin):
+    form = GoCardlessConnectionForm
     add_role = Role.ADMIN
     change_role = Role.ADMIN
     delete_role = Role.ADMIN
@@ -69,6 +98,10 @@ class GoCardlessConnectionAdmin(TenantScopedAdmin):
     )
     actions = ("test_connection",)
     change_form_template = "gocardless/admin/connection_change_form.html"
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"request_user": request.user})
 
     @admin.display(description="Webhook URL (give this to GoCardless)")
     def webhook_url(self, obj):

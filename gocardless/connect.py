@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core import signing
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from gocardless import errors
@@ -29,6 +29,42 @@ SESSION_KEY = "gocardless_oauth_nonce"
 
 class ConnectError(Exception):
     """A connect step the user must see (bad state, not configured, refused)."""
+
+
+class OrganisationTaken(ConnectError):
+    """The GoCardless organisation (or its creditor) is already connected to another tenant.
+
+    ``str()`` never names that tenant; ``message_for(user)`` does, for a superuser only."""
+
+    def __init__(self, *, organisation: str, holder: GoCardlessConnection | None):
+        self.organisation = organisation
+        self.holder = holder
+        super().__init__(
+            f"This GoCardless account ({organisation}) is already connected to another company "
+            "in ml-connector; one GoCardless organisation can belong to one company only. "
+            "Nothing was changed. To move it here, that company's GoCardless connection must "
+            "be removed first."
+        )
+
+    def message_for(self, user) -> str:
+        if self.holder is not None and getattr(user, "is_superuser", False):
+            return f"{self} It is held by {self.holder.tenant} (connection {self.holder.pk})."
+        return str(self)
+
+
+def organisation_holder(
+    *, connection: GoCardlessConnection, organisation_id: str = "", creditor_id: str = ""
+) -> GoCardlessConnection | None:
+    """Another tenant's connection that already holds this organisation (or creditor: a
+    creditor belongs to one organisation), or None. Empty ids are never 'held'."""
+    others = GoCardlessConnection.objects.select_related("tenant").exclude(pk=connection.pk)
+    if organisation_id:
+        found = others.filter(organisation_id=organisation_id).first()
+        if found is not None:
+            return found
+    if creditor_id:
+        return others.filter(creditor_id=creditor_id).first()
+    return None
 
 
 def connect_base_url(environment: str) -> str:
@@ -89,7 +125,9 @@ def connection_mark_needs_reauth(*, connection: GoCardlessConnection, reason: st
 def connection_test(*, connection: GoCardlessConnection, actor: Actor, client=None) -> dict:
     """Call GET /creditors; on success the connection is connected and the creditor stored.
 
-    Returns {"ok": bool, "creditors": [{"id", "name", "schemes"}], "error": str}.
+    Returns {"ok": bool, "creditors": [{"id", "name", "schemes"}], "error": str}; when the
+    creditor already belongs to another tenant's connection, also "taken" (OrganisationTaken)
+    and nothing is stored.
     """
     try:
         # No auth hook: a 401/403 is recorded below with the user who pressed the button.
@@ -114,6 +152,14 @@ def connection_test(*, connection: GoCardlessConnection, actor: Actor, client=No
         }
         for c in creditors
     ]
+    holder = (
+        organisation_holder(connection=connection, creditor_id=found[0]["id"]) if found else None
+    )
+    if holder is not None:
+        # A pasted token of an account another tenant already uses: same events, same
+        # payments. Not stored, not marked connected.
+        taken = OrganisationTaken(organisation=f"creditor {found[0]['id']}", holder=holder)
+        return {"ok": False, "creditors": found, "error": str(taken), "taken": taken}
     if found and connection.creditor_id != found[0]["id"]:
         connection.creditor_id = found[0]["id"]
         connection.save(update_fields=["creditor_id", "updated_at"])
@@ -174,9 +220,40 @@ def oauth_complete(*, connection: GoCardlessConnection, code: str, actor: Actor)
     organisation_id = token.get("organisation_id") or ""
     if not access_token:
         raise ConnectError("GoCardless returned no access token.")
+    organisation_id = str(organisation_id)[:40]
+    holder = organisation_holder(connection=connection, organisation_id=organisation_id)
+    if holder is not None:
+        _refuse_taken(connection=connection, organisation_id=organisation_id, actor=actor)
+        raise OrganisationTaken(organisation=organisation_id, holder=holder)
+    try:
+        _oauth_store(connection=connection, access_token=access_token,
+                     organisation_id=organisation_id, actor=actor)
+    except IntegrityError:
+        # Another tenant connected the same organisation at the same moment: the unique
+        # constraint decided. Forget what we were about to store.
+        connection.refresh_from_db()
+        holder = organisation_holder(connection=connection, organisation_id=organisation_id)
+        _refuse_taken(connection=connection, organisation_id=organisation_id, actor=actor)
+        raise OrganisationTaken(organisation=organisation_id, holder=holder) from None
+
+
+def _refuse_taken(*, connection: GoCardlessConnection, organisation_id: str, actor: Actor):
+    audit_record(
+        actor=actor,
+        action="gocardlessconnection.connect_refused",
+        tenant=connection.tenant,
+        obj=connection,
+        after={"organisation_id": organisation_id},
+        message="organisation already connected to another tenant",
+    )
+
+
+def _oauth_store(
+    *, connection: GoCardlessConnection, access_token: str, organisation_id: str, actor: Actor
+) -> None:
     with transaction.atomic():
         connection.access_token = access_token
-        connection.organisation_id = str(organisation_id)[:40]
+        connection.organisation_id = organisation_id
         connection.save(update_fields=["access_token", "organisation_id", "updated_at"])
         audit_record(
             actor=actor,

@@ -1,6 +1,7 @@
 """GoCardless: the tenant's connection (access token, organisation, webhook secret)."""
 
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Now
 
 from tenants.fields import EncryptedSecretField
@@ -54,6 +55,19 @@ class GoCardlessConnection(models.Model):
 
     class Meta:
         verbose_name = "GoCardless connection"
+        constraints = [
+            # One GoCardless organisation belongs to one tenant: the partner webhook routes
+            # events by organisation, and bookings trust payment metadata (docs/decisions.md,
+            # 2026-11-26). Empty means "not known" (a pasted token) and may repeat.
+            models.UniqueConstraint(
+                fields=["organisation_id"],
+                condition=~Q(organisation_id=""),
+                name="gocardless_one_tenant_per_organisation",
+                violation_error_message=(
+                    "This GoCardless organisation is already connected to another company."
+                ),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"GoCardless for {self.tenant}"

@@ -13,7 +13,12 @@ from django.utils.decorators import method_decorator
 from rest_framework.views import APIView
 
 from gocardless import errors
-from gocardless.connect import ConnectError, oauth_complete, oauth_state_connection
+from gocardless.connect import (
+    ConnectError,
+    OrganisationTaken,
+    oauth_complete,
+    oauth_state_connection,
+)
 from gocardless.models import GoCardlessConnection
 from gocardless.webhooks import (
     body_too_large,
@@ -87,6 +92,9 @@ def oauth_callback(request):
     try:
         oauth_complete(connection=connection, code=request.GET.get("code", ""),
                        actor=Actor.for_user(request.user))
+    except OrganisationTaken as exc:
+        messages.error(request, f"Connecting GoCardless refused: {exc.message_for(request.user)}")
+        return redirect(target)
     except (ConnectError, errors.GoCardlessError) as exc:
         messages.error(request, f"Connecting GoCardless failed: {exc}")
         return redirect(target)

@@ -97,3 +97,19 @@ def test_warns_when_a_connected_tenant_cannot_verify_gocardless_webhooks(tenant_
         assert "bravo" not in warnings[0].msg
     with override_settings(GOCARDLESS_WEBHOOK_SECRET="partner-secret"):
         assert checks.check_gocardless_webhook_secrets(None) == []  # routed by organisation
+
+
+@pytest.mark.parametrize(
+    ("debug", "sync", "ids"),
+    [(False, True, ["mlc.W005"]), (False, False, []), (True, True, []), (True, False, [])],
+)
+def test_q_sync_outside_debug_warns(debug, sync, ids):
+    with override_settings(DEBUG=debug, Q_CLUSTER={"timeout": 300, "retry": 360, "sync": sync}):
+        assert _ids(checks.check_q_sync_outside_debug(None)) == ids
+
+
+def test_q_sync_in_production_is_reported_at_start(tmp_path):
+    env = {**_production_env(tmp_path), "Q_SYNC": "true"}
+    result = _manage(env, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode != 0
+    assert "mlc.W005" in result.stderr + result.stdout

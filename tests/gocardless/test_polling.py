@@ -83,7 +83,7 @@ def test_polling_alone_heals_a_day_of_missed_webhooks(sim, api):
 
 def test_poll_all_covers_every_connected_tenant_and_survives_one_failure(sim, api):
     good = sim_connection(sim)
-    broken = sim_connection(sim, access_token="revoked")
+    broken = sim_connection(sim, access_token="revoked", organisation_id="ORBROKEN")
     _world(sim, api)
     results = events_poll_all()
     assert results[good.tenant_id]["seen"] == len(sim.events())

@@ -91,9 +91,10 @@ def deliveries(events, ordering):
 def test_any_order_with_duplicates_ends_in_the_simulators_state(
     module_sim, ordering, payment_scenario, mandate_scenario, days
 ):
-    # Every example gets a fresh tenant (nothing is deleted: other apps link to mirrors).
+    # Every example gets a fresh tenant (nothing is deleted: other apps link to mirrors), and
+    # no organisation id: one organisation belongs to one tenant.
     payment_id, mandate_id, events = _history(module_sim, payment_scenario, mandate_scenario, days)
-    connection = sim_connection(module_sim)
+    connection = sim_connection(module_sim, organisation_id="")
     log = SignalLog()
     try:
         for batch in deliveries(events, ordering):
