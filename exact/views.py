@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from exact import oauth
 from exact.connections import connection_choose_division, connection_store_consent
 from exact.errors import ExactError
-from exact.models import ExactConnection, ExactWebhookDelivery
+from exact.models import ConnectionStatus, ExactConnection, ExactWebhookDelivery
 from exact.oauth import ConnectFlowError
 from exact.webhooks import (
     WebhookMalformed,
@@ -216,18 +216,26 @@ _KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-Fo
 @method_decorator(csrf_exempt, name="dispatch")
 @method_decorator(transaction.non_atomic_requests, name="dispatch")
 class ExactWebhookView(APIView):
-    """``POST /webhooks/exact/<tenant uuid>/``. Every delivery is stored (except the empty
-    validation POST), the signature is checked over the raw bytes, valid events are
-    deduplicated and queue a targeted re-sync after commit."""
+    """``POST /webhooks/exact/<tenant uuid>/`` and the app-wide ``POST /webhooks/exact/``.
+
+    Every delivery is stored (except the empty validation POST), the signature is checked over
+    the raw bytes, valid events are deduplicated per tenant and queue a targeted re-sync after
+    commit. The app-wide endpoint (for subscriptions made outside the connector, e.g. one per
+    app) routes by the event's ``Division``: every active tenant connected to that division
+    gets it. An event only makes the tenant re-read one record from Exact, so a division that
+    two tenants connected (a test and a live tenant) costs each one idempotent re-sync."""
 
     authentication_classes: list = []
     permission_classes: list = []
     parser_classes: list = []  # request.data is never used: the raw bytes are the truth
 
-    def post(self, request, tenant_uuid: uuid.UUID):
+    def post(self, request, tenant_uuid: uuid.UUID | None = None):
         meta = request._request.META
         headers = {h: request.headers[h] for h in _KEPT_HEADERS if h in request.headers}
-        tenant = Tenant.objects.filter(uuid=tenant_uuid, is_active=True).first()
+        app_wide = tenant_uuid is None
+        tenant = (
+            None if app_wide else Tenant.objects.filter(uuid=tenant_uuid, is_active=True).first()
+        )
         limit = settings.WEBHOOK_MAX_BODY_BYTES
         try:
             declared = int(meta.get("CONTENT_LENGTH") or 0)
@@ -240,25 +248,44 @@ class ExactWebhookView(APIView):
             return self._reply(tenant, b"", headers, 413, "body over the limit refused")
         if not body.strip():
             return Response(status=200)  # Exact's validation POST: answer, do nothing else
-        if tenant is None:
+        if tenant is None and not app_wide:
             return self._reply(None, body, headers, 404, "unknown tenant")
         try:
             content, hash_code = webhook_split(body)
         except WebhookMalformed as exc:
             return self._reply(tenant, body, headers, 400, str(exc))
         if not webhook_signature_valid(content, hash_code, secret=webhook_secret()):
-            logger.warning("exact webhook: invalid HashCode for tenant %s", tenant.pk)
+            logger.warning("exact webhook: invalid HashCode (tenant %s)", tenant and tenant.pk)
             return self._reply(tenant, body, headers, 401, "invalid HashCode")
         try:
             event = webhook_event_parse(content)
         except WebhookMalformed as exc:
             return self._reply(tenant, body, headers, 400, str(exc), valid=True)
+        if app_wide:
+            return self._route_by_division(body, headers, event)
         connection = ExactConnection.objects.filter(tenant=tenant).first()
         if connection is None or connection.division != event.division:
             return self._reply(
                 tenant, body, headers, 403, "division is not this tenant's", valid=True, event=event
             )
         return self._accept(tenant, body, headers, event)
+
+    def _route_by_division(self, body, headers, event) -> Response:
+        connections = (
+            ExactConnection.objects.select_related("tenant")
+            .filter(division=event.division, tenant__is_active=True)
+            .exclude(status=ConnectionStatus.DISCONNECTED)
+            .order_by("tenant_id")
+        )
+        tenants = [c.tenant for c in connections]
+        if not tenants:
+            return self._reply(
+                None, body, headers, 404, f"no tenant is connected to division {event.division}",
+                valid=True, event=event,
+            )
+        for tenant in tenants:
+            self._accept(tenant, body, headers, event)
+        return Response({"status": "queued", "tenants": len(tenants)}, status=200)
 
     def _accept(self, tenant, body, headers, event) -> Response:
         from exact.tasks import enqueue

@@ -197,3 +197,63 @@ def test_simulator_delivers_to_our_endpoint(sim, connection, queued, live_server
     assert delivery.valid and delivery.topic == "Accounts" and delivery.action == "Create"
     assert json.loads(bytes(delivery.body))["Content"]["Division"] == DIVISION
     assert len(queued) == 1
+
+
+# --- the app-wide endpoint: routed by the event's division ---------------------------------
+
+
+def _post_app(client, body):
+    return client.post("/webhooks/exact/", data=body, content_type="application/json")
+
+
+def test_app_wide_event_is_routed_to_the_tenant_connected_to_its_division(
+    client, connection, tenant_b, queued, django_capture_on_commit_callbacks
+):
+    from tests.factories import ExactConnectionFactory
+
+    ExactConnectionFactory(tenant=tenant_b, division=DIVISION + 1)  # another division
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = _post_app(client, event_body(_content(), SECRET))
+    assert resp.status_code == 200 and resp.json() == {"status": "queued", "tenants": 1}
+    delivery = ExactWebhookDelivery.objects.get()
+    assert delivery.tenant == connection.tenant and delivery.valid
+    assert queued == [("exact.tasks.exact_webhook_resync_task", delivery.pk)]
+
+
+def test_app_wide_event_reaches_every_active_tenant_on_that_division_once(
+    client, connection, tenant_b, queued, django_capture_on_commit_callbacks
+):
+    from tests.factories import ExactConnectionFactory, TenantFactory
+
+    ExactConnectionFactory(tenant=tenant_b, division=DIVISION)  # e.g. a test tenant
+    inactive = TenantFactory(is_active=False)
+    ExactConnectionFactory(tenant=inactive, division=DIVISION)
+    body = event_body(_content(), SECRET)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _post_app(client, body).json() == {"status": "queued", "tenants": 2}
+        _post_app(client, body)  # Exact delivering it again
+    fresh = ExactWebhookDelivery.objects.filter(duplicate=False)
+    assert sorted(fresh.values_list("tenant__slug", flat=True)) == sorted(
+        [connection.tenant.slug, tenant_b.slug]
+    )
+    assert ExactWebhookDelivery.objects.filter(duplicate=True).count() == 2
+    assert len(queued) == 2
+
+
+def test_app_wide_event_for_an_unknown_division_is_404_and_stored(client, connection, queued):
+    resp = _post_app(client, event_body(_content(Division=999_999), SECRET))
+    assert resp.status_code == 404
+    delivery = ExactWebhookDelivery.objects.get()
+    assert delivery.tenant is None and delivery.valid and delivery.division == 999_999
+    assert queued == []
+
+
+def test_app_wide_endpoint_checks_the_signature_before_routing(client, connection, queued):
+    resp = _post_app(client, event_body(_content(), "not-the-secret"))
+    assert resp.status_code == 401
+    assert not ExactWebhookDelivery.objects.get().valid and queued == []
+
+
+def test_app_wide_validation_post_is_answered_200(client, db):
+    assert _post_app(client, b"").status_code == 200
+    assert not ExactWebhookDelivery.objects.exists()
