@@ -74,10 +74,11 @@ def test_create_show_list_update_deactivate_activate():
     updated = json.loads(run("update", "acme-bv", "--lead-days", "9", "--json"))
     assert updated["collection_policy"]["lead_days"] == 9
 
-    run("deactivate", "acme-bv", "--reason", "customer left")
+    deactivated = json.loads(run("deactivate", "acme-bv", "--reason", "customer left", "--json"))
+    assert deactivated["slug"] == "acme-bv" and deactivated["active"] is False
     assert "acme-bv" not in run("list")
     assert "acme-bv" in run("list", "--all")
-    run("activate", "acme-bv")
+    assert json.loads(run("activate", "acme-bv", "--json"))["active"] is True
     assert Tenant.objects.get(slug="acme-bv").is_active
 
     actions = list(AuditEntry.objects.order_by("id").values_list("action", flat=True))

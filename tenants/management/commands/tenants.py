@@ -6,8 +6,8 @@
     manage.py tenants list [--all] [--json]
     manage.py tenants show SLUG [--json]
     manage.py tenants update SLUG [--name ...] [same options as create] [--json]
-    manage.py tenants deactivate SLUG [--reason TEXT]
-    manage.py tenants activate SLUG
+    manage.py tenants deactivate SLUG [--reason TEXT] [--json]
+    manage.py tenants activate SLUG [--json]
 
 Deactivating stops all outbound work for the tenant (no e-mails to its customers, no Exact
 Online or GoCardless calls, no bookings, no collection runs); pending work keeps its state
@@ -78,10 +78,12 @@ class Command(BaseCommand):
         )
         deactivate.add_argument("slug")
         deactivate.add_argument("--reason", default="")
+        deactivate.add_argument("--json", action="store_true")
         activate = sub.add_parser(
             "activate", help="resume a deactivated tenant (its pending work runs once)"
         )
         activate.add_argument("slug")
+        activate.add_argument("--json", action="store_true")
 
     def handle(self, *args, **options):
         actor = Actor.system(f"cli:{getpass.getuser()}")
@@ -169,11 +171,13 @@ class Command(BaseCommand):
         tenant = tenant_set_active(
             tenant=self._get(options["slug"]), active=False, actor=actor, reason=options["reason"]
         )
-        self.stdout.write(f"Tenant {tenant.slug} is inactive. {WHAT_DEACTIVATION_STOPS}")
+        self._emit(options, tenant, f"Tenant {tenant.slug} is inactive. {WHAT_DEACTIVATION_STOPS}")
 
     def do_activate(self, options, actor):
         tenant = tenant_set_active(tenant=self._get(options["slug"]), active=True, actor=actor)
-        self.stdout.write(
+        self._emit(
+            options,
+            tenant,
             f"Tenant {tenant.slug} is active. Its pending work (invitations, reminders, "
-            "bookings, Exact sync and mandate states) resumes with the next scheduled runs."
+            "bookings, Exact sync and mandate states) resumes with the next scheduled runs.",
         )
