@@ -125,6 +125,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # /healthz is probed by load balancers over plain HTTP inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# GET /metrics (Prometheus) names tenants and their volumes: keep it on the internal network.
+# When set, a scrape must also send `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- django-q2 ----------------------------------------------------------------------------
 # `retry` is the broker's visibility timeout: a task still running after `retry` seconds is
