@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,7 +16,7 @@ from exact.errors import ExactConnectionUnavailable, ExactNeedsReauth, ExactPaus
 from exact.locks import lock_row
 from exact.models import ConnectionStatus, ExactConnection
 from reconciliation.audit import Actor, audit_record
-from tenants.models import Membership, Role
+from tenants.alerts import admin_url, alert_send
 
 logger = logging.getLogger(__name__)
 
@@ -54,26 +52,6 @@ def connection_require_usable(*, connection: ExactConnection) -> None:
         )
 
 
-def tenant_admin_emails(*, tenant) -> list[str]:
-    return sorted(
-        {
-            email
-            for email in Membership.objects.filter(
-                tenant=tenant, role=Role.ADMIN, user__is_active=True
-            ).values_list("user__email", flat=True)
-            if email
-        }
-    )
-
-
-def _notify_admins(*, connection: ExactConnection, subject: str, body: str) -> None:
-    recipients = tenant_admin_emails(tenant=connection.tenant)
-    if not recipients:
-        logger.warning("exact: no admin e-mail for tenant %s: %s", connection.tenant_id, subject)
-        return
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=True)
-
-
 def connection_mark_needs_reauth(
     *, connection: ExactConnection, reason: str, actor: Actor | None = None
 ) -> ExactConnection:
@@ -92,16 +70,30 @@ def connection_mark_needs_reauth(
         message=reason[:2000],
     )
     logger.error("exact: connection %s needs re-authorisation: %s", connection.pk, reason)
-    subject = f"Exact Online for {connection.tenant} must be reconnected"
-    body = (
-        f"ml-connector can no longer reach Exact Online for {connection.tenant}.\n\n"
-        f"Reason: {reason}\n\n"
-        "Collections and bookings for this company are stopped until an administrator opens "
-        'the Exact Online connection in the admin and presses "Reconnect Exact Online".\n'
-        f"{settings.PUBLIC_BASE_URL}/admin/exact/exactconnection/{connection.pk}/change/\n"
-    )
-    transaction.on_commit(lambda: _notify_admins(connection=connection, subject=subject, body=body))
+    if before["status"] != ConnectionStatus.NEEDS_REAUTH:  # once per transition, not per call
+        transaction.on_commit(lambda: _alert_needs_reauth(connection=connection, reason=reason))
     return connection
+
+
+def _alert_needs_reauth(*, connection: ExactConnection, reason: str) -> None:
+    tenant = connection.tenant
+    alert_send(
+        tenant=tenant,
+        subject="Exact Online must be reconnected",
+        what=(
+            f"ml-connector can no longer reach Exact Online for {tenant}.\n\n"
+            f"Reason: {reason}\n\n"
+            "Collections and bookings for this company are stopped until the connection is "
+            "restored."
+        ),
+        todo=(
+            "an administrator opens the Exact Online connection in the admin and presses "
+            '"Reconnect Exact Online".'
+        ),
+        link=admin_url("admin:exact_exactconnection_change", connection.pk),
+        objects=[connection],
+        kind="exact_connection.needs_reauth",
+    )
 
 
 def connection_pause(

@@ -17,6 +17,7 @@ from gocardless import errors
 from gocardless.client import GoCardlessClient, oauth_exchange_code
 from gocardless.models import ConnectionStatus, Environment, GoCardlessConnection
 from reconciliation.audit import Actor, audit_record
+from tenants.alerts import admin_url, alert_send
 
 CONNECT_URLS = {
     Environment.LIVE: "https://connect.gocardless.com",
@@ -107,9 +108,35 @@ def connection_set_status(
             after={"status": status},
             message=reason[:500],
         )
+        if status == ConnectionStatus.NEEDS_REAUTH:
+            # Once per transition: a connection already there returned above.
+            transaction.on_commit(lambda: _alert_needs_reauth(current, reason=reason))
     connection.status, connection.status_reason = current.status, current.status_reason
     connection.connected_at = current.connected_at
     return True
+
+
+def _alert_needs_reauth(connection: GoCardlessConnection, *, reason: str) -> None:
+    tenant = connection.tenant
+    alert_send(
+        tenant=tenant,
+        subject="GoCardless must be reconnected",
+        what=(
+            f"GoCardless refused ml-connector's access to the GoCardless account of {tenant}."
+            f"\n\nReason: {reason[:500]}\n\n"
+            "Until it is reconnected, no payments are collected for this company and "
+            "GoCardless events (payment, mandate and payout updates) are not processed: "
+            "they are retried for a while, after that they must be reprocessed in the admin."
+        ),
+        todo=(
+            "an administrator opens the GoCardless connection in the admin, presses "
+            '"Connect GoCardless (OAuth)" (or enters a new access token) and then '
+            '"Test connection".'
+        ),
+        link=admin_url("admin:gocardless_gocardlessconnection_change", connection.pk),
+        objects=[connection],
+        kind="gocardlessconnection.needs_reauth",
+    )
 
 
 def connection_mark_needs_reauth(*, connection: GoCardlessConnection, reason: str) -> bool:

@@ -46,9 +46,16 @@ from gocardless.models import (
     GoCardlessEvent,
     Mirror,
 )
-from reconciliation.audit import Actor, audit_entry_build, audit_record
-from reconciliation.models import AuditEntry
+from reconciliation.audit import (
+    Actor,
+    AuditEntry,
+    audit_entries_create,
+    audit_entry_build,
+    audit_record,
+)
 from tenants.activity import of_active_tenants
+from tenants.alerts import ALERT_LOOKBACK, ALERT_REPEAT_AFTER, admin_url, alert_new_objects
+from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -339,7 +346,7 @@ def _write_many(batch: list[_Applied]) -> list[tuple[_Applied, Exception]]:
             mirrors_save([a.obj for a in batch if a.changed])
             audits = [a.audit for a in batch if a.audit is not None]
             if audits:
-                AuditEntry.objects.bulk_create(audits)
+                audit_entries_create(audits)
         return []
     except Exception:
         logger.warning("bulk write of %s resources failed; writing each on its own", len(batch),
@@ -566,7 +573,59 @@ def events_retry_due(*, now=None, limit: int = 500, client_factory=None) -> dict
         .order_by("created_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
-    return events_process(event_pks=list(due), client_factory=client_factory)
+    counts = events_process(event_pks=list(due), client_factory=client_factory)
+    try:
+        events_gave_up_alert(now=now)
+    except Exception:  # the alert is retried by the next sweep; processing went through
+        logger.exception("gocardless: alerting about events that gave up failed")
+    return counts
+
+
+def events_gave_up_alert(*, now=None) -> int:
+    """E-mail each active tenant's administrators the events that gave up after
+    ``GOCARDLESS_EVENT_MAX_ATTEMPTS`` and were not e-mailed yet (tenants/alerts.py): at most
+    one e-mail per tenant per ``ALERT_REPEAT_AFTER``, each event listed once. The sweeper
+    calls it, so events that gave up in webhook-queued processing are covered too."""
+    now = now or timezone.now()
+    gave_up = of_active_tenants(
+        GoCardlessEvent.objects.filter(
+            processed_at__isnull=True,
+            next_attempt_at__isnull=True,
+            failed_at__gte=now - ALERT_LOOKBACK,
+            attempts__gte=settings.GOCARDLESS_EVENT_MAX_ATTEMPTS,
+        )
+    )
+    tenant_ids = set(gave_up.order_by().values_list("tenant_id", flat=True).distinct())
+    listed = 0
+    for tenant in Tenant.objects.filter(pk__in=tenant_ids):
+        listed += alert_new_objects(
+            tenant=tenant,
+            candidates=gave_up.filter(tenant=tenant)
+            .defer("raw", "links", "details")
+            .order_by("-failed_at", "-pk"),
+            subject=lambda n: f"{n} GoCardless event(s) could not be processed",
+            what=(
+                f"ml-connector gave up processing these GoCardless events after "
+                f"{settings.GOCARDLESS_EVENT_MAX_ATTEMPTS} attempts. Until they are processed, "
+                "what ml-connector knows about these payments, mandates or payouts may be out "
+                "of date (for example a payment that failed or was paid out), and the collection "
+                "attempts and bookings that depend on them are not updated:"
+            ),
+            line=lambda e: (
+                f"{e.event_id}: {e.resource_type}.{e.action} {e.resource_id} — {e.error[:200]}"
+            ),
+            todo=(
+                "check the error of each event (a GoCardless connection that needs "
+                "reconnecting is e-mailed separately); once the cause is fixed, select the "
+                'events in the admin list below and run "Reprocess selected events".'
+            ),
+            link=admin_url(
+                "admin:gocardless_gocardlessevent_changelist", query="processing=failed"
+            ),
+            quiet_since=now - ALERT_REPEAT_AFTER,
+            kind="gocardlessevent.gave_up",
+        )
+    return listed
 
 
 def events_reprocess(*, event_pks: list[int], actor: Actor, client_factory=None) -> dict:

@@ -76,7 +76,7 @@ def audit_entry_build(
     message: str = "",
 ) -> AuditEntry:
     """The entry `audit_record` writes, unsaved (for callers that write many at once with
-    `AuditEntry.objects.bulk_create`)."""
+    `audit_entries_create`)."""
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or obj.pk
@@ -101,3 +101,14 @@ def audit_record(**fields) -> AuditEntry:
     entry = audit_entry_build(**fields)
     entry.save()
     return entry
+
+
+def audit_entries_create(entries: list[AuditEntry]) -> list[AuditEntry]:
+    """Append many entries built with `audit_entry_build` in one statement."""
+    return AuditEntry.objects.bulk_create(entries) if entries else []
+
+
+def audit_entries():
+    """The trail, for reading (e.g. "was this already alerted?"); it refuses updates and
+    deletes like the model does. exact/, gocardless/ and tenants/ read it through here."""
+    return AuditEntry.objects.all()

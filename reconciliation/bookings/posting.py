@@ -33,7 +33,10 @@ from exact.locks import lock_row
 from exact.models import ExactConnection
 from exact.odata import string_literal
 from reconciliation.audit import Actor, audit_record
+from reconciliation.money import from_minor_units
 from tenants.activity import inactive_tenants_log, of_active_tenants, tenant_skip
+from tenants.alerts import ALERT_LOOKBACK, ALERT_REPEAT_AFTER, admin_url, alert_new_objects
+from tenants.models import Tenant
 
 from .models import Booking, BookingSettings, BookingState, Rule
 from .rules import BANK_ENTRIES, RuleError, entry_body
@@ -286,4 +289,51 @@ def bookings_sweep(*, now=None, limit: int = 50, api_factory=None) -> dict[str, 
             logger.exception("booking %s: unexpected error while posting", pk)
             outcome = "error"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    try:
+        bookings_gave_up_alert(now=now)
+    except Exception:  # the next sweep tries again; the posting above went through
+        logger.exception("bookings: alerting about bookings that gave up failed")
     return outcomes
+
+
+def bookings_gave_up_alert(*, now=None) -> int:
+    """E-mail each active tenant's administrators the bookings that gave up (needs
+    attention after ``MAX_ATTEMPTS``) and were not e-mailed yet (tenants/alerts.py): at most
+    one e-mail per tenant per ``ALERT_REPEAT_AFTER``, each booking listed once, also when a
+    re-post fails again. The sweeper calls it, so bookings posted by tasks are covered too."""
+    now = now or timezone.now()
+    gave_up = of_active_tenants(
+        Booking.objects.filter(state=BookingState.GAVE_UP, updated_at__gte=now - ALERT_LOOKBACK)
+    )
+    tenant_ids = set(gave_up.order_by().values_list("tenant_id", flat=True).distinct())
+    listed = 0
+    for tenant in Tenant.objects.filter(pk__in=tenant_ids):
+        listed += alert_new_objects(
+            tenant=tenant,
+            candidates=gave_up.filter(tenant=tenant)
+            .defer("facts", "request_body")
+            .order_by("-id"),
+            subject=lambda n: f"{n} booking(s) could not be posted to Exact Online",
+            what=(
+                f"ml-connector stopped trying to post these entries to Exact Online after "
+                f"{MAX_ATTEMPTS} attempts. They are not in your administration until they are "
+                "posted, and later bookings of the same payment or payout wait for them:"
+            ),
+            line=lambda b: (
+                f"{b.key} ({b.get_rule_display()}, "
+                f"{from_minor_units(b.amount_minor, b.currency)} {b.currency}, "
+                f"{b.booking_date:%Y-%m-%d}): {b.last_error[:200]}"
+            ),
+            todo=(
+                "open the bookings below, fix what the last error says (for example a closed "
+                "period or a blocked G/L account in Exact, or the booking settings), then select "
+                'them and run "Re-post selected bookings to Exact". A re-post never books an '
+                "entry twice."
+            ),
+            link=admin_url(
+                "admin:bookings_booking_changelist", query=f"state={BookingState.GAVE_UP}"
+            ),
+            quiet_since=now - ALERT_REPEAT_AFTER,
+            kind="booking.gave_up",
+        )
+    return listed

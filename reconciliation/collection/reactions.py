@@ -25,6 +25,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 
 from gocardless import errors
 from reconciliation.audit import Actor
@@ -32,6 +33,8 @@ from reconciliation.calendars import tenant_today
 from reconciliation.collection.changes import attempt_change
 from reconciliation.collection.models import AttemptState, CollectionAttempt, RunTrigger
 from reconciliation.customers.selectors import STOPPED_MANDATE_STATUSES
+from tenants.alerts import admin_url, alert_new_objects
+from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -385,3 +388,54 @@ def attempts_check_against_exact(*, tenant, client=None) -> dict[str, int]:
         except RunRefused as exc:
             logger.info("not re-collecting for %s: %s", tenant, exc)
     return counts
+
+
+# --- the daily needs-attention e-mail ---------------------------------------------------------
+
+DIGEST_HOUR = 8  # local hour from which a tenant's daily e-mail may go out
+
+
+def attention_digests_send(*, now: dt.datetime | None = None) -> int:
+    """Once a day per active tenant (from ``DIGEST_HOUR`` local time), one e-mail to its
+    administrators listing the attempts in *needs attention* that no earlier e-mail listed
+    (charged back, disputed, refused by GoCardless, retries used up, mandate stopped with a
+    payment in flight, invoice changed after submission...). Attempts can land there by the
+    hundred (a mandate wave, a bank's bulk chargebacks), so never one e-mail per attempt.
+    "Already e-mailed" and "already sent today" are read from the audit trail
+    (tenants/alerts.py). Returns how many attempts were listed."""
+    now = now or timezone.now()
+    tenants = Tenant.objects.filter(
+        is_active=True, collection_attempts__state=AttemptState.NEEDS_ATTENTION
+    ).distinct()
+    listed = 0
+    for tenant in tenants:
+        local = now.astimezone(tenant.zone)
+        if local.hour < DIGEST_HOUR:
+            continue
+        listed += alert_new_objects(
+            tenant=tenant,
+            candidates=CollectionAttempt.objects.filter(
+                tenant=tenant, state=AttemptState.NEEDS_ATTENTION
+            ).order_by("-updated_at", "-pk"),
+            subject=lambda n: f"{n} collection(s) need attention",
+            what=(
+                "These direct-debit collections stopped and will not be collected again "
+                "automatically. Each needs a decision by a person:"
+            ),
+            line=lambda a: (
+                f"Invoice {a.invoice_number or '?'}, {a.account_label or 'unknown customer'}, "
+                f"{a.amount} {a.currency}: {a.flag or a.failure_cause or 'see the attempt'}"
+            ),
+            todo=(
+                "open the collections below and, for each, choose Retry now (collect again), "
+                'Cancel… or Mark resolved… (settled in another way). Talk to the customer '
+                "before retrying a charged-back or disputed payment."
+            ),
+            link=admin_url(
+                "admin:collection_collectionattempt_changelist",
+                query=f"state={AttemptState.NEEDS_ATTENTION}",
+            ),
+            quiet_since=local.replace(hour=0, minute=0, second=0, microsecond=0),
+            kind="collection.needs_attention",
+        )
+    return listed

@@ -1,4 +1,5 @@
-"""The collection engine's periodic job and which tenants it starts.
+"""The collection engine's periodic jobs: which tenants it starts, and the daily e-mail of
+what needs attention.
 
 One schedule (every 15 minutes) rather than one per tenant: each tenant runs once a day at
 its own local ``collection_hour``, and a tenant added or moved to another time zone needs no
@@ -19,6 +20,8 @@ from reconciliation.collection.models import CollectionRun, RunState, RunTrigger
 from tenants.models import CollectionMode, Tenant
 
 SCHEDULE_NAME = "collection.runs_due"
+# Hourly; each tenant gets at most one e-mail a day (reactions.attention_digests_send).
+DIGEST_SCHEDULE_NAME = "collection.attention_digest"
 
 
 def collection_schedules_ensure() -> list[str]:
@@ -30,7 +33,13 @@ def collection_schedules_ensure() -> list[str]:
         schedule_type=Schedule.MINUTES,
         minutes=15,
     )
-    return [SCHEDULE_NAME]
+    schedule_upsert(
+        name=DIGEST_SCHEDULE_NAME,
+        func="reconciliation.collection.tasks.attention_digest_task",
+        schedule_type=Schedule.MINUTES,
+        minutes=60,
+    )
+    return [SCHEDULE_NAME, DIGEST_SCHEDULE_NAME]
 
 
 def tenants_due_for_run(*, now: dt.datetime | None = None) -> list[Tenant]:

@@ -63,3 +63,10 @@ def runs_due_task() -> list[str]:
     from reconciliation.collection.schedules import tenants_due_for_run
 
     return [run_task(tenant.pk, "schedule") for tenant in tenants_due_for_run()]
+
+
+def attention_digest_task() -> int:
+    """Periodic: the daily e-mail of what is new in *needs attention*, per tenant."""
+    from reconciliation.collection.reactions import attention_digests_send
+
+    return attention_digests_send()
