@@ -54,8 +54,12 @@ from reconciliation.audit import (
     audit_record,
 )
 from tenants.activity import of_active_tenants
-from tenants.alerts import ALERT_LOOKBACK, ALERT_REPEAT_AFTER, admin_url, alert_new_objects
-from tenants.models import Tenant
+from tenants.alerts import (
+    ALERT_LOOKBACK,
+    ALERT_REPEAT_AFTER,
+    admin_url,
+    alert_new_objects_by_tenant,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -595,37 +599,32 @@ def events_gave_up_alert(*, now=None) -> int:
             attempts__gte=settings.GOCARDLESS_EVENT_MAX_ATTEMPTS,
         )
     )
-    tenant_ids = set(gave_up.order_by().values_list("tenant_id", flat=True).distinct())
-    listed = 0
-    for tenant in Tenant.objects.filter(pk__in=tenant_ids):
-        listed += alert_new_objects(
-            tenant=tenant,
-            candidates=gave_up.filter(tenant=tenant)
-            .defer("raw", "links", "details")
-            .order_by("-failed_at", "-pk"),
-            subject=lambda n: f"{n} GoCardless event(s) could not be processed",
-            what=(
-                f"ml-connector gave up processing these GoCardless events after "
-                f"{settings.GOCARDLESS_EVENT_MAX_ATTEMPTS} attempts. Until they are processed, "
-                "what ml-connector knows about these payments, mandates or payouts may be out "
-                "of date (for example a payment that failed or was paid out), and the collection "
-                "attempts and bookings that depend on them are not updated:"
-            ),
-            line=lambda e: (
-                f"{e.event_id}: {e.resource_type}.{e.action} {e.resource_id} — {e.error[:200]}"
-            ),
-            todo=(
-                "check the error of each event (a GoCardless connection that needs "
-                "reconnecting is e-mailed separately); once the cause is fixed, select the "
-                'events in the admin list below and run "Reprocess selected events".'
-            ),
-            link=admin_url(
-                "admin:gocardless_gocardlessevent_changelist", query="processing=failed"
-            ),
-            quiet_since=now - ALERT_REPEAT_AFTER,
-            kind="gocardlessevent.gave_up",
-        )
-    return listed
+    return alert_new_objects_by_tenant(
+        candidates=gave_up
+        .defer("raw", "links", "details")
+        .order_by("-failed_at", "-pk"),
+        subject=lambda n: f"{n} GoCardless event(s) could not be processed",
+        what=(
+            f"ml-connector gave up processing these GoCardless events after "
+            f"{settings.GOCARDLESS_EVENT_MAX_ATTEMPTS} attempts. Until they are processed, "
+            "what ml-connector knows about these payments, mandates or payouts may be out "
+            "of date (for example a payment that failed or was paid out), and the collection "
+            "attempts and bookings that depend on them are not updated:"
+        ),
+        line=lambda e: (
+            f"{e.event_id}: {e.resource_type}.{e.action} {e.resource_id} — {e.error[:200]}"
+        ),
+        todo=(
+            "check the error of each event (a GoCardless connection that needs "
+            "reconnecting is e-mailed separately); once the cause is fixed, select the "
+            'events in the admin list below and run "Reprocess selected events".'
+        ),
+        link=admin_url(
+            "admin:gocardless_gocardlessevent_changelist", query="processing=failed"
+        ),
+        quiet_since=now - ALERT_REPEAT_AFTER,
+        kind="gocardlessevent.gave_up",
+    )
 
 
 def events_reprocess(*, event_pks: list[int], actor: Actor, client_factory=None) -> dict:

@@ -241,3 +241,14 @@ def alert_new_objects(
             kind=kind,
         )
     return len(new)
+
+
+def alert_new_objects_by_tenant(*, candidates: models.QuerySet, **alert) -> int:
+    """``alert_new_objects`` for every tenant owning some of ``candidates`` (rows of many
+    tenants; ``alert`` as for ``alert_new_objects``, without ``tenant``). Returns how many
+    objects were listed in all."""
+    tenant_ids = set(candidates.order_by().values_list("tenant_id", flat=True).distinct())
+    return sum(
+        alert_new_objects(tenant=tenant, candidates=candidates.filter(tenant=tenant), **alert)
+        for tenant in Tenant.objects.filter(pk__in=tenant_ids).order_by("pk")
+    )

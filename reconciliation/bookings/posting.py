@@ -35,8 +35,12 @@ from exact.odata import string_literal
 from reconciliation.audit import Actor, audit_record
 from reconciliation.money import from_minor_units
 from tenants.activity import inactive_tenants_log, of_active_tenants, tenant_skip
-from tenants.alerts import ALERT_LOOKBACK, ALERT_REPEAT_AFTER, admin_url, alert_new_objects
-from tenants.models import Tenant
+from tenants.alerts import (
+    ALERT_LOOKBACK,
+    ALERT_REPEAT_AFTER,
+    admin_url,
+    alert_new_objects_by_tenant,
+)
 
 from .models import Booking, BookingSettings, BookingState, Rule
 from .rules import BANK_ENTRIES, RuleError, entry_body
@@ -305,35 +309,30 @@ def bookings_gave_up_alert(*, now=None) -> int:
     gave_up = of_active_tenants(
         Booking.objects.filter(state=BookingState.GAVE_UP, updated_at__gte=now - ALERT_LOOKBACK)
     )
-    tenant_ids = set(gave_up.order_by().values_list("tenant_id", flat=True).distinct())
-    listed = 0
-    for tenant in Tenant.objects.filter(pk__in=tenant_ids):
-        listed += alert_new_objects(
-            tenant=tenant,
-            candidates=gave_up.filter(tenant=tenant)
-            .defer("facts", "request_body")
-            .order_by("-id"),
-            subject=lambda n: f"{n} booking(s) could not be posted to Exact Online",
-            what=(
-                f"ml-connector stopped trying to post these entries to Exact Online after "
-                f"{MAX_ATTEMPTS} attempts. They are not in your administration until they are "
-                "posted, and later bookings of the same payment or payout wait for them:"
-            ),
-            line=lambda b: (
-                f"{b.key} ({b.get_rule_display()}, "
-                f"{from_minor_units(b.amount_minor, b.currency)} {b.currency}, "
-                f"{b.booking_date:%Y-%m-%d}): {b.last_error[:200]}"
-            ),
-            todo=(
-                "open the bookings below, fix what the last error says (for example a closed "
-                "period or a blocked G/L account in Exact, or the booking settings), then select "
-                'them and run "Re-post selected bookings to Exact". A re-post never books an '
-                "entry twice."
-            ),
-            link=admin_url(
-                "admin:bookings_booking_changelist", query=f"state={BookingState.GAVE_UP}"
-            ),
-            quiet_since=now - ALERT_REPEAT_AFTER,
-            kind="booking.gave_up",
-        )
-    return listed
+    return alert_new_objects_by_tenant(
+        candidates=gave_up
+        .defer("facts", "request_body")
+        .order_by("-id"),
+        subject=lambda n: f"{n} booking(s) could not be posted to Exact Online",
+        what=(
+            f"ml-connector stopped trying to post these entries to Exact Online after "
+            f"{MAX_ATTEMPTS} attempts. They are not in your administration until they are "
+            "posted, and later bookings of the same payment or payout wait for them:"
+        ),
+        line=lambda b: (
+            f"{b.key} ({b.get_rule_display()}, "
+            f"{from_minor_units(b.amount_minor, b.currency)} {b.currency}, "
+            f"{b.booking_date:%Y-%m-%d}): {b.last_error[:200]}"
+        ),
+        todo=(
+            "open the bookings below, fix what the last error says (for example a closed "
+            "period or a blocked G/L account in Exact, or the booking settings), then select "
+            'them and run "Re-post selected bookings to Exact". A re-post never books an '
+            "entry twice."
+        ),
+        link=admin_url(
+            "admin:bookings_booking_changelist", query=f"state={BookingState.GAVE_UP}"
+        ),
+        quiet_since=now - ALERT_REPEAT_AFTER,
+        kind="booking.gave_up",
+    )
