@@ -24,7 +24,6 @@ import math
 import os
 import secrets
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -33,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._support import WallClock  # noqa: E402
+from bench._support import WallClock, exact_bench_environ, exact_connect_simulator  # noqa: E402
 
 N = int(os.environ.get("BENCH_BOOKINGS_N", "90"))
 LOST_SHARE = float(os.environ.get("BENCH_BOOKINGS_LOST", "0.05"))
@@ -42,73 +41,25 @@ DIVISION_BASE = 900_000
 
 
 def main() -> int:
-    tmp = tempfile.mkdtemp(prefix="bookings-bench-")
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DEBUG": "false",
-            "SECRET_KEY": "bench-secret-key-not-for-production-0123456789abcdefghijkl",
-            "SALT_KEY": "bench-salt",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "SECURE_SSL_REDIRECT": "false",
-            "LOG_LEVEL": "ERROR",
-            "EXACT_CLIENT_ID": "sim-client-id",
-            "EXACT_CLIENT_SECRET": "sim-client-secret",
-            "EXACT_WEBHOOK_SECRET": "sim-webhook-secret",
-            "PUBLIC_BASE_URL": "https://connector.example.test",
-            "EMAIL_URL": "consolemail://",
-        }
-    )
+    exact_bench_environ(log_level="ERROR")
     import django
 
     django.setup()
-    from urllib.parse import parse_qs, urlsplit
 
-    import requests
-    from django.conf import settings
     from django.core.management import call_command
     from django.utils import timezone
 
-    from exact.client import oauth_code_exchange
-    from exact.models import ConnectionStatus, ExactConnection, Region
     from reconciliation.bookings.config import booking_settings_validate
     from reconciliation.bookings.models import Booking, BookingSettings, BookingState, Rule
     from reconciliation.bookings.posting import bookings_sweep
     from simulators.exact_online import Simulator
-    from tenants.models import Tenant
 
     call_command("migrate", verbosity=0)
     sim = Simulator(clock=WallClock(), auto_consent=True).start()
     division = DIVISION_BASE + secrets.randbelow(90_000)
     sim.seed_division(division=division)
-    resp = requests.get(
-        f"{sim.url}/api/oauth2/auth",
-        params={
-            "client_id": "sim-client-id",
-            "redirect_uri": settings.EXACT_REDIRECT_URI,
-            "response_type": "code",
-            "state": "bench",
-        },
-        allow_redirects=False,
-        timeout=10,
-    )
-    code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
-    tokens = oauth_code_exchange(base_url=sim.url, code=code)
-    tenant = Tenant.objects.create(name=f"Bench {division}", slug=f"bench-{division}")
+    tenant, _ = exact_connect_simulator(sim=sim, division=division, slug=f"bench-{division}")
     now = timezone.now()
-    ExactConnection.objects.create(
-        tenant=tenant,
-        region=Region.CUSTOM,
-        custom_base_url=sim.url,
-        division=division,
-        division_name="Bench",
-        status=ConnectionStatus.CONNECTED,
-        access_token=tokens["access_token"],
-        refresh_token=tokens["refresh_token"],
-        token_issued_at=now,
-        access_expires_at=now + timedelta(seconds=600),
-    )
     booking_settings = BookingSettings(
         tenant=tenant,
         clearing_journal_code="21",

@@ -20,20 +20,23 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import secrets
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._support import WallClock, peak_mb, rss_now_mb  # noqa: E402
+from bench._support import (  # noqa: E402
+    WallClock,
+    exact_bench_environ,
+    exact_connect_simulator,
+    peak_mb,
+    rss_now_mb,
+)
 
 ACCOUNTS = 20_000
 OPEN_SHARE = 12_000 / 50_000
@@ -44,39 +47,19 @@ DIVISION_BASE = 700_000
 
 def run_one(invoices: int) -> dict:
     """One measurement in this process (called in a child process)."""
-    tmp = tempfile.mkdtemp(prefix="exact-bench-")
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DEBUG": "false",  # DEBUG keeps every SQL query in memory: not a fair RSS
-            "SECRET_KEY": "bench-secret-key-not-for-production-0123456789abcdefghijkl",
-            "SALT_KEY": "bench-salt",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "SECURE_SSL_REDIRECT": "false",
-            "LOG_LEVEL": "WARNING",
-            "EXACT_CLIENT_ID": "sim-client-id",
-            "EXACT_CLIENT_SECRET": "sim-client-secret",
-            "EXACT_WEBHOOK_SECRET": "sim-webhook-secret",
-            "PUBLIC_BASE_URL": "https://connector.example.test",
-            "EMAIL_URL": "consolemail://",
-        }
-    )
+    exact_bench_environ(log_level="WARNING")
     import django
 
     django.setup()
-    from urllib.parse import parse_qs, urlsplit
 
     import requests
     from django.conf import settings
     from django.core.management import call_command
-    from django.utils import timezone
 
-    from exact.client import ExactClient, oauth_code_exchange
-    from exact.models import ConnectionStatus, ExactConnection, ExactReceivable, Region
+    from exact.client import ExactClient
+    from exact.models import ExactReceivable
     from exact.sync import exact_sync
     from simulators.exact_online import Simulator
-    from tenants.models import Tenant
 
     call_command("migrate", verbosity=0)
     sim = Simulator(clock=WallClock(), auto_consent=True).start()
@@ -88,34 +71,8 @@ def run_one(invoices: int) -> dict:
     sim.inject("latency", ms=LATENCY_MS)
 
     # connect: consent (non-interactive) and a real code exchange
-    resp = requests.get(
-        f"{sim.url}/api/oauth2/auth",
-        params={
-            "client_id": "sim-client-id",
-            "redirect_uri": settings.EXACT_REDIRECT_URI,
-            "response_type": "code",
-            "state": "bench",
-        },
-        allow_redirects=False,
-        timeout=10,
-    )
-    code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
-    tokens = oauth_code_exchange(base_url=sim.url, code=code)
     slug = f"bench-{division}-{secrets.token_hex(3)}"
-    tenant = Tenant.objects.create(name=f"Bench {division}", slug=slug)
-    now = timezone.now()
-    connection = ExactConnection.objects.create(
-        tenant=tenant,
-        region=Region.CUSTOM,
-        custom_base_url=sim.url,
-        division=division,
-        division_name="Bench",
-        status=ConnectionStatus.CONNECTED,
-        access_token=tokens["access_token"],
-        refresh_token=tokens["refresh_token"],
-        token_issued_at=now,
-        access_expires_at=now + timedelta(seconds=600),
-    )
+    tenant, connection = exact_connect_simulator(sim=sim, division=division, slug=slug)
     sim.call_counts(reset=True)
 
     stamps: list[float] = []
