@@ -96,6 +96,10 @@ class CollectionRun(models.Model):
                 name="collection_one_live_run",
             ),
         ]
+        # A tenant's latest runs: the admin's list, "already ran today" and /metrics.
+        indexes = [
+            models.Index(fields=["tenant", "-started_at", "-id"], name="collection_run_latest"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} run #{self.pk} ({self.as_of})"
