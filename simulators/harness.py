@@ -3,12 +3,42 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
 # serve_forever notices shutdown() only between polls; a short poll keeps per-test
 # start/stop cheap (the default 0.5 s would add half a second to every test).
 POLL_INTERVAL = 0.02
+
+
+# How often a background loop looks at its stop flag while it pauses.
+STOP_CHECK_SECONDS = 0.02
+
+
+def run_every(
+    interval: float, action: Callable[[], object], *, stop: threading.Event, name: str
+) -> threading.Thread:
+    """Call ``action`` every ``interval`` seconds in a daemon thread until ``stop`` is set.
+
+    The pause is made of short ``time.sleep`` steps against ``time.monotonic``, not a timed
+    ``stop.wait(interval)``: under libfaketime (CI runs the whole suite at a shifted clock) a
+    timed wait on a lock never returns, because its deadline is taken from the faked clock and
+    waited for on the real one, while ``sleep`` and ``monotonic`` agree with each other."""
+
+    def loop() -> None:
+        while True:
+            deadline = time.monotonic() + interval
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                time.sleep(min(left, STOP_CHECK_SECONDS))
+            if stop.is_set():
+                return
+            action()
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 class SimulatorServer:

@@ -16,6 +16,8 @@ from datetime import datetime
 
 import requests
 
+from simulators.harness import run_every
+
 # Topics Exact documents (API-NOTES §7.2); others are refused at subscription time.
 TOPICS = {
     "Accounts", "BankAccounts", "BankEntries", "CashEntries", "Contacts", "CostTransactions",
@@ -106,13 +108,8 @@ class WebhookSender:
         if self._thread is not None:
             return
         self._stop.clear()
-
-        def run() -> None:
-            while not self._stop.wait(interval):
-                self.deliver()
-
-        self._thread = threading.Thread(target=run, name="exact-sim-webhooks", daemon=True)
-        self._thread.start()
+        self._thread = run_every(interval, self.deliver, stop=self._stop,
+                                 name="exact-sim-webhooks")
 
     def stop_background(self) -> None:
         if self._thread is not None:

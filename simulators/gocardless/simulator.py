@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import date, datetime, timedelta
 
-from simulators.harness import SimulatorServer
+from simulators.harness import SimulatorServer, run_every
 
 from . import lifecycle, scenarios
 from .app import ApiApp
@@ -263,12 +263,8 @@ class Simulator:
             self._auto_deliver = None
         if interval_seconds:
             stop = threading.Event()
-
-            def loop():
-                while not stop.wait(interval_seconds):
-                    self.deliver_webhooks()
-
-            threading.Thread(target=loop, name="gocardless-sim-webhooks", daemon=True).start()
+            run_every(interval_seconds, self.deliver_webhooks, stop=stop,
+                      name="gocardless-sim-webhooks")
             self._auto_deliver = stop
 
     # -- reading state ------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -437,48 +438,61 @@ NEXT_MORNING = dt.datetime(2026, 11, 27, 8, 30, tzinfo=dt.UTC)
 def test_needs_attention_digest_once_a_day_with_what_is_new(
     people, tenant_a, tenant_b, send, mailoutbox
 ):
-    charged_back = CollectionAttemptFactory(tenant=tenant_a, flag="Charged back by the customer")
-    used_up = CollectionAttemptFactory(tenant=tenant_a, flag="Payment failed: retries used up")
-    CollectionAttemptFactory(tenant=tenant_a, state=AttemptState.RESOLVED, flag="old news")
-    theirs = CollectionAttemptFactory(tenant=tenant_b)
+    # "Already sent today" is read from the audit trail's timestamps, so the rows this test
+    # writes must carry the same instants as the ``now`` it passes: the clock is pinned and
+    # moved through the day with it (a real clock made this test fail on any later date).
+    with time_machine.travel(EARLY - dt.timedelta(minutes=30), tick=False) as clock:
+        charged_back = CollectionAttemptFactory(
+            tenant=tenant_a, flag="Charged back by the customer")
+        used_up = CollectionAttemptFactory(tenant=tenant_a, flag="Payment failed: retries used up")
+        CollectionAttemptFactory(tenant=tenant_a, state=AttemptState.RESOLVED, flag="old news")
+        theirs = CollectionAttemptFactory(tenant=tenant_b)
 
-    with send():
-        assert attention_digests_send(now=EARLY) == 0
-    assert mailoutbox == []
+        clock.move_to(EARLY)
+        with send():
+            assert attention_digests_send(now=EARLY) == 0
+        assert mailoutbox == []
 
-    with send():
-        assert attention_digests_send(now=MORNING) == 3
-    assert sorted(m.to[0] for m in mailoutbox) == sorted(
-        [people["alice"].email, people["bob"].email]
-    )
-    (message,) = [m for m in mailoutbox if m.to == [people["alice"].email]]
-    assert_mail(
-        message,
-        to=people["alice"],
-        tenant=tenant_a,
-        words=("2 collection(s) need attention", f"Invoice {charged_back.invoice_number}",
-               "Charged back by the customer", f"Invoice {used_up.invoice_number}", "Retry now"),
-        link=f"{BASE}/admin/collection/collectionattempt/?state=needs_attention",
-    )
-    assert "old news" not in message.body and str(theirs.invoice_number) not in message.body
-    assert {e.object_id for e in sent(tenant=tenant_a)} == {
-        str(charged_back.pk), str(used_up.pk)
-    }
+        clock.move_to(MORNING)
+        with send():
+            assert attention_digests_send(now=MORNING) == 3
+        assert sorted(m.to[0] for m in mailoutbox) == sorted(
+            [people["alice"].email, people["bob"].email]
+        )
+        (message,) = [m for m in mailoutbox if m.to == [people["alice"].email]]
+        assert_mail(
+            message,
+            to=people["alice"],
+            tenant=tenant_a,
+            words=("2 collection(s) need attention", f"Invoice {charged_back.invoice_number}",
+                   "Charged back by the customer", f"Invoice {used_up.invoice_number}",
+                   "Retry now"),
+            link=f"{BASE}/admin/collection/collectionattempt/?state=needs_attention",
+        )
+        assert "old news" not in message.body and str(theirs.invoice_number) not in message.body
+        assert {e.object_id for e in sent(tenant=tenant_a)} == {
+            str(charged_back.pk), str(used_up.pk)
+        }
 
-    mandate_gone = CollectionAttemptFactory(tenant=tenant_a, flag="Mandate cancelled")
-    with send():  # same day: nothing, however often the schedule runs
-        assert attention_digests_send(now=MORNING + dt.timedelta(hours=1)) == 0
-        assert attention_digests_send(now=AFTERNOON) == 0
-    assert len(mailoutbox) == 2
+        clock.move_to(MORNING + dt.timedelta(minutes=10))
+        mandate_gone = CollectionAttemptFactory(tenant=tenant_a, flag="Mandate cancelled")
+        with send():  # same day: nothing, however often the schedule runs
+            clock.move_to(MORNING + dt.timedelta(hours=1))
+            assert attention_digests_send(now=MORNING + dt.timedelta(hours=1)) == 0
+            clock.move_to(AFTERNOON)
+            assert attention_digests_send(now=AFTERNOON) == 0
+        assert len(mailoutbox) == 2
 
-    with send():  # next day: only what is new
-        assert attention_digests_send(now=NEXT_MORNING) == 1
-        assert attention_digests_send(now=NEXT_MORNING + dt.timedelta(hours=1)) == 0
-    assert len(mailoutbox) == 3
-    latest = mailoutbox[2]
-    assert latest.to == [people["alice"].email]
-    assert str(mandate_gone.invoice_number) in latest.body
-    assert str(charged_back.invoice_number) not in latest.body
+        with send():  # next day: only what is new
+            clock.move_to(NEXT_MORNING)
+            assert attention_digests_send(now=NEXT_MORNING) == 1
+            clock.move_to(NEXT_MORNING + dt.timedelta(hours=1))
+            assert attention_digests_send(now=NEXT_MORNING + dt.timedelta(hours=1)) == 0
+        assert len(mailoutbox) == 3
+        latest = mailoutbox[2]
+        assert latest.to == [people["alice"].email]
+        assert str(mandate_gone.invoice_number) in latest.body
+        assert str(charged_back.invoice_number) not in latest.body
 
 
 def test_needs_attention_digest_skips_an_inactive_tenant(people, tenant_a, send, mailoutbox):
