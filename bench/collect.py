@@ -102,6 +102,7 @@ def seed(sim_url: str, invoices: int):
     import requests
     from django.utils import timezone
 
+    from core.calendars import tenant_today
     from exact.models import ConnectionStatus as ExactStatus
     from exact.models import (
         ExactAccount,
@@ -119,8 +120,7 @@ def seed(sim_url: str, invoices: int):
         GoCardlessConnection,
         Mandate,
     )
-    from reconciliation.calendars import tenant_today
-    from reconciliation.models import CustomerLink, LinkState, MatchedBy
+    from reconciliation.customers.models import CustomerLink, LinkState, MatchedBy
     from tenants.models import CollectionMode, Tenant
 
     answer = requests.post(

@@ -72,7 +72,7 @@ def check_gocardless_webhook_secrets(app_configs, **kwargs):
     answered 498 and only the polling job keeps it up to date."""
     from django.apps import apps
 
-    from tenants.fields import SecretDecryptionError
+    from core.fields import SecretDecryptionError
 
     connection_model = apps.get_model("gocardless", "GoCardlessConnection")
     try:

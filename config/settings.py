@@ -41,14 +41,21 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_q",
     "config.apps.ConfigAppConfig",
+    "core.apps.CoreConfig",
     "tenants",
     "exact",
     "gocardless",
     "reconciliation",
+    "reconciliation.customers.apps.CustomersConfig",
     "reconciliation.collection.apps.CollectionConfig",
     "reconciliation.bookings.apps.BookingsConfig",
     "simulators.apps.SimulatorsConfig",
 ]
+# The demo scenario (`manage.py demo_run`) resets tenants' data: installed only where asked
+# for (DEBUG, as `make demo` runs, or DEMO_ENABLED), never by default in production.
+DEMO_ENABLED = env.bool("DEMO_ENABLED", default=DEBUG)
+if DEMO_ENABLED:
+    INSTALLED_APPS.append("demo.apps.DemoConfig")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

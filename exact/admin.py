@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from core.audit import Actor, audit_record
 from exact import oauth
 from exact.client import ExactClient, oauth_authorization_url
 from exact.connections import connection_disconnect, connection_require_usable
@@ -24,7 +25,6 @@ from exact.models import (
     SyncRun,
 )
 from exact.selectors import connection_budget, connection_token_health
-from reconciliation.audit import Actor, audit_record
 from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Role
 

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import Actor, audit_record
 from exact.errors import ExactConnectionUnavailable, ExactNeedsReauth, ExactPaused
 from exact.locks import lock_row
 from exact.models import ConnectionStatus, ExactConnection
-from reconciliation.audit import Actor, audit_record
 from tenants.alerts import admin_url, alert_send
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from tenants.fields import EncryptedSecretField
+from core.fields import EncryptedSecretField
 
 
 class Region(models.TextChoices):

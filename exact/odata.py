@@ -1,14 +1,13 @@
-"""Exact's OData v2 dialect: envelopes, ``/Date(ms)/`` values, amounts and filter literals."""
+"""Exact's OData v2 dialect: envelopes, ``/Date(ms)/`` values and filter literals (amounts are
+converted in core.money.from_exact_number)."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-CENT = Decimal("0.01")
 _DATE = re.compile(r"^/Date\((-?\d+)(?:[+-]\d{4})?\)/$")
 
 
@@ -50,17 +49,6 @@ def parse_date(value: Any) -> date | None:
     """Date-only fields come as midnight UTC."""
     parsed = parse_datetime(value)
     return parsed.date() if parsed else None
-
-
-def to_decimal(value: Any) -> Decimal | None:
-    """Amounts arrive as JSON numbers (Edm.Double). ``Decimal(str(x))`` takes the shortest
-    repr of the float (``0.1`` stays ``0.1``), then we round to cents; no float arithmetic."""
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
-    except InvalidOperation as exc:
-        raise ValueError(f"not an amount: {value!r}") from exc
 
 
 def to_uuid(value: Any) -> uuid.UUID | None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from core.money import from_exact_number
 from exact.client import ExactClient
 from exact.connections import connection_require_usable
 from exact.errors import ExactApiError, ExactError
@@ -38,7 +39,7 @@ from exact.models import (
     SyncMode,
     SyncRun,
 )
-from exact.odata import guid_literal, int64_literal, parse_date, parse_datetime, to_decimal
+from exact.odata import guid_literal, int64_literal, parse_date, parse_datetime
 
 logger = logging.getLogger(__name__)
 
@@ -177,8 +178,8 @@ def receivable_from_row(row: dict, *, tenant_id: int, now) -> ExactReceivable:
         invoice_date=parse_date(row.get("InvoiceDate")),
         due_date=parse_date(row.get("DueDate")),
         currency=_str(row.get("Currency"), 3),
-        amount=to_decimal(row.get("TransactionAmountFC")) or to_decimal(0),
-        outstanding=to_decimal(row.get("AmountFC")) or to_decimal(0),
+        amount=from_exact_number(row.get("TransactionAmountFC")) or from_exact_number(0),
+        outstanding=from_exact_number(row.get("AmountFC")) or from_exact_number(0),
         is_fully_paid=bool(row.get("IsFullyPaid")),
         status=row.get("Status"),
         kind=kind,

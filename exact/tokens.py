@@ -34,12 +34,12 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import Actor
 from exact import client as exact_client
 from exact.connections import connection_mark_needs_reauth, connection_require_usable
 from exact.errors import ExactNeedsReauth, ExactTokenError, ExactTokenLost
 from exact.locks import lock_row
 from exact.models import ConnectionStatus, ExactConnection
-from reconciliation.audit import Actor
 
 logger = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.audit import Actor
 from exact import oauth
 from exact.connections import connection_choose_division, connection_store_consent
 from exact.errors import ExactError
@@ -30,7 +31,6 @@ from exact.webhooks import (
     webhook_signature_valid,
     webhook_split,
 )
-from reconciliation.audit import Actor
 from tenants.models import Role, Tenant
 from tenants.scoping import role_at_least, tenant_roles
 

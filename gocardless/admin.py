@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from core.audit import Actor
 from gocardless.connect import (
     ConnectError,
     OrganisationTaken,
@@ -35,7 +36,6 @@ from gocardless.models import (
     Refund,
     WebhookDelivery,
 )
-from reconciliation.audit import Actor
 from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Role
 

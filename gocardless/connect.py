@@ -13,10 +13,10 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.audit import Actor, audit_record
 from gocardless import errors
 from gocardless.client import GoCardlessClient, oauth_exchange_code
 from gocardless.models import ConnectionStatus, Environment, GoCardlessConnection
-from reconciliation.audit import Actor, audit_record
 from tenants.alerts import admin_url, alert_send
 
 CONNECT_URLS = {

@@ -29,6 +29,13 @@ from django.db import connection as db_connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from core.audit import (
+    Actor,
+    AuditEntry,
+    audit_entries_create,
+    audit_entry_build,
+    audit_record,
+)
 from gocardless import errors, signals
 from gocardless.client import GoCardlessClient
 from gocardless.mirrors import (
@@ -45,13 +52,6 @@ from gocardless.models import (
     GoCardlessConnection,
     GoCardlessEvent,
     Mirror,
-)
-from reconciliation.audit import (
-    Actor,
-    AuditEntry,
-    audit_entries_create,
-    audit_entry_build,
-    audit_record,
 )
 from tenants.activity import of_active_tenants
 from tenants.alerts import (

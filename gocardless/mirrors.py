@@ -9,10 +9,10 @@ the old status and both signal, and a slower, older fetch cannot overwrite a new
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 
 from django.utils.dateparse import parse_datetime
 
+from core.money import minor_units_from_api, parse_minor_string
 from gocardless.models import (
     BillingRequest,
     Customer,
@@ -42,15 +42,6 @@ def _date(value) -> date | None:
 
 def _datetime(value) -> datetime | None:
     return parse_datetime(value) if value else None
-
-
-def _int(value) -> int:
-    # Amounts are integers in minor units; int() of a float would hide a bug, so refuse it.
-    if value is None:
-        return 0
-    if isinstance(value, float):
-        raise TypeError("amount arrived as a float")
-    return int(value)
 
 
 def _links(data: dict) -> dict:
@@ -91,8 +82,8 @@ def _columns(resource_type: str, data: dict) -> dict:
     if resource_type == "payments":
         return {
             **common,
-            "amount": _int(data.get("amount")),
-            "amount_refunded": _int(data.get("amount_refunded")),
+            "amount": minor_units_from_api(data.get("amount")),
+            "amount_refunded": minor_units_from_api(data.get("amount_refunded")),
             "currency": data.get("currency") or "",
             "charge_date": _date(data.get("charge_date")),
             "reference": data.get("reference") or "",
@@ -102,8 +93,8 @@ def _columns(resource_type: str, data: dict) -> dict:
     if resource_type == "payouts":
         return {
             **common,
-            "amount": _int(data.get("amount")),
-            "deducted_fees": _int(data.get("deducted_fees")),
+            "amount": minor_units_from_api(data.get("amount")),
+            "deducted_fees": minor_units_from_api(data.get("deducted_fees")),
             "currency": data.get("currency") or "",
             "arrival_date": _date(data.get("arrival_date")),
             "reference": data.get("reference") or "",
@@ -111,7 +102,7 @@ def _columns(resource_type: str, data: dict) -> dict:
     if resource_type == "refunds":
         return {
             **common,
-            "amount": _int(data.get("amount")),
+            "amount": minor_units_from_api(data.get("amount")),
             "currency": data.get("currency") or "",
             "reference": data.get("reference") or "",
             "payment_id": links.get("payment", ""),
@@ -209,7 +200,7 @@ def payout_items_replace(*, payout: Payout, items: list[dict]) -> int:
                 payout=payout,
                 position=position,
                 item_type=item.get("type") or "",
-                amount=Decimal(str(item.get("amount") or "0")),
+                amount=parse_minor_string(str(item.get("amount") or "0")),
                 payment_id=_links(item).get("payment", ""),
                 mandate_id=_links(item).get("mandate", ""),
                 refund_id=_links(item).get("refund", ""),

@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
-from tenants.fields import EncryptedSecretField
+from core.fields import EncryptedSecretField
 
 
 class Environment(models.TextChoices):

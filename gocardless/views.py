@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils.decorators import method_decorator
 from rest_framework.views import APIView
 
+from core.audit import Actor
 from gocardless import errors
 from gocardless.connect import (
     ConnectError,
@@ -26,7 +27,6 @@ from gocardless.webhooks import (
     delivery_receive_partner,
     delivery_refuse,
 )
-from reconciliation.audit import Actor
 from tenants.models import Role
 from tenants.scoping import role_at_least, tenant_roles
 

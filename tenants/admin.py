@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from tenants import admin_audit  # noqa: F401  (registers the audit trail's admin)
 from tenants.activity import WHAT_DEACTIVATION_STOPS
 from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Membership, Role, Tenant

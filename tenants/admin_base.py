@@ -15,8 +15,8 @@ from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
-from reconciliation.audit import Actor, audit_record, model_snapshot, snapshot_diff
-from tenants.fields import EncryptedSecretField
+from core.audit import Actor, audit_record, model_snapshot, snapshot_diff
+from core.fields import EncryptedSecretField
 from tenants.models import Role, Tenant
 from tenants.scoping import (
     role_at_least,

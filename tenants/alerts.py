@@ -32,7 +32,7 @@ from django.core.mail import send_mail
 from django.db import models, transaction
 from django.urls import reverse
 
-from reconciliation.audit import Actor, audit_entries, audit_entries_create, audit_entry_build
+from core.audit import Actor, audit_entries, audit_entries_create, audit_entry_build
 from tenants.activity import tenant_skip
 from tenants.models import Membership, Role, Tenant
 

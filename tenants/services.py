@@ -8,7 +8,7 @@ from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import transaction
 from django.utils.text import slugify
 
-from reconciliation.audit import Actor, audit_record, model_snapshot, snapshot_diff
+from core.audit import Actor, audit_record, model_snapshot, snapshot_diff
 from tenants.models import Tenant
 
 EDITABLE_FIELDS = (

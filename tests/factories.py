@@ -9,11 +9,11 @@ from __future__ import annotations
 import factory
 from django.contrib.auth import get_user_model
 
+from core.models import ActorType, AuditEntry
 from exact.models import ConnectionStatus as ExactStatus
 from exact.models import ExactConnection, Region
 from gocardless.models import ConnectionStatus as GoCardlessStatus
 from gocardless.models import Environment, GoCardlessConnection
-from reconciliation.models import ActorType, AuditEntry
 from tenants.models import Membership, Role, Tenant
 
 

@@ -18,6 +18,7 @@ for _name, _value in {
     "EXACT_CLIENT_ID": "sim-client-id",
     "EXACT_CLIENT_SECRET": "sim-client-secret",
     "EXACT_WEBHOOK_SECRET": "sim-webhook-secret",
+    "DEMO_ENABLED": "true",  # tests/test_demo.py runs the demo scenario
 }.items():
     os.environ.setdefault(_name, _value)
 

@@ -12,12 +12,12 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from demo import data
+from demo.run import EXACT_MINUTELY_LIMIT
 from gocardless.models import Mandate, Payment, Payout
 from reconciliation.bookings.models import Booking
 from reconciliation.collection.models import AttemptState, CollectionAttempt, CollectionRun
-from reconciliation.demo import data
-from reconciliation.demo.run import EXACT_MINUTELY_LIMIT
-from reconciliation.models import MandateInvitation
+from reconciliation.customers.models import MandateInvitation
 from simulators.exact_online import Simulator as ExactSimulator
 from simulators.gocardless import Simulator as GoCardlessSimulator
 from tenants.models import Tenant

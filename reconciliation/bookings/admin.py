@@ -14,7 +14,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from reconciliation.audit import Actor
+from core.audit import Actor
 from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Role, Tenant
 from tenants.scoping import tenant_ids_with_role
@@ -128,7 +128,7 @@ class BookingAdmin(TenantScopedAdmin):
 
     @admin.display(description="amount")
     def amount(self, obj):
-        from reconciliation.money import from_minor_units
+        from core.money import from_minor_units
 
         return f"{from_minor_units(obj.amount_minor, obj.currency)} {obj.currency}"
 
@@ -152,7 +152,7 @@ class BookingAdmin(TenantScopedAdmin):
 
     @admin.display(description="audit")
     def audit_link(self, obj):
-        url = reverse("admin:reconciliation_auditentry_changelist")
+        url = reverse("admin:core_auditentry_changelist")
         return format_html('<a href="{}?q={}">audit entries</a>', url, obj.key)
 
     def has_repost_permission(self, request, obj=None):
@@ -235,7 +235,7 @@ def _links() -> dict:
         "payment": reverse("admin:gocardless_payment_changelist"),
         "payout": reverse("admin:gocardless_payout_changelist"),
         "booking": reverse("admin:bookings_booking_changelist"),
-        "audit": reverse("admin:reconciliation_auditentry_changelist"),
+        "audit": reverse("admin:core_auditentry_changelist"),
     }
     # The collection engine's attempts (searchable by their key), by URL only: bookings do
     # not depend on the collection app.

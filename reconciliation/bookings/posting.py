@@ -21,6 +21,8 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import Actor, audit_record
+from core.money import from_minor_units
 from exact.client import ExactClient
 from exact.errors import (
     ExactApiError,
@@ -32,8 +34,6 @@ from exact.errors import (
 from exact.locks import lock_row
 from exact.models import ExactConnection
 from exact.odata import string_literal
-from reconciliation.audit import Actor, audit_record
-from reconciliation.money import from_minor_units
 from tenants.activity import inactive_tenants_log, of_active_tenants, tenant_skip
 from tenants.alerts import (
     ALERT_LOOKBACK,

@@ -3,7 +3,7 @@
 Everything is computed from our mirrors (GoCardless payments, refunds, payouts and payout
 items; Exact receivables as last synced) and bookings: rows first, totals as sums of the
 rows, so the totals always equal the sum of what is listed. Amounts are Decimal in currency
-units (converted once, by reconciliation.money).
+units (converted once, by core.money).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from core.money import from_minor_units, parse_minor_string, round_minor
 from exact.models import ExactReceivable, ReceivableKind
 from gocardless.models import Payment, Payout, Refund
-from reconciliation.money import from_minor_units, parse_minor_string, round_minor
 
 from .models import Booking, BookingSettings, BookingState, ReceiptOn, Rule
 from .rules import FEE_ITEM_TYPES, payment_owner

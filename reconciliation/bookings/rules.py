@@ -19,7 +19,13 @@ import re
 from collections import defaultdict
 from decimal import Decimal
 
-from reconciliation.money import from_minor_units, parse_minor_string, round_minor
+from core.money import (
+    MoneyError,
+    from_minor_units,
+    parse_minor_string,
+    round_minor,
+    to_exact_number,
+)
 
 from .models import Booking, BookingSettings, Rule
 
@@ -139,13 +145,12 @@ def payout_facts(payout, *, owned_payments: set[str]) -> dict:
 
 
 def exact_amount(amount: Decimal) -> float:
-    """Exact takes amounts as JSON numbers (Edm.Double). The float is only a carrier for
-    serialisation: its shortest repr is the same decimal text, which we check, so what
-    Exact reads is exactly ``amount``. No arithmetic is ever done on it."""
-    carrier = float(amount)
-    if Decimal(repr(carrier)) != amount:
-        raise RuleError(f"{amount} cannot be sent exactly")
-    return carrier
+    """``amount`` as Exact's JSON number (core.money.to_exact_number), refused as a rule
+    error (the booking fails with the reason) when it cannot be sent exactly."""
+    try:
+        return to_exact_number(amount)
+    except MoneyError as exc:
+        raise RuleError(str(exc)) from exc
 
 
 def _gl(settings: BookingSettings, field: str, fallback: str | None = None) -> str:

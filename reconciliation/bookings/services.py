@@ -8,8 +8,8 @@ from datetime import date, timedelta
 
 from django.db import IntegrityError, transaction
 
+from core.audit import Actor, audit_record
 from gocardless.models import Payment, Payout
-from reconciliation.audit import Actor, audit_record
 
 from . import rules
 from .models import Booking, BookingSettings, BookingState, Rule

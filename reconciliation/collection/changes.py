@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from reconciliation.audit import Actor, audit_record
+from core.audit import Actor, audit_record
 from reconciliation.collection.models import CollectionAttempt
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from reconciliation.calendars import add_working_days, next_working_day
+from core.calendars import add_working_days, next_working_day
 from reconciliation.collection.schemes import scheme_rule
 from tenants.models import ChargeDatePolicy
 

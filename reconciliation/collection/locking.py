@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from reconciliation.audit import Actor, audit_record
+from core.audit import Actor, audit_record
 from reconciliation.collection.models import CollectionRun, RunKind, RunState
 
 # First key of the two-int advisory lock space: "collection run" (the tenant id is the second).

@@ -27,9 +27,9 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import Actor
+from core.calendars import tenant_today
 from gocardless import errors
-from reconciliation.audit import Actor
-from reconciliation.calendars import tenant_today
 from reconciliation.collection.changes import attempt_change
 from reconciliation.collection.models import AttemptState, CollectionAttempt, RunTrigger
 from reconciliation.customers.selectors import STOPPED_MANDATE_STATUSES

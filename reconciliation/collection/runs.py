@@ -20,9 +20,9 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import Actor, audit_record
+from core.calendars import tenant_today
 from gocardless.models import Mandate
-from reconciliation.audit import Actor, audit_record
-from reconciliation.calendars import tenant_today
 from reconciliation.collection.charge_dates import earliest_charge_date
 from reconciliation.collection.freshness import exact_copy_problem
 from reconciliation.collection.locking import (

@@ -15,7 +15,7 @@ import datetime as dt
 from django.utils import timezone
 
 from config.schedules import schedule_upsert
-from reconciliation.calendars import tenant_today
+from core.calendars import tenant_today
 from reconciliation.collection.models import CollectionRun, RunState, RunTrigger
 from tenants.models import CollectionMode, Tenant
 

@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from core.money import from_minor_units, to_minor_units
 from exact.models import ExactReceivable, ReceivableKind
 from reconciliation.collection.charge_dates import charge_date_for, earliest_charge_date
 from reconciliation.collection.models import (
@@ -26,9 +27,8 @@ from reconciliation.collection.models import (
     SkipReason,
 )
 from reconciliation.collection.schemes import scheme_rule
+from reconciliation.customers.models import CustomerLink, LinkState
 from reconciliation.customers.selectors import STOPPED_MANDATE_STATUSES
-from reconciliation.models import CustomerLink, LinkState
-from reconciliation.money import from_minor_units, to_minor_units
 
 # Mandate statuses a payment may be created on (issue 6: "active (or pending-submission)";
 # GoCardless also accepts ``submitted``).

@@ -27,13 +27,13 @@ import logging
 from django.db import IntegrityError, transaction
 from django.utils.dateparse import parse_date
 
+from core.audit import Actor, audit_entry_build
+from core.models import AuditEntry
+from core.money import to_minor_units
 from gocardless import errors
-from reconciliation.audit import Actor, audit_entry_build
 from reconciliation.collection.changes import attempt_change
 from reconciliation.collection.charge_dates import earliest_charge_date
 from reconciliation.collection.models import AttemptState, CollectionAttempt
-from reconciliation.models import AuditEntry
-from reconciliation.money import to_minor_units
 
 logger = logging.getLogger(__name__)
 

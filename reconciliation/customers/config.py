@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciliation.models import CustomerSettings
+from reconciliation.customers.models import CustomerSettings
 
 
 def customer_settings_for(*, tenant) -> CustomerSettings:

@@ -14,11 +14,11 @@ import logging
 
 from django.db import transaction
 
-from reconciliation.audit import Actor, audit_record
+from core.audit import Actor, audit_record
 from reconciliation.customers.config import gocardless_client_for
 from reconciliation.customers.links import exact_snapshot, link_resume, link_stop
+from reconciliation.customers.models import CustomerLink, LinkState
 from reconciliation.customers.normalise import country_code
-from reconciliation.models import CustomerLink, LinkState
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 E-mails go through Django's e-mail backend with the tenant's sender and texts: the
 tenant's own subject/body for the customer's language when set, else ours from
-``templates/reconciliation/invitation/<lang>/``; English when we have nothing in that
+``templates/customers/invitation/<lang>/``; English when we have nothing in that
 language. Links expire after 7 days (GoCardless' flow lifetime); an expired open
 invitation is marked expired and, up to the tenant's re-issue limit, replaced by a new one
 with a new hosted page on the same billing request. Reminders follow the tenant's policy
@@ -25,16 +25,16 @@ from django.template import Context, Template
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from reconciliation.audit import Actor, audit_record
+from core.audit import Actor, audit_record
 from reconciliation.customers.config import customer_settings_for, gocardless_client_for
-from reconciliation.customers.normalise import template_language
-from reconciliation.customers.selectors import USABLE_MANDATE_STATUSES
-from reconciliation.models import (
+from reconciliation.customers.models import (
     OPEN_INVITATION_STATES,
     InvitationState,
     LinkState,
     MandateInvitation,
 )
+from reconciliation.customers.normalise import template_language
+from reconciliation.customers.selectors import USABLE_MANDATE_STATUSES
 from tenants.activity import inactive_tenants_log, of_active_tenants, tenant_skip
 
 logger = logging.getLogger(__name__)
@@ -58,11 +58,11 @@ def invitation_message(*, invitation: MandateInvitation, reminder: bool = False)
     if own_subject:
         subject = Template(own_subject).render(Context(context))
     else:
-        subject = render_to_string(f"reconciliation/invitation/{language}/subject.txt", context)
+        subject = render_to_string(f"customers/invitation/{language}/subject.txt", context)
     if own_body:
         body = Template(own_body).render(Context(context))
     else:
-        body = render_to_string(f"reconciliation/invitation/{language}/body.txt", context)
+        body = render_to_string(f"customers/invitation/{language}/body.txt", context)
     subject = " ".join(subject.split())
     if reminder and own_subject:
         subject = f"{_REMINDER_PREFIX.get(language, 'Reminder')}: {subject}"

@@ -9,12 +9,12 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import Actor, audit_record
 from gocardless.models import Customer, Mandate
-from reconciliation.audit import Actor, audit_record
+from reconciliation.customers.models import CustomerLink, LinkState, ReflectionState
 from reconciliation.customers.selectors import USABLE_MANDATE_STATUSES
 from reconciliation.customers.signals import collection_resumed, collection_stopped
-from reconciliation.models import CustomerLink, LinkState, ReflectionState
-from reconciliation.tasks import enqueue_on_commit
+from reconciliation.customers.tasks import enqueue_on_commit
 
 SNAPSHOT_FIELDS = (
     "state",
@@ -119,7 +119,7 @@ def reflection_request(*, link: CustomerLink) -> None:
         reflection_state=ReflectionState.PENDING, reflection_due_at=timezone.now()
     )
     link.reflection_state = ReflectionState.PENDING
-    enqueue_on_commit("reconciliation.tasks.link_reflect_task", link.pk)
+    enqueue_on_commit("reconciliation.customers.tasks.link_reflect_task", link.pk)
 
 
 def link_set_customer(

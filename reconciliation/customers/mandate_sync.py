@@ -24,8 +24,8 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import Actor, audit_record
 from gocardless.models import BillingRequest, Customer, Mandate
-from reconciliation.audit import Actor, audit_record
 from reconciliation.customers.config import customer_settings_for, exact_client_for
 from reconciliation.customers.links import (
     exact_snapshot,
@@ -35,7 +35,7 @@ from reconciliation.customers.links import (
     mandate_best,
     reflection_request,
 )
-from reconciliation.models import (
+from reconciliation.customers.models import (
     OPEN_INVITATION_STATES,
     CustomerLink,
     InvitationState,
@@ -44,7 +44,7 @@ from reconciliation.models import (
     MatchedBy,
     ReflectionState,
 )
-from reconciliation.tasks import enqueue_on_commit
+from reconciliation.customers.tasks import enqueue_on_commit
 from tenants.activity import inactive_tenants_log, of_active_tenants, tenant_skip
 
 logger = logging.getLogger(__name__)
@@ -281,7 +281,7 @@ def billing_request_fulfilled(
         f"{billing_request.gocardless_id})",
     )
     # Fetch the new customer's details and tag it with our Exact id (a provider call: task).
-    enqueue_on_commit("reconciliation.tasks.link_customer_refresh_task", link.pk)
+    enqueue_on_commit("reconciliation.customers.tasks.link_customer_refresh_task", link.pk)
     return invitation
 
 

@@ -22,14 +22,14 @@ from dataclasses import asdict, dataclass, field
 from django.db import transaction
 from django.db.models import Q
 
+from core.audit import Actor, audit_record
 from exact.models import ExactAccount
 from gocardless.models import Customer
-from reconciliation.audit import Actor, audit_record
 from reconciliation.customers.config import gocardless_client_for
 from reconciliation.customers.links import link_mark_ambiguous, link_set_customer
 from reconciliation.customers.mandate_sync import METADATA_KEY
+from reconciliation.customers.models import CustomerLink, LinkState, MatchedBy
 from reconciliation.customers.normalise import company_key, email_key, postcode_key
-from reconciliation.models import CustomerLink, LinkState, MatchedBy
 
 logger = logging.getLogger(__name__)
 

@@ -24,12 +24,20 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from core.audit import Actor, audit_record
 from exact.models import ExactReceivable, ReceivableKind
-from reconciliation.audit import Actor, audit_record
 from reconciliation.customers.config import customer_settings_for, gocardless_client_for
 from reconciliation.customers.links import link_ensure
 from reconciliation.customers.mandate_sync import METADATA_KEY
 from reconciliation.customers.matching import customer_accounts
+from reconciliation.customers.models import (
+    OPEN_INVITATION_STATES,
+    CustomerLink,
+    InvitationState,
+    LinkState,
+    MandateInvitation,
+    RegistrationPolicy,
+)
 from reconciliation.customers.normalise import (
     COUNTRIES_FOR_SCHEME,
     SCHEME_FOR_CURRENCY,
@@ -38,14 +46,6 @@ from reconciliation.customers.normalise import (
     gocardless_language,
 )
 from reconciliation.customers.selectors import USABLE_MANDATE_STATUSES
-from reconciliation.models import (
-    OPEN_INVITATION_STATES,
-    CustomerLink,
-    InvitationState,
-    LinkState,
-    MandateInvitation,
-    RegistrationPolicy,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def registration_run(*, tenant, actor: Actor, client=None) -> dict:
 
 
 def registration_run_all(*, actor: Actor, tenant_id: int | None = None) -> dict:
-    from reconciliation.models import CustomerSettings
+    from reconciliation.customers.models import CustomerSettings
 
     results = {}
     rows = CustomerSettings.objects.filter(auto_invite=True, tenant__is_active=True).exclude(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from reconciliation.models import CustomerLink, LinkState
+from reconciliation.customers.models import CustomerLink, LinkState
 
 # Mandate statuses GoCardless accepts payments on (API notes §5.4).
 USABLE_MANDATE_STATUSES = ("pending_customer_approval", "pending_submission", "submitted", "active")

@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django_q.models import Schedule
 
+from core.models import AuditEntry
 from exact.models import ConnectionStatus, ExactAccount, ExactConnection
-from reconciliation.models import AuditEntry
 from tests.exact.factories import ExactAccountFactory, ExactReceivableFactory
 from tests.plugins.exact_sim import DIVISION
 

@@ -78,7 +78,8 @@ def test_amounts_and_dates_arrive_exact(sim, connection, api):
     row = next(
         api.iter_rows("bulk/Cashflow/Receivables", select=("AmountFC", "InvoiceDate", "DueDate"))
     )
-    from exact.odata import parse_datetime, to_decimal
+    from core.money import from_exact_number as to_decimal
+    from exact.odata import parse_datetime
 
     assert to_decimal(row["AmountFC"]) == Decimal("1234.56")
     assert parse_datetime(row["InvoiceDate"]).isoformat() == "2025-09-01T00:00:00+00:00"

@@ -10,8 +10,8 @@ from django.db import connection as db_connection
 from django.urls import reverse
 from django_q.models import Schedule
 
+from core.models import AuditEntry
 from exact.models import ConnectionStatus, Region
-from reconciliation.models import AuditEntry
 from simulators.exact_online import Simulator
 from tests.factories import ExactConnectionFactory, UserFactory
 from tests.plugins.exact_sim import DIVISION

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.audit import Actor
 from exact.models import ConnectionStatus, ExactAccount, ExactConnection, SyncRun
 from exact.tasks import exact_keepalive_task, exact_sync_task, exact_webhook_resync_task
-from reconciliation.audit import Actor
 from tenants.services import tenant_set_active
 from tests.exact.conftest import token_calls
 from tests.exact.factories import ExactWebhookDeliveryFactory

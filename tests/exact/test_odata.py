@@ -7,13 +7,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.money import from_exact_number as to_decimal
 from exact.odata import (
     guid_literal,
     int64_literal,
     parse_date,
     parse_datetime,
     string_literal,
-    to_decimal,
     unwrap,
 )
 

@@ -18,10 +18,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from core.models import AuditEntry
 from exact.client import oauth_code_exchange
 from exact.errors import ExactDailyBudgetExhausted
 from exact.models import ConnectionStatus, ExactAccount, ExactReceivable, SyncMode, SyncRun
-from reconciliation.models import AuditEntry
 from tests.plugins.exact_sim import DIVISION, ExactApi
 
 pytestmark = pytest.mark.django_db

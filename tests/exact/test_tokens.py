@@ -8,13 +8,13 @@ import pytest
 from django.db import connection as db_connection
 from django.utils import timezone
 
+from core.models import AuditEntry
 from exact.client import ExactClient
 from exact.errors import ExactNeedsReauth, ExactTokenError
 from exact.models import ConnectionStatus, ExactConnection
 from exact.sync import accounts_sync
 from exact.tasks import exact_keepalive_task, exact_sync_task
 from exact.tokens import REFRESH_AFTER, token_keepalive
-from reconciliation.models import AuditEntry
 from tests.exact.conftest import connect, token_calls
 from tests.plugins.exact_sim import ExactApi
 

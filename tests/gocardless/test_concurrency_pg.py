@@ -13,9 +13,9 @@ from django.db import connection as db_connection
 from django.db import connections
 from django.test import Client
 
+from core.models import AuditEntry
 from gocardless.client import GoCardlessClient
 from gocardless.models import GoCardlessEvent, Payment, WebhookDelivery
-from reconciliation.models import AuditEntry
 from tests.gocardless.conftest import body_of, post_webhook, sign, sim_connection, webhook_url
 from tests.plugins.gocardless_sim import SIM_ACCESS_TOKEN
 

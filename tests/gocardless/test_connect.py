@@ -10,8 +10,8 @@ from django.db import connection as db_connection
 from django.urls import reverse
 from werkzeug.wrappers import Request, Response
 
+from core.models import AuditEntry
 from gocardless.models import ConnectionStatus, Environment
-from reconciliation.models import AuditEntry
 from simulators.harness import SimulatorServer
 from tests.factories import GoCardlessConnectionFactory
 from tests.gocardless.conftest import sim_connection

@@ -5,10 +5,10 @@ import logging
 
 import pytest
 
+from core.audit import Actor
 from gocardless.client import GoCardlessClient
 from gocardless.models import GoCardlessConnection, GoCardlessEvent
 from gocardless.polling import events_poll_all
-from reconciliation.audit import Actor
 from tenants.services import tenant_set_active
 from tests.gocardless.conftest import sim_connection
 from tests.plugins.gocardless_sim import SIM_ACCESS_TOKEN

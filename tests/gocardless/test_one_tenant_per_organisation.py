@@ -12,9 +12,9 @@ from django.db import connection as db_connection
 from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 
+from core.models import AuditEntry
 from gocardless import connect
 from gocardless.models import ConnectionStatus, GoCardlessConnection
-from reconciliation.models import AuditEntry
 from tests.factories import GoCardlessConnectionFactory
 from tests.gocardless.conftest import sim_connection
 from tests.gocardless.test_connect import _messages, _start

@@ -16,12 +16,12 @@ from django.db.models.signals import post_save
 from django.dispatch import Signal
 from django.test.utils import CaptureQueriesContext
 
+from core.models import AuditEntry
 from gocardless import events as events_module
 from gocardless import signals
 from gocardless.client import GoCardlessClient
 from gocardless.events import events_process, events_store
 from gocardless.models import EventOutcome, EventSource, GoCardlessEvent, Payment
-from reconciliation.models import AuditEntry
 from tests.gocardless.conftest import sim_connection
 from tests.plugins.gocardless_sim import SIM_ACCESS_TOKEN
 

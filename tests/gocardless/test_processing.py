@@ -6,6 +6,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from core.audit import Actor
+from core.models import AuditEntry
 from gocardless.client import GoCardlessClient
 from gocardless.events import events_process, events_reprocess, events_retry_due, events_store
 from gocardless.models import (
@@ -18,8 +20,6 @@ from gocardless.models import (
     Payout,
     PayoutItem,
 )
-from reconciliation.audit import Actor
-from reconciliation.models import AuditEntry
 from tenants.models import Role
 from tests.factories import MembershipFactory, UserFactory
 from tests.gocardless.conftest import body_of, post_webhook, sign, sim_connection, webhook_url

@@ -18,7 +18,7 @@ import uuid
 import pytest
 from django_q.conf import Conf
 
-from reconciliation.models import CustomerSettings, RegistrationPolicy
+from reconciliation.customers.models import CustomerSettings, RegistrationPolicy
 from tests.exact.conftest import connect as exact_connect
 from tests.gocardless.conftest import post_webhook, sim_connection, webhook_url
 from tests.plugins.exact_sim import DIVISION

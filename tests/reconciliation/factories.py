@@ -5,7 +5,7 @@ Every factory accepts ``tenant=``; the admin scoping test builds one object per 
 
 import factory
 
-from reconciliation.models import (
+from reconciliation.customers.models import (
     CustomerLink,
     CustomerSettings,
     InvitationState,

@@ -4,8 +4,8 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
-from reconciliation.audit import Actor, audit_record, model_snapshot
-from reconciliation.models import AppendOnlyError, AuditEntry
+from core.audit import Actor, audit_record, model_snapshot
+from core.models import AppendOnlyError, AuditEntry
 from tests.factories import AuditEntryFactory, ExactConnectionFactory
 
 pytestmark = pytest.mark.django_db
@@ -58,14 +58,14 @@ def test_orm_refuses_update_and_delete(tenant_a):
 def test_admin_is_read_only_even_for_superusers(client, tenant_a, superuser):
     entry = AuditEntryFactory(tenant=tenant_a)
     client.force_login(superuser)
-    change_url = reverse("admin:reconciliation_auditentry_change", args=[entry.pk])
+    change_url = reverse("admin:core_auditentry_change", args=[entry.pk])
     page = client.get(change_url)
     assert page.status_code == 200 and page.context["has_change_permission"] is False
     assert client.post(change_url, {"message": "rewritten"}).status_code == 403
-    delete_url = reverse("admin:reconciliation_auditentry_delete", args=[entry.pk])
+    delete_url = reverse("admin:core_auditentry_delete", args=[entry.pk])
     assert client.post(delete_url, {"post": "yes"}).status_code == 403
-    assert client.get(reverse("admin:reconciliation_auditentry_add")).status_code == 403
-    changelist = client.get(reverse("admin:reconciliation_auditentry_changelist"))
+    assert client.get(reverse("admin:core_auditentry_add")).status_code == 403
+    changelist = client.get(reverse("admin:core_auditentry_changelist"))
     assert "delete_selected" not in (
         changelist.context["action_form"].fields["action"].choices
         if changelist.context.get("action_form")

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from reconciliation.calendars import (
+from core.calendars import (
     SCHEMES,
     add_working_days,
     is_working_day,
@@ -61,7 +61,7 @@ def test_today_is_the_tenants_date(tenant_a):
 def test_ach_follows_federal_reserve_holidays():
     import datetime as dt
 
-    from reconciliation.calendars import is_working_day, next_working_day
+    from core.calendars import is_working_day, next_working_day
 
     # Columbus Day and Veterans Day close the Fed (ACH) though the stock exchange trades.
     assert not is_working_day(dt.date(2026, 10, 12), "ach")

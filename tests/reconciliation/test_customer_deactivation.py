@@ -10,20 +10,20 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from core.audit import Actor
 from exact.sync import exact_sync
-from reconciliation.audit import Actor
 from reconciliation.customers.invitations import invitation_send, invitations_tick
 from reconciliation.customers.links import link_ensure
 from reconciliation.customers.mandate_sync import link_reflect_into_exact, reflections_retry_due
 from reconciliation.customers.matching import customers_match
-from reconciliation.customers.registration import invitation_create
-from reconciliation.models import (
+from reconciliation.customers.models import (
     CustomerLink,
     CustomerSettings,
     InvitationState,
     MandateInvitation,
     ReflectionState,
 )
+from reconciliation.customers.registration import invitation_create
 from tenants.services import tenant_set_active
 from tests.exact.factories import ExactAccountFactory
 from tests.plugins.exact_sim import DIVISION

@@ -4,13 +4,14 @@ the hosted page, the mandate turns active, and Exact shows the direct-debit stat
 import pytest
 from django.core import mail
 
+from core.audit import Actor
+from core.models import AuditEntry
 from exact.sync import exact_sync
 from gocardless.models import Mandate
-from reconciliation.audit import Actor
 from reconciliation.customers.matching import customers_match
+from reconciliation.customers.models import CustomerLink, InvitationState, LinkState
 from reconciliation.customers.registration import registration_run
 from reconciliation.customers.selectors import customer_collectable
-from reconciliation.models import AuditEntry, CustomerLink, InvitationState, LinkState
 from tests.plugins.exact_sim import DIVISION
 from tests.reconciliation.conftest import exact_account_state, exact_mandates
 

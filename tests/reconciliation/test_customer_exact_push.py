@@ -3,12 +3,13 @@ collection."""
 
 import pytest
 
+from core.audit import Actor
+from core.models import AuditEntry
 from exact.sync import exact_sync
-from reconciliation.audit import Actor
 from reconciliation.customers.matching import customers_match
+from reconciliation.customers.models import CustomerLink
 from reconciliation.customers.selectors import customer_collectable
 from reconciliation.customers.signals import collection_stopped
-from reconciliation.models import AuditEntry, CustomerLink
 from tests.plugins.exact_sim import DIVISION
 
 pytestmark = pytest.mark.django_db

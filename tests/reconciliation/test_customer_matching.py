@@ -4,11 +4,12 @@ person, who confirms it in the admin."""
 import pytest
 from django.urls import reverse
 
+from core.audit import Actor
+from core.models import AuditEntry
 from gocardless.models import Customer, Mandate
-from reconciliation.audit import Actor
 from reconciliation.customers.matching import customers_match
+from reconciliation.customers.models import CustomerLink, LinkState
 from reconciliation.customers.normalise import company_key, postcode_key
-from reconciliation.models import AuditEntry, CustomerLink, LinkState
 from tests.exact.factories import ExactAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -122,7 +123,7 @@ def test_an_ambiguous_match_waits_for_a_person_who_confirms_it_in_the_admin(
     customers_match(tenant=tenant_a, actor=ACTOR)
     link = _link(d)
     client.force_login(operator_of_a)
-    url = reverse("admin:reconciliation_customerlink_changelist")
+    url = reverse("admin:customers_customerlink_changelist")
 
     page = client.post(url, {"action": "confirm_match", "_selected_action": [link.pk]})
     assert page.status_code == 200 and cu[3].encode() in page.content  # the choice
@@ -156,7 +157,7 @@ def test_relink_and_unlink_in_the_admin(client, tenant_a, world, operator_of_a):
     customers_match(tenant=tenant_a, actor=ACTOR)
     link = _link(e)
     client.force_login(operator_of_a)
-    url = reverse("admin:reconciliation_customerlink_changelist")
+    url = reverse("admin:customers_customerlink_changelist")
 
     # Re-link to a customer that is already linked elsewhere: a message, not a 500.
     taken = client.post(
@@ -190,7 +191,7 @@ def test_relink_and_unlink_in_the_admin(client, tenant_a, world, operator_of_a):
 def test_changelist_shows_links_with_filters(client, tenant_a, world, viewer_of_a):
     customers_match(tenant=tenant_a, actor=ACTOR)
     client.force_login(viewer_of_a)
-    url = reverse("admin:reconciliation_customerlink_changelist")
+    url = reverse("admin:customers_customerlink_changelist")
     assert client.get(url).status_code == 200
     active = client.get(url, {"mandate_status": "active"})
     assert {o.exact_name for o in active.context["cl"].result_list} == {"Alpha Foods", "Bravo"}

@@ -8,11 +8,12 @@ from django.core import mail
 from django.core.management import call_command
 from django.urls import reverse
 
+from core.audit import Actor
+from core.models import AuditEntry
 from exact.models import ReceivableKind
-from reconciliation.audit import Actor
 from reconciliation.customers.links import link_ensure
+from reconciliation.customers.models import CustomerSettings, LinkState, RegistrationPolicy
 from reconciliation.customers.registration import accounts_qualifying, registration_run_all
-from reconciliation.models import AuditEntry, CustomerSettings, LinkState, RegistrationPolicy
 from tests.exact.factories import ExactAccountFactory, ExactReceivableFactory
 from tests.gocardless.factories import MandateFactory
 
@@ -91,7 +92,7 @@ def test_cli_match_and_schedules(tenant_a, gc_sim, gc_connection):
 
 def test_settings_are_admin_editable_and_audited(client, tenant_a, admin_of_a, operator_of_a):
     settings = CustomerSettings.objects.create(tenant=tenant_a)
-    url = reverse("admin:reconciliation_customersettings_change", args=[settings.pk])
+    url = reverse("admin:customers_customersettings_change", args=[settings.pk])
     client.force_login(operator_of_a)
     assert client.get(url).context["has_change_permission"] is False
     client.force_login(admin_of_a)

@@ -4,10 +4,11 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from reconciliation.audit import Actor
+from core.audit import Actor
+from core.models import AuditEntry
 from reconciliation.customers.links import link_ensure
+from reconciliation.customers.models import InvitationState, MandateInvitation
 from reconciliation.customers.registration import invitation_create
-from reconciliation.models import AuditEntry, InvitationState, MandateInvitation
 from tests.exact.factories import ExactAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -107,7 +108,7 @@ def test_admin_action_reports_bad_data_as_a_message(
     link = link_ensure(tenant=tenant_a, account=ExactAccountFactory(tenant=tenant_a, email=""))
     client.force_login(operator_of_a)
     response = client.post(
-        reverse("admin:reconciliation_customerlink_changelist"),
+        reverse("admin:customers_customerlink_changelist"),
         {"action": "send_invitation", "_selected_action": [link.pk]},
         follow=True,
     )

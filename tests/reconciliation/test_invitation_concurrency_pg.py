@@ -8,10 +8,10 @@ from django.core import mail
 from django.db import connection as db_connection
 from django.db import connections
 
-from reconciliation.audit import Actor
+from core.audit import Actor
 from reconciliation.customers.links import link_ensure
+from reconciliation.customers.models import CustomerLink, MandateInvitation
 from reconciliation.customers.registration import invitation_create
-from reconciliation.models import CustomerLink, MandateInvitation
 from tests.exact.factories import ExactAccountFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -8,11 +8,12 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from reconciliation.audit import Actor
+from core.audit import Actor
+from core.models import AuditEntry
 from reconciliation.customers.invitations import invitation_cancel, invitations_tick
 from reconciliation.customers.links import link_ensure
+from reconciliation.customers.models import CustomerSettings, InvitationState
 from reconciliation.customers.registration import invitation_create
-from reconciliation.models import AuditEntry, CustomerSettings, InvitationState
 from tests.exact.factories import ExactAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -142,12 +143,12 @@ def test_admin_shows_the_link_with_a_copy_button(
     invitation = _invite(tenant_a)
     client.force_login(viewer_of_a)
     page = client.get(
-        reverse("admin:reconciliation_customerlink_change", args=[invitation.link.pk])
+        reverse("admin:customers_customerlink_change", args=[invitation.link.pk])
     )
     assert page.status_code == 200
     assert invitation.authorisation_url.encode() in page.content
     assert b"Copy link" in page.content
-    listing = client.get(reverse("admin:reconciliation_mandateinvitation_changelist"))
+    listing = client.get(reverse("admin:customers_mandateinvitation_changelist"))
     assert b"Copy link" in listing.content
 
 
@@ -155,7 +156,7 @@ def test_operator_resends_from_the_admin(client, tenant_a, sim_now, gc_connectio
     invitation = _invite(tenant_a)
     client.force_login(operator_of_a)
     client.post(
-        reverse("admin:reconciliation_mandateinvitation_changelist"),
+        reverse("admin:customers_mandateinvitation_changelist"),
         {"action": "resend", "_selected_action": [invitation.pk]},
     )
     assert len(mail.outbox) == 2
@@ -207,7 +208,7 @@ def test_operator_sends_an_invitation_from_the_link_list(
     )
     client.force_login(operator_of_a)
     response = client.post(
-        reverse("admin:reconciliation_customerlink_changelist"),
+        reverse("admin:customers_customerlink_changelist"),
         {"action": "send_invitation", "_selected_action": [link.pk]},
         follow=True,
     )

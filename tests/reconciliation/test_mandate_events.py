@@ -6,14 +6,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.audit import Actor
+from core.models import AuditEntry
 from exact.sync import exact_sync
 from gocardless.models import Mandate
-from reconciliation.audit import Actor
 from reconciliation.customers.mandate_sync import reflections_retry_due
 from reconciliation.customers.matching import customers_match
+from reconciliation.customers.models import CustomerLink, LinkState
 from reconciliation.customers.selectors import customer_collectable, links_collectable
 from reconciliation.customers.signals import collection_stopped
-from reconciliation.models import AuditEntry, CustomerLink, LinkState
 from tests.plugins.exact_sim import DIVISION
 from tests.reconciliation.conftest import exact_account_state, exact_mandates
 

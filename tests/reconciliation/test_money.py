@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciliation.money import (
+from core.money import (
     MINOR_UNIT_EXPONENT,
     MoneyError,
     from_minor_units,

@@ -8,7 +8,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from reconciliation.audit import model_snapshot
+from core.audit import model_snapshot
 from tenants.admin_base import TenantScopedAdmin
 from tests.factories import create_for_tenant
 
@@ -38,7 +38,7 @@ def test_registry_covers_the_tenant_owned_models():
         "tenants.Membership",
         "exact.ExactConnection",
         "gocardless.GoCardlessConnection",
-        "reconciliation.AuditEntry",
+        "core.AuditEntry",
     } <= labels
 
 

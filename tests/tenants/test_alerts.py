@@ -16,6 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from core.audit import Actor
+from core.models import AuditEntry
 from exact.connections import connection_mark_needs_reauth as exact_mark_needs_reauth
 from exact.locks import lock_row
 from exact.models import ExactConnection
@@ -26,13 +28,11 @@ from gocardless.connect import connection_set_status, connection_test
 from gocardless.events import events_gave_up_alert, events_retry_due
 from gocardless.models import ConnectionStatus as GoCardlessStatus
 from gocardless.models import EventSource, GoCardlessEvent
-from reconciliation.audit import Actor
 from reconciliation.bookings.models import Booking, BookingState, Rule
 from reconciliation.bookings.posting import MAX_ATTEMPTS, bookings_gave_up_alert, bookings_sweep
 from reconciliation.collection.models import AttemptState
 from reconciliation.collection.reactions import attention_digests_send
 from reconciliation.collection.schedules import DIGEST_SCHEDULE_NAME, collection_schedules_ensure
-from reconciliation.models import AuditEntry
 from tenants.alerts import ALERT_REPEAT_AFTER, alert_send, tenant_admin_emails
 from tenants.models import Role
 from tests.conftest import _member

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import ManagementUtility, call_command
 from django.core.management.base import CommandError
 
-from reconciliation.models import AuditEntry
+from core.models import AuditEntry
 from tenants.models import Tenant
 from tests.factories import ExactConnectionFactory
 

@@ -5,10 +5,10 @@ from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
 
+from core.fields import EncryptedSecretField, SecretDecryptionError
+from core.models import AuditEntry
 from exact.models import ExactConnection
 from gocardless.models import GoCardlessConnection
-from reconciliation.models import AuditEntry
-from tenants.fields import EncryptedSecretField, SecretDecryptionError
 from tests.factories import ExactConnectionFactory, GoCardlessConnectionFactory
 
 SECRET_COLUMNS = {
@@ -121,7 +121,7 @@ def test_compatible_with_the_library_derivation():
     """Values written by django-fernet-encrypted-fields' own fields stay readable (and back)."""
     from encrypted_fields.fields import EncryptedTextField
 
-    from tenants.fields import secret_fernet
+    from core.fields import secret_fernet
 
     library = EncryptedTextField().f
     assert secret_fernet().decrypt(library.encrypt(b"token")) == b"token"

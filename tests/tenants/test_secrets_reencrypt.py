@@ -6,8 +6,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test import override_settings
 
+from core.models import AuditEntry
 from exact.models import ExactConnection
-from reconciliation.models import AuditEntry
 from tests.factories import ExactConnectionFactory, GoCardlessConnectionFactory
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from exact.schedules import exact_schedules_sync
 from gocardless.schedules import gocardless_schedules_ensure
 from reconciliation.bookings.schedules import booking_schedules_ensure
 from reconciliation.collection.schedules import collection_schedules_ensure
-from reconciliation.schedules import customer_schedules_ensure
+from reconciliation.customers.schedules import customer_schedules_ensure
 
 
 class Command(BaseCommand):

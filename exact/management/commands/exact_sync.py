@@ -24,6 +24,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from core.audit import Actor, audit_record
 from exact.errors import (
     ExactConnectionUnavailable,
     ExactDailyBudgetExhausted,
@@ -32,7 +33,6 @@ from exact.errors import (
 )
 from exact.models import ExactConnection, SyncRun
 from exact.sync import accounts_sync, exact_sync, receivables_sync
-from reconciliation.audit import Actor, audit_record
 from tenants.models import Tenant
 
 EXIT_TRY_LATER = 3

@@ -9,8 +9,8 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from reconciliation.audit import Actor, audit_record
-from tenants.fields import EncryptedSecretField, SecretDecryptionError
+from core.audit import Actor, audit_record
+from core.fields import EncryptedSecretField, SecretDecryptionError
 
 
 def secret_models():

@@ -23,7 +23,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from reconciliation.audit import Actor
+from core.audit import Actor
 from tenants.activity import WHAT_DEACTIVATION_STOPS
 from tenants.models import CollectionMode, Tenant
 from tenants.services import (

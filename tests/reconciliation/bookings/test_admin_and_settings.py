@@ -12,9 +12,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from core.models import AuditEntry
 from reconciliation.bookings.config import booking_settings_validate
 from reconciliation.bookings.models import Booking, BookingSettings, BookingState
-from reconciliation.models import AuditEntry
 from tests.reconciliation.bookings.factories import BookingFactory
 
 pytestmark = pytest.mark.django_db
@@ -178,7 +178,7 @@ def test_report_page_and_csv(
     body = page.content.decode()
     assert payment["id"] in body
     assert reverse("admin:gocardless_payment_changelist") in body
-    assert reverse("admin:reconciliation_auditentry_changelist") in body
+    assert reverse("admin:core_auditentry_changelist") in body
     assert reverse("admin:collection_collectionattempt_changelist") in body
     assert Booking.objects.get(rule="payout").key in body
 

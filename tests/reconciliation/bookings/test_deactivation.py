@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from reconciliation.audit import Actor
+from core.audit import Actor
 from reconciliation.bookings.models import Booking, BookingState
 from reconciliation.bookings.posting import booking_post, booking_repost, bookings_sweep
 from tenants.services import tenant_set_active

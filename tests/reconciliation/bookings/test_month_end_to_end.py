@@ -11,11 +11,11 @@ from decimal import Decimal
 
 import pytest
 
+from core.audit import Actor
 from exact.sync import exact_sync
 from gocardless.events import events_reprocess
 from gocardless.models import GoCardlessEvent
 from gocardless.polling import events_poll
-from reconciliation.audit import Actor
 from reconciliation.bookings.models import Booking, BookingState, Rule
 from reconciliation.bookings.posting import booking_repost, bookings_sweep
 from reconciliation.bookings.report import report_build

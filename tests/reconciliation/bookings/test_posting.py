@@ -9,12 +9,12 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from core.audit import Actor
+from core.models import AuditEntry
 from exact.client import ExactClient
-from reconciliation.audit import Actor
 from reconciliation.bookings import posting
 from reconciliation.bookings.models import BookingState, Rule
 from reconciliation.bookings.posting import LEASE, MAX_ATTEMPTS, booking_post, bookings_sweep
-from reconciliation.models import AuditEntry
 from tests.reconciliation.bookings.factories import BookingFactory
 
 pytestmark = pytest.mark.django_db

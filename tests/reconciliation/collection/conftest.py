@@ -39,6 +39,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from core.calendars import tenant_today
+from core.money import to_minor_units
 from exact.models import ConnectionStatus as ExactStatus
 from exact.models import (
     ExactAccount,
@@ -50,11 +52,9 @@ from exact.models import (
     SyncRun,
 )
 from gocardless.models import Customer, Mandate
-from reconciliation.calendars import tenant_today
 from reconciliation.collection.models import CollectionAttempt
 from reconciliation.collection.schemes import scheme_rule
-from reconciliation.models import CustomerLink, LinkState, MatchedBy
-from reconciliation.money import to_minor_units
+from reconciliation.customers.models import CustomerLink, LinkState, MatchedBy
 from tenants.models import CollectionMode
 
 INVOICE_BASE = 26_000_000

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from exact.models import ReceivableKind
 from gocardless.models import Mandate
-from reconciliation.models import LinkState
+from reconciliation.customers.models import LinkState
 from tests.exact.factories import ExactAccountFactory, ExactReceivableFactory
 from tests.gocardless.factories import MandateFactory
 from tests.reconciliation.factories import CustomerLinkFactory

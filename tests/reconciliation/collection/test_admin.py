@@ -14,7 +14,8 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from reconciliation.calendars import tenant_today
+from core.calendars import tenant_today
+from core.models import AuditEntry
 from reconciliation.collection.models import (
     AttemptState,
     CollectionAttempt,
@@ -25,7 +26,7 @@ from reconciliation.collection.models import (
     RunTrigger,
     SkipReason,
 )
-from reconciliation.models import AuditEntry, LinkState
+from reconciliation.customers.models import LinkState
 from tenants.models import CollectionMode, Role
 from tests.exact.factories import ExactAccountFactory, ExactReceivableFactory
 from tests.factories import MembershipFactory, TenantFactory, UserFactory

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciliation import calendars
+from core import calendars
 from reconciliation.collection.charge_dates import charge_date_for, earliest_charge_date
 from reconciliation.collection.models import Decision, SkipReason
 from reconciliation.collection.runs import run_preview

@@ -12,9 +12,10 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 from django.utils import timezone
 
+from core.audit import Actor
+from core.calendars import tenant_today
+from core.models import AuditEntry
 from exact.models import ConnectionStatus, ExactConnection, SyncEntity, SyncMode, SyncRun
-from reconciliation.audit import Actor
-from reconciliation.calendars import tenant_today
 from reconciliation.collection.freshness import exact_copy_problem
 from reconciliation.collection.models import (
     AttemptState,
@@ -24,7 +25,6 @@ from reconciliation.collection.models import (
 )
 from reconciliation.collection.runs import run_approve, run_live, run_preview
 from reconciliation.collection.schedules import tenants_due_for_run
-from reconciliation.models import AuditEntry
 from tenants.models import CollectionMode
 from tests.reconciliation.collection.conftest import exact_copy_mark_fresh
 

@@ -16,6 +16,8 @@ from decimal import Decimal
 
 import pytest
 
+from core.models import AuditEntry
+from core.money import from_minor_units
 from exact.models import ExactReceivable
 from reconciliation.collection.models import (
     AttemptState,
@@ -28,8 +30,7 @@ from reconciliation.collection.models import (
     SkipReason,
 )
 from reconciliation.collection.runs import RunRefused, run_approve, run_preview
-from reconciliation.models import AuditEntry, CustomerLink
-from reconciliation.money import from_minor_units
+from reconciliation.customers.models import CustomerLink
 from tests.gocardless.conftest import sim_connection
 from tests.reconciliation.collection.selection_fixtures import (
     TODAY,

@@ -12,10 +12,11 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 
+from core.audit import Actor
+from core.calendars import tenant_today
+from core.models import AuditEntry
 from gocardless.client import GoCardlessClient
 from gocardless.models import Mandate
-from reconciliation.audit import Actor
-from reconciliation.calendars import tenant_today
 from reconciliation.collection import actions
 from reconciliation.collection.models import (
     AttemptState,
@@ -32,7 +33,7 @@ from reconciliation.collection.reactions import (
 )
 from reconciliation.collection.runs import run_live, run_preview
 from reconciliation.collection.schedules import tenants_due_for_run
-from reconciliation.models import AuditEntry, CustomerLink, LinkState
+from reconciliation.customers.models import CustomerLink, LinkState
 from tests.exact.factories import ExactAccountFactory, ExactReceivableFactory, SyncRunFactory
 
 pytestmark = pytest.mark.django_db

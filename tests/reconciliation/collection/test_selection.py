@@ -17,7 +17,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciliation.calendars import add_working_days
+from core.calendars import add_working_days
 from reconciliation.collection.models import (
     BLOCKING_STATES,
     AttemptState,
@@ -33,7 +33,7 @@ from reconciliation.collection.runs import run_preview
 from reconciliation.collection.schemes import SCHEME_RULES
 from reconciliation.collection.selection import selection_evaluate
 from reconciliation.collection.submission import attempt_key, idempotency_key_for
-from reconciliation.models import CustomerLink, LinkState
+from reconciliation.customers.models import CustomerLink, LinkState
 from tests.reconciliation.collection.selection_fixtures import (
     TODAY,
     customer,

@@ -14,7 +14,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reconciliation.audit import Actor
+from core.audit import Actor
 from tenants.models import Tenant
 
 TENANT_ACTIONS = ("match", "register", "push")
@@ -45,7 +45,7 @@ class Command(BaseCommand):
 
             result = {"retried": reflections_retry_due()}
         else:
-            from reconciliation.schedules import customer_schedules_ensure
+            from reconciliation.customers.schedules import customer_schedules_ensure
 
             result = {"schedules": customer_schedules_ensure()}
         self.stdout.write(json.dumps(result, default=str, sort_keys=True))

@@ -26,11 +26,11 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
-from reconciliation.audit import Actor, audit_record
-from reconciliation.calendars import tenant_today
-from reconciliation.demo import data
-from reconciliation.demo.data import Onboarding
-from reconciliation.demo.simulators import ExactControl, GoCardlessControl, SimulatorError
+from core.audit import Actor, audit_record
+from core.calendars import tenant_today
+from demo import data
+from demo.data import Onboarding
+from demo.simulators import ExactControl, GoCardlessControl, SimulatorError
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ MAX_DAYS = 21  # how far the GoCardless clock may move while waiting for payouts
 # its minute never ends: the whole story must fit in one minute's budget. It takes about 80
 # calls (sync, reflection with mandate records, bookings); Exact's own budget is 60.
 EXACT_MINUTELY_LIMIT = 150
-KEEP_ON_RESET = {"reconciliation.auditentry", "tenants.membership", "tenants.tenant"}
+KEEP_ON_RESET = {"core.auditentry", "tenants.membership", "tenants.tenant"}
 
 
 class DemoError(RuntimeError):
@@ -207,7 +207,7 @@ class Demo:
         self.gocardless.seed(mandates=mandates)
 
     def set_policy(self) -> None:
-        from reconciliation.models import CustomerSettings, RegistrationPolicy
+        from reconciliation.customers.models import CustomerSettings, RegistrationPolicy
         from tenants.models import CollectionMode
         from tenants.services import tenant_update
 
@@ -377,7 +377,7 @@ class Demo:
         self.result.notes.append(f"registration: {counts}")
 
     def payers_complete_hosted_pages(self) -> None:
-        from reconciliation.models import InvitationState, MandateInvitation
+        from reconciliation.customers.models import InvitationState, MandateInvitation
 
         completes = {c.name: c for c in data.CUSTOMERS if c.onboarding == Onboarding.COMPLETES}
         invitations = MandateInvitation.objects.filter(

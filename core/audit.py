@@ -12,8 +12,8 @@ from typing import Any
 
 from django.db import models
 
-from reconciliation.models import ActorType, AuditEntry
-from tenants.fields import EncryptedSecretField
+from core.fields import EncryptedSecretField
+from core.models import ActorType, AuditEntry
 
 
 @dataclass(frozen=True)

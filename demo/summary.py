@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from reconciliation.demo.run import DemoResult
+from demo.run import DemoResult
 
 SYMBOLS = {"EUR": "€", "GBP": "£"}
 
@@ -100,7 +100,12 @@ def summary_build(*, tenant, result: DemoResult, admin_url: str, login) -> DemoS
         CollectionRun,
         Decision,
     )
-    from reconciliation.models import CustomerLink, InvitationState, LinkState, MandateInvitation
+    from reconciliation.customers.models import (
+        CustomerLink,
+        InvitationState,
+        LinkState,
+        MandateInvitation,
+    )
 
     s = DemoSummary(tenant=tenant.name, admin_url=admin_url, login=tuple(login))
     s.days_advanced, s.gocardless_today = result.days_advanced, result.gocardless_today

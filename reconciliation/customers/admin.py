@@ -4,9 +4,8 @@ from django.db.models import OuterRef, Subquery
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 
-from reconciliation.audit import Actor
-from reconciliation.models import (
-    AuditEntry,
+from core.audit import Actor
+from reconciliation.customers.models import (
     CustomerLink,
     CustomerSettings,
     InvitationState,
@@ -17,35 +16,9 @@ from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Role
 
 
-@admin.register(AuditEntry)
-class AuditEntryAdmin(TenantScopedAdmin):
-    """The audit trail: read-only for everyone, superusers included."""
-
-    read_only = True
-    audit_changes = False
-    list_display = (
-        "created_at",
-        "tenant",
-        "actor_type",
-        "actor_label",
-        "action",
-        "object_type",
-        "object_id",
-        "message",
-    )
-    list_filter = ("actor_type", "action", "object_type")
-    list_select_related = ("tenant", "actor_user")
-    search_fields = ("action", "object_id", "message", "actor_label")
-    date_hierarchy = "created_at"
-    actions = None
-
-
-# --- customers and mandates (issue 5) -------------------------------------------------------
-
-
 def _copy_link(url: str, ident) -> str:
     return render_to_string(
-        "reconciliation/admin/copy_link.html", {"url": url or "", "ident": ident}
+        "customers/admin/copy_link.html", {"url": url or "", "ident": ident}
     )
 
 
@@ -289,7 +262,7 @@ class CustomerLinkAdmin(TenantScopedAdmin):
             return None
         return TemplateResponse(
             request,
-            "reconciliation/admin/choose_customer.html",
+            "customers/admin/choose_customer.html",
             {
                 **self.admin_site.each_context(request),
                 "title": title,

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from reconciliation.audit import Actor
+from core.audit import Actor
 from tenants.models import CollectionMode, Membership, Role, Tenant
 from tenants.services import tenant_create
 

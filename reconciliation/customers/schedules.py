@@ -9,9 +9,9 @@ from config.schedules import schedule_upsert
 
 SCHEDULES = {
     # name: (task, minutes)
-    "customers-invitations": ("reconciliation.tasks.invitations_tick_task", 60),
-    "customers-reflections": ("reconciliation.tasks.reflections_sweep_task", 5),
-    "customers-registration": ("reconciliation.tasks.registration_run_task", 60),
+    "customers-invitations": ("reconciliation.customers.tasks.invitations_tick_task", 60),
+    "customers-reflections": ("reconciliation.customers.tasks.reflections_sweep_task", 5),
+    "customers-registration": ("reconciliation.customers.tasks.registration_run_task", 60),
 }
 
 

@@ -22,7 +22,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.test.utils import override_settings
 
-from reconciliation.management.commands.demo_setup import DEMO_PASSWORD, DEMO_USERNAME
+from demo.management.commands.demo_setup import DEMO_PASSWORD, DEMO_USERNAME
 from tenants.models import Tenant
 
 QUIET_LOGGERS = ("django-q", "gocardless", "exact", "reconciliation")
@@ -50,9 +50,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from django_q.conf import Conf
 
-        from reconciliation.demo.run import Demo, DemoError, demo_prepare_simulators
-        from reconciliation.demo.simulators import SimulatorError
-        from reconciliation.demo.summary import summary_build, summary_text
+        from demo.run import Demo, DemoError, demo_prepare_simulators
+        from demo.simulators import SimulatorError
+        from demo.summary import summary_build, summary_text
 
         if not settings.DEBUG:
             raise CommandError("demo_run only runs with DEBUG on: it resets the demo tenant.")

@@ -6,7 +6,7 @@ Exact client turns them into Decimal at the seam). GoCardless speaks integer min
 exact decimal arithmetic: a float is refused outright rather than converted, and an amount
 that does not fit the currency's minor unit is an error, never silently rounded.
 
-Like reconciliation.audit, this module depends on nothing else in the project, so every app
+Like core.audit, this module depends on nothing else in the project, so every app
 may import it.
 """
 
@@ -87,3 +87,44 @@ def round_minor(total: Decimal) -> int:
     """Sum of fractional minor units (payout items) → whole minor units, half up."""
     total = _require_decimal(total)
     return int(total.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+# --- at the providers' seams ----------------------------------------------------------------
+# Each provider's wire format is turned into our types here and nowhere else, so the only
+# float in the product's money paths is the carrier below, checked to be exact.
+
+CENT = Decimal("0.01")
+
+
+def from_exact_number(value) -> Decimal | None:
+    """An Exact amount (a JSON number, Edm.Double) as Decimal cents. ``Decimal(str(x))`` takes
+    the float's shortest repr (``0.1`` stays ``0.1``), then rounds half up to cents: no float
+    arithmetic. None or "" (Exact's empty) is None."""
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
+    except InvalidOperation as exc:
+        raise ValueError(f"not an amount: {value!r}") from exc
+
+
+def to_exact_number(amount: Decimal) -> float:
+    """A Decimal amount as the JSON number Exact takes (Edm.Double). The float is only a
+    carrier for serialisation: its shortest repr must be the same decimal text, which is
+    checked, so what Exact reads is exactly ``amount``. No arithmetic is ever done on it."""
+    amount = _require_decimal(amount)
+    carrier = float(amount)
+    if Decimal(repr(carrier)) != amount:
+        raise MoneyError(f"{amount} cannot be sent exactly")
+    return carrier
+
+
+def minor_units_from_api(value) -> int:
+    """A GoCardless amount (integer minor units) as int; absent is 0. A float is refused:
+    ``int()`` of one would hide a bug or a changed API."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or isinstance(value, float):
+        raise TypeError(f"amount arrived as a {type(value).__name__}")
+    return int(value)
+

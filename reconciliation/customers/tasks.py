@@ -24,7 +24,7 @@ def enqueue_on_commit(func: str, *args) -> None:
 
 def link_reflect_task(link_id: int) -> str:
     from reconciliation.customers.mandate_sync import link_reflect_into_exact
-    from reconciliation.models import CustomerLink
+    from reconciliation.customers.models import CustomerLink
 
     link = CustomerLink.objects.select_related("tenant").filter(pk=link_id).first()
     if link is None:
@@ -41,7 +41,7 @@ def reflections_sweep_task() -> int:
 
 def link_customer_refresh_task(link_id: int) -> str:
     from reconciliation.customers.mandate_sync import link_customer_refresh
-    from reconciliation.models import CustomerLink
+    from reconciliation.customers.models import CustomerLink
 
     link = CustomerLink.objects.select_related("tenant").filter(pk=link_id).first()
     if link is None:
@@ -50,7 +50,7 @@ def link_customer_refresh_task(link_id: int) -> str:
 
 
 def customers_match_task(tenant_id: int) -> dict:
-    from reconciliation.audit import Actor
+    from core.audit import Actor
     from reconciliation.customers.matching import customers_match
     from tenants.models import Tenant
 
@@ -61,21 +61,21 @@ def customers_match_task(tenant_id: int) -> dict:
 
 
 def registration_run_task(tenant_id: int | None = None) -> dict:
-    from reconciliation.audit import Actor
+    from core.audit import Actor
     from reconciliation.customers.registration import registration_run_all
 
     return registration_run_all(tenant_id=tenant_id, actor=Actor.schedule("customers.register"))
 
 
 def invitations_tick_task() -> dict:
-    from reconciliation.audit import Actor
+    from core.audit import Actor
     from reconciliation.customers.invitations import invitations_tick
 
     return invitations_tick(actor=Actor.schedule("customers.invitations"))
 
 
 def links_push_exact_changes_task(tenant_id: int) -> dict:
-    from reconciliation.audit import Actor
+    from core.audit import Actor
     from reconciliation.customers.exact_push import links_push_exact_changes
     from tenants.models import Tenant
 
