@@ -37,6 +37,7 @@ from core.audit import (
     audit_record,
 )
 from gocardless import errors, signals
+from gocardless.actors import actor_for_event
 from gocardless.client import GoCardlessClient
 from gocardless.mirrors import (
     MIRROR_MODELS,
@@ -48,7 +49,6 @@ from gocardless.mirrors import (
 from gocardless.models import (
     ConnectionStatus,
     EventOutcome,
-    EventSource,
     GoCardlessConnection,
     GoCardlessEvent,
     Mirror,
@@ -197,12 +197,6 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def _actor(event: GoCardlessEvent) -> Actor:
-    if event.source == EventSource.POLL:
-        return Actor.schedule("gocardless.events_poll")
-    return Actor.webhook("gocardless")
-
-
 def _signals(event: GoCardlessEvent, obj, previous: str, *, status: bool) -> list:
     """The signals ``event`` sends: for its status change (when it caused one) and for its
     action."""
@@ -233,7 +227,7 @@ def _audit_entry(event: GoCardlessEvent, obj, previous: str) -> AuditEntry | Non
         if hasattr(obj, name):
             after[name] = getattr(obj, name)
     return audit_entry_build(
-        actor=_actor(event),
+        actor=actor_for_event(event),
         action=f"{obj._meta.model_name}.status_changed",
         tenant=event.tenant,
         obj=obj,

@@ -1,4 +1,7 @@
+import os
+
 import pytest
+from django.conf import settings
 
 from tenants.models import Role
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
@@ -38,3 +41,27 @@ def viewer_of_a(tenant_a):
 @pytest.fixture
 def superuser(db):
     return UserFactory(username="root", is_superuser=True)
+
+
+# --- markers: one place decides what runs where ----------------------------------------------
+# ``postgres``: needs PostgreSQL (row locks between connections, advisory locks, triggers);
+# skipped with a reason on any other database. ``slow``: a test that takes many seconds
+# (end-to-end runs, subprocesses); skipped when MLC_SKIP_SLOW=1 for a quick local loop, always
+# run by `make test` and CI.
+
+
+def database_is_postgres() -> bool:
+    return "postgresql" in settings.DATABASES["default"]["ENGINE"]
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_postgres = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
+    skip_slow = pytest.mark.skip(reason="slow test skipped (MLC_SKIP_SLOW=1)")
+    on_postgres = database_is_postgres()
+    skipping_slow = os.environ.get("MLC_SKIP_SLOW") == "1"
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres:
+            item.add_marker(skip_postgres)
+        if "slow" in item.keywords and skipping_slow:
+            item.add_marker(skip_slow)
+

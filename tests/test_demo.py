@@ -22,7 +22,7 @@ from simulators.exact_online import Simulator as ExactSimulator
 from simulators.gocardless import Simulator as GoCardlessSimulator
 from tenants.models import Tenant
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

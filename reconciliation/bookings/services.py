@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from django.db import IntegrityError, transaction
 
 from core.audit import Actor, audit_record
+from gocardless.actors import actor_for_event
 from gocardless.models import Payment, Payout
 
 from . import rules
@@ -89,11 +90,7 @@ SEQUENCED = {Rule.RECEIPT, Rule.REVERSAL, Rule.PAYOUT_BOUNCED}
 
 
 def _actor(event) -> Actor:
-    if event is None:
-        return Actor.system("bookings")
-    if getattr(event, "source", "") == "poll":
-        return Actor.schedule("gocardless.events_poll")
-    return Actor.webhook("gocardless")
+    return actor_for_event(event, without_event="bookings")
 
 
 def _count(tenant, rule: str, gocardless_id: str) -> int:

@@ -30,6 +30,7 @@ from django.utils import timezone
 from core.audit import Actor
 from core.calendars import tenant_today
 from gocardless import errors
+from gocardless.actors import actor_for_event
 from reconciliation.collection.changes import attempt_change
 from reconciliation.collection.models import AttemptState, CollectionAttempt, RunTrigger
 from reconciliation.customers.selectors import STOPPED_MANDATE_STATUSES
@@ -217,7 +218,7 @@ def payment_signal_handle(*, tenant, payment, event) -> None:
     details = {}
     if event is not None and event.action in ("failed", "charged_back", "late_failure_settled"):
         details = event.details or {}
-    actor = Actor.webhook("gocardless") if event is not None else Actor.system("collection")
+    actor = actor_for_event(event, without_event="collection")
     attempt_payment_changed(attempt=attempt, status=payment.status, details=details, actor=actor)
 
 
@@ -241,7 +242,7 @@ def mandate_stopped_handle(*, tenant, mandate, event) -> int:
             continue
         _set(
             attempt,
-            Actor.webhook("gocardless"),
+            actor_for_event(event, without_event="collection"),
             "collection.attempt_needs_attention",
             f"Mandate {mandate.gocardless_id} {mandate.status}",
             state=AttemptState.NEEDS_ATTENTION,

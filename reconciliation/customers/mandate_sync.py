@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
+from gocardless.actors import actor_for_event
 from gocardless.models import BillingRequest, Customer, Mandate
 from reconciliation.customers.config import customer_settings_for, exact_client_for
 from reconciliation.customers.links import (
@@ -59,15 +60,6 @@ STOP_REASONS = {
 REFLECTION_BACKOFF = (60, 300, 1800, 3600, 6 * 3600)
 
 
-def _event_actor(event) -> Actor:
-    source = getattr(event, "source", "")
-    return (
-        Actor.schedule("gocardless.events_poll")
-        if source == "poll"
-        else Actor.webhook("gocardless")
-    )
-
-
 def _event_ref(event) -> str:
     return f"event {event.event_id} ({event.resource_type}.{event.action})" if event else ""
 
@@ -92,7 +84,7 @@ def mandate_usable(*, tenant, mandate: Mandate, event=None) -> CustomerLink | No
     link = link_for_mandate(tenant=tenant, mandate=mandate)
     if link is None or link.state != LinkState.MATCHED:
         return None
-    actor = _event_actor(event)
+    actor = actor_for_event(event)
     current = link.mandate
     # Move to this mandate unless we already collect with another *active* one.
     if current is None or (current.pk != mandate.pk and current.status != "active"):
@@ -126,7 +118,7 @@ def mandate_stopped(*, tenant, mandate: Mandate, event=None) -> CustomerLink | N
         return None
     if link.mandate_id is not None and link.mandate_id != mandate.pk:
         return link  # not the one we collect with; the link is unaffected
-    actor = _event_actor(event)
+    actor = actor_for_event(event)
     other = mandate_best(tenant=tenant, customer_gocardless_id=mandate.customer_id)
     if other is not None and other.pk != mandate.pk:
         before = link_snapshot(link)
@@ -174,7 +166,7 @@ def mandate_replaced_handle(*, tenant, mandate: Mandate, event=None) -> Customer
     link.mandate = new
     link.save(update_fields=["mandate", "updated_at"])
     audit_record(
-        actor=_event_actor(event),
+        actor=actor_for_event(event),
         action="customerlink.mandate_replaced",
         tenant=tenant,
         obj=link,
@@ -193,7 +185,7 @@ def mandate_transferred_handle(*, tenant, mandate: Mandate, event=None) -> Custo
         return None
     links = (event.links if event else {}) or {}
     audit_record(
-        actor=_event_actor(event),
+        actor=actor_for_event(event),
         action="customerlink.mandate_transferred",
         tenant=tenant,
         obj=link,
@@ -217,7 +209,7 @@ def billing_request_fulfilled(
     )
     if invitation is None:
         return None
-    actor = _event_actor(event)
+    actor = actor_for_event(event)
     link = invitation.link
     mandate = None
     if billing_request.mandate_id:

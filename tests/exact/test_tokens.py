@@ -172,8 +172,6 @@ def test_after_401_picks_up_a_token_refreshed_elsewhere(sim, connection):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_eight_workers_cause_exactly_one_refresh(sim, tenant_a):
-    if db_connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL row locks")
     conn = connect(tenant_a, sim)
     _age(conn, 580)
     sim.advance(580)

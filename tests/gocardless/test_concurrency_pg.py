@@ -9,7 +9,6 @@ the event lets exactly one of them re-fetch, signal and audit.
 import threading
 
 import pytest
-from django.db import connection as db_connection
 from django.db import connections
 from django.test import Client
 
@@ -20,12 +19,6 @@ from tests.gocardless.conftest import body_of, post_webhook, sign, sim_connectio
 from tests.plugins.gocardless_sim import SIM_ACCESS_TOKEN
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only():
-    if db_connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL row locks (set DATABASE_URL=postgres://...)")
 
 
 def test_five_concurrent_deliveries_of_one_event_process_it_once(

@@ -74,7 +74,7 @@ def test_admin_is_read_only_even_for_superusers(client, tenant_a, superuser):
     assert AuditEntry.objects.get(pk=entry.pk).message == "something happened"
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger exists on PostgreSQL")
+@pytest.mark.postgres  # the trigger exists on PostgreSQL only
 def test_postgres_trigger_refuses_raw_sql(tenant_a):
     entry = AuditEntryFactory(tenant=tenant_a)
     table = AuditEntry._meta.db_table

@@ -5,7 +5,6 @@ import threading
 
 import pytest
 from django.core import mail
-from django.db import connection as db_connection
 from django.db import connections
 
 from core.audit import Actor
@@ -15,12 +14,6 @@ from reconciliation.customers.registration import invitation_create
 from tests.exact.factories import ExactAccountFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only():
-    if db_connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (set DATABASE_URL=postgres://...)")
 
 
 def test_concurrent_invitations_of_one_customer_make_one(tenant_a, gc_sim, gc_connection):

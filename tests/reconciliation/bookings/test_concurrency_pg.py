@@ -15,8 +15,6 @@ from tests.reconciliation.bookings.factories import BookingFactory
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_six_workers_post_one_booking_once(tenant_a, booking_settings, world):
-    if db_connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL row locks between connections")
     customer = world.customer("Alpha BV")
     invoice = world.invoice(customer, "50.00")
     booking = BookingFactory(

@@ -34,12 +34,6 @@ INVOICES = 60
 LATENCY_MS = 10
 
 
-@pytest.fixture(autouse=True)
-def _postgres_only():
-    if db_connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (set DATABASE_URL=postgres://...)")
-
-
 def _simultaneous_runs(tenant_pk: int, count: int = 2) -> list[CollectionRun]:
     barrier = threading.Barrier(count)
     results: list[CollectionRun] = []

@@ -37,7 +37,7 @@ from reconciliation.collection.models import (
     RunState,
 )
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[3]
 INVOICES = 300
@@ -64,12 +64,6 @@ PLAN = (
 STARTING_SPAN = 1.2
 RUNNING_SPAN = 0.8
 FINAL_REFUSED_RETRIES = 20
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only():
-    if db_connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (set DATABASE_URL=postgres://...)")
 
 
 def _database_url() -> str:

@@ -478,3 +478,43 @@ def test_a_redated_resend_of_a_payment_already_made_adopts_it_on_its_own_date(
     assert attempt.state == AttemptState.SUBMITTED
     # What GoCardless will actually charge, not the earlier date the resend asked for.
     assert attempt.charge_date == first_date
+
+
+def test_events_learned_by_polling_are_audited_as_the_polling_job(
+    policy, customer, gc, gc_sim, gc_connection, settings
+):
+    """The audit trail says how we learned of a change: an event fetched by the polling job
+    is the schedule's doing, not a webhook's (both were recorded as "webhook" before)."""
+    from gocardless.actors import POLL_ACTOR_LABEL
+    from gocardless.polling import events_poll
+
+    def actor_of(action):
+        (actor,) = set(AuditEntry.objects.filter(action=action).values_list(
+            "actor_type", "actor_label"))
+        return actor
+
+    settings.GOCARDLESS_POLL_INITIAL_LOOKBACK_DAYS = 0
+    gc_sim.set_webhooks_enabled(False)
+    invoice(customer)
+    invoice(customer, amount="50.00")
+    collect(policy, gc)
+    first, second = CollectionAttempt.objects.order_by("pk")
+    gc_sim.run_scenario("payment_confirmed", first.payment_gocardless_id)
+    events_poll(connection=gc_connection)
+    assert actor_of("collection.attempt_confirmed") == ("schedule", POLL_ACTOR_LABEL)
+
+    gc_sim.run_scenario("mandate_cancelled", Mandate.objects.get().gocardless_id)
+    events_poll(connection=gc_connection)
+    second.refresh_from_db()
+    assert second.state == AttemptState.NEEDS_ATTENTION
+    assert actor_of("collection.attempt_needs_attention") == ("schedule", POLL_ACTOR_LABEL)
+
+
+def test_actor_for_event_names_how_the_event_arrived():
+    from gocardless.actors import actor_for_event
+    from gocardless.models import EventSource, GoCardlessEvent
+
+    assert actor_for_event(GoCardlessEvent(source=EventSource.WEBHOOK)) == Actor.webhook(
+        "gocardless")
+    assert actor_for_event(GoCardlessEvent(source=EventSource.POLL)).type == "schedule"
+    assert actor_for_event(None, without_event="bookings") == Actor.system("bookings")
