@@ -53,16 +53,22 @@ def on_sync_run_saved(sender, *, instance, created, **kwargs):
             return
         if not (instance.created or instance.updated or instance.deleted):
             return
-        from reconciliation.collection.tasks import enqueue_on_commit
+        from core.queue import enqueue_on_commit
 
-        enqueue_on_commit("reconciliation.collection.tasks.attempts_check_task", instance.tenant_id)
+        enqueue_on_commit(
+            "reconciliation.collection.tasks.attempts_check_task",
+            instance.tenant_id,
+            group="collection",
+        )
         if (
             instance.entity == "receivables"
             and instance.created
             and instance.trigger.startswith("webhook")
         ):
             enqueue_on_commit(
-                "reconciliation.collection.tasks.new_invoices_task", instance.tenant_id
+                "reconciliation.collection.tasks.new_invoices_task",
+                instance.tenant_id,
+                group="collection",
             )
     except Exception:
         logger.exception("could not queue collection checks for sync run %s", instance.pk)

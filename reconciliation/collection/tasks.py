@@ -1,25 +1,14 @@
 """django-q2 tasks for the collection engine: thin wrappers that load rows and call services.
 
-Receivers queue work with ``enqueue_on_commit`` so a task never runs before the transaction
-that asked for it has committed (and never runs at all if it rolled back).
+Receivers and services queue these by dotted path with ``core.queue.enqueue_on_commit``, so a
+task never runs before the transaction that asked for it has committed.
 """
 
 from __future__ import annotations
 
 import logging
 
-from django.db import transaction
-
 logger = logging.getLogger(__name__)
-
-
-def enqueue_on_commit(func: str, *args) -> None:
-    def send():
-        from django_q.tasks import async_task
-
-        async_task(func, *args, group="collection")
-
-    transaction.on_commit(send)
 
 
 def _tenant(tenant_id: int):

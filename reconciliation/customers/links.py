@@ -10,11 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
+from core.queue import enqueue_on_commit
 from gocardless.models import Customer, Mandate
 from reconciliation.customers.models import CustomerLink, LinkState, ReflectionState
 from reconciliation.customers.selectors import USABLE_MANDATE_STATUSES
 from reconciliation.customers.signals import collection_resumed, collection_stopped
-from reconciliation.customers.tasks import enqueue_on_commit
 
 SNAPSHOT_FIELDS = (
     "state",
@@ -119,7 +119,9 @@ def reflection_request(*, link: CustomerLink) -> None:
         reflection_state=ReflectionState.PENDING, reflection_due_at=timezone.now()
     )
     link.reflection_state = ReflectionState.PENDING
-    enqueue_on_commit("reconciliation.customers.tasks.link_reflect_task", link.pk)
+    enqueue_on_commit(
+        "reconciliation.customers.tasks.link_reflect_task", link.pk, group="customers"
+    )
 
 
 def link_set_customer(

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
+from core.queue import enqueue_on_commit
 from gocardless.actors import actor_for_event
 from gocardless.models import BillingRequest, Customer, Mandate
 from reconciliation.customers.config import customer_settings_for, exact_client_for
@@ -45,7 +46,6 @@ from reconciliation.customers.models import (
     MatchedBy,
     ReflectionState,
 )
-from reconciliation.customers.tasks import enqueue_on_commit
 from tenants.activity import inactive_tenants_log, of_active_tenants, tenant_skip
 
 logger = logging.getLogger(__name__)
@@ -273,7 +273,9 @@ def billing_request_fulfilled(
         f"{billing_request.gocardless_id})",
     )
     # Fetch the new customer's details and tag it with our Exact id (a provider call: task).
-    enqueue_on_commit("reconciliation.customers.tasks.link_customer_refresh_task", link.pk)
+    enqueue_on_commit(
+        "reconciliation.customers.tasks.link_customer_refresh_task", link.pk, group="customers"
+    )
     return invitation
 
 

@@ -61,14 +61,16 @@ def on_sync_run_saved(sender, *, instance, created, **kwargs):
             return
         if instance.created == 0 and instance.updated == 0 and instance.deleted == 0:
             return
+        from core.queue import enqueue_on_commit
         from reconciliation.customers.models import CustomerLink, LinkState
-        from reconciliation.customers.tasks import enqueue_on_commit
 
         if CustomerLink.objects.filter(
             tenant_id=instance.tenant_id, state=LinkState.MATCHED
         ).exists():
             enqueue_on_commit(
-                "reconciliation.customers.tasks.links_push_exact_changes_task", instance.tenant_id
+                "reconciliation.customers.tasks.links_push_exact_changes_task",
+                instance.tenant_id,
+                group="customers",
             )
     except Exception:
         logger.exception("could not queue the Exact → GoCardless push for %s", instance.pk)
