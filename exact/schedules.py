@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django_q.models import Schedule
 
-from config.schedules import schedule_upsert, schedules_remove
+from core.schedules import schedule_upsert, schedules_remove
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from config.schedules import schedule_upsert
+from core.schedules import schedule_upsert
 
 SCHEDULES = {
     # name: (function, minutes)

@@ -14,8 +14,8 @@ import datetime as dt
 
 from django.utils import timezone
 
-from config.schedules import schedule_upsert
 from core.calendars import tenant_today
+from core.schedules import schedule_upsert
 from reconciliation.collection.models import CollectionRun, RunState, RunTrigger
 from tenants.models import CollectionMode, Tenant
 
