@@ -28,8 +28,11 @@ test: install
 	if [ $$status -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
 
+# ruff, then the import contracts of pyproject.toml (layers, exact/gocardless independent, no
+# product import of the simulators or the demo, no cycles between a package's modules).
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Starts both simulators (stopped again when runserver exits), migrates, creates the demo
 # login and tenant, runs the product end to end (demo_run prints a summary), serves the admin.
