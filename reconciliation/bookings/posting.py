@@ -16,6 +16,7 @@ attempts and retry time untouched, and the sweeper posts them once the tenant is
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
@@ -43,8 +44,8 @@ from tenants.alerts import (
 )
 
 from .models import Booking, BookingSettings, BookingState, Rule
+from .payout_facts import payout_facts_refresh
 from .rules import BANK_ENTRIES, RuleError, entry_body
-from .services import payout_facts_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,16 @@ def entry_lookup(*, api: ExactClient, reference: str) -> dict | None:
     return None
 
 
+@dataclass
+class _Claim:
+    """A booking this worker may send: state ``sent``, the body built, committed."""
+
+    booking: Booking
+    body: dict
+    must_look_up: bool  # the previous attempt's outcome is unknown: look the entry up first
+    connection: ExactConnection
+
+
 def booking_post(
     *,
     booking_pk: int,
@@ -93,59 +104,43 @@ def booking_post(
     """Post one booking if it is due; returns what happened (for logs and tests)."""
     now = now or timezone.now()
     actor = actor or Actor.system("bookings")
+    claim = _claim(booking_pk, now=now, force=force, actor=actor)
+    if isinstance(claim, str):
+        return claim  # not sent: why, for logs and tests
+    return _send(claim, api=api or ExactClient(claim.connection), now=now, actor=actor)
+
+
+def _claim(booking_pk: int, *, now, force: bool, actor: Actor) -> _Claim | str:
+    """Step 1, in one short transaction under the row lock: the claim, or why not now."""
     with transaction.atomic():
         booking = lock_row(Booking, booking_pk)
-        state = booking.state
-        if state == BookingState.CONFIRMED:
-            return "confirmed already"
-        if state == BookingState.SENT and booking.claimed_at and booking.claimed_at > now - LEASE:
-            return "in flight"
-        if tenant_skip(booking.tenant, job="booking post", what=booking.key):
-            return "tenant inactive"  # untouched, also by a forced re-post
-        if not force:
-            if state == BookingState.GAVE_UP:
-                return "needs attention"
-            if state in (BookingState.PENDING, BookingState.FAILED) and (
-                booking.next_retry_at and booking.next_retry_at > now
-            ):
-                return "not due"
+        not_now = _not_now(booking, now=now, force=force)
+        if not_now:
+            return not_now
         if booking.after_id and booking.after.state != BookingState.CONFIRMED:
             # A predecessor that needs attention may take a while: check less often.
             stuck = booking.after.state == BookingState.GAVE_UP
-            booking.next_retry_at = now + (NOT_USABLE_WAIT if stuck else WAIT_FOR_PREDECESSOR)
-            booking.last_error = f"waiting for {booking.after.key}" + (
-                " (needs attention)" if stuck else ""
+            _wait(
+                booking,
+                until=now + (NOT_USABLE_WAIT if stuck else WAIT_FOR_PREDECESSOR),
+                why=f"waiting for {booking.after.key}" + (" (needs attention)" if stuck else ""),
             )
-            booking.save(update_fields=["next_retry_at", "last_error", "updated_at"])
             return "waiting for predecessor"
         connection = ExactConnection.objects.filter(tenant_id=booking.tenant_id).first()
         if connection is None or not connection.is_usable:
-            booking.next_retry_at = now + NOT_USABLE_WAIT
-            booking.last_error = "Exact connection is not usable (not connected or paused)"
-            booking.save(update_fields=["next_retry_at", "last_error", "updated_at"])
+            _wait(
+                booking,
+                until=now + NOT_USABLE_WAIT,
+                why="Exact connection is not usable (not connected or paused)",
+            )
             return "exact not usable"
         if booking.rule == Rule.PAYOUT:
             reason = payout_facts_refresh(booking=booking, now=now)
             if reason:
-                booking.next_retry_at = now + WAIT_FOR_PREDECESSOR
-                booking.last_error = reason
-                booking.save(update_fields=["next_retry_at", "last_error", "updated_at"])
+                _wait(booking, until=now + WAIT_FOR_PREDECESSOR, why=reason)
                 return "waiting for receipts"
-        settings = BookingSettings.objects.filter(tenant_id=booking.tenant_id).first()
-        try:
-            if settings is None:
-                raise RuleError("booking settings missing")
-            body = entry_body(booking, settings)
-        except (RuleError, KeyError) as exc:
-            _fail(
-                booking,
-                f"cannot build the entry: {exc}",
-                now=now,
-                # An earlier unknown outcome stays unknown: it must still be looked up.
-                unknown=booking.outcome_unknown,
-                actor=actor,
-                count=True,
-            )
+        body = _body(booking, now=now, actor=actor)
+        if body is None:
             return "failed: cannot build"
         must_look_up = booking.outcome_unknown
         booking.state = BookingState.SENT
@@ -154,16 +149,66 @@ def booking_post(
         booking.request_body = body
         booking.outcome_unknown = True  # until the answer is saved
         booking.save()
+    return _Claim(booking=booking, body=body, must_look_up=must_look_up, connection=connection)
 
-    api = api or ExactClient(connection)
+
+def _not_now(booking: Booking, *, now, force: bool) -> str | None:
+    """Why the locked booking is not to be posted now (nothing is changed), or None."""
+    state = booking.state
+    if state == BookingState.CONFIRMED:
+        return "confirmed already"
+    if state == BookingState.SENT and booking.claimed_at and booking.claimed_at > now - LEASE:
+        return "in flight"
+    if tenant_skip(booking.tenant, job="booking post", what=booking.key):
+        return "tenant inactive"  # untouched, also by a forced re-post
+    if not force:
+        if state == BookingState.GAVE_UP:
+            return "needs attention"
+        if state in (BookingState.PENDING, BookingState.FAILED) and (
+            booking.next_retry_at and booking.next_retry_at > now
+        ):
+            return "not due"
+    return None
+
+
+def _wait(booking: Booking, *, until, why: str) -> None:
+    """Not yet: try again at ``until``; no attempt is used."""
+    booking.next_retry_at = until
+    booking.last_error = why
+    booking.save(update_fields=["next_retry_at", "last_error", "updated_at"])
+
+
+def _body(booking: Booking, *, now, actor: Actor) -> dict | None:
+    """The entry's body, or None when it cannot be built (recorded as a failed attempt)."""
+    settings = BookingSettings.objects.filter(tenant_id=booking.tenant_id).first()
+    try:
+        if settings is None:
+            raise RuleError("booking settings missing")
+        return entry_body(booking, settings)
+    except (RuleError, KeyError) as exc:
+        _fail(
+            booking,
+            f"cannot build the entry: {exc}",
+            now=now,
+            # An earlier unknown outcome stays unknown: it must still be looked up.
+            unknown=booking.outcome_unknown,
+            actor=actor,
+            count=True,
+        )
+        return None
+
+
+def _send(claim: _Claim, *, api: ExactClient, now, actor: Actor) -> str:
+    """Steps 2 and 3, no lock held: look up an unknown outcome, else POST; record the answer."""
+    booking_pk, must_look_up = claim.booking.pk, claim.must_look_up
     sent = False
     try:
         if must_look_up:
-            found = entry_lookup(api=api, reference=booking.reference)
+            found = entry_lookup(api=api, reference=claim.booking.reference)
             if found:
                 return _confirm(booking_pk, found, now=now, actor=actor, by_lookup=True)
         sent = True
-        created = api.post(BANK_ENTRIES, body)
+        created = api.post(BANK_ENTRIES, claim.body)
     except (ExactTransportError, ExactServerError) as exc:
         # No answer, or 5xx (Exact also answers some validation errors with 500): the entry
         # may exist. Keep outcome_unknown, so the next attempt looks it up first.

@@ -1,19 +1,23 @@
 """Creating bookings from money events (called by the signal receivers, inside the event
-transaction). Posting them is posting.py's job."""
+transaction). Posting them is posting.py's job; its task is queued here by dotted path, so
+this module never imports the tasks (or posting) modules."""
 
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_q.tasks import async_task
 
 from core.audit import Actor, audit_record
 from gocardless.actors import actor_for_event
-from gocardless.models import Payment, Payout
+from gocardless.models import Payment
 
 from . import rules
-from .models import Booking, BookingSettings, BookingState, Rule
+from .models import Booking, BookingSettings, Rule
+from .payout_facts import receipted_payments
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +33,6 @@ def _event_date(event, fallback: date | None = None) -> date:
     created = getattr(event, "created_at", None)
     if created is not None:
         return created.date()
-    from django.utils import timezone
-
     return fallback or timezone.now().date()
 
 
@@ -80,10 +82,21 @@ def booking_create(
         message=f"{booking.get_rule_display()} for {gocardless_id}"
         + (f" (event {event.event_id})" if event is not None else ""),
     )
-    from .tasks import booking_post_enqueue
-
     transaction.on_commit(lambda: booking_post_enqueue(booking_pk=booking.pk))
     return booking
+
+
+def booking_post_enqueue(*, booking_pk: int) -> None:
+    """Queue one booking's post (called after the event transaction commits). Should the
+    broker be down, the booking stays pending and the sweeper posts it: unlike
+    ``core.queue.enqueue_on_commit``, a queueing error must not reach the event pipeline,
+    whose transaction has already committed."""
+    try:
+        async_task("reconciliation.bookings.tasks.booking_post_task", booking_pk)
+    except Exception:
+        logger.warning(
+            "booking %s: could not queue its post; the sweeper will", booking_pk, exc_info=True
+        )
 
 
 SEQUENCED = {Rule.RECEIPT, Rule.REVERSAL, Rule.PAYOUT_BOUNCED}
@@ -196,47 +209,6 @@ def payout_book(*, tenant, payout, event) -> list[Booking]:
     return made
 
 
-def receipted_payments(*, payout) -> set[str]:
-    """Payments in the payout whose money entered the clearing journal through a receipt."""
-    payment_ids = set(payout.items.exclude(payment_id="").values_list("payment_id", flat=True))
-    return set(
-        Booking.objects.filter(
-            tenant_id=payout.tenant_id, rule=Rule.RECEIPT, gocardless_id__in=payment_ids
-        ).values_list("gocardless_id", flat=True)
-    )
-
-
-# A payout's payments may be processed after the payout itself (webhooks in other batches,
-# reordered): wait this long for their receipts before booking them as not ours.
-RECEIPTS_GRACE = timedelta(hours=1)
-
-
-def payout_facts_refresh(*, booking: Booking, now) -> str | None:
-    """Before posting a payout: recompute which of its payments were receipted (they may
-    have been booked after the payout was). Returns a reason to wait, or None to post."""
-    payout = Payout.objects.filter(
-        tenant_id=booking.tenant_id, gocardless_id=booking.gocardless_id
-    ).first()
-    if payout is None or not payout.items.exists():
-        return None  # keep the facts captured when it was paid
-    owned = receipted_payments(payout=payout)
-    waiting = [
-        p.gocardless_id
-        for p in Payment.objects.filter(
-            tenant_id=booking.tenant_id,
-            gocardless_id__in=set(
-                payout.items.exclude(payment_id="").values_list("payment_id", flat=True)
-            )
-            - owned,
-        )
-        if rules.payment_owner(p.metadata) is not None
-    ]
-    if waiting and booking.created_at > now - RECEIPTS_GRACE:
-        return f"waiting for the receipts of {', '.join(sorted(waiting))}"
-    booking.facts = rules.payout_facts(payout, owned_payments=owned)
-    return None
-
-
 def payout_bounce_book(*, tenant, payout, event) -> Booking | None:
     if settings_for(tenant) is None:
         return None
@@ -321,8 +293,3 @@ def refund_return_book(*, tenant, refund, event) -> Booking | None:
         after=booked,
         event=event,
     )
-
-
-def unposted(queryset=None):
-    qs = queryset if queryset is not None else Booking.objects.all()
-    return qs.exclude(state=BookingState.CONFIRMED)

@@ -235,7 +235,8 @@ def _payout_with_our_payment(tenant, customer, invoice):
 
 
 def test_payout_processed_before_its_receipts_waits_for_them(tenant_a, booking_settings, world):
-    from reconciliation.bookings.services import RECEIPTS_GRACE, payout_book
+    from reconciliation.bookings.payout_facts import RECEIPTS_GRACE
+    from reconciliation.bookings.services import payout_book
 
     customer = world.customer("Alpha BV")
     invoice = world.invoice(customer, "100.00")
@@ -269,7 +270,8 @@ def test_payout_processed_before_its_receipts_waits_for_them(tenant_a, booking_s
 
 
 def test_payout_whose_receipts_never_come_books_them_to_suspense(tenant_a, booking_settings, world):
-    from reconciliation.bookings.services import RECEIPTS_GRACE, payout_book
+    from reconciliation.bookings.payout_facts import RECEIPTS_GRACE
+    from reconciliation.bookings.services import payout_book
 
     customer = world.customer("Alpha BV")
     invoice = world.invoice(customer, "100.00")

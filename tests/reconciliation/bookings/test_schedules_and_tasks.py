@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django_q.models import Schedule
 
-from reconciliation.bookings import tasks
+from reconciliation.bookings import services, tasks
 from reconciliation.bookings.schedules import booking_schedules_ensure
 
 pytestmark = pytest.mark.django_db
@@ -31,6 +31,6 @@ def test_enqueue_survives_a_broker_outage(monkeypatch):
     def down(*args, **kwargs):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(tasks, "async_task", down)
-    tasks.booking_post_enqueue(booking_pk=1)  # logged; the sweeper posts it later
+    monkeypatch.setattr(services, "async_task", down)
+    services.booking_post_enqueue(booking_pk=1)  # logged; the sweeper posts it later
     assert tasks.bookings_sweep_task() == {}

@@ -1,0 +1,54 @@
+"""Which payments of a payout entered the clearing journal through a receipt of ours.
+
+Shared by creating a payout's booking (services.py) and by posting it (posting.py), which
+recomputes the facts first: a payout's payments may be booked after the payout itself.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from gocardless.models import Payment, Payout
+
+from . import rules
+from .models import Booking, Rule
+
+# A payout's payments may be processed after the payout itself (webhooks in other batches,
+# reordered): wait this long for their receipts before booking them as not ours.
+RECEIPTS_GRACE = timedelta(hours=1)
+
+
+def receipted_payments(*, payout) -> set[str]:
+    """Payments in the payout whose money entered the clearing journal through a receipt."""
+    payment_ids = set(payout.items.exclude(payment_id="").values_list("payment_id", flat=True))
+    return set(
+        Booking.objects.filter(
+            tenant_id=payout.tenant_id, rule=Rule.RECEIPT, gocardless_id__in=payment_ids
+        ).values_list("gocardless_id", flat=True)
+    )
+
+
+def payout_facts_refresh(*, booking: Booking, now) -> str | None:
+    """Before posting a payout: recompute which of its payments were receipted (they may
+    have been booked after the payout was). Returns a reason to wait, or None to post."""
+    payout = Payout.objects.filter(
+        tenant_id=booking.tenant_id, gocardless_id=booking.gocardless_id
+    ).first()
+    if payout is None or not payout.items.exists():
+        return None  # keep the facts captured when it was paid
+    owned = receipted_payments(payout=payout)
+    waiting = [
+        p.gocardless_id
+        for p in Payment.objects.filter(
+            tenant_id=booking.tenant_id,
+            gocardless_id__in=set(
+                payout.items.exclude(payment_id="").values_list("payment_id", flat=True)
+            )
+            - owned,
+        )
+        if rules.payment_owner(p.metadata) is not None
+    ]
+    if waiting and booking.created_at > now - RECEIPTS_GRACE:
+        return f"waiting for the receipts of {', '.join(sorted(waiting))}"
+    booking.facts = rules.payout_facts(payout, owned_payments=owned)
+    return None
