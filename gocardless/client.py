@@ -46,6 +46,7 @@ from gocardless_pro.paginator import Paginator
 from gocardless_pro.rate_limit import update_rate_limit
 
 from gocardless import errors
+from gocardless.connection_status import connection_mark_needs_reauth
 
 # Resource type (event ``resource_type`` / API path) → SDK service attribute.
 SERVICES = {
@@ -205,8 +206,6 @@ class GoCardlessClient:
         """A client for a tenant's connection; a 401/403 marks it ``needs_reauth``."""
 
         def mark(exc: errors.AuthError) -> None:
-            from gocardless.connect import connection_mark_needs_reauth
-
             connection_mark_needs_reauth(connection=connection, reason=str(exc))
 
         kwargs.setdefault("on_auth_error", mark)

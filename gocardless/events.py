@@ -39,6 +39,7 @@ from core.audit import (
 from gocardless import errors, signals
 from gocardless.actors import actor_for_event
 from gocardless.client import GoCardlessClient
+from gocardless.connection_status import connection_mark_needs_reauth
 from gocardless.mirrors import (
     MIRROR_MODELS,
     mirror_set,
@@ -516,8 +517,6 @@ def _group_failed(group, exc: Exception, *, connection, now) -> None:
     if isinstance(exc, errors.AuthError) and connection is not None and (
         connection.status == ConnectionStatus.CONNECTED
     ):
-        from gocardless.connect import connection_mark_needs_reauth
-
         connection_mark_needs_reauth(connection=connection, reason=str(exc))
     error = f"{type(exc).__name__}: {exc}"[:2000]
     for event in group:

@@ -23,8 +23,9 @@ from exact.locks import lock_row
 from exact.models import ExactConnection
 from gocardless import errors
 from gocardless.client import GoCardlessClient
-from gocardless.connect import connection_mark_needs_reauth as gc_mark_needs_reauth
-from gocardless.connect import connection_set_status, connection_test
+from gocardless.connect import connection_test
+from gocardless.connection_status import connection_mark_needs_reauth as gc_mark_needs_reauth
+from gocardless.connection_status import connection_set_status
 from gocardless.events import events_gave_up_alert, events_retry_due
 from gocardless.models import ConnectionStatus as GoCardlessStatus
 from gocardless.models import EventSource, GoCardlessEvent
