@@ -53,6 +53,26 @@ def booking_settings_validate(
             f"Could not read journals and G/L accounts from Exact: {exc}"
         ) from exc
 
+    errors = _settings_errors(settings, journals=journals, gls=gls)
+    if errors:
+        raise ValidationError(errors)
+
+    used = {getattr(settings, f) for f in BookingSettings.GL_FIELDS} - {""}
+    settings.resolved = {
+        "division": connection.division,
+        "journals": {
+            code: str(journals[code]["ID"])
+            for code in (settings.clearing_journal_code, settings.bank_journal_code)
+            if code
+        },
+        "gl": {code: str(gls[code]["ID"]).lower() for code in sorted(used)},
+    }
+    settings.validated_at = timezone.now()
+    return settings
+
+
+def _settings_errors(settings: BookingSettings, *, journals: dict, gls: dict) -> dict[str, str]:
+    """A message per field whose code Exact does not have or cannot use; trims the codes."""
     errors: dict[str, str] = {}
     for field in ("clearing_journal_code", "bank_journal_code"):
         code = _clean(getattr(settings, field))
@@ -82,18 +102,4 @@ def booking_settings_validate(
     transfer = gls.get(settings.transfer_gl_code)
     if transfer is not None and transfer.get("Type") == GL_RECEIVABLES:
         errors["transfer_gl_code"] = "The in-transit account cannot be a debtors account."
-    if errors:
-        raise ValidationError(errors)
-
-    used = {getattr(settings, f) for f in BookingSettings.GL_FIELDS} - {""}
-    settings.resolved = {
-        "division": connection.division,
-        "journals": {
-            code: str(journals[code]["ID"])
-            for code in (settings.clearing_journal_code, settings.bank_journal_code)
-            if code
-        },
-        "gl": {code: str(gls[code]["ID"]).lower() for code in sorted(used)},
-    }
-    settings.validated_at = timezone.now()
-    return settings
+    return errors

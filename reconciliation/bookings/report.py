@@ -144,7 +144,20 @@ def report_build(*, tenant, start: date, end: date, currency: str = "EUR") -> Re
     by_gc: dict[str, list[Booking]] = defaultdict(list)
     for b in bookings:
         by_gc[b.gocardless_id].append(b)
+    payments = _payment_rows(tenant, currency, start, end, by_gc, units)
+    payouts = _payout_rows(tenant, currency, start, end, by_gc, units)
+    outstanding_rows = [
+        (r.invoice_number, r.outstanding)
+        for r in ExactReceivable.objects.filter(
+            tenant=tenant, currency=currency, kind=ReceivableKind.INVOICE, outstanding__gt=0
+        ).order_by("invoice_number")
+    ]
+    mismatches = _mismatches(tenant, currency, payments, bookings, units)
+    return Report(tenant, start, end, currency, payments, payouts, mismatches, outstanding_rows)
 
+
+def _payment_rows(tenant, currency, start, end, by_gc, units) -> list[PaymentRow]:
+    """Payments charged in the period, with their refunds and the state of their bookings."""
     refunds = defaultdict(int)
     for refund in Refund.objects.filter(tenant=tenant, currency=currency, status__in=REFUNDED):
         refunds[refund.payment_id] += refund.amount
@@ -179,7 +192,11 @@ def report_build(*, tenant, start: date, end: date, currency: str = "EUR") -> Re
                 ),
             )
         )
+    return payments
 
+
+def _payout_rows(tenant, currency, start, end, by_gc, units) -> list[PayoutRow]:
+    """Payouts paid in the period, their items summed by kind, and the entries that booked them."""
     payouts = []
     for po in Payout.objects.filter(tenant=tenant, currency=currency).order_by(
         "gocardless_created_at", "gocardless_id"
@@ -187,20 +204,7 @@ def report_build(*, tenant, start: date, end: date, currency: str = "EUR") -> Re
         paid_on = po.gocardless_created_at.date() if po.gocardless_created_at else None
         if paid_on is None or not (start <= paid_on <= end):
             continue
-        sums = defaultdict(Decimal)
-        for item in po.items.all():
-            amount = parse_minor_string(str(item.amount))
-            if item.item_type in FEE_ITEM_TYPES:
-                vat = sum(
-                    (parse_minor_string(str(t.get("amount", "0"))) for t in item.taxes or []),
-                    Decimal(0),
-                )
-                sums["fees"] += amount - vat
-                sums["vat"] += vat
-            elif item.item_type == "payment_paid_out":
-                sums["gross"] += amount
-            else:
-                sums["deductions"] += amount
+        sums = _payout_item_sums(po)
         mine = [b for b in by_gc.get(po.gocardless_id, []) if b.rule in PAYOUT_RULES]
         payouts.append(
             PayoutRow(
@@ -219,22 +223,30 @@ def report_build(*, tenant, start: date, end: date, currency: str = "EUR") -> Re
                 booking_pks=[b.pk for b in mine],
             )
         )
+    return payouts
 
-    outstanding_rows = [
-        (r.invoice_number, r.outstanding)
-        for r in ExactReceivable.objects.filter(
-            tenant=tenant, currency=currency, kind=ReceivableKind.INVOICE, outstanding__gt=0
-        ).order_by("invoice_number")
-    ]
-    mismatches = _mismatches(tenant, currency, payments, bookings, units)
-    return Report(tenant, start, end, currency, payments, payouts, mismatches, outstanding_rows)
+
+def _payout_item_sums(payout) -> dict[str, Decimal]:
+    """Minor units by kind: gross (paid out), deductions, fees without VAT, and VAT."""
+    sums = defaultdict(Decimal)
+    for item in payout.items.all():
+        amount = parse_minor_string(str(item.amount))
+        if item.item_type in FEE_ITEM_TYPES:
+            vat = sum(
+                (parse_minor_string(str(t.get("amount", "0"))) for t in item.taxes or []),
+                Decimal(0),
+            )
+            sums["fees"] += amount - vat
+            sums["vat"] += vat
+        elif item.item_type == "payment_paid_out":
+            sums["gross"] += amount
+        else:
+            sums["deductions"] += amount
+    return sums
 
 
 def _mismatches(tenant, currency, payments, bookings, units) -> list[Mismatch]:
     out = []
-    settings = BookingSettings.objects.filter(tenant=tenant).first()
-    counted = {"paid_out"} if settings and settings.receipt_on == ReceiptOn.PAID_OUT else COLLECTED
-
     for b in bookings:
         if b.state != BookingState.CONFIRMED:
             out.append(
@@ -257,7 +269,15 @@ def _mismatches(tenant, currency, payments, bookings, units) -> list[Mismatch]:
                     payment_pks=[p.pk],
                 )
             )
+    return out + _invoice_mismatches(tenant, currency, payments, units)
 
+
+def _invoice_mismatches(tenant, currency, payments, units) -> list[Mismatch]:
+    """Invoices touched in the period whose open amount in Exact (as last synced) is not
+    what their payments at GoCardless say it should be."""
+    out = []
+    settings = BookingSettings.objects.filter(tenant=tenant).first()
+    counted = {"paid_out"} if settings and settings.receipt_on == ReceiptOn.PAID_OUT else COLLECTED
     # Invoices touched in the period, with every payment ever made for them.
     invoices = {p.invoice for p in payments if p.ours}
     all_for_invoice: dict[int, list[Payment]] = defaultdict(list)
@@ -272,42 +292,45 @@ def _mismatches(tenant, currency, payments, bookings, units) -> list[Mismatch]:
         )
     }
     for invoice in sorted(invoices):
-        pays = all_for_invoice[invoice]
-        collected = sum((units(p.amount) for p in pays if p.status in counted), Decimal("0.00"))
-        failed = [p for p in pays if p.status in ("failed", "charged_back")]
-        pks = [p.pk for p in pays]
-        row = receivables.get(invoice)
-        if row is None:
-            # Not in the mirror = no longer open in Exact (full syncs delete closed items).
-            if collected == 0 and failed:
-                out.append(
-                    Mismatch(
-                        "closed_in_exact_failed_at_gocardless",
-                        f"invoice {invoice}",
-                        "closed in Exact, but its payments failed or were charged back",
-                        expected=None,
-                        actual=Decimal("0.00"),
-                        payment_pks=pks,
-                    )
-                )
-            continue
-        expected_open = row.amount - collected
-        if expected_open == row.outstanding:
-            continue
-        if expected_open <= 0 < row.outstanding:
-            kind, detail = "open_in_exact_paid_at_gocardless", "collected at GoCardless"
-        elif row.outstanding == 0 < expected_open:
-            kind, detail = "closed_in_exact_failed_at_gocardless", "not collected at GoCardless"
-        else:
-            kind, detail = "amount_difference", "open amount differs"
-        out.append(
-            Mismatch(
-                kind,
+        found = _invoice_mismatch(
+            invoice, all_for_invoice[invoice], receivables.get(invoice), counted, units
+        )
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def _invoice_mismatch(invoice, pays, row, counted, units) -> Mismatch | None:
+    """One invoice: its Exact open item ``row`` (None = no longer open) against ``pays``."""
+    collected = sum((units(p.amount) for p in pays if p.status in counted), Decimal("0.00"))
+    failed = [p for p in pays if p.status in ("failed", "charged_back")]
+    pks = [p.pk for p in pays]
+    if row is None:
+        # Not in the mirror = no longer open in Exact (full syncs delete closed items).
+        if collected == 0 and failed:
+            return Mismatch(
+                "closed_in_exact_failed_at_gocardless",
                 f"invoice {invoice}",
-                detail,
-                expected=expected_open,
-                actual=row.outstanding,
+                "closed in Exact, but its payments failed or were charged back",
+                expected=None,
+                actual=Decimal("0.00"),
                 payment_pks=pks,
             )
-        )
-    return out
+        return None
+    expected_open = row.amount - collected
+    if expected_open == row.outstanding:
+        return None
+    if expected_open <= 0 < row.outstanding:
+        kind, detail = "open_in_exact_paid_at_gocardless", "collected at GoCardless"
+    elif row.outstanding == 0 < expected_open:
+        kind, detail = "closed_in_exact_failed_at_gocardless", "not collected at GoCardless"
+    else:
+        kind, detail = "amount_difference", "open amount differs"
+    return Mismatch(
+        kind,
+        f"invoice {invoice}",
+        detail,
+        expected=expected_open,
+        actual=row.outstanding,
+        payment_pks=pks,
+    )

@@ -31,11 +31,19 @@ def report_csv(*, report: Report) -> str:
             report.end.isoformat(),
         ]
     )
-    w.writerow([])
+    for section in (_totals, _payments, _payouts, _mismatches):
+        w.writerow([])
+        section(w, report)
+    return out.getvalue()
+
+
+def _totals(w, report: Report) -> None:
     w.writerow(["section", "total", "value"])
     for name, value in report.totals.items():
         w.writerow(["totals", name, money(value) if isinstance(value, Decimal) else value])
-    w.writerow([])
+
+
+def _payments(w, report: Report) -> None:
     w.writerow(
         [
             "section",
@@ -67,7 +75,9 @@ def report_csv(*, report: Report) -> str:
                 p.reversal,
             ]
         )
-    w.writerow([])
+
+
+def _payouts(w, report: Report) -> None:
     w.writerow(
         [
             "section",
@@ -101,7 +111,9 @@ def report_csv(*, report: Report) -> str:
                 " ".join(f"{key}={number or ''}" for key, number, _ in po.entries),
             ]
         )
-    w.writerow([])
+
+
+def _mismatches(w, report: Report) -> None:
     w.writerow(["section", "kind", "subject", "detail", "expected", "actual"])
     for m in report.mismatches:
         w.writerow(
@@ -114,4 +126,3 @@ def report_csv(*, report: Report) -> str:
                 money(m.actual),
             ]
         )
-    return out.getvalue()

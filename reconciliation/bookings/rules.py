@@ -176,67 +176,84 @@ def _units(minor: int, currency: str) -> float:
 
 def entry_body(booking: Booking, settings: BookingSettings) -> dict:
     """The BankEntries POST body. Every line carries the booking's reference in ``Notes``."""
-    facts, cur, ref = booking.facts, booking.currency, booking.reference
     date = booking.booking_date.isoformat()
     journal = _journal(settings, "clearing_journal_code")
 
     def line(**fields) -> dict:
-        return {"Date": date, "Notes": ref, **fields}
+        return {"Date": date, "Notes": booking.reference, **fields}
 
     if booking.rule in (Rule.RECEIPT, Rule.REVERSAL):
-        sign = 1 if booking.rule == Rule.RECEIPT else -1
-        what = "receipt" if sign > 0 else f"reversal ({facts.get('cause') or 'failed'})"
-        lines = [
-            line(
-                Account=facts["account"],
-                GLAccount=_gl(settings, "receivables_gl_code"),
-                AmountFC=_units(sign * facts["amount"], cur),
-                OurRef=facts["invoice"],
-                Description=f"GoCardless {facts['payment']} {what} invoice {facts['invoice']}",
-            )
-        ]
+        lines = _receipt_lines(booking, settings, line)
     elif booking.rule in (Rule.REFUND, Rule.REFUND_RETURNED):
-        sign = -1 if booking.rule == Rule.REFUND else 1
-        what = "refund" if sign < 0 else "refund returned"
-        # Not matched to the invoice (no OurRef): the invoice stays paid; the refund is an
-        # open debit on the customer until matched with the credit note in Exact.
-        lines = [
-            line(
-                Account=facts["account"],
-                GLAccount=_gl(settings, "receivables_gl_code"),
-                AmountFC=_units(sign * facts["amount"], cur),
-                Description=f"GoCardless {what} {facts['refund']} of {facts['payment']} "
-                f"(invoice {facts['invoice']})",
-            )
-        ]
+        lines = _refund_lines(booking, settings, line)
     elif booking.rule == Rule.PAYOUT:
         lines = _payout_lines(booking, settings, line)
-    elif booking.rule == Rule.PAYOUT_BANK:
+    elif booking.rule in (Rule.PAYOUT_BANK, Rule.PAYOUT_BOUNCED):
+        journal, lines = _transfer_entry(booking, settings, line, clearing=journal)
+    else:  # pragma: no cover - every Rule is handled above
+        raise RuleError(f"no rule for {booking.rule}")
+    return {"JournalCode": journal, "Currency": booking.currency, "BankEntryLines": lines}
+
+
+def _receipt_lines(booking: Booking, settings: BookingSettings, line) -> list[dict]:
+    facts = booking.facts
+    sign = 1 if booking.rule == Rule.RECEIPT else -1
+    what = "receipt" if sign > 0 else f"reversal ({facts.get('cause') or 'failed'})"
+    return [
+        line(
+            Account=facts["account"],
+            GLAccount=_gl(settings, "receivables_gl_code"),
+            AmountFC=_units(sign * facts["amount"], booking.currency),
+            OurRef=facts["invoice"],
+            Description=f"GoCardless {facts['payment']} {what} invoice {facts['invoice']}",
+        )
+    ]
+
+
+def _refund_lines(booking: Booking, settings: BookingSettings, line) -> list[dict]:
+    facts = booking.facts
+    sign = -1 if booking.rule == Rule.REFUND else 1
+    what = "refund" if sign < 0 else "refund returned"
+    # Not matched to the invoice (no OurRef): the invoice stays paid; the refund is an
+    # open debit on the customer until matched with the credit note in Exact.
+    return [
+        line(
+            Account=facts["account"],
+            GLAccount=_gl(settings, "receivables_gl_code"),
+            AmountFC=_units(sign * facts["amount"], booking.currency),
+            Description=f"GoCardless {what} {facts['refund']} of {facts['payment']} "
+            f"(invoice {facts['invoice']})",
+        )
+    ]
+
+
+def _transfer_entry(
+    booking: Booking, settings: BookingSettings, line, *, clearing: str
+) -> tuple[str, list[dict]]:
+    """(journal, lines) of a payout's bank side or of a bounced payout."""
+    facts, cur = booking.facts, booking.currency
+    if booking.rule == Rule.PAYOUT_BANK:
         journal = _journal(settings, "bank_journal_code")
-        lines = [
+        return journal, [
             line(
                 GLAccount=_gl(settings, "transfer_gl_code"),
                 AmountFC=_units(facts["amount"], cur),
                 Description=f"GoCardless payout {facts['payout']} {facts['reference']}",
             )
         ]
-    elif booking.rule == Rule.PAYOUT_BOUNCED:
-        # The transfer did not reach the bank: the money is back in the GoCardless balance
-        # (sequence 1, clearing journal) and, when the bank side was booked, out of the bank
-        # again (sequence 2, bank journal).
-        sign = 1
-        if facts.get("side") == "bank":
-            journal, sign = _journal(settings, "bank_journal_code"), -1
-        lines = [
-            line(
-                GLAccount=_gl(settings, "transfer_gl_code"),
-                AmountFC=_units(sign * facts["amount"], cur),
-                Description=f"GoCardless payout {facts['payout']} bounced {facts['reference']}",
-            )
-        ]
-    else:  # pragma: no cover - every Rule is handled above
-        raise RuleError(f"no rule for {booking.rule}")
-    return {"JournalCode": journal, "Currency": cur, "BankEntryLines": lines}
+    # Bounced: the transfer did not reach the bank: the money is back in the GoCardless
+    # balance (sequence 1, clearing journal) and, when the bank side was booked, out of the
+    # bank again (sequence 2, bank journal).
+    journal, sign = clearing, 1
+    if facts.get("side") == "bank":
+        journal, sign = _journal(settings, "bank_journal_code"), -1
+    return journal, [
+        line(
+            GLAccount=_gl(settings, "transfer_gl_code"),
+            AmountFC=_units(sign * facts["amount"], cur),
+            Description=f"GoCardless payout {facts['payout']} bounced {facts['reference']}",
+        )
+    ]
 
 
 FEE_GL = {
