@@ -115,3 +115,58 @@ def check_q_sync_outside_debug(app_configs, **kwargs):
             id="mlc.W005",
         )
     ]
+
+
+@register(deploy=True)
+def check_metrics_token(app_configs, **kwargs):
+    """/metrics names every tenant with its volumes and failures. Without a token, anyone who
+    reaches a web node can read it; the proxy rule that keeps it internal is one typo away."""
+    if settings.DEBUG or settings.METRICS_TOKEN:
+        return []
+    return [
+        Warning(
+            "METRICS_TOKEN is not set: GET /metrics answers anyone who reaches a web node.",
+            hint="Set METRICS_TOKEN to a long random value and give it to Prometheus "
+            "(Authorization: Bearer <token>); keep /metrics on the internal network too.",
+            id="mlc.W006",
+        )
+    ]
+
+
+@register()
+def check_stored_secrets_decrypt(app_configs, **kwargs):
+    """One stored secret of each kind must decrypt with the configured SECRET_KEY (+ fallbacks)
+    and SALT_KEY. A wrong key otherwise passes every check and then fails at the first
+    webhook, token refresh or provider call of every tenant."""
+    from django.apps import apps
+
+    from core.fields import EncryptedSecretField, SecretDecryptionError
+
+    if not settings.SALT_KEY or not settings.SECRET_KEY:
+        return []  # mlc.E001 says it
+    unreadable = []
+    for model in apps.get_models():
+        for field in model._meta.concrete_fields:
+            if not isinstance(field, EncryptedSecretField):
+                continue
+            rows = model._default_manager.exclude(**{f"{field.name}__isnull": True}).exclude(
+                **{field.name: ""}
+            )
+            try:
+                list(rows.values_list(field.name, flat=True)[:1])
+            except SecretDecryptionError:
+                unreadable.append(f"{model._meta.label}.{field.name}")
+            except DatabaseError:
+                return []  # before migrate: nothing stored yet
+    if not unreadable:
+        return []
+    return [
+        Error(
+            "Stored secrets cannot be decrypted with SECRET_KEY/SALT_KEY: "
+            f"{', '.join(unreadable)}.",
+            hint="SECRET_KEY or SALT_KEY differs from the one that encrypted them. Restore the "
+            "old values, or add the old SECRET_KEY to SECRET_KEY_FALLBACKS (and the old salt "
+            "to SALT_KEY as a list) and run `manage.py secrets_reencrypt`.",
+            id="mlc.E004",
+        )
+    ]

@@ -6,6 +6,7 @@ settings default to what `manage.py check --deploy` asks for; DEBUG on is for th
 local work only.
 """
 
+import datetime
 from pathlib import Path
 
 import environ
@@ -40,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_q",
+    "axes",
     "config.apps.ConfigAppConfig",
     "core.apps.CoreConfig",
     "tenants",
@@ -65,6 +67,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -135,6 +140,63 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 # GET /metrics (Prometheus) names tenants and their volumes: keep it on the internal network.
 # When set, a scrape must also send `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# The client's address: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies the address the
+# outermost of ours saw (X-Forwarded-For counted from the right: the left part is whatever
+# the client sent). Used by login throttling and the webhook delivery log (core/http.py).
+TRUSTED_PROXY_COUNT = env.int(
+    "TRUSTED_PROXY_COUNT", default=1 if SECURE_PROXY_SSL_HEADER else 0
+)
+
+# --- login throttling (django-axes) ---------------------------------------------------------
+# After AXES_FAILURE_LIMIT wrong passwords for one username, or from one address, further
+# attempts are refused (429) for AXES_COOLOFF_TIME, even with the right password.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.http.client_address"
+AXES_VERBOSE = False
+
+# --- Content-Security-Policy (django-csp) ---------------------------------------------------
+# Strict: scripts, styles, images and fonts from this origin only, no inline code, no frames.
+# Forms may post to the OAuth consent pages the Connect buttons redirect to (a form's
+# redirect is checked against form-action): the Exact region hosts of exact/models.py and
+# GoCardless' connect hosts of gocardless/connect.py (tests/config/test_security_headers.py
+# keeps this list equal to those tables), and in DEBUG the local simulators.
+OAUTH_FORM_TARGETS = [
+    "https://start.exactonline.nl",
+    "https://start.exactonline.be",
+    "https://start.exactonline.co.uk",
+    "https://start.exactonline.de",
+    "https://start.exactonline.fr",
+    "https://start.exactonline.es",
+    "https://start.exactonline.com",
+    "https://connect.gocardless.com",
+    "https://connect-sandbox.gocardless.com",
+]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": [
+            "'self'",
+            *OAUTH_FORM_TARGETS,
+            *(["http://127.0.0.1:*", "http://localhost:*"] if DEBUG else []),
+        ],
+    },
+}
 
 # --- django-q2 ----------------------------------------------------------------------------
 # `retry` is the broker's visibility timeout: a task still running after `retry` seconds is

@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from encrypted_fields.fields import EncryptedTextField
 
 
@@ -41,6 +42,15 @@ def _fernet(secret_keys: tuple[str, ...], salt_keys: tuple[str, ...]) -> MultiFe
 
 def secret_fernet() -> MultiFernet:
     salts = settings.SALT_KEY if isinstance(settings.SALT_KEY, list) else [settings.SALT_KEY]
+    salts = [salt for salt in salts if salt]
+    if not salts or not settings.SECRET_KEY:
+        # Said in words at the first use (a web worker warms this at start): without it a
+        # gunicorn start or a webhook ended in cryptography's "MultiFernet requires at least
+        # one Fernet instance" traceback.
+        raise ImproperlyConfigured(
+            "mlc.E001: SALT_KEY (and SECRET_KEY) must be set: every stored token and secret is "
+            "encrypted with keys derived from them. Set both, and keep them with your backups."
+        )
     fallbacks = getattr(settings, "SECRET_KEY_FALLBACKS", [])
     return _fernet((settings.SECRET_KEY, *fallbacks), tuple(salts))
 

@@ -58,6 +58,7 @@ def _production_env(tmp_path) -> dict:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy-check.sqlite3'}",
         "EXACT_CLIENT_ID": "id",
         "EXACT_CLIENT_SECRET": "secret",
+        "METRICS_TOKEN": "prod-metrics-" + "t0k" * 10,
     }
 
 
@@ -113,3 +114,55 @@ def test_q_sync_in_production_is_reported_at_start(tmp_path):
     result = _manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode != 0
     assert "mlc.W005" in result.stderr + result.stdout
+
+
+def test_check_deploy_warns_when_metrics_are_open(tmp_path):
+    env = {**_production_env(tmp_path), "METRICS_TOKEN": ""}
+    result = _manage(env, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode != 0
+    assert "mlc.W006" in result.stderr + result.stdout
+    with override_settings(DEBUG=False, METRICS_TOKEN=""):
+        assert _ids(checks.check_metrics_token(None)) == ["mlc.W006"]
+    with override_settings(DEBUG=False, METRICS_TOKEN="t"):
+        assert checks.check_metrics_token(None) == []
+
+
+def test_a_web_worker_without_salt_key_says_so_in_words(tmp_path):
+    """gunicorn imports config.wsgi, which derives the encryption keys at start: a missing
+    SALT_KEY is refused with mlc.E001's words, not cryptography's MultiFernet traceback."""
+    env = {**_production_env(tmp_path), "SALT_KEY": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", "import config.wsgi"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: mlc.E001: SALT_KEY" in result.stderr
+    assert "MultiFernet" not in result.stderr
+
+
+@pytest.mark.django_db
+def test_secrets_that_the_keys_cannot_decrypt_are_an_error(tenant_a):
+    from tests.factories import GoCardlessConnectionFactory
+
+    GoCardlessConnectionFactory(tenant=tenant_a, webhook_secret="whsec-1", access_token="tok")
+    assert checks.check_stored_secrets_decrypt(None) == []
+    with override_settings(SALT_KEY=["another-salt"]):
+        (error,) = checks.check_stored_secrets_decrypt(None)
+    assert error.id == "mlc.E004"
+    assert "gocardless.GoCardlessConnection.access_token" in error.msg
+    with override_settings(SALT_KEY=["another-salt", "test-salt-key"]):  # rotation: old salt kept
+        assert checks.check_stored_secrets_decrypt(None) == []
+
+
+def test_a_wrong_salt_key_stops_every_process_at_start(tmp_path):
+    env = _production_env(tmp_path)
+    assert _manage(env, "migrate", "-v0").returncode == 0
+    seed = (
+        "from tenants.models import Tenant;from gocardless.models import GoCardlessConnection;"
+        "t=Tenant.objects.create(name='A',slug='a');"
+        "GoCardlessConnection.objects.create(tenant=t,access_token='tok',webhook_secret='w')"
+    )
+    assert _manage(env, "shell", "-c", seed).returncode == 0
+    result = _manage({**env, "SALT_KEY": "a-different-salt"}, "check")
+    assert result.returncode != 0 and "mlc.E004" in result.stderr
+

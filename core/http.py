@@ -1,0 +1,28 @@
+"""Facts about an HTTP request that several apps need the same way."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+
+def client_address(request) -> str:
+    """The client's IP address as our own outermost proxy saw it.
+
+    With ``TRUSTED_PROXY_COUNT`` = n proxies in front of us, each appends the address it
+    received from to X-Forwarded-For, so the n-th value from the right is the client as seen
+    by the first proxy we run; anything left of it was written by the client and can be
+    forged. Without proxies it is REMOTE_ADDR. Used for login throttling and the webhook
+    delivery log, where a forgeable address would let an attacker dodge a lock or frame
+    another address."""
+    proxies = settings.TRUSTED_PROXY_COUNT
+    remote = request.META.get("REMOTE_ADDR", "") or ""
+    if proxies <= 0:
+        return remote
+    forwarded = [
+        part.strip()
+        for part in (request.META.get("HTTP_X_FORWARDED_FOR") or "").split(",")
+        if part.strip()
+    ]
+    if len(forwarded) >= proxies:
+        return forwarded[-proxies]
+    return forwarded[0] if forwarded else remote
