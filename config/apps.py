@@ -2,7 +2,8 @@ from django.apps import AppConfig
 
 
 class ConfigAppConfig(AppConfig):
-    """Holds project-wide system checks (config/checks.py)."""
+    """Project-wide system checks (config/checks.py) and the one signal wiring
+    (config/wiring.py)."""
 
     name = "config"
     label = "config"
@@ -10,3 +11,6 @@ class ConfigAppConfig(AppConfig):
 
     def ready(self) -> None:
         from config import checks  # noqa: F401  (registers the checks)
+        from config.wiring import wiring_connect  # imports every app: after all models load
+
+        wiring_connect()

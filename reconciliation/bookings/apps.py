@@ -8,8 +8,3 @@ class BookingsConfig(AppConfig):
     label = "bookings"
     verbose_name = "Bookings and reconciliation report"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self):
-        from reconciliation.bookings import receivers
-
-        receivers.connect()

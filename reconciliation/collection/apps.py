@@ -8,8 +8,3 @@ class CollectionConfig(AppConfig):
     label = "collection"
     verbose_name = "Collections"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self):
-        from reconciliation.collection import receivers
-
-        receivers.connect()

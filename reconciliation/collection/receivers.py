@@ -1,5 +1,6 @@
 """Signal receivers: thin; local database work only (provider calls are queued as tasks).
 
+Connected in config/wiring.py (the one registry, with the order handlers run in), not here.
 GoCardless domain signals run inside the event-processing transaction: an exception here
 rolls the event back and the pipeline retries it, which is what we want for a database error.
 """
@@ -8,25 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db.models.signals import post_save
-
-from gocardless import signals as gc
-
 logger = logging.getLogger(__name__)
-
-PAYMENT_SIGNALS = (
-    gc.payment_confirmed,
-    gc.payment_paid_out,
-    gc.payment_failed,
-    gc.payment_charged_back,
-    gc.payment_cancelled,
-)
-MANDATE_STOP_SIGNALS = (
-    gc.mandate_cancelled,
-    gc.mandate_failed,
-    gc.mandate_expired,
-    gc.mandate_blocked,
-)
 
 
 def on_payment_changed(sender, *, tenant, instance, event=None, **kwargs):
@@ -73,12 +56,3 @@ def on_sync_run_saved(sender, *, instance, created, **kwargs):
     except Exception:
         logger.exception("could not queue collection checks for sync run %s", instance.pk)
 
-
-def connect() -> None:
-    from exact.models import SyncRun
-
-    for signal in PAYMENT_SIGNALS:
-        signal.connect(on_payment_changed, dispatch_uid=f"collection.{id(signal)}")
-    for signal in MANDATE_STOP_SIGNALS:
-        signal.connect(on_mandate_stopped, dispatch_uid=f"collection.mandate.{id(signal)}")
-    post_save.connect(on_sync_run_saved, sender=SyncRun, dispatch_uid="collection.sync_run")

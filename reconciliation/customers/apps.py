@@ -7,9 +7,3 @@ class CustomersConfig(AppConfig):
     label = "customers"
     verbose_name = "Customers and mandates"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self):
-        # Subscribes to GoCardless domain signals and to Exact sync runs.
-        from reconciliation.customers import receivers
-
-        receivers.connect()

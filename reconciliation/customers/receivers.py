@@ -3,48 +3,36 @@
 GoCardless domain signals run inside the event-processing transaction: an exception here
 rolls the event back and the pipeline retries it, which is what we want for a database
 error. Exact writes are never made here: the receiver records the request on the link and
-queues ``link_reflect_task`` after commit.
+queues ``link_reflect_task`` after commit. Connected in config/wiring.py (the one registry,
+with the order handlers run in), not here.
 """
 
 from __future__ import annotations
 
 import logging
 
-from django.db.models.signals import post_save
-from django.dispatch import receiver
-
-from gocardless import signals as gc
 from reconciliation.customers import mandate_sync
 
 logger = logging.getLogger(__name__)
 
 
-@receiver(gc.mandate_active, dispatch_uid="reconciliation.customers.mandate_active")
-@receiver(gc.mandate_reinstated, dispatch_uid="reconciliation.customers.mandate_reinstated")
 def on_mandate_usable(sender, *, tenant, instance, event=None, **kwargs):
     if instance.status in ("active", "pending_submission", "submitted"):
         mandate_sync.mandate_usable(tenant=tenant, mandate=instance, event=event)
 
 
-@receiver(gc.mandate_cancelled, dispatch_uid="reconciliation.customers.mandate_cancelled")
-@receiver(gc.mandate_failed, dispatch_uid="reconciliation.customers.mandate_failed")
-@receiver(gc.mandate_expired, dispatch_uid="reconciliation.customers.mandate_expired")
-@receiver(gc.mandate_blocked, dispatch_uid="reconciliation.customers.mandate_blocked")
 def on_mandate_stopped(sender, *, tenant, instance, event=None, **kwargs):
     mandate_sync.mandate_stopped(tenant=tenant, mandate=instance, event=event)
 
 
-@receiver(gc.mandate_replaced, dispatch_uid="reconciliation.customers.mandate_replaced")
 def on_mandate_replaced(sender, *, tenant, instance, event=None, **kwargs):
     mandate_sync.mandate_replaced_handle(tenant=tenant, mandate=instance, event=event)
 
 
-@receiver(gc.mandate_transferred, dispatch_uid="reconciliation.customers.mandate_transferred")
 def on_mandate_transferred(sender, *, tenant, instance, event=None, **kwargs):
     mandate_sync.mandate_transferred_handle(tenant=tenant, mandate=instance, event=event)
 
 
-@receiver(gc.billing_request_fulfilled, dispatch_uid="reconciliation.customers.br_fulfilled")
 def on_billing_request_fulfilled(sender, *, tenant, instance, event=None, **kwargs):
     mandate_sync.billing_request_fulfilled(tenant=tenant, billing_request=instance, event=event)
 
@@ -75,10 +63,3 @@ def on_sync_run_saved(sender, *, instance, created, **kwargs):
     except Exception:
         logger.exception("could not queue the Exact → GoCardless push for %s", instance.pk)
 
-
-def connect() -> None:
-    from exact.models import SyncRun
-
-    post_save.connect(
-        on_sync_run_saved, sender=SyncRun, dispatch_uid="reconciliation.customers.sync_run"
-    )
