@@ -1,4 +1,4 @@
-"""How attempts follow what happens to their payments, mandates and invoices.
+"""How attempts follow what happens to their payments and mandates at GoCardless.
 
 - Payment confirmed / paid out → the attempt says so.
 - Payment failed (also late, after confirmation) → the tenant's retry policy: a retry on a
@@ -8,36 +8,31 @@
   loses a merchant's Direct Debit facility).
 - Payment cancelled at GoCardless (not by us) → *needs attention*.
 - Mandate cancelled / failed / expired / blocked → its in-flight attempts are flagged.
-- Exact invoice credited, reduced or paid by other means while the payment is still
-  ``pending_submission`` → the payment is cancelled and, when something remains to collect,
-  collected again for the new amount; if the payment already left (submitted), a person is
-  asked to look (a refund may be due).
 
 Receivers of GoCardless signals run inside the event-processing transaction: local writes
-only here. Exact-side checks run as a task after each receivables sync.
+only here. The submission applies the same rules to a payment it adopts, so this module
+depends on nothing that starts runs; invoices that change in Exact under a payment are
+``invoice_changes``'s, the daily e-mail about *needs attention* is ``attention``'s.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from collections import defaultdict
-from decimal import Decimal
-
-from django.db import transaction
-from django.utils import timezone
 
 from core.audit import Actor
 from core.calendars import tenant_today
-from gocardless import errors
 from gocardless.actors import actor_for_event
+from reconciliation.collection import attention
 from reconciliation.collection.changes import attempt_change
-from reconciliation.collection.models import AttemptState, CollectionAttempt, RunTrigger
+from reconciliation.collection.models import AttemptState, CollectionAttempt
 from reconciliation.customers.selectors import STOPPED_MANDATE_STATUSES
-from tenants.alerts import admin_url, alert_new_objects
-from tenants.models import Tenant
 
-logger = logging.getLogger(__name__)
+# The daily e-mail's old import path, kept for importers outside the package:
+# tests/tenants/test_alerts.py imports it from here and patches ``reactions.timezone.now``
+# (that is django.utils.timezone.now). Drop these three once they use ``attention``.
+attention_digests_send = attention.attention_digests_send
+DIGEST_HOUR = attention.DIGEST_HOUR
+timezone = attention.timezone
 
 # States a payment event may still move (final states are left alone).
 _LIVE_STATES = (
@@ -250,193 +245,3 @@ def mandate_stopped_handle(*, tenant, mandate, event) -> int:
         )
         flagged += 1
     return flagged
-
-
-# --- Exact side: invoices that changed under a payment ----------------------------------------
-
-
-def _payment_status(attempt: CollectionAttempt) -> str:
-    from gocardless.models import Payment
-
-    mirrored = (
-        Payment.objects.filter(tenant=attempt.tenant, gocardless_id=attempt.payment_gocardless_id)
-        .values_list("status", flat=True)
-        .first()
-    )
-    return mirrored or attempt.payment_status
-
-
-def attempts_check_against_exact(*, tenant, client=None) -> dict[str, int]:
-    """After a receivables sync: cancel or flag payments whose invoice changed under them.
-
-    The amount an in-flight attempt may still collect is what its invoice has outstanding,
-    capped by what the customer owes net of credit notes and of the other money on its way
-    (the same rule the selection uses).
-    """
-    from exact.models import ExactReceivable
-    from reconciliation.customers.config import gocardless_client_for
-
-    counts = {"checked": 0, "cancelled": 0, "flagged": 0, "recollect": 0}
-    in_flight = list(
-        CollectionAttempt.objects.filter(tenant=tenant, state=AttemptState.SUBMITTED)
-        .exclude(payment_gocardless_id="")
-        .select_related("tenant")
-    )
-    if not in_flight:
-        return counts
-    open_items = {
-        r.exact_id: r
-        for r in ExactReceivable.objects.filter(tenant=tenant, is_fully_paid=False).only(
-            "exact_id", "outstanding", "account_exact_id", "currency", "kind"
-        )
-    }
-    balance: dict = defaultdict(Decimal)
-    for r in open_items.values():
-        balance[(r.account_exact_id, r.currency)] += r.outstanding
-    on_its_way: dict = defaultdict(Decimal)
-    for a in CollectionAttempt.objects.filter(
-        tenant=tenant,
-        receivable_exact_id__in=list(open_items),
-        state__in=(
-            AttemptState.PENDING,
-            AttemptState.SUBMITTED,
-            AttemptState.CONFIRMED,
-            AttemptState.PAID_OUT,
-        ),
-    ).only("account_exact_id", "currency", "amount"):
-        on_its_way[(a.account_exact_id, a.currency)] += a.amount
-
-    recollect = []
-    actor = Actor.system("collection.exact-check")
-    for attempt in in_flight:
-        counts["checked"] += 1
-        item = open_items.get(attempt.receivable_exact_id)
-        key = (attempt.account_exact_id, attempt.currency)
-        if item is None:
-            allowed = Decimal("0")
-            why = "invoice closed in Exact (paid by other means or credited)"
-        else:
-            others = on_its_way[key] - attempt.amount
-            allowed = min(item.outstanding, balance[key] - others)
-            why = f"invoice now needs {max(allowed, Decimal('0'))} instead of {attempt.amount}"
-        if attempt.parts > 1:
-            allowed_total = allowed  # instalments: compare the whole attempt group below
-            group_total = sum(
-                CollectionAttempt.objects.filter(
-                    tenant=tenant,
-                    receivable_exact_id=attempt.receivable_exact_id,
-                    attempt_number=attempt.attempt_number,
-                ).values_list("amount", flat=True),
-                Decimal("0"),
-            )
-            if allowed_total >= group_total:
-                continue
-        elif allowed >= attempt.amount:
-            continue
-        status = _payment_status(attempt)
-        if status == "pending_submission":
-            client = client or gocardless_client_for(tenant=tenant)
-            try:
-                if client is None:
-                    raise errors.GoCardlessError("GoCardless is not connected")
-                client.payment_cancel(attempt.payment_gocardless_id)
-            except errors.AuthError:
-                raise
-            except errors.GoCardlessError as exc:
-                with transaction.atomic():
-                    _set(
-                        attempt,
-                        actor,
-                        "collection.attempt_needs_attention",
-                        f"{why}; cancelling failed: {exc}",
-                        state=AttemptState.NEEDS_ATTENTION,
-                        flag=f"Invoice changed; payment could not be cancelled ({why})"[:300],
-                    )
-                counts["flagged"] += 1
-                continue
-            with transaction.atomic():
-                _set(
-                    attempt,
-                    actor,
-                    "collection.attempt_superseded",
-                    f"Payment {attempt.payment_gocardless_id} cancelled: {why}",
-                    state=AttemptState.SUPERSEDED,
-                    payment_status="cancelled",
-                    flag=why[:300],
-                )
-            counts["cancelled"] += 1
-            if allowed > 0:
-                recollect.append(attempt.receivable_exact_id)
-        else:
-            with transaction.atomic():
-                _set(
-                    attempt,
-                    actor,
-                    "collection.attempt_needs_attention",
-                    f"{why}, but payment is already {status}: a refund may be due",
-                    state=AttemptState.NEEDS_ATTENTION,
-                    flag=f"Invoice changed after the payment left ({status}); refund?"[:300],
-                )
-            counts["flagged"] += 1
-    if recollect:
-        counts["recollect"] = len(recollect)
-        from reconciliation.collection.runs import RunRefused, run_start
-
-        try:
-            run_start(
-                tenant=tenant, trigger=RunTrigger.CHANGE, only_receivables=recollect, client=client
-            )
-        except RunRefused as exc:
-            logger.info("not re-collecting for %s: %s", tenant, exc)
-    return counts
-
-
-# --- the daily needs-attention e-mail ---------------------------------------------------------
-
-DIGEST_HOUR = 8  # local hour from which a tenant's daily e-mail may go out
-
-
-def attention_digests_send(*, now: dt.datetime | None = None) -> int:
-    """Once a day per active tenant (from ``DIGEST_HOUR`` local time), one e-mail to its
-    administrators listing the attempts in *needs attention* that no earlier e-mail listed
-    (charged back, disputed, refused by GoCardless, retries used up, mandate stopped with a
-    payment in flight, invoice changed after submission...). Attempts can land there by the
-    hundred (a mandate wave, a bank's bulk chargebacks), so never one e-mail per attempt.
-    "Already e-mailed" and "already sent today" are read from the audit trail
-    (tenants/alerts.py). Returns how many attempts were listed."""
-    now = now or timezone.now()
-    tenants = Tenant.objects.filter(
-        is_active=True, collection_attempts__state=AttemptState.NEEDS_ATTENTION
-    ).distinct()
-    listed = 0
-    for tenant in tenants:
-        local = now.astimezone(tenant.zone)
-        if local.hour < DIGEST_HOUR:
-            continue
-        listed += alert_new_objects(
-            tenant=tenant,
-            candidates=CollectionAttempt.objects.filter(
-                tenant=tenant, state=AttemptState.NEEDS_ATTENTION
-            ).order_by("-updated_at", "-pk"),
-            subject=lambda n: f"{n} collection(s) need attention",
-            what=(
-                "These direct-debit collections stopped and will not be collected again "
-                "automatically. Each needs a decision by a person:"
-            ),
-            line=lambda a: (
-                f"Invoice {a.invoice_number or '?'}, {a.account_label or 'unknown customer'}, "
-                f"{a.amount} {a.currency}: {a.flag or a.failure_cause or 'see the attempt'}"
-            ),
-            todo=(
-                "open the collections below and, for each, choose Retry now (collect again), "
-                'Cancel… or Mark resolved… (settled in another way). Talk to the customer '
-                "before retrying a charged-back or disputed payment."
-            ),
-            link=admin_url(
-                "admin:collection_collectionattempt_changelist",
-                query=f"state={AttemptState.NEEDS_ATTENTION}",
-            ),
-            quiet_since=local.replace(hour=0, minute=0, second=0, microsecond=0),
-            kind="collection.needs_attention",
-        )
-    return listed

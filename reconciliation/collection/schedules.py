@@ -20,7 +20,7 @@ from reconciliation.collection.models import CollectionRun, RunState, RunTrigger
 from tenants.models import CollectionMode, Tenant
 
 SCHEDULE_NAME = "collection.runs_due"
-# Hourly; each tenant gets at most one e-mail a day (reactions.attention_digests_send).
+# Hourly; each tenant gets at most one e-mail a day (attention.attention_digests_send).
 DIGEST_SCHEDULE_NAME = "collection.attention_digest"
 
 

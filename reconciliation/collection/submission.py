@@ -34,6 +34,7 @@ from gocardless import errors
 from reconciliation.collection.changes import attempt_change
 from reconciliation.collection.charge_dates import earliest_charge_date
 from reconciliation.collection.models import AttemptState, CollectionAttempt
+from reconciliation.collection.reactions import attempt_payment_changed
 
 logger = logging.getLogger(__name__)
 
@@ -239,7 +240,5 @@ def attempt_submit(*, attempt: CollectionAttempt, client, actor: Actor) -> str:
     if status not in _STATE_FOR_STATUS:
         # Adopted long after the fact and already failed/cancelled: let the reactions decide
         # exactly as if the event had just arrived.
-        from reconciliation.collection.reactions import attempt_payment_changed
-
         attempt_payment_changed(attempt=attempt, status=status, details={}, actor=actor)
     return attempt.state

@@ -39,7 +39,7 @@ def new_invoices_task(tenant_id: int) -> str:
 
 
 def attempts_check_task(tenant_id: int) -> dict:
-    from reconciliation.collection.reactions import attempts_check_against_exact
+    from reconciliation.collection.invoice_changes import attempts_check_against_exact
 
     tenant = _tenant(tenant_id)
     if tenant is None:
@@ -56,6 +56,6 @@ def runs_due_task() -> list[str]:
 
 def attention_digest_task() -> int:
     """Periodic: the daily e-mail of what is new in *needs attention*, per tenant."""
-    from reconciliation.collection.reactions import attention_digests_send
+    from reconciliation.collection.attention import attention_digests_send
 
     return attention_digests_send()

@@ -18,6 +18,7 @@ from core.models import AuditEntry
 from gocardless.client import GoCardlessClient
 from gocardless.models import Mandate
 from reconciliation.collection import actions
+from reconciliation.collection.invoice_changes import attempts_check_against_exact
 from reconciliation.collection.models import (
     AttemptState,
     CollectionAttempt,
@@ -27,10 +28,7 @@ from reconciliation.collection.models import (
     RunTrigger,
     SkipReason,
 )
-from reconciliation.collection.reactions import (
-    attempt_payment_changed,
-    attempts_check_against_exact,
-)
+from reconciliation.collection.reactions import attempt_payment_changed
 from reconciliation.collection.runs import run_live, run_preview
 from reconciliation.collection.schedules import tenants_due_for_run
 from reconciliation.customers.models import CustomerLink, LinkState

@@ -1,0 +1,64 @@
+"""The daily needs-attention e-mail: one per tenant, listing what stopped and needs a person.
+
+Attempts reach *needs attention* through the reactions, the submission and the invoice
+checks; this module only tells the tenant's administrators about them (tenants/alerts.py
+sends and remembers what was sent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone
+
+from reconciliation.collection.models import AttemptState, CollectionAttempt
+from tenants.alerts import admin_url, alert_new_objects
+from tenants.models import Tenant
+
+DIGEST_HOUR = 8  # local hour from which a tenant's daily e-mail may go out
+
+
+def attention_digests_send(*, now: dt.datetime | None = None) -> int:
+    """Once a day per active tenant (from ``DIGEST_HOUR`` local time), one e-mail to its
+    administrators listing the attempts in *needs attention* that no earlier e-mail listed
+    (charged back, disputed, refused by GoCardless, retries used up, mandate stopped with a
+    payment in flight, invoice changed after submission...). Attempts can land there by the
+    hundred (a mandate wave, a bank's bulk chargebacks), so never one e-mail per attempt.
+    "Already e-mailed" and "already sent today" are read from the audit trail
+    (tenants/alerts.py). Returns how many attempts were listed."""
+    now = now or timezone.now()
+    tenants = Tenant.objects.filter(
+        is_active=True, collection_attempts__state=AttemptState.NEEDS_ATTENTION
+    ).distinct()
+    listed = 0
+    for tenant in tenants:
+        local = now.astimezone(tenant.zone)
+        if local.hour < DIGEST_HOUR:
+            continue
+        listed += alert_new_objects(
+            tenant=tenant,
+            candidates=CollectionAttempt.objects.filter(
+                tenant=tenant, state=AttemptState.NEEDS_ATTENTION
+            ).order_by("-updated_at", "-pk"),
+            subject=lambda n: f"{n} collection(s) need attention",
+            what=(
+                "These direct-debit collections stopped and will not be collected again "
+                "automatically. Each needs a decision by a person:"
+            ),
+            line=lambda a: (
+                f"Invoice {a.invoice_number or '?'}, {a.account_label or 'unknown customer'}, "
+                f"{a.amount} {a.currency}: {a.flag or a.failure_cause or 'see the attempt'}"
+            ),
+            todo=(
+                "open the collections below and, for each, choose Retry now (collect again), "
+                "Cancel… or Mark resolved… (settled in another way). Talk to the customer "
+                "before retrying a charged-back or disputed payment."
+            ),
+            link=admin_url(
+                "admin:collection_collectionattempt_changelist",
+                query=f"state={AttemptState.NEEDS_ATTENTION}",
+            ),
+            quiet_since=local.replace(hour=0, minute=0, second=0, microsecond=0),
+            kind="collection.needs_attention",
+        )
+    return listed
