@@ -8,7 +8,12 @@ import pytest
 
 from exact.models import ExactAccount, ExactWebhookDelivery
 from exact.tasks import exact_webhook_resync_task
-from exact.webhooks import subscriptions_create, webhook_signature
+from exact.webhooks import (
+    subscriptions_create,
+    webhook_signature,
+    webhook_signature_valid,
+    webhook_split,
+)
 from simulators.exact_online.webhooks import event_body
 from tests.plugins.exact_sim import DIVISION
 
@@ -257,3 +262,52 @@ def test_app_wide_endpoint_checks_the_signature_before_routing(client, connectio
 def test_app_wide_validation_post_is_answered_200(client, db):
     assert _post_app(client, b"").status_code == 200
     assert not ExactWebhookDelivery.objects.exists()
+
+
+# --- known-answer vector: Exact's HashCode computed outside the product ---------------------
+# Computed once by hand, independently of exact/webhooks.py:
+#   python3 -c 'import hmac,hashlib; print(hmac.new(KAT_SECRET, KAT_CONTENT,
+#               hashlib.sha256).hexdigest().upper())'
+# and cross-checked with `printf %s "$CONTENT" | openssl dgst -sha256 -hmac "$SECRET"`.
+# Upper-case hex HMAC-SHA256 of the raw Content substring (API-NOTES-EXACT §7.4).
+KAT_SECRET = "kat-webhook-secret-7f3a"
+KAT_CONTENT = (
+    b'{"Topic":"Accounts","ClientId":"0b5c3a9e-1d2f-4e6a-9b8c-7d6e5f4a3b2c","Division":123456,'
+    b'"Action":"Update","Key":"19cee073-095e-46d1-8d2d-f3fc97ba5bc1","ExactOnlineEndpoint":'
+    b'"https://start.exactonline.nl/api/v1/123456/crm/Accounts(guid\'19cee073-095e-46d1-8d2d-'
+    b'f3fc97ba5bc1\')","EventCreatedOn":"2026-01-06T16:26:08.587"}'
+)
+KAT_HASH_CODE = "037C54340C662958AA9243E5A334366D462BB6B5ABCE82CAA730344C85563765"
+KAT_BODY = b'{"Content":' + KAT_CONTENT + b',"HashCode":"' + KAT_HASH_CODE.encode() + b'"}'
+
+
+def _kat_verified(body: bytes) -> bool:
+    content, hash_code = webhook_split(body)
+    return webhook_signature_valid(content, hash_code, secret=KAT_SECRET)
+
+
+def test_known_answer_vector_is_accepted():
+    assert DIVISION == 123456  # the vector's division is the test tenant's
+    assert _kat_verified(KAT_BODY)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'"Action":"Update"', b'"Action":"Updatf"'),  # one character of Content
+        (b'"Division":123456', b'"Division":123457'),
+        (b'"HashCode":"037C', b'"HashCode":"137C'),  # one character of the HashCode
+    ],
+    ids=["content", "division", "hash-code"],
+)
+def test_known_answer_vector_with_one_character_changed_is_refused(old, new):
+    changed = KAT_BODY.replace(old, new, 1)
+    assert changed != KAT_BODY and len(changed) == len(KAT_BODY)
+    assert not _kat_verified(changed)
+
+
+def test_known_answer_vector_through_the_endpoint(client, connection, queued, settings):
+    settings.EXACT_WEBHOOK_SECRET = KAT_SECRET
+    assert _post(client, connection.tenant, KAT_BODY).status_code == 200
+    changed = KAT_BODY.replace(b'"Action":"Update"', b'"Action":"Updatf"', 1)
+    assert _post(client, connection.tenant, changed).status_code == 401
