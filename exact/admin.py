@@ -13,8 +13,8 @@ from django.utils.html import format_html
 
 from core.audit import Actor, audit_record
 from exact import oauth
-from exact.client import ExactClient, oauth_authorization_url
-from exact.connections import connection_disconnect, connection_require_usable
+from exact.connect import connection_disconnect, connection_test
+from exact.connections import connection_require_usable
 from exact.errors import ExactError
 from exact.models import (
     ConnectionStatus,
@@ -150,9 +150,7 @@ class ExactConnectionAdmin(TenantScopedAdmin):
         if request.method != "POST":
             return self._back(obj)
         try:
-            obj.clean()
-            state = oauth.state_create(request=request, connection=obj)
-            url = oauth_authorization_url(base_url=obj.base_url, state=state)
+            url = oauth.consent_url_create(request=request, connection=obj)
         except (ValidationError, ValueError) as exc:
             self.message_user(request, f"Cannot connect: {exc}", messages.ERROR)
             return self._back(obj)
@@ -163,32 +161,28 @@ class ExactConnectionAdmin(TenantScopedAdmin):
         if request.method != "POST":
             return self._back(obj)
         try:
-            connection_require_usable(connection=obj)
-            api = ExactClient(obj)
-            me = api.me()
-            divisions = api.divisions(any_division=obj.division)
-            codes = {int(d["Code"]) for d in divisions}
-            self.message_user(
-                request,
-                f"Exact answered: user {me.get('FullName') or me.get('UserName')} "
-                f"({me.get('Email') or '-'}).",
-                messages.SUCCESS,
-            )
-            if obj.division in codes:
-                self.message_user(
-                    request,
-                    f"Division {obj.division} ({obj.division_name}) is reachable.",
-                    messages.SUCCESS,
-                )
-            else:
-                self.message_user(
-                    request,
-                    f"Division {obj.division} is not among the divisions this consent reaches "
-                    f"({', '.join(map(str, sorted(codes))) or 'none'}). Reconnect.",
-                    messages.ERROR,
-                )
+            found = connection_test(connection=obj)
         except ExactError as exc:
             self.message_user(request, f"Test failed: {exc}", messages.ERROR)
+            return self._back(obj)
+        self.message_user(
+            request,
+            f"Exact answered: user {found['user']} ({found['email'] or '-'}).",
+            messages.SUCCESS,
+        )
+        if found["division_reachable"]:
+            self.message_user(
+                request,
+                f"Division {obj.division} ({obj.division_name}) is reachable.",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(
+                request,
+                f"Division {obj.division} is not among the divisions this consent reaches "
+                f"({', '.join(map(str, found['divisions'])) or 'none'}). Reconnect.",
+                messages.ERROR,
+            )
         return self._back(obj)
 
     def disconnect_view(self, request, pk):

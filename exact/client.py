@@ -29,6 +29,7 @@ from django.utils import timezone
 from oauthlib.oauth2 import OAuth2Error
 from requests_oauthlib import OAuth2Session
 
+from exact.connections import connection_pause
 from exact.errors import (
     ExactApiError,
     ExactBadRequest,
@@ -42,6 +43,7 @@ from exact.errors import (
 )
 from exact.odata import unwrap
 from exact.ratelimit import RateLimiter
+from exact.tokens import connection_access_token
 
 logger = logging.getLogger(__name__)
 
@@ -210,9 +212,11 @@ class ExactClient:
         return f"{self.base_url}/api/v1/{division or self.connection.division}/{path}"
 
     def _access_token(self, *, after_401: bool = False) -> str:
-        from exact.tokens import connection_access_token
-
-        return connection_access_token(connection=self.connection, after_401=after_401)
+        # tokens.py decides when to refresh and holds the lock; the grant itself is an HTTP
+        # call to Exact, so it is this module's and is handed in (tokens.py imports no client).
+        return connection_access_token(
+            connection=self.connection, token_endpoint=oauth_refresh, after_401=after_401
+        )
 
     def request(
         self,
@@ -231,8 +235,6 @@ class ExactClient:
             )
         except ExactDailyBudgetExhausted as exc:
             # The whole tenant waits for Exact's daily reset; the admin shows until when.
-            from exact.connections import connection_pause
-
             if self.connection.pk and division == self.connection.division:
                 connection_pause(connection=self.connection, until=exc.reset_at)
             raise

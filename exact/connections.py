@@ -1,4 +1,5 @@
-"""State changes of an ExactConnection: usable checks, needs-reauth, pause, connect, disconnect.
+"""State changes of an ExactConnection: usable checks, needs-reauth, pause, consent, division,
+disconnected. No calls to Exact here (exact/connect.py does those around these changes).
 
 Every change writes an audit entry; a connection that needs a person (re-consent) also
 e-mails the tenant's administrators.
@@ -185,13 +186,11 @@ def connection_choose_division(
     return row
 
 
-def connection_disconnect(*, connection: ExactConnection, actor: Actor) -> list[str]:
-    """Remove webhook subscriptions (best effort), wipe the tokens, audit. Returns warnings."""
-    from exact.webhooks import subscriptions_remove
-
-    warnings: list[str] = []
-    if connection.status == ConnectionStatus.CONNECTED and connection.refresh_token:
-        warnings = subscriptions_remove(connection=connection)
+def connection_mark_disconnected(
+    *, connection: ExactConnection, actor: Actor, warnings: list[str]
+) -> None:
+    """Wipe the tokens and forget the subscriptions, audited with what went wrong removing
+    them (exact/connect.py ``connection_disconnect`` removes them at Exact first)."""
     with transaction.atomic():
         row = lock_row(ExactConnection, connection.pk)
         before = {
@@ -222,4 +221,3 @@ def connection_disconnect(*, connection: ExactConnection, actor: Actor) -> list[
             message="; ".join(warnings) or "Disconnected",
         )
     connection.refresh_from_db()
-    return warnings

@@ -65,6 +65,15 @@ def state_create(*, request, connection: ExactConnection) -> str:
     )
 
 
+def consent_url_create(*, request, connection: ExactConnection) -> str:
+    """Where *Connect / Reconnect Exact Online* sends the browser: Exact's consent page with a
+    fresh ``state``. ValidationError for a connection whose host is not allowed, ValueError
+    when oauthlib refuses the URL."""
+    connection.clean()
+    state = state_create(request=request, connection=connection)
+    return exact_client.oauth_authorization_url(base_url=connection.base_url, state=state)
+
+
 def state_check(*, request, state: str) -> FlowState:
     """Validate ``state`` against the signature, its age, the user and the session nonce."""
     if not state:

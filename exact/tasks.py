@@ -12,7 +12,7 @@ import logging
 from django_q.tasks import async_task
 
 from exact.errors import ExactConnectionUnavailable, ExactDailyBudgetExhausted
-from exact.models import ConnectionStatus, ExactConnection, ExactWebhookDelivery
+from exact.models import ExactConnection, ExactWebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -45,19 +45,9 @@ def exact_sync_task(tenant_id: int, full: bool = False) -> str:
 
 def exact_keepalive_task() -> int:
     """Daily: refresh every connected chain not refreshed for a day (30-day expiry)."""
-    from exact.tokens import token_keepalive
+    from exact.keepalive import tokens_keep_alive
 
-    refreshed = 0
-    for connection in ExactConnection.objects.select_related("tenant").filter(
-        status=ConnectionStatus.CONNECTED
-    ):
-        try:
-            refreshed += bool(token_keepalive(connection=connection))
-        except ExactConnectionUnavailable as exc:
-            logger.info("exact: keep-alive skipped for %s: %s", connection.pk, exc)
-        except Exception:  # one tenant's trouble must not stop the others
-            logger.exception("exact: keep-alive failed for connection %s", connection.pk)
-    return refreshed
+    return tokens_keep_alive()
 
 
 def exact_webhook_resync_task(delivery_id: int) -> str:

@@ -24,18 +24,23 @@ one breaks the chain for good. So:
   endpoint allows only 200 calls a day).
 - 5xx/429 from the token endpoint: Exact refused explicitly, so the chain did not move; the
   error propagates, the connection stays connected and the next attempt refreshes.
+
+The HTTP call to the token endpoint is ``exact.client.oauth_refresh`` (client.py is the only
+module speaking HTTP to Exact). The client hands it in as ``token_endpoint``: the client needs
+this module for its access tokens, so this module must not import the client back. The daily
+keep-alive lives in exact/keepalive.py for the same reason.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 from core.audit import Actor
-from exact import client as exact_client
 from exact.connections import connection_mark_needs_reauth, connection_require_usable
 from exact.errors import ExactNeedsReauth, ExactTokenError, ExactTokenLost
 from exact.locks import lock_row
@@ -47,8 +52,6 @@ EXACT_REFRESH_FLOOR = timedelta(seconds=570)
 CLOCK_SKEW_MARGIN = timedelta(seconds=2)
 REFRESH_AFTER = EXACT_REFRESH_FLOOR + CLOCK_SKEW_MARGIN
 TOO_EARLY_RETRY = timedelta(seconds=10)
-# Refresh tokens die after 30 days unused; the keep-alive job refreshes anything older.
-KEEPALIVE_AFTER = timedelta(days=1)
 
 LOST_REASON = (
     "The answer to a token refresh was lost ({detail}). Exact has probably rotated the "
@@ -66,7 +69,8 @@ def token_is_fresh(connection: ExactConnection, *, now=None) -> bool:
     )
 
 
-def _copy_tokens(source: ExactConnection, target: ExactConnection) -> None:
+def tokens_copy(*, source: ExactConnection, target: ExactConnection) -> None:
+    """Give the caller's connection object what another process (or the lock) just read."""
     for name in (
         "access_token",
         "refresh_token",
@@ -79,19 +83,30 @@ def _copy_tokens(source: ExactConnection, target: ExactConnection) -> None:
         setattr(target, name, getattr(source, name))
 
 
-def connection_access_token(*, connection: ExactConnection, after_401: bool = False) -> str:
+# The refresh-token grant: ``(*, base_url, refresh_token) -> {"access_token", ...}``.
+TokenEndpoint = Callable[..., dict]
+
+
+def connection_access_token(
+    *, connection: ExactConnection, token_endpoint: TokenEndpoint, after_401: bool = False
+) -> str:
     """A valid access token for ``connection``, refreshing (under the lock) when due."""
     connection_require_usable(connection=connection)
     if not after_401 and token_is_fresh(connection):
         return connection.access_token
-    fresh = token_refresh(connection_id=connection.pk, seen_token=connection.access_token)
-    _copy_tokens(fresh, connection)
+    fresh = token_refresh(
+        connection_id=connection.pk,
+        token_endpoint=token_endpoint,
+        seen_token=connection.access_token,
+    )
+    tokens_copy(source=fresh, target=connection)
     return connection.access_token
 
 
 def token_refresh(
     *,
     connection_id: int,
+    token_endpoint: TokenEndpoint,
     seen_token: str | None = None,
     force: bool = False,
     actor: Actor | None = None,
@@ -116,9 +131,7 @@ def token_refresh(
         if conn.token_issued_at and now < conn.token_issued_at + REFRESH_AFTER:
             return conn  # forced, but Exact would refuse: too early
         try:
-            tokens = exact_client.oauth_refresh(
-                base_url=conn.base_url, refresh_token=conn.refresh_token
-            )
+            tokens = token_endpoint(base_url=conn.base_url, refresh_token=conn.refresh_token)
         except ExactTokenLost as exc:
             failure = LOST_REASON.format(detail=exc.args[0])
         except ExactTokenError as exc:
@@ -155,17 +168,3 @@ def token_refresh(
         # Committed (not rolled back): the broken state must survive the exception below.
         connection_mark_needs_reauth(connection=conn, reason=failure, actor=actor)
     raise ExactNeedsReauth(failure)
-
-
-def token_keepalive(*, connection: ExactConnection) -> bool:
-    """Refresh a connection whose tokens were not refreshed for a day, so the 30-day
-    refresh-token lifetime never runs out on a quiet tenant. Returns True if refreshed."""
-    connection_require_usable(connection=connection)
-    last = connection.last_refresh_at or connection.token_issued_at
-    if last and timezone.now() - last < KEEPALIVE_AFTER:
-        return False
-    fresh = token_refresh(
-        connection_id=connection.pk, force=True, actor=Actor.schedule("exact-keepalive")
-    )
-    _copy_tokens(fresh, connection)
-    return fresh.token_issued_at != last

@@ -20,7 +20,8 @@ from rest_framework.views import APIView
 
 from core.audit import Actor
 from exact import oauth
-from exact.connections import connection_choose_division, connection_store_consent
+from exact.connect import DivisionChosen, connection_division_set
+from exact.connections import connection_store_consent
 from exact.errors import ExactError
 from exact.models import ConnectionStatus, ExactConnection, ExactWebhookDelivery
 from exact.oauth import ConnectFlowError
@@ -164,49 +165,31 @@ def division_choose(request):
                 status=403,
                 code="division",
             )
-        actor = Actor.for_user(request.user)
-        if connection.division and connection.division != int(choice):
-            _unsubscribe_old_division(request, connection)
-        connection = connection_choose_division(
+        chosen = connection_division_set(
             connection=connection,
             division=int(choice),
             division_name=names[choice],
-            actor=actor,
+            actor=Actor.for_user(request.user),
         )
         request.session.pop(oauth.SESSION_DIVISIONS, None)
-        _after_connect(request, connection)
-        return HttpResponseRedirect(_change_url(connection))
+        _report_connected(request, chosen)
+        return HttpResponseRedirect(_change_url(chosen.connection))
     except ConnectFlowError as error:
         return failure_page(request, error)
 
 
-def _unsubscribe_old_division(request, connection: ExactConnection) -> None:
-    """Switching administrations: our subscriptions in the old one must not linger."""
-    from exact.webhooks import subscriptions_remove
-
-    if not connection.webhook_subscription_ids:
-        return
-    warnings = subscriptions_remove(
-        connection=connection, division=connection.division, token=connection.access_token
-    )
-    for warning in warnings:
-        messages.warning(request, f"Division {connection.division}: {warning}")
-
-
-def _after_connect(request, connection: ExactConnection) -> None:
-    from exact.schedules import exact_schedules_ensure
-    from exact.webhooks import subscriptions_create
-
+def _report_connected(request, chosen: DivisionChosen) -> None:
+    connection = chosen.connection
+    for warning in chosen.old_division_warnings:
+        messages.warning(request, warning)
     messages.success(
         request,
         f"Connected to Exact Online division {connection.division} ({connection.division_name}).",
     )
-    try:
-        ids = subscriptions_create(connection=connection)
-        messages.info(request, f"Webhook subscriptions: {len(ids)} active.")
-    except ExactError as exc:
-        messages.warning(request, f"Webhooks could not be subscribed: {exc}")
-    exact_schedules_ensure(tenant=connection.tenant)
+    if chosen.subscribe_error is None:
+        messages.info(request, f"Webhook subscriptions: {len(chosen.subscriptions)} active.")
+    else:
+        messages.warning(request, f"Webhooks could not be subscribed: {chosen.subscribe_error}")
 
 
 # --- webhooks -----------------------------------------------------------------------------

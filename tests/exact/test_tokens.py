@@ -11,10 +11,11 @@ from django.utils import timezone
 from core.models import AuditEntry
 from exact.client import ExactClient
 from exact.errors import ExactNeedsReauth, ExactTokenError
+from exact.keepalive import token_keepalive
 from exact.models import ConnectionStatus, ExactConnection
 from exact.sync import accounts_sync
 from exact.tasks import exact_keepalive_task, exact_sync_task
-from exact.tokens import REFRESH_AFTER, token_keepalive
+from exact.tokens import REFRESH_AFTER
 from tests.exact.conftest import connect, token_calls
 from tests.plugins.exact_sim import ExactApi
 

@@ -1,0 +1,89 @@
+"""What the connection's buttons do at Exact, around the state changes of exact/connections.py:
+finishing a connect once the division is chosen (webhook subscriptions, the periodic jobs),
+*Test connection*, and *Disconnect*. The views and the admin only render the outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.audit import Actor
+from exact.client import ExactClient
+from exact.connections import (
+    connection_choose_division,
+    connection_mark_disconnected,
+    connection_require_usable,
+)
+from exact.errors import ExactError
+from exact.models import ConnectionStatus, ExactConnection
+from exact.schedules import exact_schedules_ensure
+from exact.webhooks import subscriptions_create, subscriptions_remove
+
+
+@dataclass
+class DivisionChosen:
+    """The outcome of binding a consent to a division, for the page to report."""
+
+    connection: ExactConnection
+    # Subscriptions of the previous division Exact would not remove (already prefixed).
+    old_division_warnings: list[str] = field(default_factory=list)
+    subscriptions: list[str] = field(default_factory=list)
+    subscribe_error: ExactError | None = None
+
+
+def connection_division_set(
+    *, connection: ExactConnection, division: int, division_name: str, actor: Actor
+) -> DivisionChosen:
+    """Bind the consent to ``division`` (one the consent listed), then subscribe our webhooks
+    and make sure the periodic jobs exist, so the new connection is synced from now on.
+
+    Switching administrations first removes our subscriptions in the old one (with the new
+    consent's token: the connection is between states), so they do not linger."""
+    warnings: list[str] = []
+    if connection.division and connection.division != division:
+        old = connection.division
+        if connection.webhook_subscription_ids:
+            warnings = [
+                f"Division {old}: {warning}"
+                for warning in subscriptions_remove(
+                    connection=connection, division=old, token=connection.access_token
+                )
+            ]
+    connection = connection_choose_division(
+        connection=connection, division=division, division_name=division_name, actor=actor
+    )
+    outcome = DivisionChosen(connection=connection, old_division_warnings=warnings)
+    try:
+        outcome.subscriptions = subscriptions_create(connection=connection)
+    except ExactError as exc:  # the sync sweep still keeps the copy current, only later
+        outcome.subscribe_error = exc
+    exact_schedules_ensure(tenant=connection.tenant)
+    return outcome
+
+
+def connection_test(*, connection: ExactConnection, api: ExactClient | None = None) -> dict:
+    """Ask Exact who we are and which divisions the consent reaches (two calls). Raises
+    ExactError (including "not usable") for the caller to show."""
+    connection_require_usable(connection=connection)
+    api = api or ExactClient(connection)
+    me = api.me()
+    codes = {int(d["Code"]) for d in api.divisions(any_division=connection.division)}
+    return {
+        "user": me.get("FullName") or me.get("UserName"),
+        "email": me.get("Email") or "",
+        "division": connection.division,
+        "division_name": connection.division_name,
+        "division_reachable": connection.division in codes,
+        "divisions": sorted(codes),
+    }
+
+
+def connection_disconnect(*, connection: ExactConnection, actor: Actor) -> list[str]:
+    """Remove webhook subscriptions (best effort), wipe the tokens, audit. Returns warnings.
+
+    Nothing else to stop: the sync sweep and the keep-alive only pick connected connections."""
+    warnings: list[str] = []
+    if connection.status == ConnectionStatus.CONNECTED and connection.refresh_token:
+        warnings = subscriptions_remove(connection=connection)
+    connection_mark_disconnected(connection=connection, actor=actor, warnings=warnings)
+    return warnings
