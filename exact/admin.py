@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from core.audit import Actor, audit_record
-from exact import oauth
+from exact import oauth, queue
 from exact.connect import connection_disconnect, connection_test
 from exact.connections import connection_require_usable
 from exact.errors import ExactError
@@ -218,15 +218,13 @@ class ExactConnectionAdmin(TenantScopedAdmin):
 
     @admin.action(description="Sync now (incremental)", permissions=["change"])
     def sync_now(self, request, queryset):
-        from exact.tasks import enqueue
-
         for obj in queryset.select_related("tenant"):
             try:
                 connection_require_usable(connection=obj)
             except ExactError as exc:
                 self.message_user(request, str(exc), messages.WARNING)
                 continue
-            enqueue("exact.tasks.exact_sync_task", obj.tenant_id)
+            queue.enqueue("exact.tasks.exact_sync_task", obj.tenant_id)
             audit_record(
                 actor=Actor.for_user(request.user),
                 action="exact_sync.requested",

@@ -9,17 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from django_q.tasks import async_task
-
 from exact.errors import ExactConnectionUnavailable, ExactDailyBudgetExhausted
 from exact.models import ExactConnection, ExactWebhookDelivery
 
 logger = logging.getLogger(__name__)
-
-
-def enqueue(func: str, *args, **kwargs) -> str:
-    """The one place that queues Exact work (tests replace it)."""
-    return async_task(func, *args, **kwargs)
 
 
 def _connection(tenant_id: int) -> ExactConnection | None:
@@ -51,7 +44,8 @@ def exact_keepalive_task() -> int:
 
 
 def exact_webhook_resync_task(delivery_id: int) -> str:
-    from exact.sync import account_resync, invoice_receivables_resync
+    """Queued by the webhook receiver for each new (not duplicate) valid delivery."""
+    from exact.topics import topic_resync
 
     delivery = ExactWebhookDelivery.objects.filter(pk=delivery_id, valid=True).first()
     if delivery is None or delivery.tenant_id is None:
@@ -59,19 +53,18 @@ def exact_webhook_resync_task(delivery_id: int) -> str:
     connection = _connection(delivery.tenant_id)
     if connection is None:
         return "no connection"
-    trigger = f"webhook:{delivery.pk}"
     try:
-        if delivery.topic == "Accounts":
-            run = account_resync(connection=connection, key=delivery.key, trigger=trigger)
-        elif delivery.topic == "SalesInvoices":
-            run = invoice_receivables_resync(
-                connection=connection, key=delivery.key, trigger=trigger
-            )
-        else:
-            return f"ignored topic {delivery.topic}"
+        run = topic_resync(
+            connection=connection,
+            topic=delivery.topic,
+            key=delivery.key,
+            trigger=f"webhook:{delivery.pk}",
+        )
     except ExactConnectionUnavailable as exc:
         logger.info("exact: webhook resync skipped for tenant %s: %s", delivery.tenant_id, exc)
         return f"skipped: {exc}"
     except ExactDailyBudgetExhausted as exc:
         return f"paused until {exc.reset_at}"  # the next incremental sync catches up
+    if run is None:
+        return f"ignored topic {delivery.topic}"
     return f"{run.entity}: +{run.created} ~{run.updated} -{run.deleted}"

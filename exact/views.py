@@ -271,7 +271,7 @@ class ExactWebhookView(APIView):
         return Response({"status": "queued", "tenants": len(tenants)}, status=200)
 
     def _accept(self, tenant, body, headers, event) -> Response:
-        from exact.tasks import enqueue
+        from exact.queue import enqueue
 
         fields = dict(
             tenant=tenant,

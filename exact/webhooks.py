@@ -21,10 +21,10 @@ from django.db import transaction
 from exact.client import ExactClient
 from exact.errors import ExactApiError, ExactNotFound
 from exact.models import ExactConnection
+from exact.topics import TOPICS
 
 logger = logging.getLogger(__name__)
 
-TOPICS = ("Accounts", "SalesInvoices")
 _ENVELOPE = re.compile(rb'^\s*\{"Content":(.*),"HashCode":"([0-9A-Fa-f]*)"\}\s*$', re.S)
 REQUIRED = ("Topic", "Division", "Action", "Key")
 

@@ -99,7 +99,7 @@ def test_viewer_cannot_use_the_buttons(client, connection, viewer_of_a):
 
 def test_sync_now_queues_for_usable_connections(client, connection, admin_of_a, monkeypatch):
     queued = []
-    monkeypatch.setattr("exact.tasks.enqueue", lambda *a: queued.append(a))
+    monkeypatch.setattr("exact.queue.enqueue", lambda *a: queued.append(a))
     client.force_login(admin_of_a)
     resp = client.post(
         reverse("admin:exact_exactconnection_changelist"),

@@ -24,7 +24,7 @@ SECRET = "sim-webhook-secret"
 @pytest.fixture
 def queued(monkeypatch):
     calls = []
-    monkeypatch.setattr("exact.tasks.enqueue", lambda *args: calls.append(args) or "task-1")
+    monkeypatch.setattr("exact.queue.enqueue", lambda *args: calls.append(args) or "task-1")
     return calls
 
 
