@@ -3,6 +3,7 @@ from django.contrib import admin
 from tenants import admin_audit  # noqa: F401  (registers the audit trail's admin)
 from tenants.activity import WHAT_DEACTIVATION_STOPS
 from tenants.admin_base import TenantScopedAdmin
+from tenants.admin_forms import TenantForm, membership_form_for
 from tenants.models import Membership, Role, Tenant
 from tenants.scoping import role_at_least, tenant_roles
 from tenants.services import tenant_activity_changed
@@ -11,7 +12,11 @@ from tenants.services import tenant_activity_changed
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
-    raw_id_fields = ("user",)
+
+    def get_formset(self, request, obj=None, **kwargs):
+        kwargs["form"] = membership_form_for(request)
+        kwargs["fields"] = ("person", "role")
+        return super().get_formset(request, obj, **kwargs)
 
     def _may_manage(self, request, obj):
         if request.user.is_superuser:
@@ -35,6 +40,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(TenantScopedAdmin):
+    form = TenantForm
     tenant_path = "pk"
     add_role = None  # new companies are provisioned by superusers or the CLI
     change_role = Role.ADMIN
@@ -89,6 +95,12 @@ class TenantAdmin(TenantScopedAdmin):
         super().save_model(request, obj, form, change)
         if change and "is_active" in form.changed_data:
             tenant_activity_changed(tenant=obj)
+        if not change:
+            # Whoever creates a company administers it (a superuser today), so it is never
+            # left without someone who can connect it and add its people.
+            Membership.objects.get_or_create(
+                user=request.user, tenant=obj, defaults={"role": Role.ADMIN}
+            )
 
 
 @admin.register(Membership)
@@ -101,4 +113,11 @@ class MembershipAdmin(TenantScopedAdmin):
     list_select_related = ("user", "tenant")
     search_fields = ("user__username", "user__email", "tenant__name")
     autocomplete_fields = ("tenant",)
-    raw_id_fields = ("user",)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = membership_form_for(request, with_tenant=True)
+        kwargs["fields"] = ("person", "tenant", "role")
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        return [(None, {"fields": ("person", "tenant", "role")})]
