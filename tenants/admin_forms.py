@@ -105,7 +105,7 @@ class TenantForm(forms.ModelForm):
 
     class Meta:
         model = Tenant
-        fields = "__all__"
+        fields = ("currencies",)  # the admin adds the rest from its fieldsets
 
     def clean_currencies(self):
         return sorted(self.cleaned_data.get("currencies") or [])
