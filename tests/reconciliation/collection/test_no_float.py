@@ -131,6 +131,7 @@ def money_calls(monkeypatch):
         for module in (
             "core.money",
             "reconciliation.collection.selection",
+            "reconciliation.collection.selection_rules",
             "reconciliation.collection.submission",
         ):
             target = __import__(module, fromlist=[name])
