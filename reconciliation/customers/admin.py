@@ -1,25 +1,15 @@
-from django import forms
+"""Admin for customers and mandates: the settings (tenant administrators), the customer
+links (link_admin.py) and the mandate invitations with *Send again* and *Cancel*."""
+
 from django.contrib import admin, messages
-from django.db.models import OuterRef, Subquery
-from django.template.loader import render_to_string
-from django.template.response import TemplateResponse
 
 from core.audit import Actor
-from reconciliation.customers.models import (
-    CustomerLink,
-    CustomerSettings,
-    InvitationState,
-    LinkState,
-    MandateInvitation,
-)
+from reconciliation.customers.invitation_email import invitation_send
+from reconciliation.customers.invitations import invitation_cancel
+from reconciliation.customers.link_admin import CustomerLinkAdmin, copy_link
+from reconciliation.customers.models import CustomerLink, CustomerSettings, MandateInvitation
 from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Role
-
-
-def _copy_link(url: str, ident) -> str:
-    return render_to_string(
-        "customers/admin/copy_link.html", {"url": url or "", "ident": ident}
-    )
 
 
 @admin.register(CustomerSettings)
@@ -71,298 +61,7 @@ class CustomerSettingsAdmin(TenantScopedAdmin):
     )
 
 
-class MandateStatusFilter(admin.SimpleListFilter):
-    title = "mandate status"
-    parameter_name = "mandate_status"
-
-    def lookups(self, request, model_admin):
-        statuses = (
-            "active",
-            "pending_submission",
-            "submitted",
-            "cancelled",
-            "failed",
-            "expired",
-            "blocked",
-        )
-        return [("none", "No mandate"), *((s, s.replace("_", " ")) for s in statuses)]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value == "none":
-            return queryset.filter(mandate__isnull=True)
-        if value:
-            return queryset.filter(mandate__status=value)
-        return queryset
-
-
-class InvitationStateFilter(admin.SimpleListFilter):
-    title = "invitation state"
-    parameter_name = "invitation_state"
-
-    def lookups(self, request, model_admin):
-        return [("none", "Never invited"), *InvitationState.choices]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value == "none":
-            return queryset.filter(latest_invitation_state__isnull=True)
-        if value:
-            return queryset.filter(latest_invitation_state=value)
-        return queryset
-
-
-class _ChooseCustomerForm(forms.Form):
-    customer = forms.ChoiceField(label="GoCardless customer")
-
-
-@admin.register(CustomerLink)
-class CustomerLinkAdmin(TenantScopedAdmin):
-    """Exact accounts and their GoCardless customers: operators act, viewers read."""
-
-    delete_role = None  # history: unlink instead
-    list_display = (
-        "code",
-        "exact_name",
-        "customer",
-        "mandate_status",
-        "mandate_scheme",
-        "invitation_state",
-        "state",
-        "matched_by",
-        "collectable",
-        "reflection_state",
-    )
-    list_filter = (
-        "state",
-        MandateStatusFilter,
-        InvitationStateFilter,
-        "matched_by",
-        "reflection_state",
-    )
-    list_select_related = ("tenant", "exact_account", "gocardless_customer", "mandate")
-    search_fields = (
-        "exact_code",
-        "exact_name",
-        "gocardless_customer__gocardless_id",
-        "gocardless_customer__email",
-    )
-    fields = (
-        "tenant",
-        "exact_code",
-        "exact_name",
-        "exact_account_guid",
-        "customer",
-        "mandate_status",
-        "mandate_scheme",
-        "state",
-        "matched_by",
-        "candidates",
-        "confirmed_by",
-        "confirmed_at",
-        "collectable",
-        "stop_reason",
-        "stopped_at",
-        "selected_for_invitation",
-        "registration_note",
-        "invitation_link",
-        "reflection_state",
-        "reflection_error",
-        "reflection_attempts",
-        "reflected",
-    )
-    actions = ("send_invitation", "confirm_match", "relink", "unlink", "run_matching")
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f for f in self.fields if f != "selected_for_invitation"]
-
-    def has_add_permission(self, request, obj=None):
-        return False  # links come from matching and invitations
-
-    def get_queryset(self, request):
-        latest = MandateInvitation.objects.filter(link=OuterRef("pk")).order_by("-attempt")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                latest_invitation_state=Subquery(latest.values("state")[:1]),
-                latest_invitation_url=Subquery(latest.values("authorisation_url")[:1]),
-            )
-        )
-
-    # --- columns ----------------------------------------------------------------------------
-    @admin.display(description="Exact code", ordering="exact_code")
-    def code(self, obj):
-        return obj.exact_code.strip()
-
-    @admin.display(description="GoCardless customer")
-    def customer(self, obj):
-        c = obj.gocardless_customer
-        return f"{c.gocardless_id} {c.name}".strip() if c else "-"
-
-    @admin.display(description="Mandate", ordering="mandate__status")
-    def mandate_status(self, obj):
-        return f"{obj.mandate.gocardless_id} {obj.mandate.status}" if obj.mandate else "-"
-
-    @admin.display(description="Scheme")
-    def mandate_scheme(self, obj):
-        return obj.mandate.scheme if obj.mandate else "-"
-
-    @admin.display(description="Invitation")
-    def invitation_state(self, obj):
-        return getattr(obj, "latest_invitation_state", None) or "-"
-
-    @admin.display(description="Collectable", boolean=True)
-    def collectable(self, obj):
-        from reconciliation.customers.selectors import customer_collectable
-
-        return customer_collectable(link=obj)
-
-    @admin.display(description="Hosted page link")
-    def invitation_link(self, obj):
-        return _copy_link(getattr(obj, "latest_invitation_url", "") or "", f"l{obj.pk}")
-
-    # --- actions ----------------------------------------------------------------------------
-    @admin.action(description="Send mandate invitation", permissions=["change"])
-    def send_invitation(self, request, queryset):
-        from reconciliation.customers.registration import invitation_create
-
-        actor = Actor.for_user(request.user)
-        for link in queryset.select_related("tenant", "exact_account", "mandate"):
-            try:
-                invitation, message = invitation_create(link=link, actor=actor)
-            except Exception as exc:  # never a 500 for a person's click
-                self.message_user(request, f"{link}: {type(exc).__name__}: {exc}", messages.ERROR)
-                continue
-            ok = invitation is not None and invitation.state != InvitationState.FAILED
-            self.message_user(
-                request, f"{link}: {message}", messages.SUCCESS if ok else messages.WARNING
-            )
-
-    def _choose(self, request, queryset, *, action, title, intro, choices, submit_label, apply):
-        """One link at a time: show a choice, then apply it (errors become messages)."""
-        from reconciliation.customers.links import LinkError
-
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one customer link.", messages.WARNING)
-            return None
-        link = queryset.select_related("tenant", "exact_account").get()
-        form = _ChooseCustomerForm(request.POST if "confirm" in request.POST else None)
-        form.fields["customer"].choices = choices(link)
-        if not form.fields["customer"].choices:
-            self.message_user(request, f"{link}: no customer to choose from.", messages.WARNING)
-            return None
-        if form.is_bound and form.is_valid():
-            try:
-                apply(link, form.cleaned_data["customer"])
-            except LinkError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-            else:
-                self.message_user(request, f"{link}: linked.", messages.SUCCESS)
-            return None
-        return TemplateResponse(
-            request,
-            "customers/admin/choose_customer.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": title,
-                "intro": f"{link}: {intro}",
-                "form": form,
-                "queryset": [link],
-                "action": action,
-                "submit_label": submit_label,
-                "back_url": request.get_full_path(),
-                "opts": self.model._meta,
-            },
-        )
-
-    @admin.action(description="Confirm match (choose the candidate)", permissions=["change"])
-    def confirm_match(self, request, queryset):
-        from gocardless.models import Customer
-        from reconciliation.customers.links import link_confirm
-
-        def choices(link):
-            rows = Customer.objects.filter(tenant=link.tenant, gocardless_id__in=link.candidates)
-            return [(c.gocardless_id, f"{c.gocardless_id} {c.name} <{c.email}>") for c in rows]
-
-        return self._choose(
-            request,
-            queryset.filter(state=LinkState.AMBIGUOUS),
-            action="confirm_match",
-            title="Confirm match",
-            intro="several GoCardless customers match; choose the right one.",
-            choices=choices,
-            submit_label="Confirm",
-            apply=lambda link, cid: link_confirm(
-                link=link, customer_gocardless_id=cid, actor=Actor.for_user(request.user)
-            ),
-        )
-
-    @admin.action(description="Re-link (choose another customer)", permissions=["change"])
-    def relink(self, request, queryset):
-        from gocardless.models import Customer
-        from reconciliation.customers.links import LinkError, link_relink
-
-        def choices(link):
-            taken = (
-                CustomerLink.objects.filter(tenant=link.tenant)
-                .exclude(state=LinkState.UNLINKED)
-                .exclude(pk=link.pk)
-                .values("gocardless_customer")
-            )
-            rows = (
-                Customer.objects.filter(tenant=link.tenant)
-                .exclude(pk__in=Subquery(taken.exclude(gocardless_customer=None)))
-                .order_by("name")[:500]
-            )
-            return [(c.gocardless_id, f"{c.gocardless_id} {c.name} <{c.email}>") for c in rows]
-
-        def apply(link, cid):
-            customer = Customer.objects.filter(tenant=link.tenant, gocardless_id=cid).first()
-            if customer is None:
-                raise LinkError(f"GoCardless customer {cid} is not mirrored.")
-            link_relink(link=link, customer=customer, actor=Actor.for_user(request.user))
-
-        return self._choose(
-            request,
-            queryset,
-            action="relink",
-            title="Re-link",
-            intro="choose the GoCardless customer this Exact account belongs to.",
-            choices=choices,
-            submit_label="Link",
-            apply=apply,
-        )
-
-    @admin.action(description="Unlink", permissions=["change"])
-    def unlink(self, request, queryset):
-        from reconciliation.customers.links import LinkError, link_unlink
-
-        for link in queryset.select_related("tenant", "gocardless_customer", "mandate"):
-            try:
-                link_unlink(link=link, actor=Actor.for_user(request.user))
-            except LinkError as exc:
-                self.message_user(request, str(exc), messages.WARNING)
-            else:
-                self.message_user(request, f"{link}: unlinked.", messages.SUCCESS)
-
-    @admin.action(description="Run matching for these companies now", permissions=["change"])
-    def run_matching(self, request, queryset):
-        from reconciliation.customers.matching import customers_match
-
-        tenants = {link.tenant_id: link.tenant for link in queryset.select_related("tenant")}
-        for tenant in tenants.values():
-            try:
-                report = customers_match(tenant=tenant, actor=Actor.for_user(request.user))
-            except Exception as exc:
-                self.message_user(request, f"{tenant}: matching failed: {exc}", messages.ERROR)
-                continue
-            self.message_user(
-                request,
-                f"{tenant}: matched {report.matched}, ambiguous {report.ambiguous}, "
-                f"unmatched {report.unmatched}.",
-                messages.SUCCESS,
-            )
+admin.site.register(CustomerLink, CustomerLinkAdmin)
 
 
 @admin.register(MandateInvitation)
@@ -393,12 +92,10 @@ class MandateInvitationAdmin(TenantScopedAdmin):
 
     @admin.display(description="Hosted page link")
     def hosted_page(self, obj):
-        return _copy_link(obj.authorisation_url, f"i{obj.pk}")
+        return copy_link(obj.authorisation_url, f"i{obj.pk}")
 
     @admin.action(description="Send the e-mail again", permissions=["change"])
     def resend(self, request, queryset):
-        from reconciliation.customers.invitations import invitation_send
-
         for invitation in queryset.select_related("tenant", "link"):
             if invitation_send(invitation=invitation, actor=Actor.for_user(request.user)):
                 self.message_user(request, f"{invitation}: e-mailed.", messages.SUCCESS)
@@ -411,8 +108,6 @@ class MandateInvitationAdmin(TenantScopedAdmin):
 
     @admin.action(description="Cancel invitation", permissions=["change"])
     def cancel(self, request, queryset):
-        from reconciliation.customers.invitations import invitation_cancel
-
         for invitation in queryset.select_related("tenant", "link"):
             try:
                 invitation_cancel(invitation=invitation, actor=Actor.for_user(request.user))

@@ -15,6 +15,9 @@ import logging
 from django.db import transaction
 
 from core.audit import Actor, audit_record
+from gocardless import errors
+from gocardless.mirrors import mirror_upsert
+from gocardless.onboarding import customer_update
 from reconciliation.customers.config import gocardless_client_for
 from reconciliation.customers.links import exact_snapshot, link_resume, link_stop
 from reconciliation.customers.models import CustomerLink, LinkState
@@ -46,28 +49,9 @@ def customer_changes(*, before: dict, after: dict) -> dict:
 
 
 def link_push(*, link: CustomerLink, actor: Actor, client) -> str:
-    from gocardless import errors
-    from gocardless.mirrors import mirror_upsert
-    from gocardless.onboarding import customer_update
-
     account = link.exact_account
-    if account is None:
-        link_stop(
-            link=link,
-            reason="exact_account_deleted",
-            message="the account was deleted in Exact; collection stopped",
-            actor=actor,
-        )
+    if _exact_stop_or_resume(link, actor=actor):
         return "stopped"
-    if account.blocked:
-        link_stop(
-            link=link,
-            reason="exact_account_blocked",
-            message="the account is blocked in Exact; collection stopped",
-            actor=actor,
-        )
-    elif link.stop_reason in EXACT_STOP_REASONS:
-        link_resume(link=link, actor=actor, message="the account is no longer blocked in Exact")
     snapshot = exact_snapshot(account)
     if not link.pushed_snapshot:
         CustomerLink.objects.filter(pk=link.pk).update(pushed_snapshot=snapshot)
@@ -111,6 +95,30 @@ def link_push(*, link: CustomerLink, actor: Actor, client) -> str:
         else "Exact account changed (nothing GoCardless keeps)",
     )
     return "pushed"
+
+
+def _exact_stop_or_resume(link: CustomerLink, *, actor: Actor) -> bool:
+    """Stop collecting for a deleted or blocked account, resume for an unblocked one.
+    True when the account is gone (nothing left to push)."""
+    account = link.exact_account
+    if account is None:
+        link_stop(
+            link=link,
+            reason="exact_account_deleted",
+            message="the account was deleted in Exact; collection stopped",
+            actor=actor,
+        )
+        return True
+    if account.blocked:
+        link_stop(
+            link=link,
+            reason="exact_account_blocked",
+            message="the account is blocked in Exact; collection stopped",
+            actor=actor,
+        )
+    elif link.stop_reason in EXACT_STOP_REASONS:
+        link_resume(link=link, actor=actor, message="the account is no longer blocked in Exact")
+    return False
 
 
 def links_push_exact_changes(*, tenant, actor: Actor, client=None) -> dict:

@@ -1,12 +1,9 @@
-"""Invitation e-mails, reminders, expiry and re-issue, cancellation.
+"""An invitation after it was issued: reminders, expiry and re-issue, cancellation.
 
-E-mails go through Django's e-mail backend with the tenant's sender and texts: the
-tenant's own subject/body for the customer's language when set, else ours from
-``templates/customers/invitation/<lang>/``; English when we have nothing in that
-language. Links expire after 7 days (GoCardless' flow lifetime); an expired open
-invitation is marked expired and, up to the tenant's re-issue limit, replaced by a new one
-with a new hosted page on the same billing request. Reminders follow the tenant's policy
-(count, spacing in days). Every step is audited.
+Links expire after 7 days (GoCardless' flow lifetime); an expired open invitation is marked
+expired and, up to the tenant's re-issue limit, replaced by a new one with a new hosted page
+on the same billing request (issuing.py). Reminders follow the tenant's policy (count,
+spacing in days) and are e-mailed by invitation_email.py. Every step is audited.
 
 Nothing is sent for an inactive tenant (tenants/activity.py): its invitations keep their
 state, and after reactivation a reminder that fell due meanwhile is sent once (the next one
@@ -18,109 +15,30 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from django.conf import settings as django_settings
-from django.core.mail import EmailMessage
 from django.db import transaction
-from django.template import Context, Template
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
+from gocardless import errors
+from gocardless.onboarding import billing_request_cancel
 from reconciliation.customers.config import customer_settings_for, gocardless_client_for
+from reconciliation.customers.invitation_email import invitation_send
+from reconciliation.customers.issuing import invitation_create
 from reconciliation.customers.models import (
     OPEN_INVITATION_STATES,
     InvitationState,
     LinkState,
     MandateInvitation,
 )
-from reconciliation.customers.normalise import template_language
 from reconciliation.customers.selectors import USABLE_MANDATE_STATUSES
-from tenants.activity import inactive_tenants_log, of_active_tenants, tenant_skip
+from tenants.activity import inactive_tenants_log, of_active_tenants
 
 logger = logging.getLogger(__name__)
 
 
-def invitation_message(*, invitation: MandateInvitation, reminder: bool = False) -> EmailMessage:
-    settings = customer_settings_for(tenant=invitation.tenant)
-    language = template_language(invitation.language)
-    context = {
-        "customer_name": invitation.link.exact_name,
-        "company": invitation.tenant.name,
-        "url": invitation.authorisation_url,
-        "expires_at": timezone.localtime(invitation.expires_at).date()
-        if invitation.expires_at
-        else "",
-        "reminder": reminder,
-        "currency": invitation.currency,
-    }
-    own_subject = (settings.invitation_subjects or {}).get(language)
-    own_body = (settings.invitation_bodies or {}).get(language)
-    if own_subject:
-        subject = Template(own_subject).render(Context(context))
-    else:
-        subject = render_to_string(f"customers/invitation/{language}/subject.txt", context)
-    if own_body:
-        body = Template(own_body).render(Context(context))
-    else:
-        body = render_to_string(f"customers/invitation/{language}/body.txt", context)
-    subject = " ".join(subject.split())
-    if reminder and own_subject:
-        subject = f"{_REMINDER_PREFIX.get(language, 'Reminder')}: {subject}"
-    return EmailMessage(
-        subject=subject,
-        body=body,
-        from_email=settings.invitation_sender or django_settings.DEFAULT_FROM_EMAIL,
-        to=[invitation.email],
-    )
-
-
-_REMINDER_PREFIX = {"en": "Reminder", "nl": "Herinnering", "de": "Erinnerung", "fr": "Rappel"}
-
-
-def invitation_send(*, invitation: MandateInvitation, actor: Actor, reminder: bool = False) -> bool:
-    """E-mail the hosted-page link; the invitation records it. False when sending failed."""
-    if not invitation.authorisation_url or invitation.state not in OPEN_INVITATION_STATES:
-        return False
-    if tenant_skip(invitation.tenant, job="invitation e-mail", what=f"invitation {invitation.pk}"):
-        return False  # left as it is: the tick sends it once the tenant is active again
-    try:
-        invitation_message(invitation=invitation, reminder=reminder).send(fail_silently=False)
-    except Exception as exc:  # SMTP trouble: the link still works and can be copied
-        invitation.error = f"e-mail not sent: {type(exc).__name__}: {exc}"[:2000]
-        invitation.save(update_fields=["error", "updated_at"])
-        audit_record(
-            actor=actor,
-            action="mandateinvitation.send_failed",
-            tenant=invitation.tenant,
-            obj=invitation,
-            message=invitation.error,
-        )
-        return False
-    before = {"state": invitation.state, "reminders_sent": invitation.reminders_sent}
-    invitation.state = InvitationState.SENT
-    invitation.last_sent_at = timezone.now()
-    invitation.error = ""
-    if reminder:
-        invitation.reminders_sent += 1
-    invitation.save(
-        update_fields=["state", "last_sent_at", "error", "reminders_sent", "updated_at"]
-    )
-    audit_record(
-        actor=actor,
-        action="mandateinvitation.reminded" if reminder else "mandateinvitation.sent",
-        tenant=invitation.tenant,
-        obj=invitation,
-        before=before,
-        after={"state": invitation.state, "reminders_sent": invitation.reminders_sent},
-        message=f"e-mailed to {invitation.email} in {template_language(invitation.language)}",
-    )
-    return True
-
-
 def invitation_cancel(*, invitation: MandateInvitation, actor: Actor, client=None) -> None:
-    from gocardless import errors
-    from gocardless.onboarding import billing_request_cancel
-
+    """A person cancels an open invitation; its billing request is cancelled at GoCardless
+    too (a refusal there is noted in the audit entry, the invitation is cancelled anyway)."""
     if invitation.state not in OPEN_INVITATION_STATES:
         raise ValueError(f"invitation {invitation.pk} is {invitation.state}, not open")
     client = client or gocardless_client_for(tenant=invitation.tenant)
@@ -163,8 +81,6 @@ def _still_needed(invitation: MandateInvitation) -> bool:
 
 def invitation_expire(*, invitation: MandateInvitation, actor: Actor, client=None):
     """Mark an expired link expired; re-issue a new hosted page when the policy allows."""
-    from reconciliation.customers.registration import invitation_create
-
     with transaction.atomic():
         previous = invitation.state
         invitation.state = InvitationState.EXPIRED

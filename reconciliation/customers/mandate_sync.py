@@ -1,34 +1,22 @@
-"""Mandate state → the link, the collection engine and Exact.
+"""Mandate events → the link and the collection engine (called by the signal receivers,
+inside GoCardless event processing).
 
-Event side (called by the signal receivers, inside GoCardless event processing): find the
-link the mandate belongs to, move it to the newest usable mandate, stop or resume collection,
-and *request* the reflection into Exact. No provider call happens here.
-
-Exact side (``link_reflect_into_exact``, run as a task): make Exact agree with the link's
-current state, per the tenant's settings — the account's payment condition (direct debit
-while a mandate is active, the tenant's default once it stopped) and/or one
-``cashflow/DirectDebitMandates`` record per GoCardless mandate reference (CancellationDate
-set when it stopped or was replaced). The desired state is recomputed from the link every
-run, so runs are idempotent and order does not matter; a failure is stored on the link and
-retried with backoff by ``reflections_retry_due``. Audited either way.
-
-Nothing is written for an inactive tenant (tenants/activity.py): the link keeps its
-reflection state, attempts and due time, and the sweep after reactivation writes it once.
+Find the link the mandate belongs to, move it to the newest usable mandate, stop or resume
+collection, and *request* the reflection into Exact (exact_reflection.py, run as a task).
+A completed hosted page links the customer and mandate and queues the customer's refresh
+(customer_refresh.py). No provider call happens here.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
 from core.queue import enqueue_on_commit
 from gocardless.actors import actor_for_event
 from gocardless.models import BillingRequest, Customer, Mandate
-from reconciliation.customers.config import customer_settings_for, exact_client_for
 from reconciliation.customers.links import (
     exact_snapshot,
     link_resume,
@@ -44,20 +32,17 @@ from reconciliation.customers.models import (
     LinkState,
     MandateInvitation,
     MatchedBy,
-    ReflectionState,
 )
-from tenants.activity import inactive_tenants_log, of_active_tenants, tenant_skip
+from reconciliation.customers.selectors import METADATA_KEY
 
 logger = logging.getLogger(__name__)
 
-METADATA_KEY = "exact_account"
 STOP_REASONS = {
     "cancelled": "mandate_cancelled",
     "failed": "mandate_failed",
     "expired": "mandate_expired",
     "blocked": "mandate_blocked",
 }
-REFLECTION_BACKOFF = (60, 300, 1800, 3600, 6 * 3600)
 
 
 def _event_ref(event) -> str:
@@ -218,7 +203,28 @@ def billing_request_fulfilled(
             gocardless_id=billing_request.mandate_id,
             defaults={"customer_id": billing_request.customer_id},
         )
-    # Every open invitation on this billing request (re-issued flows share it) is done.
+    _invitations_complete(tenant=tenant, billing_request=billing_request, actor=actor, event=event)
+    if link.state == LinkState.UNLINKED:
+        return invitation
+    _link_from_billing_request(
+        link,
+        tenant=tenant,
+        billing_request=billing_request,
+        mandate=mandate,
+        invitation=invitation,
+        actor=actor,
+    )
+    # Fetch the new customer's details and tag it with our Exact id (a provider call: task).
+    enqueue_on_commit(
+        "reconciliation.customers.tasks.link_customer_refresh_task", link.pk, group="customers"
+    )
+    return invitation
+
+
+def _invitations_complete(
+    *, tenant, billing_request: BillingRequest, actor: Actor, event
+) -> None:
+    """Every open invitation on this billing request (re-issued flows share it) is done."""
     done = MandateInvitation.objects.filter(
         tenant=tenant,
         billing_request_id=billing_request.gocardless_id,
@@ -241,8 +247,18 @@ def billing_request_fulfilled(
             message=f"payer completed the hosted page; billing request "
             f"{billing_request.gocardless_id} fulfilled; {_event_ref(event)}",
         )
-    if link.state == LinkState.UNLINKED:
-        return invitation
+
+
+def _link_from_billing_request(
+    link: CustomerLink,
+    *,
+    tenant,
+    billing_request: BillingRequest,
+    mandate: Mandate | None,
+    invitation: MandateInvitation,
+    actor: Actor,
+) -> None:
+    """The link takes the billing request's customer and mandate (matched by invitation)."""
     customer = None
     if billing_request.customer_id:
         customer, _ = Customer.objects.get_or_create(
@@ -272,230 +288,3 @@ def billing_request_fulfilled(
         message=f"linked through invitation {invitation.pk} (billing request "
         f"{billing_request.gocardless_id})",
     )
-    # Fetch the new customer's details and tag it with our Exact id (a provider call: task).
-    enqueue_on_commit(
-        "reconciliation.customers.tasks.link_customer_refresh_task", link.pk, group="customers"
-    )
-    return invitation
-
-
-def link_customer_refresh(*, link: CustomerLink, client=None) -> str:
-    """Fill the customer mirror from GoCardless and put our Exact id in its metadata."""
-    from gocardless import errors
-    from gocardless.mirrors import mirror_upsert
-    from gocardless.onboarding import customer_get, customer_metadata_set
-    from reconciliation.customers.config import gocardless_client_for
-
-    if link.gocardless_customer_id is None:
-        return "no customer"
-    if tenant_skip(link.tenant, job="customer refresh", what=f"link {link.pk}"):
-        return "tenant inactive"
-    client = client or gocardless_client_for(tenant=link.tenant)
-    if client is None:
-        return "gocardless not connected"
-    customer_id = link.gocardless_customer.gocardless_id
-    try:
-        data = customer_get(client=client, customer_id=customer_id)
-        metadata = dict(data.get("metadata") or {})
-        wanted = str(link.exact_account_guid)
-        if metadata.get(METADATA_KEY) != wanted and (METADATA_KEY in metadata or len(metadata) < 3):
-            metadata[METADATA_KEY] = wanted
-            data = customer_metadata_set(client=client, customer_id=customer_id, metadata=metadata)
-    except errors.GoCardlessError as exc:
-        logger.warning("customer refresh for link %s failed: %s", link.pk, exc)
-        return f"failed: {exc}"
-    with transaction.atomic():
-        mirror_upsert(tenant=link.tenant, resource_type="customers", data=data)
-    return "refreshed"
-
-
-# --- Exact reflection ---------------------------------------------------------------------
-def _desired_active(link: CustomerLink) -> bool:
-    return (
-        link.state == LinkState.MATCHED
-        and not link.stop_reason
-        and link.mandate_id is not None
-        and link.mandate.status == "active"
-    )
-
-
-def _mandate_reference(link: CustomerLink) -> str:
-    mandate = link.mandate
-    if mandate.reference:
-        return mandate.reference
-    from gocardless.onboarding import mandate_get
-    from reconciliation.customers.config import gocardless_client_for
-
-    client = gocardless_client_for(tenant=link.tenant)
-    if client is None:
-        raise RuntimeError("GoCardless is not connected: cannot read the mandate reference")
-    return mandate_get(client=client, mandate_id=mandate.gocardless_id).get("reference") or ""
-
-
-def _reflect(link: CustomerLink, settings, api) -> list[str]:
-    """Bring Exact in line; returns what was written. Updates ``link.reflected`` as it goes."""
-    from exact import account_writes
-
-    account_id = str(link.exact_account_guid)
-    reflected = dict(link.reflected or {})
-    records: dict = dict(reflected.get("mandates") or {})
-    done: list[str] = []
-    active = _desired_active(link)
-    today = timezone.localdate()
-
-    if settings.reflect_payment_condition:
-        current = reflected.get("payment_condition") or (
-            link.exact_account.payment_condition if link.exact_account_id else ""
-        )
-        target = ""
-        if active and settings.direct_debit_condition:
-            target = settings.direct_debit_condition
-        elif (
-            not active
-            and settings.default_payment_condition
-            and (current == settings.direct_debit_condition)
-        ):
-            target = settings.default_payment_condition
-        mirrored = link.exact_account.payment_condition if link.exact_account_id else ""
-        # Write when we have not, or when Exact (as last synced) shows something else —
-        # someone may have changed it by hand. A stale mirror costs one idempotent PUT.
-        if target and (target != reflected.get("payment_condition") or mirrored != target):
-            account_writes.account_payment_condition_set(
-                api=api, account_id=account_id, condition=target
-            )
-            reflected["payment_condition"] = target
-            link.reflected = {**reflected, "mandates": records}
-            done.append(f"payment condition {target}")
-
-    if settings.reflect_mandate_record:
-        keep = _mandate_reference(link) if active else ""
-        if keep:
-            record = records.get(keep)
-            if record is None:
-                found = account_writes.direct_debit_mandate_find(api=api, reference=keep)
-                if found is None:
-                    bank_account = account_writes.account_bank_account_id(
-                        api=api, account_id=account_id
-                    )
-                    if bank_account is None:
-                        raise RuntimeError(
-                            "the Exact account has no bank account (crm/BankAccounts) to "
-                            "attach the direct debit mandate to"
-                        )
-                    created_at = link.mandate.gocardless_created_at
-                    found = account_writes.direct_debit_mandate_create(
-                        api=api,
-                        account_id=account_id,
-                        bank_account_id=bank_account,
-                        reference=keep,
-                        description=f"GoCardless {link.mandate.gocardless_id} "
-                        f"({link.mandate.scheme})",
-                        signature_date=created_at.date() if created_at else today,
-                    )
-                    done.append(f"mandate record {keep} created")
-                record = {"id": str(found["ID"]), "cancelled": bool(found.get("CancellationDate"))}
-                records[keep] = record
-            if record.get("cancelled"):
-                account_writes.direct_debit_mandate_cancellation_set(
-                    api=api, mandate_id=record["id"], cancelled_on=None
-                )
-                record["cancelled"] = False
-                done.append(f"mandate record {keep} reopened")
-            link.reflected = {**reflected, "mandates": records}
-        for reference, record in records.items():
-            if reference == keep or record.get("cancelled"):
-                continue
-            account_writes.direct_debit_mandate_cancellation_set(
-                api=api, mandate_id=record["id"], cancelled_on=today
-            )
-            record["cancelled"] = True
-            link.reflected = {**reflected, "mandates": records}
-            done.append(f"mandate record {reference} cancelled")
-    link.reflected = {**reflected, "mandates": records}
-    return done
-
-
-def link_reflect_into_exact(*, link: CustomerLink, api=None) -> str:
-    """Make Exact show the link's mandate state. Never raises for a provider failure."""
-    if tenant_skip(link.tenant, job="exact reflection", what=f"link {link.pk}"):
-        return "tenant inactive"  # state, attempts and due time unchanged: the sweep retries
-    settings = customer_settings_for(tenant=link.tenant)
-    if not (settings.reflect_payment_condition or settings.reflect_mandate_record):
-        CustomerLink.objects.filter(pk=link.pk).update(
-            reflection_state=ReflectionState.NONE, reflection_due_at=None
-        )
-        return "nothing configured"
-    if link.exact_account_id is None:
-        CustomerLink.objects.filter(pk=link.pk).update(
-            reflection_state=ReflectionState.NONE, reflection_due_at=None
-        )
-        return "exact account deleted"
-    before = dict(link.reflected or {})
-    actor = Actor.system("customers.exact_reflection")
-    state = "active" if _desired_active(link) else "stopped"
-    try:
-        api = api or exact_client_for(tenant=link.tenant)
-        if api is None:
-            raise RuntimeError("Exact Online is not connected (or paused)")
-        done = _reflect(link, settings, api)
-    except Exception as exc:  # stored and retried; the cause is in the audit entry
-        attempts = link.reflection_attempts + 1
-        delay = REFLECTION_BACKOFF[min(attempts - 1, len(REFLECTION_BACKOFF) - 1)]
-        with transaction.atomic():
-            CustomerLink.objects.filter(pk=link.pk).update(
-                reflection_state=ReflectionState.FAILED,
-                reflection_error=f"{type(exc).__name__}: {exc}"[:2000],
-                reflection_attempts=attempts,
-                reflection_due_at=timezone.now() + timedelta(seconds=delay),
-                reflected=link.reflected,  # what did get written stays known
-            )
-            audit_record(
-                actor=actor,
-                action="customerlink.exact_reflection_failed",
-                tenant=link.tenant,
-                obj=link,
-                before=before,
-                after=link.reflected,
-                message=f"writing mandate state '{state}' into Exact failed (attempt "
-                f"{attempts}, retry in {delay} s): {type(exc).__name__}: {exc}"[:2000],
-            )
-        return "failed"
-    with transaction.atomic():
-        CustomerLink.objects.filter(pk=link.pk).update(
-            reflection_state=ReflectionState.DONE,
-            reflection_error="",
-            reflection_attempts=0,
-            reflection_due_at=None,
-            reflected=link.reflected,
-        )
-        if done:
-            audit_record(
-                actor=actor,
-                action="customerlink.exact_reflected",
-                tenant=link.tenant,
-                obj=link,
-                before=before,
-                after=link.reflected,
-                message=f"Exact shows mandate state '{state}': {'; '.join(done)}",
-            )
-    return "done: " + ("; ".join(done) or "already in line")
-
-
-def reflections_retry_due(*, now=None, limit: int = 200) -> int:
-    """Periodic: reflections that are due, of active tenants (the others wait as they are)."""
-    now = now or timezone.now()
-    due = CustomerLink.objects.filter(
-        reflection_state__in=[ReflectionState.PENDING, ReflectionState.FAILED],
-        reflection_due_at__lte=now,
-    )
-    inactive_tenants_log(due, job="exact reflections sweep")
-    links = (
-        of_active_tenants(due)
-        .select_related("tenant", "exact_account", "mandate")
-        .order_by("reflection_due_at")[:limit]
-    )
-    count = 0
-    for link in links:
-        link_reflect_into_exact(link=link)
-        count += 1
-    return count

@@ -24,12 +24,14 @@ from django.db.models import Q
 
 from core.audit import Actor, audit_record
 from exact.models import ExactAccount
+from gocardless.mirrors import mirror_upsert
 from gocardless.models import Customer
+from gocardless.onboarding import customers_all, mandates_all
 from reconciliation.customers.config import gocardless_client_for
 from reconciliation.customers.links import link_mark_ambiguous, link_set_customer
-from reconciliation.customers.mandate_sync import METADATA_KEY
 from reconciliation.customers.models import CustomerLink, LinkState, MatchedBy
 from reconciliation.customers.normalise import company_key, email_key, postcode_key
+from reconciliation.customers.selectors import METADATA_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +61,6 @@ def customer_accounts(*, tenant):
 
 def customers_import(*, tenant, client) -> tuple[int, int]:
     """Mirror every GoCardless customer and mandate of the tenant (idempotent)."""
-    from gocardless.mirrors import mirror_upsert
-    from gocardless.onboarding import customers_all, mandates_all
-
     customers = mandates = 0
     for data in customers_all(client=client):
         with transaction.atomic():
@@ -126,55 +125,77 @@ def customers_match(
     available = [
         c for c in Customer.objects.filter(tenant=tenant).exclude(raw={}) if c.pk not in taken
     ]
-
     for level in LEVELS:
-        index: dict[str, list[Customer]] = defaultdict(list)
-        for customer in available:
-            key = _customer_key(level, customer)
-            if key:
-                index[key].append(customer)
-        proposals = {}
-        wanted_by: dict[int, int] = defaultdict(int)
-        for account in waiting:
-            key = _account_key(level, account)
-            candidates = index.get(key.lower() if level == MatchedBy.METADATA else key, [])
-            if candidates:
-                proposals[account.exact_id] = (account, candidates)
-                for customer in candidates:
-                    wanted_by[customer.pk] += 1
-        decided: set = set()
-        used: set[int] = set()
-        for guid, (account, candidates) in proposals.items():
-            link = links.get(guid)
-            with transaction.atomic():
-                if link is None:
-                    link = CustomerLink.objects.create(
-                        tenant=tenant,
-                        exact_account=account,
-                        exact_account_guid=account.exact_id,
-                        exact_code=account.code,
-                        exact_name=account.name,
-                    )
-                    links[guid] = link
-                if len(candidates) == 1 and wanted_by[candidates[0].pk] == 1:
-                    link_set_customer(
-                        link=link, customer=candidates[0], matched_by=level, actor=actor
-                    )
-                    used.add(candidates[0].pk)
-                    report.matched[level] += 1
-                else:
-                    link_mark_ambiguous(
-                        link=link,
-                        candidates=[c.gocardless_id for c in candidates],
-                        level=level,
-                        actor=actor,
-                    )
-                    report.ambiguous += 1
-            decided.add(guid)
+        decided, used = _level_match(
+            level, waiting, available, links=links, tenant=tenant, actor=actor, report=report
+        )
         waiting = [a for a in waiting if a.exact_id not in decided]
         available = [c for c in available if c.pk not in used]
+    _unmatched_record(waiting, links=links, tenant=tenant)
+    report.unmatched = len(waiting)
+    audit_record(
+        actor=actor,
+        action="customers.matched",
+        tenant=tenant,
+        object_type="tenants.tenant",
+        object_id=tenant.pk,
+        after=report.as_dict(),
+        message="matching Exact accounts to GoCardless customers",
+    )
+    return report
 
-    # Everything left is unmatched: a row per account so the admin can invite it.
+
+def _level_match(
+    level, waiting, available, *, links, tenant, actor, report
+) -> tuple[set, set[int]]:
+    """One level: link the one-to-one pairs, mark the rest of the proposals ambiguous.
+    Returns the accounts decided at this level and the customers used."""
+    index: dict[str, list[Customer]] = defaultdict(list)
+    for customer in available:
+        key = _customer_key(level, customer)
+        if key:
+            index[key].append(customer)
+    proposals = {}
+    wanted_by: dict[int, int] = defaultdict(int)
+    for account in waiting:
+        key = _account_key(level, account)
+        candidates = index.get(key.lower() if level == MatchedBy.METADATA else key, [])
+        if candidates:
+            proposals[account.exact_id] = (account, candidates)
+            for customer in candidates:
+                wanted_by[customer.pk] += 1
+    decided: set = set()
+    used: set[int] = set()
+    for guid, (account, candidates) in proposals.items():
+        link = links.get(guid)
+        with transaction.atomic():
+            if link is None:
+                link = CustomerLink.objects.create(
+                    tenant=tenant,
+                    exact_account=account,
+                    exact_account_guid=account.exact_id,
+                    exact_code=account.code,
+                    exact_name=account.name,
+                )
+                links[guid] = link
+            if len(candidates) == 1 and wanted_by[candidates[0].pk] == 1:
+                link_set_customer(link=link, customer=candidates[0], matched_by=level, actor=actor)
+                used.add(candidates[0].pk)
+                report.matched[level] += 1
+            else:
+                link_mark_ambiguous(
+                    link=link,
+                    candidates=[c.gocardless_id for c in candidates],
+                    level=level,
+                    actor=actor,
+                )
+                report.ambiguous += 1
+        decided.add(guid)
+    return decided, used
+
+
+def _unmatched_record(waiting, *, links, tenant) -> None:
+    """Everything left is unmatched: a row per account so the admin can invite it."""
     new_rows = [
         CustomerLink(
             tenant=tenant,
@@ -193,14 +214,3 @@ def customers_match(
             # Candidates vanished (linked elsewhere or removed at GoCardless).
             link.state, link.candidates = LinkState.UNMATCHED, []
             link.save(update_fields=["state", "candidates", "updated_at"])
-    report.unmatched = len(waiting)
-    audit_record(
-        actor=actor,
-        action="customers.matched",
-        tenant=tenant,
-        object_type="tenants.tenant",
-        object_id=tenant.pk,
-        after=report.as_dict(),
-        message="matching Exact accounts to GoCardless customers",
-    )
-    return report

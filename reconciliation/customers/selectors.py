@@ -6,6 +6,10 @@ from django.db.models import QuerySet
 
 from reconciliation.customers.models import CustomerLink, LinkState
 
+# The metadata key under which GoCardless customers, mandates and billing requests carry our
+# Exact account id (written by invitations, read by matching and by mandate events).
+METADATA_KEY = "exact_account"
+
 # Mandate statuses GoCardless accepts payments on (API notes §5.4).
 USABLE_MANDATE_STATUSES = ("pending_customer_approval", "pending_submission", "submitted", "active")
 STOPPED_MANDATE_STATUSES = ("cancelled", "failed", "expired", "blocked", "consumed")

@@ -12,9 +12,11 @@ from django.utils import timezone
 
 from core.audit import Actor
 from exact.sync import exact_sync
-from reconciliation.customers.invitations import invitation_send, invitations_tick
+from reconciliation.customers.exact_reflection import link_reflect_into_exact, reflections_retry_due
+from reconciliation.customers.invitation_email import invitation_send
+from reconciliation.customers.invitations import invitations_tick
+from reconciliation.customers.issuing import invitation_create
 from reconciliation.customers.links import link_ensure
-from reconciliation.customers.mandate_sync import link_reflect_into_exact, reflections_retry_due
 from reconciliation.customers.matching import customers_match
 from reconciliation.customers.models import (
     CustomerLink,
@@ -23,7 +25,6 @@ from reconciliation.customers.models import (
     MandateInvitation,
     ReflectionState,
 )
-from reconciliation.customers.registration import invitation_create
 from tenants.services import tenant_set_active
 from tests.exact.factories import ExactAccountFactory
 from tests.plugins.exact_sim import DIVISION
@@ -226,7 +227,7 @@ def test_reflections_wait_for_an_inactive_tenant_and_are_written_once_after(
 
 
 def test_customer_refresh_calls_gocardless_only_for_an_active_tenant(matched, tenant_a, gc_sim):
-    from reconciliation.customers.mandate_sync import link_customer_refresh
+    from reconciliation.customers.customer_refresh import link_customer_refresh
 
     link = matched["link"]
     set_active(tenant_a, False)

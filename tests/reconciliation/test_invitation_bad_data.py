@@ -6,9 +6,9 @@ from django.urls import reverse
 
 from core.audit import Actor
 from core.models import AuditEntry
+from reconciliation.customers.issuing import invitation_create
 from reconciliation.customers.links import link_ensure
 from reconciliation.customers.models import InvitationState, MandateInvitation
-from reconciliation.customers.registration import invitation_create
 from tests.exact.factories import ExactAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +74,7 @@ def test_a_gocardless_validation_error_is_stored_with_field_errors(
 ):
     # Our own currency check is bypassed so that GoCardless itself refuses the request.
     monkeypatch.setattr(
-        "reconciliation.customers.registration.collectable_currencies_for",
+        "reconciliation.customers.issuing.collectable_currencies_for",
         lambda *, client: {"EUR", "USD"},
     )
     tenant_a.currencies = []

@@ -8,9 +8,9 @@ from django.core import mail
 from django.db import connections
 
 from core.audit import Actor
+from reconciliation.customers.issuing import invitation_create
 from reconciliation.customers.links import link_ensure
 from reconciliation.customers.models import CustomerLink, MandateInvitation
-from reconciliation.customers.registration import invitation_create
 from tests.exact.factories import ExactAccountFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -11,9 +11,9 @@ from django.utils import timezone
 from core.audit import Actor
 from core.models import AuditEntry
 from reconciliation.customers.invitations import invitation_cancel, invitations_tick
+from reconciliation.customers.issuing import invitation_create
 from reconciliation.customers.links import link_ensure
 from reconciliation.customers.models import CustomerSettings, InvitationState
-from reconciliation.customers.registration import invitation_create
 from tests.exact.factories import ExactAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -167,14 +167,14 @@ def test_operator_resends_from_the_admin(client, tenant_a, sim_now, gc_connectio
 def test_a_crash_between_the_calls_is_resumed_with_the_same_keys(
     tenant_a, sim_now, gc_connection, monkeypatch
 ):
-    from reconciliation.customers import registration
+    from reconciliation.customers import issuing
 
-    real = registration._flow_create
+    real = issuing._flow_create
 
     def crash(invitation, *, client):
         raise RuntimeError("worker killed")
 
-    monkeypatch.setattr(registration, "_flow_create", crash)
+    monkeypatch.setattr(issuing, "_flow_create", crash)
     link = link_ensure(
         tenant=tenant_a,
         account=ExactAccountFactory(tenant=tenant_a, name="Iota BV", email="ap@iota.example"),
@@ -184,7 +184,7 @@ def test_a_crash_between_the_calls_is_resumed_with_the_same_keys(
     pending = link.invitations.get()
     assert pending.state == InvitationState.PENDING and pending.billing_request_id
 
-    monkeypatch.setattr(registration, "_flow_create", real)
+    monkeypatch.setattr(issuing, "_flow_create", real)
     invitation, _ = invitation_create(link=link, actor=ACTOR)
     assert invitation.pk == pending.pk and invitation.state == InvitationState.SENT
     assert invitation.billing_request_id == pending.billing_request_id

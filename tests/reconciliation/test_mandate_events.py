@@ -10,7 +10,7 @@ from core.audit import Actor
 from core.models import AuditEntry
 from exact.sync import exact_sync
 from gocardless.models import Mandate
-from reconciliation.customers.mandate_sync import reflections_retry_due
+from reconciliation.customers.exact_reflection import reflections_retry_due
 from reconciliation.customers.matching import customers_match
 from reconciliation.customers.models import CustomerLink, LinkState
 from reconciliation.customers.selectors import customer_collectable, links_collectable
@@ -361,6 +361,6 @@ def test_a_blocked_mandate_stops_collection(tenant_a, stopped_log):
     assert link.stop_reason == "mandate_blocked"
     assert stopped_log == [(link.pk, "mandate_blocked")]
     # No reflection configured for this tenant: nothing to write, nothing pending.
-    from reconciliation.customers.mandate_sync import link_reflect_into_exact
+    from reconciliation.customers.exact_reflection import link_reflect_into_exact
 
     assert link_reflect_into_exact(link=link) == "nothing configured"

@@ -41,7 +41,7 @@ class Command(BaseCommand):
 
             result = invitations_tick(actor=actor)
         elif action == "reflect":
-            from reconciliation.customers.mandate_sync import reflections_retry_due
+            from reconciliation.customers.exact_reflection import reflections_retry_due
 
             result = {"retried": reflections_retry_due()}
         else:
