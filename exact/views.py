@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.conf import settings
 from django.contrib import messages
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -23,16 +22,10 @@ from exact import oauth
 from exact.connect import DivisionChosen, connection_division_set
 from exact.connections import connection_store_consent
 from exact.errors import ExactError
-from exact.models import ConnectionStatus, ExactConnection, ExactWebhookDelivery
+from exact.models import ExactConnection
 from exact.oauth import ConnectFlowError
-from exact.webhooks import (
-    WebhookMalformed,
-    webhook_event_parse,
-    webhook_secret,
-    webhook_signature_valid,
-    webhook_split,
-)
-from tenants.models import Role, Tenant
+from exact.webhooks import delivery_receive
+from tenants.models import Role
 from tenants.scoping import role_at_least, tenant_roles
 
 logger = logging.getLogger(__name__)
@@ -193,129 +186,23 @@ def _report_connected(request, chosen: DivisionChosen) -> None:
 
 
 # --- webhooks -----------------------------------------------------------------------------
-_KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For")
-
-
+# CSRF-exempt and without authentication: Exact signs the body (HashCode) instead.
+# non_atomic_requests: the stored delivery must survive any later failure.
 @method_decorator(csrf_exempt, name="dispatch")
 @method_decorator(transaction.non_atomic_requests, name="dispatch")
 class ExactWebhookView(APIView):
-    """``POST /webhooks/exact/<tenant uuid>/`` and the app-wide ``POST /webhooks/exact/``.
-
-    Every delivery is stored (except the empty validation POST), the signature is checked over
-    the raw bytes, valid events are deduplicated per tenant and queue a targeted re-sync after
-    commit. The app-wide endpoint (for subscriptions made outside the connector, e.g. one per
-    app) routes by the event's ``Division``: every active tenant connected to that division
-    gets it. An event only makes the tenant re-read one record from Exact, so a division that
-    two tenants connected (a test and a live tenant) costs each one idempotent re-sync."""
+    """``POST /webhooks/exact/<tenant uuid>/`` and the app-wide ``POST /webhooks/exact/``:
+    everything happens in ``exact.webhooks.delivery_receive``."""
 
     authentication_classes: list = []
     permission_classes: list = []
     parser_classes: list = []  # request.data is never used: the raw bytes are the truth
 
     def post(self, request, tenant_uuid: uuid.UUID | None = None):
-        meta = request._request.META
-        headers = {h: request.headers[h] for h in _KEPT_HEADERS if h in request.headers}
-        app_wide = tenant_uuid is None
-        tenant = (
-            None if app_wide else Tenant.objects.filter(uuid=tenant_uuid, is_active=True).first()
+        outcome = delivery_receive(
+            tenant_uuid=tenant_uuid,
+            body_stream=request._request,
+            content_length=request._request.META.get("CONTENT_LENGTH"),
+            headers=request.headers,
         )
-        limit = settings.WEBHOOK_MAX_BODY_BYTES
-        try:
-            declared = int(meta.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared > limit:
-            return self._reply(tenant, b"", headers, 413, f"body of {declared} bytes refused")
-        body = request._request.read(limit + 1)  # never more than the limit into memory
-        if len(body) > limit:
-            return self._reply(tenant, b"", headers, 413, "body over the limit refused")
-        if not body.strip():
-            return Response(status=200)  # Exact's validation POST: answer, do nothing else
-        if tenant is None and not app_wide:
-            return self._reply(None, body, headers, 404, "unknown tenant")
-        try:
-            content, hash_code = webhook_split(body)
-        except WebhookMalformed as exc:
-            return self._reply(tenant, body, headers, 400, str(exc))
-        if not webhook_signature_valid(content, hash_code, secret=webhook_secret()):
-            logger.warning("exact webhook: invalid HashCode (tenant %s)", tenant and tenant.pk)
-            return self._reply(tenant, body, headers, 401, "invalid HashCode")
-        try:
-            event = webhook_event_parse(content)
-        except WebhookMalformed as exc:
-            return self._reply(tenant, body, headers, 400, str(exc), valid=True)
-        if app_wide:
-            return self._route_by_division(body, headers, event)
-        connection = ExactConnection.objects.filter(tenant=tenant).first()
-        if connection is None or connection.division != event.division:
-            return self._reply(
-                tenant, body, headers, 403, "division is not this tenant's", valid=True, event=event
-            )
-        return self._accept(tenant, body, headers, event)
-
-    def _route_by_division(self, body, headers, event) -> Response:
-        connections = (
-            ExactConnection.objects.select_related("tenant")
-            .filter(division=event.division, tenant__is_active=True)
-            .exclude(status=ConnectionStatus.DISCONNECTED)
-            .order_by("tenant_id")
-        )
-        tenants = [c.tenant for c in connections]
-        if not tenants:
-            return self._reply(
-                None, body, headers, 404, f"no tenant is connected to division {event.division}",
-                valid=True, event=event,
-            )
-        for tenant in tenants:
-            self._accept(tenant, body, headers, event)
-        return Response({"status": "queued", "tenants": len(tenants)}, status=200)
-
-    def _accept(self, tenant, body, headers, event) -> Response:
-        from exact.queue import enqueue
-
-        fields = dict(
-            tenant=tenant,
-            received_at=timezone.now(),
-            body=body,
-            headers=headers,
-            valid=True,
-            response_status=200,
-            topic=event.topic,
-            action=event.action,
-            key=event.key,
-            division=event.division,
-            event_created_on=event.event_created_on,
-        )
-        try:
-            with transaction.atomic():
-                delivery = ExactWebhookDelivery.objects.create(event_key=event.dedup_key, **fields)
-        except IntegrityError:
-            ExactWebhookDelivery.objects.create(duplicate=True, **fields)
-            return Response({"status": "duplicate"}, status=200)
-
-        def queue() -> None:
-            task_id = enqueue("exact.tasks.exact_webhook_resync_task", delivery.pk)
-            ExactWebhookDelivery.objects.filter(pk=delivery.pk).update(
-                queued_task=str(task_id or "")[:64]
-            )
-
-        transaction.on_commit(queue)
-        return Response({"status": "queued"}, status=200)
-
-    def _reply(self, tenant, body, headers, status, error, *, valid=False, event=None):
-        logger.info("exact webhook refused (%s): %s", status, error)
-        ExactWebhookDelivery.objects.create(
-            tenant=tenant,
-            received_at=timezone.now(),
-            body=body,
-            headers=headers,
-            valid=valid,
-            response_status=status,
-            error=error,
-            topic=event.topic if event else "",
-            action=event.action if event else "",
-            key=event.key if event else "",
-            division=event.division if event else None,
-            event_created_on=event.event_created_on if event else "",
-        )
-        return Response({"error": error}, status=status)
+        return Response(outcome.payload, status=outcome.status)

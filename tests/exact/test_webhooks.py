@@ -311,3 +311,32 @@ def test_known_answer_vector_through_the_endpoint(client, connection, queued, se
     assert _post(client, connection.tenant, KAT_BODY).status_code == 200
     changed = KAT_BODY.replace(b'"Action":"Update"', b'"Action":"Updatf"', 1)
     assert _post(client, connection.tenant, changed).status_code == 401
+
+
+def test_receive_reads_at_most_the_limit_plus_one_byte_whatever_the_length_header(
+    connection, queued, settings
+):
+    """The service, called as the view calls it: a client that declares a small body and sends
+    a large one gets 413, and no more than WEBHOOK_MAX_BODY_BYTES + 1 bytes are read."""
+    from exact.webhooks import delivery_receive
+
+    settings.WEBHOOK_MAX_BODY_BYTES = 200
+
+    class Stream:
+        asked: list[int] = []
+
+        def read(self, size):
+            self.asked.append(size)
+            return b"x" * size  # endless
+
+    stream = Stream()
+    outcome = delivery_receive(
+        tenant_uuid=connection.tenant.uuid,
+        body_stream=stream,
+        content_length="10",
+        headers={"Content-Type": "application/json", "Cookie": "not kept"},
+    )
+    assert (outcome.status, stream.asked) == (413, [201])
+    delivery = ExactWebhookDelivery.objects.get()
+    assert delivery.headers == {"Content-Type": "application/json"} and bytes(delivery.body) == b""
+    assert queued == []
