@@ -22,7 +22,7 @@ from gocardless.connect import (
     oauth_authorize_url,
     organisation_holder,
 )
-from gocardless.events import events_reprocess
+from gocardless.events_replay import events_reprocess
 from gocardless.models import (
     BillingRequest,
     Customer,

@@ -19,7 +19,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from gocardless.client import GoCardlessClient
-from gocardless.events import events_process, events_store
+from gocardless.event_processing import events_process
+from gocardless.events_store import events_store
 from gocardless.models import ConnectionStatus, EventSource, GoCardlessConnection, GoCardlessEvent
 from tenants.activity import inactive_tenants_log, of_active_tenants
 

@@ -1,6 +1,7 @@
 """django-q2 tasks: thin wrappers around the services (pass pks, never objects)."""
 
-from gocardless.events import events_process, events_retry_due
+from gocardless.event_processing import events_process
+from gocardless.events_sweep import events_retry_due
 from gocardless.polling import events_poll_all
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 
-from gocardless.events import MalformedEvent, event_fields, events_queue, events_store
+from gocardless.events_store import MalformedEvent, event_fields, events_queue, events_store
 from gocardless.models import EventSource, GoCardlessConnection, WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)

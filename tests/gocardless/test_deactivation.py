@@ -69,7 +69,9 @@ def test_events_of_an_inactive_tenant_wait_unprocessed_and_are_applied_once_afte
 
     from django.utils import timezone
 
-    from gocardless.events import events_process, events_retry_due, events_store
+    from gocardless.event_processing import events_process
+    from gocardless.events_store import events_store
+    from gocardless.events_sweep import events_retry_due
     from gocardless.models import EventSource, Payment
 
     connection = sim_connection(sim, tenant=tenant_a)

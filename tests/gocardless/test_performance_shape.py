@@ -1,8 +1,11 @@
 """The cost SHAPE of event processing, pinned (counts, never timers).
 
 - SQL statements per chunk do not grow with the number of resources in it: the chunk's mirror
-  rows are locked together, and mirrors and audit entries are written together when no signal
-  receiver has to run in between;
+  rows are locked together, and mirrors and audit entries are written together for resources
+  that send no signal;
+- which way a resource is written depends on what happened to it, never on who listens: with
+  or without receivers the same statements run, the same signals are sent and the same rows
+  are written;
 - one GET per resource however many of its events arrive together;
 - the bulk write produces the same rows as writing resource by resource (audit entries
   identical to ``audit_record``'s), and a failing write still fails only its own resource;
@@ -17,10 +20,10 @@ from django.dispatch import Signal
 from django.test.utils import CaptureQueriesContext
 
 from core.models import AuditEntry
-from gocardless import events as events_module
-from gocardless import signals
+from gocardless import event_apply, signals
 from gocardless.client import GoCardlessClient
-from gocardless.events import events_process, events_store
+from gocardless.event_processing import events_process
+from gocardless.events_store import events_store
 from gocardless.models import EventOutcome, EventSource, GoCardlessEvent, Payment
 from tests.gocardless.conftest import sim_connection
 from tests.plugins.gocardless_sim import SIM_ACCESS_TOKEN
@@ -32,12 +35,9 @@ ACTIONS = ("created", "submitted", "confirmed", "paid_out")
 
 @pytest.fixture(autouse=True)
 def payments_without_receivers():
-    """These tests pin the bulk path, taken for resources whose signals nobody receives.
-
-    The collection engine and the bookings subscribe to payment signals in the product, so
-    here their receivers step aside (and come back afterwards); the tests that want a
-    receiver connect their own.
-    """
+    """The product's receivers (collection engine, bookings) step aside, and come back
+    afterwards, so that only the processor's own statements are counted; the tests that want
+    a receiver connect their own (or the product's, through config/wiring.py)."""
     saved = {}
     for name in dir(signals):
         signal = getattr(signals, name)
@@ -125,48 +125,150 @@ def _audit_rows():
     )
 
 
-def test_bulk_and_one_by_one_write_the_same_rows(sim, connection):
+def _shapes(audit_rows) -> set[str]:
+    """Audit rows without what names the payment (object, amount)."""
+    return {
+        repr((*row[:5], row[6], {k: v for k, v in row[7].items() if k != "amount"}, row[9]))
+        for row in audit_rows
+    }
+
+
+def test_bulk_and_one_by_one_write_the_same_rows(sim, connection, monkeypatch):
     payments = _payments(sim, 6)
-    sim.advance(days=14)
-    # Without receivers: the bulk path.
+    # Nothing to send (no signal for a payment pending submission): the bulk path.
     pks = events_store(tenant=connection.tenant, events=_events(payments[:3], "B"),
                        source=EventSource.WEBHOOK)
     events_process(event_pks=pks)
     bulk = _audit_rows()
     assert len(bulk) == 3
-    # With a receiver: each payment in its own savepoint, through the signal.
-    seen = []
-
-    def receiver(sender, instance, **kwargs):
-        # The receiver sees its row written already.
-        seen.append(Payment.objects.get(pk=instance.pk).status)
-
-    signals.payment_confirmed.connect(receiver, weak=False)
-    signals.payment_paid_out.connect(receiver, weak=False)
-    try:
-        pks = events_store(tenant=connection.tenant, events=_events(payments[3:], "O"),
-                           source=EventSource.WEBHOOK)
-        events_process(event_pks=pks)
-    finally:
-        signals.payment_confirmed.disconnect(receiver)
-        signals.payment_paid_out.disconnect(receiver)
-    assert seen and all(status == sim.resource("payments", payments[3])["status"]
-                        for status in seen)
+    # The same changes written one by one, each in its savepoint (the way a resource that
+    # sends signals is written), forced here for resources in the same state.
+    monkeypatch.setattr(event_apply.AppliedResource, "isolated", property(lambda self: True))
+    pks = events_store(tenant=connection.tenant, events=_events(payments[3:], "O"),
+                       source=EventSource.WEBHOOK)
+    events_process(event_pks=pks)
     one_by_one = [row for row in _audit_rows() if row not in bulk]
     assert len(one_by_one) == 3
-
-    def shape(row):  # everything but which payment it was
-        return (*row[:5], row[6], {k: v for k, v in row[7].items() if k != "amount"}, row[9])
-
-    assert {repr(shape(r)) for r in bulk} == {repr(shape(r)) for r in one_by_one}
+    assert _shapes(bulk) == _shapes(one_by_one)
     for payment in Payment.objects.filter(gocardless_id__in=payments):
         assert payment.raw == sim.resource("payments", payment.gocardless_id)
         assert payment.fetched_at is not None
 
 
-def test_a_failing_write_fails_only_its_resource(sim, connection, monkeypatch):
+def test_a_receiver_sees_its_row_written_already(sim, connection):
     payments = _payments(sim, 3)
-    sim.advance(days=5)
+    sim.advance(days=14)
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(Payment.objects.get(pk=instance.pk).status)
+
+    signals.payment_confirmed.connect(receiver, weak=False)
+    signals.payment_paid_out.connect(receiver, weak=False)
+    try:
+        pks = events_store(tenant=connection.tenant, events=_events(payments, "R"),
+                           source=EventSource.WEBHOOK)
+        events_process(event_pks=pks)
+    finally:
+        signals.payment_confirmed.disconnect(receiver)
+        signals.payment_paid_out.disconnect(receiver)
+    assert seen == ["paid_out"] * 6 == [sim.resource("payments", payments[0])["status"]] * 6
+
+
+def _names_of_signals() -> dict:
+    return {signal: name for name, signal in vars(signals).items() if isinstance(signal, Signal)}
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every domain signal sent, as (name, gocardless id), whoever listens."""
+    names, calls, real = _names_of_signals(), [], Signal.send
+
+    def send(self, sender, **named):
+        if self in names:
+            calls.append((names[self], named["instance"].gocardless_id))
+        return real(self, sender, **named)
+
+    monkeypatch.setattr(Signal, "send", send)
+    return calls
+
+
+def _process_lifecycles(sim, connection, payments, tag) -> list[str]:
+    """Store and process the four events of each payment; the statements, normalised
+    (values, ids and savepoint names blanked) so two runs over other payments compare."""
+    import re
+
+    pks = events_store(tenant=connection.tenant, events=_events(payments, tag),
+                       source=EventSource.WEBHOOK)
+    with CaptureQueriesContext(db) as captured:
+        assert events_process(event_pks=pks) == {"applied": 3, "current": 9}
+    normalised = []
+    for query in captured.captured_queries:
+        sql = re.sub(r"'[^']*'", "?", query["sql"])
+        sql = re.sub(r'"s\d+_x\d+"|\bs\d+_x\d+\b', "SAVEPOINT_NAME", sql)
+        normalised.append(re.sub(r"\b\d+(\.\d+)?\b", "N", sql))
+    return normalised
+
+
+def _mirror_rows(sim, payments) -> list[tuple]:
+    """What each payment's mirror holds, as compared with GoCardless's (the simulator's)."""
+    rows = Payment.objects.filter(gocardless_id__in=payments).order_by("gocardless_id")
+    return [
+        (p.status, p.currency, p.fetched_at is not None,
+         p.raw == sim.resource("payments", p.gocardless_id),
+         p.amount == sim.resource("payments", p.gocardless_id)["amount"])
+        for p in rows
+    ]
+
+
+def test_mirrors_are_written_identically_with_no_listeners_connected(sim, connection, sent):
+    """Every receiver disconnected (this module's autouse fixture) against the product's
+    wiring (config/wiring.py): the same signals are sent, the same mirror rows and money audit
+    entries are written."""
+    from config.wiring import wiring_connect
+
+    payments = _payments(sim, 6)
+    sim.advance(days=14)
+    assert not signals.payment_confirmed.has_listeners(Payment)
+    _process_lifecycles(sim, connection, payments[:3], "N")
+    alone = ([name for name, _ in sent], _mirror_rows(sim, payments[:3]), _audit_rows())
+    assert alone[0] == ["payment_confirmed", "payment_paid_out"] * 3
+    sent.clear()
+    wiring_connect()  # the product's receivers (the fixture removes them again afterwards)
+    assert signals.payment_confirmed.has_listeners(Payment)
+    _process_lifecycles(sim, connection, payments[3:], "W")
+    wired_audit = [row for row in _audit_rows() if row not in alone[2]]
+    wired = ([name for name, _ in sent], _mirror_rows(sim, payments[3:]), wired_audit)
+    assert wired[0] == alone[0]
+    assert wired[1] == alone[1] == [("paid_out", "EUR", True, True, True)] * 3
+    assert len(wired[2]) == len(alone[2]) == 3
+    assert _shapes(wired[2]) == _shapes(alone[2])
+
+
+def test_the_statements_do_not_depend_on_who_listens(sim, connection, sent):
+    payments = _payments(sim, 6)
+    sim.advance(days=14)
+    alone = _process_lifecycles(sim, connection, payments[:3], "A")
+    heard = []
+
+    def listener(sender, **kwargs):
+        heard.append(kwargs["instance"].gocardless_id)
+
+    for signal in _names_of_signals():
+        signal.connect(listener, weak=False)
+    try:
+        listened = _process_lifecycles(sim, connection, payments[3:], "L")
+    finally:
+        for signal in _names_of_signals():
+            signal.disconnect(listener)
+    assert len(heard) == 6
+    assert listened == alone
+    # Each payment sends signals, so each is written in its own savepoint.
+    assert sum(sql.startswith("SAVEPOINT") for sql in alone) >= 3
+
+
+def test_a_failing_write_fails_only_its_resource(sim, connection, monkeypatch):
+    payments = _payments(sim, 3)  # pending submission: nothing to send, the bulk path
     bad = payments[1]
     bulk_calls = []
 
@@ -178,7 +280,7 @@ def test_a_failing_write_fails_only_its_resource(sim, connection, monkeypatch):
         if instance.gocardless_id == bad:
             raise RuntimeError("this row cannot be written")
 
-    monkeypatch.setattr(events_module, "mirrors_save", refuse_bulk)
+    monkeypatch.setattr(event_apply, "mirrors_save", refuse_bulk)
     post_save.connect(refuse_one, sender=Payment, weak=False)
     try:
         pks = events_store(tenant=connection.tenant, events=_events(payments, "F"),

@@ -9,7 +9,10 @@ from django.utils import timezone
 from core.audit import Actor
 from core.models import AuditEntry
 from gocardless.client import GoCardlessClient
-from gocardless.events import events_process, events_reprocess, events_retry_due, events_store
+from gocardless.event_processing import events_process
+from gocardless.events_replay import events_reprocess
+from gocardless.events_store import events_store
+from gocardless.events_sweep import events_retry_due
 from gocardless.models import (
     ConnectionStatus,
     EventOutcome,
@@ -363,7 +366,7 @@ def test_billing_requests_refunds_and_payouts_reach_their_mirrors(
 
 
 def test_store_survives_a_delivery_racing_between_lookup_and_insert(tenant_a, monkeypatch):
-    from gocardless.events import event_fields
+    from gocardless.events_store import event_fields
     from gocardless.models import GoCardlessEvent
 
     events = [

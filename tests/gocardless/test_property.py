@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gocardless.client import GoCardlessClient
-from gocardless.events import events_process, events_store
+from gocardless.event_processing import events_process
+from gocardless.events_store import events_store
 from gocardless.models import EventSource, GoCardlessEvent, Mandate, Payment
 from simulators.gocardless import SimClock, Simulator
 from tests.gocardless.conftest import SignalLog, sim_connection

@@ -26,7 +26,7 @@ from gocardless.client import GoCardlessClient
 from gocardless.connect import connection_test
 from gocardless.connection_status import connection_mark_needs_reauth as gc_mark_needs_reauth
 from gocardless.connection_status import connection_set_status
-from gocardless.events import events_gave_up_alert, events_retry_due
+from gocardless.events_sweep import events_gave_up_alert, events_retry_due
 from gocardless.models import ConnectionStatus as GoCardlessStatus
 from gocardless.models import EventSource, GoCardlessEvent
 from reconciliation.bookings.models import Booking, BookingState, Rule

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from gocardless.events import events_retry_due
+from gocardless.events_sweep import events_retry_due
 
 
 class Command(BaseCommand):

@@ -13,7 +13,7 @@ import pytest
 
 from core.audit import Actor
 from exact.sync import exact_sync
-from gocardless.events import events_reprocess
+from gocardless.events_replay import events_reprocess
 from gocardless.models import GoCardlessEvent
 from gocardless.polling import events_poll
 from reconciliation.bookings.models import Booking, BookingState, Rule
