@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from core.audit import Actor
+from core.money import from_minor_units
 from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Role, Tenant
 from tenants.scoping import tenant_ids_with_role
@@ -128,8 +129,6 @@ class BookingAdmin(TenantScopedAdmin):
 
     @admin.display(description="amount")
     def amount(self, obj):
-        from core.money import from_minor_units
-
         return f"{from_minor_units(obj.amount_minor, obj.currency)} {obj.currency}"
 
     @admin.display(description="Exact entry")

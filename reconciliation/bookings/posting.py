@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
@@ -311,8 +312,6 @@ def bookings_due(*, now=None, active_only: bool = True):
     """Bookings to post now, oldest first; only of active tenants unless ``active_only`` is
     False (the others wait, untouched, until their tenant is activated again)."""
     now = now or timezone.now()
-    from django.db.models import Q
-
     due = Booking.objects.filter(
         Q(state__in=[BookingState.PENDING, BookingState.FAILED])
         & (Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now))

@@ -22,11 +22,10 @@ from .payout_facts import receipted_payments
 logger = logging.getLogger(__name__)
 
 
-def settings_for(tenant) -> BookingSettings | None:
+def _settings_if_enabled(tenant) -> BookingSettings | None:
     """The tenant's settings when bookings are on; None = create no bookings. A tenant turns
     bookings on deliberately: history from before that is never booked behind its back."""
-    found = BookingSettings.objects.filter(tenant=tenant, enabled=True).first()
-    return found
+    return BookingSettings.objects.filter(tenant=tenant, enabled=True).first()
 
 
 def _event_date(event, fallback: date | None = None) -> date:
@@ -116,7 +115,7 @@ def receipt_book(*, tenant, payment: Payment, event, on: str) -> Booking | None:
     Receipt n and reversal n pair up: a new receipt only when every earlier one was reversed,
     so a payment collected again after a late failure is booked again, a replay never is.
     """
-    settings = settings_for(tenant)
+    settings = _settings_if_enabled(tenant)
     if settings is None or settings.receipt_on != on:
         return None
     owner = rules.payment_owner(payment.metadata)
@@ -140,7 +139,7 @@ def receipt_book(*, tenant, payment: Payment, event, on: str) -> Booking | None:
 
 def reversal_book(*, tenant, payment: Payment, event) -> Booking | None:
     """Failed (incl. late failure) or charged back after a receipt → reversal (reopens)."""
-    if settings_for(tenant) is None:
+    if _settings_if_enabled(tenant) is None:
         return None
     receipts = Booking.objects.filter(
         tenant=tenant, rule=Rule.RECEIPT, gocardless_id=payment.gocardless_id
@@ -173,7 +172,7 @@ def _cause(event) -> dict:
 def payout_book(*, tenant, payout, event) -> list[Booking]:
     """Payout paid → fees, app fees and surcharges with VAT, and the net transfer out of the
     clearing journal (+ the bank side when a bank journal is configured)."""
-    settings = settings_for(tenant)
+    settings = _settings_if_enabled(tenant)
     if settings is None:
         return []
     facts = rules.payout_facts(payout, owned_payments=receipted_payments(payout=payout))
@@ -210,7 +209,7 @@ def payout_book(*, tenant, payout, event) -> list[Booking]:
 
 
 def payout_bounce_book(*, tenant, payout, event) -> Booking | None:
-    if settings_for(tenant) is None:
+    if _settings_if_enabled(tenant) is None:
         return None
     booked = Booking.objects.filter(
         tenant=tenant, rule=Rule.PAYOUT, gocardless_id=payout.gocardless_id
@@ -256,7 +255,7 @@ def _refund_owner(tenant, refund):
 
 def refund_book(*, tenant, refund, event) -> Booking | None:
     """Refund paid (or settled) → the money leaves the GoCardless balance to the customer."""
-    if settings_for(tenant) is None:
+    if _settings_if_enabled(tenant) is None:
         return None
     payment, owner = _refund_owner(tenant, refund)
     if owner is None:
@@ -275,7 +274,7 @@ def refund_book(*, tenant, refund, event) -> Booking | None:
 
 def refund_return_book(*, tenant, refund, event) -> Booking | None:
     """Refund failed / funds returned after it was booked → the money comes back."""
-    if settings_for(tenant) is None:
+    if _settings_if_enabled(tenant) is None:
         return None
     booked = Booking.objects.filter(
         tenant=tenant, rule=Rule.REFUND, gocardless_id=refund.gocardless_id

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from exact.client import ExactClient
+from exact.models import ExactConnection
+from gocardless.client import GoCardlessClient
+from gocardless.models import ConnectionStatus, GoCardlessConnection
 from reconciliation.customers.models import CustomerSettings
 
 
@@ -13,9 +17,6 @@ def customer_settings_for(*, tenant) -> CustomerSettings:
 
 def gocardless_client_for(*, tenant):
     """A GoCardless client for the tenant's connection, or None when it is not connected."""
-    from gocardless.client import GoCardlessClient
-    from gocardless.models import ConnectionStatus, GoCardlessConnection
-
     connection = GoCardlessConnection.objects.filter(
         tenant=tenant, status=ConnectionStatus.CONNECTED
     ).first()
@@ -26,9 +27,6 @@ def gocardless_client_for(*, tenant):
 
 def exact_client_for(*, tenant):
     """An Exact client for the tenant's usable connection, or None."""
-    from exact.client import ExactClient
-    from exact.models import ExactConnection
-
     connection = ExactConnection.objects.select_related("tenant").filter(tenant=tenant).first()
     if connection is None or not connection.is_usable:
         return None
