@@ -14,6 +14,7 @@ from core.audit import Actor
 from core.calendars import tenant_today
 from gocardless import errors
 from reconciliation.collection.changes import attempt_change
+from reconciliation.collection.live import run_live
 from reconciliation.collection.models import AttemptState, CollectionAttempt, RunTrigger
 
 
@@ -48,8 +49,6 @@ def attempt_retry_now(*, attempt: CollectionAttempt, user, client=None):
 
     Returns the live run that made the new attempt; its item says why if nothing was sent.
     """
-    from reconciliation.collection.runs import run_live
-
     with transaction.atomic():
         attempt = _locked(attempt)
         # The person's click is the approval, so review mode does not stop it; an inactive

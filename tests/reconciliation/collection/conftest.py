@@ -296,7 +296,7 @@ def _exact_copy_fresh(request, monkeypatch):
     ``exact_freshness_gate`` (tests/reconciliation/collection/test_freshness.py)."""
     if request.node.get_closest_marker("exact_freshness_gate") is None:
         monkeypatch.setattr(
-            "reconciliation.collection.runs.exact_copy_problem", lambda **kwargs: None
+            "reconciliation.collection.live.exact_copy_problem", lambda **kwargs: None
         )
 
 

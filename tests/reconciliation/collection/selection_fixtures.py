@@ -27,7 +27,10 @@ D = dt.date
 
 def freeze_today(monkeypatch, day: dt.date = TODAY) -> None:
     """Runs evaluate as of ``day`` (in the tenant's zone, whatever the wall clock says)."""
-    monkeypatch.setattr("reconciliation.collection.runs.tenant_today", lambda tenant, now=None: day)
+    for module in ("previews", "live"):
+        monkeypatch.setattr(
+            f"reconciliation.collection.{module}.tenant_today", lambda tenant, now=None: day
+        )
 
 
 def policy(tenant, **fields):

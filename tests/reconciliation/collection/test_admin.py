@@ -246,7 +246,7 @@ def test_approve_while_another_live_run_is_active_is_a_message_and_sends_nothing
 ):
     preview = _preview(tenant_a)
     # Another process holds the tenant's live-run lock (its advisory lock on PostgreSQL).
-    monkeypatch.setattr("reconciliation.collection.runs.live_run_acquire", lambda *, run: False)
+    monkeypatch.setattr("reconciliation.collection.live.live_run_acquire", lambda *, run: False)
     client.force_login(operator_of_a)
     response = client.post(_approve_url(preview), {"confirm": "yes"})
     assert response.status_code == 302
@@ -279,7 +279,7 @@ def test_approve_when_gocardless_errors_is_a_message_not_a_500(
     def boom(**kwargs):
         raise ConnectionError("simulated network failure")
 
-    monkeypatch.setattr("reconciliation.collection.runs.attempt_submit", boom)
+    monkeypatch.setattr("reconciliation.collection.live.attempt_submit", boom)
     client.force_login(operator_of_a)
     response = client.post(_approve_url(preview), {"confirm": "yes"})
     assert response.status_code == 302

@@ -169,7 +169,7 @@ def test_due_date_policy_respects_a_later_next_possible_date():
 
 def _preview_at(tenant, monkeypatch, now: dt.datetime):
     monkeypatch.setattr(
-        "reconciliation.collection.runs.tenant_today",
+        "reconciliation.collection.previews.tenant_today",
         lambda t, now_=None: calendars.tenant_today(t, now=now),
     )
     run = run_preview(tenant=tenant, trigger="user")

@@ -23,7 +23,7 @@ import pytest
 from django.db import connection as db_connection
 from django.db import connections
 
-from reconciliation.collection import runs
+from reconciliation.collection import live, runs
 from reconciliation.collection.models import CollectionRun, RunKind, RunState, RunTrigger
 from tenants.models import Tenant
 
@@ -129,8 +129,8 @@ def test_without_the_run_lock_unique_attempt_keys_still_prevent_duplicates(
         run.state = RunState.RUNNING
         return True
 
-    monkeypatch.setattr(runs, "live_run_acquire", acquire_without_lock)
-    monkeypatch.setattr(runs, "live_run_release", lambda *, run: None)
+    monkeypatch.setattr(live, "live_run_acquire", acquire_without_lock)
+    monkeypatch.setattr(live, "live_run_release", lambda *, run: None)
 
     results = _simultaneous_runs(world.tenant.pk)
 

@@ -329,10 +329,10 @@ def test_approval_while_another_live_run_is_active_can_be_approved_again(
     preview = run_preview(tenant=tenant, trigger=RunTrigger.USER, user=user)
     # Another cluster holds the tenant's live-run lock (SQLite lease or PostgreSQL advisory
     # lock alike: the lock itself is tested in test_concurrent_runs_pg.py).
-    from reconciliation.collection import runs
+    from reconciliation.collection import live as live_module
 
-    acquire = runs.live_run_acquire
-    monkeypatch.setattr(runs, "live_run_acquire", lambda run: False)
+    acquire = live_module.live_run_acquire
+    monkeypatch.setattr(live_module, "live_run_acquire", lambda run: False)
 
     refused = run_approve(preview=preview, user=user)
 
@@ -342,7 +342,7 @@ def test_approval_while_another_live_run_is_active_can_be_approved_again(
     assert preview.state == RunState.AWAITING_APPROVAL  # nothing ran: it can be approved later
     assert preview.approved_by is None
     assert AuditEntry.objects.filter(action="collection.approval_not_run").count() == 1
-    monkeypatch.setattr(runs, "live_run_acquire", acquire)  # the other cluster finished
+    monkeypatch.setattr(live_module, "live_run_acquire", acquire)  # the other cluster finished
     live = run_approve(preview=preview, user=user)
     assert live.submitted == 1
     assert len(sim_payments(sim)) == 1
@@ -358,7 +358,7 @@ def test_refused_approval_with_a_newer_preview_is_superseded(tenant, sim, user, 
         return False
 
     monkeypatch.setattr(
-        "reconciliation.collection.runs.live_run_acquire", acquire_while_someone_previews
+        "reconciliation.collection.live.live_run_acquire", acquire_while_someone_previews
     )
     run_approve(preview=preview, user=user)
     preview.refresh_from_db()
