@@ -1,0 +1,239 @@
+"""The attempts screen: the payments we created (or are creating), with *needs attention*
+first in the state filter; operators *Retry now*, *Cancel…* or *Mark resolved…* (the last
+two ask for a reason). The services in ``reconciliation.collection.actions`` decide."""
+
+from __future__ import annotations
+
+import logging
+
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from reconciliation.collection.actions import (
+    ActionRefused,
+    attempt_cancel,
+    attempt_resolve,
+    attempt_retry_now,
+)
+from reconciliation.collection.admin.display import admin_url, money, run_link
+from reconciliation.collection.admin.filters import AttemptStateFilter, RunFilter, TenantFilter
+from reconciliation.collection.models import CollectionAttempt
+from tenants.admin_base import TenantScopedAdmin
+from tenants.models import Role
+
+logger = logging.getLogger(__name__)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason",
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=2000,
+        help_text="Recorded on each attempt and in the audit trail, with your name.",
+    )
+
+
+@admin.register(CollectionAttempt)
+class CollectionAttemptAdmin(TenantScopedAdmin):
+    """Payments we created (or are creating); operators retry, cancel or resolve them."""
+
+    read_only = True
+    audit_changes = False
+    action_roles = {"retry": Role.OPERATOR, "cancel": Role.OPERATOR, "resolve": Role.OPERATOR}
+    list_display = (
+        "invoice_number",
+        "customer",
+        "attempt",
+        "amount_display",
+        "charge_date",
+        "state",
+        "flag",
+        "payment",
+        "next_retry_on",
+        "tenant",
+        "run_link",
+        "updated_at",
+    )
+    list_filter = (AttemptStateFilter, TenantFilter, "currency", RunFilter)
+    list_select_related = ("tenant", "run")
+    search_fields = ("invoice_number", "account_label", "payment_gocardless_id", "key")
+    actions = ("retry_now", "cancel", "mark_resolved")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "tenant",
+                    "run_link",
+                    "invoice_number",
+                    "account_label",
+                    "receivable_exact_id",
+                    "account_exact_id",
+                    "attempt_number",
+                    "part",
+                    "parts",
+                    "key",
+                    "idempotency_key",
+                )
+            },
+        ),
+        (
+            "Payment",
+            {
+                "fields": (
+                    "amount_display",
+                    "charge_date",
+                    "mandate_gocardless_id",
+                    "payment_gocardless_id",
+                    "payment_status",
+                    "state",
+                    "next_retry_on",
+                    "send_count",
+                )
+            },
+        ),
+        (
+            "Problems and resolution",
+            {
+                "fields": (
+                    "flag",
+                    "failure_cause",
+                    "failure_description",
+                    "last_error",
+                    "resolution",
+                    "resolved_by",
+                    "resolved_at",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [name for _, opts in self.fieldsets for name in opts["fields"]]
+
+    @admin.display(description="Customer", ordering="account_label")
+    def customer(self, obj):
+        return obj.account_label or "-"
+
+    @admin.display(description="GoCardless payment", ordering="payment_gocardless_id")
+    def payment(self, obj):
+        return obj.payment_gocardless_id or "-"
+
+    @admin.display(description="Attempt", ordering="key")
+    def attempt(self, obj):
+        return obj.key.split("/", 1)[-1]
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj):
+        return money(obj.amount, obj.currency)
+
+    @admin.display(description="Run", ordering="run")
+    def run_link(self, obj):
+        return run_link(obj.run) if obj.run_id else "-"
+
+    # --- actions ----------------------------------------------------------------------------
+    def has_retry_permission(self, request, obj=None):
+        return self.has_action_permission(request, "retry", obj)
+
+    def has_cancel_permission(self, request, obj=None):
+        return self.has_action_permission(request, "cancel", obj)
+
+    def has_resolve_permission(self, request, obj=None):
+        return self.has_action_permission(request, "resolve", obj)
+
+    def _each(self, request, queryset, verb: str, call) -> None:
+        """Call the service per attempt; refusals one message each, successes counted."""
+        done = 0
+        for attempt in queryset.select_related("tenant").order_by("pk"):
+            try:
+                outcome = call(attempt)
+            except ActionRefused as exc:
+                self.message_user(request, f"{attempt}: {exc}", messages.ERROR)
+                continue
+            except Exception as exc:  # a person's click never ends in a 500
+                logger.exception("%s of collection attempt %s failed", verb, attempt.pk)
+                self.message_user(
+                    request, f"{attempt}: {verb} failed ({type(exc).__name__}).", messages.ERROR
+                )
+                continue
+            if outcome is not None:
+                self.message_user(request, outcome, messages.WARNING)
+                continue
+            done += 1
+        if done:
+            self.message_user(request, f"{verb}: {done} attempt(s).", messages.SUCCESS)
+
+    @admin.action(description="Retry now", permissions=("retry",))
+    def retry_now(self, request, queryset):
+        def call(attempt):
+            run = attempt_retry_now(attempt=attempt, user=request.user)
+            if run.submitted:
+                return None
+            # The new run decided not to send (or could not): say why, with its link.
+            item = run.items.filter(receivable_exact_id=attempt.receivable_exact_id).first()
+            why = (
+                item.get_reason_display() + (f" ({item.detail})" if item.detail else "")
+                if item is not None and item.reason
+                else (run.error or run.get_state_display())
+            )
+            return format_html(
+                '{}: <a href="{}">run #{}</a> did not send a payment: {}',
+                attempt,
+                admin_url(run),
+                run.pk,
+                why,
+            )
+
+        self._each(request, queryset, "Retried", call)
+
+    def _with_reason(self, request, queryset, *, action: str, title: str, verb: str, service):
+        """Intermediate page: a reason is required; then the service per attempt."""
+        form = ReasonForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            reason = form.cleaned_data["reason"]
+            self._each(
+                request,
+                queryset,
+                verb,
+                lambda attempt: service(attempt=attempt, user=request.user, reason=reason),
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/collection/attempt_reason.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": title,
+                "opts": self.model._meta,
+                "form": form,
+                "attempts": queryset.select_related("tenant").order_by("pk"),
+                "action": action,
+                "back_url": request.get_full_path(),
+            },
+        )
+
+    @admin.action(description="Cancel…", permissions=("cancel",))
+    def cancel(self, request, queryset):
+        return self._with_reason(
+            request,
+            queryset,
+            action="cancel",
+            title="Cancel collection attempts",
+            verb="Cancelled",
+            service=attempt_cancel,
+        )
+
+    @admin.action(description="Mark resolved…", permissions=("resolve",))
+    def mark_resolved(self, request, queryset):
+        return self._with_reason(
+            request,
+            queryset,
+            action="mark_resolved",
+            title="Mark collection attempts resolved",
+            verb="Marked resolved",
+            service=attempt_resolve,
+        )

@@ -1,0 +1,80 @@
+"""List filters shared by the collection screens."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from reconciliation.collection.models import AttemptState, CollectionRun
+from tenants.models import Role, Tenant
+from tenants.scoping import tenant_ids_with_role
+
+
+class TenantFilter(admin.SimpleListFilter):
+    """By company, offering only the user's companies (a plain FK filter lists them all)."""
+
+    title = "company"
+    parameter_name = "tenant"
+
+    def lookups(self, request, model_admin):
+        tenants = Tenant.objects.order_by("name")
+        if not request.user.is_superuser:
+            tenants = tenants.filter(
+                pk__in=tenant_ids_with_role(request.user, Role.VIEWER, request=request)
+            )
+        return [(str(t.pk), t.name) for t in tenants]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(tenant_id=self.value()) if self.value() else queryset
+
+
+class RunFilter(admin.SimpleListFilter):
+    """By run: the user's latest runs, plus the one chosen (links from a run's page)."""
+
+    title = "run"
+    parameter_name = "run"
+
+    def lookups(self, request, model_admin):
+        runs = CollectionRun.objects.select_related(None)
+        if not request.user.is_superuser:
+            runs = runs.filter(
+                tenant_id__in=tenant_ids_with_role(request.user, Role.VIEWER, request=request)
+            )
+        chosen = list(runs.filter(pk=self.value())) if (self.value() or "").isdigit() else []
+        latest = [r for r in runs[:10] if r not in chosen]
+        return [(str(r.pk), str(r)) for r in chosen + latest]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value and value.isdigit():
+            return queryset.filter(run_id=int(value))
+        return queryset
+
+
+class AttemptStateFilter(admin.SimpleListFilter):
+    """States in the order staff look at them: what needs a person first."""
+
+    title = "state"
+    parameter_name = "state"
+    ORDER = (
+        AttemptState.NEEDS_ATTENTION,
+        AttemptState.RETRY_SCHEDULED,
+        AttemptState.PENDING,
+        AttemptState.SUBMITTED,
+        AttemptState.CONFIRMED,
+        AttemptState.PAID_OUT,
+        AttemptState.RETRIED,
+        AttemptState.CANCELLED,
+        AttemptState.SUPERSEDED,
+        AttemptState.RESOLVED,
+    )
+
+    def lookups(self, request, model_admin):
+        labels = dict(AttemptState.choices)
+        return [("flagged", "Flagged (any state)")] + [(s.value, labels[s]) for s in self.ORDER]
+
+    def queryset(self, request, queryset):
+        if self.value() == "flagged":
+            return queryset.exclude(flag="")
+        if self.value():
+            return queryset.filter(state=self.value())
+        return queryset

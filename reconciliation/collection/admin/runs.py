@@ -1,0 +1,172 @@
+"""The runs screen: the list (with what needs attention one click away) and a run's page
+with its outcome and lines. Collect now and Approve are ``run_actions.py``'s."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html
+
+from reconciliation.collection.admin.display import money_totals, run_link
+from reconciliation.collection.admin.filters import TenantFilter
+from reconciliation.collection.admin.run_actions import RunActionsMixin
+from reconciliation.collection.models import (
+    AttemptState,
+    CollectionAttempt,
+    CollectionRun,
+    RunKind,
+    SkipReason,
+)
+from tenants.admin_base import TenantScopedAdmin
+from tenants.models import Role
+
+# The run page lists this many lines; the full list is the item changelist (paginated).
+RUN_PAGE_LINES = 200
+
+
+@admin.register(CollectionRun)
+class CollectionRunAdmin(RunActionsMixin, TenantScopedAdmin):
+    """Runs are created by the services only; operators collect now and approve previews."""
+
+    read_only = True
+    audit_changes = False  # never saved here; the services audit what they do
+    action_roles = {"approve": Role.OPERATOR, "collect": Role.OPERATOR}
+    list_display = (
+        "run",
+        "tenant",
+        "kind",
+        "trigger",
+        "state",
+        "as_of",
+        "counts",
+        "totals_display",
+        "submitted_display",
+        "triggered_by",
+        "approved_by",
+        "started_at",
+    )
+    list_filter = ("kind", "state", "trigger", TenantFilter)
+    list_select_related = ("tenant", "triggered_by", "approved_by")
+    date_hierarchy = "started_at"
+    actions = ("approve",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "tenant",
+                    "kind",
+                    "trigger",
+                    "state",
+                    "as_of",
+                    "triggered_by",
+                    "preview_link",
+                    "live_runs_links",
+                    "approved_by",
+                    "approved_at",
+                    "started_at",
+                    "finished_at",
+                    "error",
+                )
+            },
+        ),
+        (
+            "Outcome",
+            {
+                "fields": (
+                    "evaluated",
+                    "to_collect",
+                    "skipped",
+                    "submitted",
+                    "errors",
+                    "totals_display",
+                    "submitted_display",
+                    "reasons",
+                )
+            },
+        ),
+        ("Lines", {"fields": ("lines",)}),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [name for _, opts in self.fieldsets for name in opts["fields"]]
+
+    # --- columns ----------------------------------------------------------------------------
+    @admin.display(description="Run", ordering="pk")
+    def run(self, obj):
+        return f"#{obj.pk}"
+
+    @admin.display(description="Evaluated / collect / skip / sent / errors")
+    def counts(self, obj):
+        return (
+            f"{obj.evaluated} / {obj.to_collect} / {obj.skipped} / {obj.submitted} / {obj.errors}"
+        )
+
+    @admin.display(description="To collect")
+    def totals_display(self, obj):
+        return money_totals(obj.totals)
+
+    @admin.display(description="Submitted")
+    def submitted_display(self, obj):
+        return money_totals(obj.submitted_totals) if obj.kind == RunKind.LIVE else "-"
+
+    @admin.display(description="Approved preview")
+    def preview_link(self, obj):
+        return run_link(obj.preview) if obj.preview_id else "-"
+
+    @admin.display(description="Submitted by")
+    def live_runs_links(self, obj):
+        runs = list(obj.live_runs.all()) if obj.pk else []
+        return format_html(", ".join(["{}"] * len(runs)), *map(run_link, runs)) if runs else "-"
+
+    @admin.display(description="Lines by decision and reason")
+    def reasons(self, obj):
+        rows = (
+            obj.items.values("decision", "reason")
+            .annotate(n=Count("pk"))
+            .order_by("decision", "reason")
+        )
+        labels = dict(SkipReason.choices)
+        base = reverse("admin:collection_collectionitem_changelist")
+        return render_to_string(
+            "admin/collection/run_reasons.html",
+            {
+                "rows": [
+                    {
+                        "label": labels.get(r["reason"], "Collect"),
+                        "count": r["n"],
+                        "url": f"{base}?run={obj.pk}&decision__exact={r['decision']}"
+                        + (f"&reason__exact={r['reason']}" if r["reason"] else ""),
+                    }
+                    for r in rows
+                ]
+            },
+        )
+
+    @admin.display(description="Lines")
+    def lines(self, obj):
+        items = list(obj.items.all()[:RUN_PAGE_LINES])
+        return render_to_string(
+            "admin/collection/run_lines.html",
+            {
+                "items": items,
+                "total": obj.evaluated,
+                "more": obj.evaluated > len(items),
+                "all_url": reverse("admin:collection_collectionitem_changelist") + f"?run={obj.pk}",
+            },
+        )
+
+    def changelist_view(self, request, extra_context=None):
+        # What needs a person is one click away from the runs (scoped like the attempts list).
+        attention = self.scope_queryset(
+            request, CollectionAttempt.objects.filter(state=AttemptState.NEEDS_ATTENTION)
+        ).count()
+        extra = {
+            "can_collect_now": self.has_collect_permission(request),
+            "needs_attention": attention,
+            "needs_attention_url": reverse("admin:collection_collectionattempt_changelist")
+            + f"?state={AttemptState.NEEDS_ATTENTION}",
+        }
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
