@@ -59,12 +59,8 @@ def idempotency_key_for(*, tenant, key: str) -> str:
     return f"mlc-pay-{digest}"
 
 
-def attempts_write(*, tenant, run, plan, actor: Actor) -> list[CollectionAttempt]:
-    """Commit the attempt rows for one plan (one per instalment) before any API call.
-
-    Returns [] when another run already wrote this attempt (the unique key refused ours):
-    that run owns it.
-    """
+def _attempt_rows(*, tenant, run, plan) -> list[CollectionAttempt]:
+    """The attempt rows of one plan, unsaved: one per instalment, each with its own key."""
     parts = plan.part_amounts or [plan.amount]
     rows = []
     for index, amount in enumerate(parts, start=1):
@@ -93,46 +89,62 @@ def attempts_write(*, tenant, run, plan, actor: Actor) -> list[CollectionAttempt
                 mandate_gocardless_id=plan.mandate_gocardless_id,
             )
         )
+    return rows
+
+
+def _created_entry(row: CollectionAttempt, *, tenant, actor: Actor) -> AuditEntry:
+    return audit_entry_build(
+        actor=actor,
+        action="collection.attempt_created",
+        tenant=tenant,
+        obj=row,
+        after={
+            "key": row.key,
+            "amount": str(row.amount),
+            "currency": row.currency,
+            "charge_date": row.charge_date.isoformat(),
+            "mandate": row.mandate_gocardless_id,
+        },
+        message=f"Invoice {row.invoice_number}: payment about to be created",
+    )
+
+
+def _retried_mark(*, tenant, plan, actor: Actor) -> None:
+    """The attempts this plan retries (every part waiting for its retry) are marked retried."""
+    retried = CollectionAttempt.objects.filter(
+        tenant=tenant,
+        receivable_exact_id=plan.receivable_exact_id,
+        state=AttemptState.RETRY_SCHEDULED,
+    )
+    with transaction.atomic():
+        for earlier in retried.select_for_update():
+            attempt_change(
+                earlier,
+                actor=actor,
+                action="collection.attempt_retried",
+                message=f"Retried by attempt {plan.attempt_number}",
+                state=AttemptState.RETRIED,
+            )
+
+
+def attempts_write(*, tenant, run, plan, actor: Actor) -> list[CollectionAttempt]:
+    """Commit the attempt rows for one plan (one per instalment) before any API call.
+
+    Returns [] when another run already wrote this attempt (the unique key refused ours):
+    that run owns it.
+    """
+    rows = _attempt_rows(tenant=tenant, run=run, plan=plan)
     try:
         with transaction.atomic():
             for row in rows:
                 row.save()
             AuditEntry.objects.bulk_create(
-                [
-                    audit_entry_build(
-                        actor=actor,
-                        action="collection.attempt_created",
-                        tenant=tenant,
-                        obj=row,
-                        after={
-                            "key": row.key,
-                            "amount": str(row.amount),
-                            "currency": row.currency,
-                            "charge_date": row.charge_date.isoformat(),
-                            "mandate": row.mandate_gocardless_id,
-                        },
-                        message=f"Invoice {row.invoice_number}: payment about to be created",
-                    )
-                    for row in rows
-                ]
+                [_created_entry(row, tenant=tenant, actor=actor) for row in rows]
             )
     except IntegrityError:
         return []
     if plan.retry_of:
-        retried = CollectionAttempt.objects.filter(
-            tenant=tenant,
-            receivable_exact_id=plan.receivable_exact_id,
-            state=AttemptState.RETRY_SCHEDULED,
-        )
-        with transaction.atomic():
-            for earlier in retried.select_for_update():
-                attempt_change(
-                    earlier,
-                    actor=actor,
-                    action="collection.attempt_retried",
-                    message=f"Retried by attempt {plan.attempt_number}",
-                    state=AttemptState.RETRIED,
-                )
+        _retried_mark(tenant=tenant, plan=plan, actor=actor)
     return rows
 
 
