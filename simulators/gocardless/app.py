@@ -131,14 +131,19 @@ class ApiApp:
                 raise errors.invalid_api_usage(404, "not_found", "Not found") from None
             path, _, handler, creates = ROUTES[index]
             template = template_of(path)
-            token = self._authenticate(request)
+            token, organisation, scope = self._authenticate(request)
             self._check_version(request)
             self._count_rate(token)
+            if scope == "read_only" and request.method not in ("GET", "HEAD"):
+                raise errors.invalid_api_usage(
+                    403, "insufficient_permissions",
+                    "The access token does not have permission to perform this action")
             fault = sim.faults.take(request.method, request.path)
             if fault is not None and fault.kind != "drop_response":
                 return self._fault_response(fault, token, template, request), False
             drop = fault is not None
-            status, body = self._dispatch(request, token, handler, creates, path_args)
+            status, body = self._dispatch(request, token, organisation.state, handler,
+                                          creates, path_args)
         except errors.ApiError as exc:
             status, body = exc.status, exc.body()
         with sim.state.lock:
@@ -172,13 +177,16 @@ class ApiApp:
             response = Response(CLOUDFLARE_502, status=502, content_type="text/html")
         return self._finish(response, token, template, request)
 
-    def _authenticate(self, request: Request) -> str:
+    def _authenticate(self, request: Request):
+        """(token, organisation, scope) of the bearer token: a built-in token (the first
+        organisation, read_write) or one issued through OAuth."""
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme != "Bearer" or token not in self.sim.access_tokens:
+        grant = self.sim.grant(token) if scheme == "Bearer" else None
+        if grant is None:
             raise errors.invalid_api_usage(401, "unauthorized",
                                            "Access token not found or not active")
-        return token
+        return token, *grant
 
     @staticmethod
     def _check_version(request: Request) -> None:
@@ -194,8 +202,7 @@ class ApiApp:
         if not self.sim.take_rate(token):
             raise errors.rate_limited()
 
-    def _dispatch(self, request, token, handler, creates, path_args):
-        sim = self.sim
+    def _dispatch(self, request, token, state, handler, creates, path_args):
         body = None
         if request.method in ("POST", "PUT"):
             raw = request.get_data()
@@ -210,10 +217,10 @@ class ApiApp:
             raise errors.invalid_api_usage(400, "idempotency_key_too_long",
                                            "Idempotency key is too long")
         call = Call(token, body, request.args, request.host_url.rstrip("/"))
-        with sim.state.lock:
-            if key is not None and (token, key) in sim.state.idempotency:
-                raise errors.idempotency_conflict(sim.state.idempotency[(token, key)][1])
-            status, response_body = handler(sim.state, call, **path_args)
+        with state.lock:
+            if key is not None and (token, key) in state.idempotency:
+                raise errors.idempotency_conflict(state.idempotency[(token, key)][1])
+            status, response_body = handler(state, call, **path_args)
             if key is not None and status == 201:
-                sim.state.idempotency[(token, key)] = (creates, response_body[creates]["id"])
+                state.idempotency[(token, key)] = (creates, response_body[creates]["id"])
         return status, response_body

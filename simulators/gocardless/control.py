@@ -40,6 +40,12 @@ class ControlApp:
             ("GET", "/_control/events"): self.events,
             ("GET", "/_control/state/<kind>"): self.state,
             ("GET", "/_control/state/<kind>/<resource_id>"): self.state,
+            ("GET", "/_control/organisations"): self.organisations,
+            ("POST", "/_control/organisations"): self.add_organisation,
+            ("GET", "/_control/oauth"): self.oauth,
+            ("POST", "/_control/oauth"): self.configure_oauth,
+            ("GET", "/_control/oauth/tokens"): self.oauth_tokens,
+            ("DELETE", "/_control/oauth/tokens/<access_token>"): self.revoke_token,
         }
         self._handlers = list(routes.values())
         self._map = Map([Rule(path, methods=[method], endpoint=index)
@@ -49,7 +55,9 @@ class ControlApp:
         request = Request(environ)
         try:
             index, args = self._map.bind_to_environ(environ).match()
-            body = json.loads(request.get_data() or b"{}") if request.method == "POST" else {}
+            # POST: a JSON object; GET/DELETE: the query string (e.g. ?organisation=OR…).
+            body = (json.loads(request.get_data() or b"{}") if request.method == "POST"
+                    else request.args.to_dict())
             response = self._handlers[index](body, **args)
         except HTTPException as exc:
             response = _json({"error": exc.description}, exc.code or 500)
@@ -79,7 +87,8 @@ class ControlApp:
     def seed(self, body):
         return _json(self.sim.seed(customers=body.get("customers", ()),
                                    mandates=body.get("mandates", ()),
-                                   payments=body.get("payments", ()), bulk=body.get("bulk")),
+                                   payments=body.get("payments", ()), bulk=body.get("bulk"),
+                                   organisation=body.get("organisation")),
                      201)
 
     def scenario(self, body, name):
@@ -126,7 +135,33 @@ class ControlApp:
         return _json(self.sim.call_counts())
 
     def events(self, body):
-        return _json({"events": self.sim.events()})
+        """?organisation=OR… (default: the first)."""
+        return _json({"events": self.sim.events(body.get("organisation"))})
 
     def state(self, body, kind, resource_id=None):
-        return _json({kind: self.sim.resource(kind, resource_id)})
+        """?organisation=OR… for a list (default: the first); one id is found anywhere."""
+        return _json({kind: self.sim.resource(kind, resource_id, body.get("organisation"))})
+
+    # -- organisations and partner OAuth ----------------------------------------------------
+
+    def organisations(self, body):
+        return _json({"organisations": self.sim.organisations_list()})
+
+    def add_organisation(self, body):
+        """{"id", "name", "email", "creditor_id", "schemes"}, all optional."""
+        return _json({"organisations": self.sim.add_organisation(**body)}, 201)
+
+    def oauth(self, body):
+        with self.sim.state.lock:
+            return _json(dict(self.sim.oauth.settings))
+
+    def configure_oauth(self, body):
+        """{"client_id", "client_secret", "redirect_uris", "app_name", "consent",
+        "consent_organisation"} -- any of them."""
+        return _json(self.sim.configure_oauth(**body))
+
+    def oauth_tokens(self, body):
+        return _json({"tokens": self.sim.oauth_tokens()})
+
+    def revoke_token(self, body, access_token):
+        return _json({"tokens": self.sim.revoke_token(access_token)})

@@ -88,3 +88,22 @@ def query_validation(field: str, message: str) -> ApiError:
     """A bad query parameter (list endpoints); pointer names the parameter."""
     return ApiError(422, "validation_failed", "Validation failed",
                     [{"field": field, "message": message, "request_pointer": f"/{field}"}])
+
+
+class OAuthError(Exception):
+    """A refusal of the OAuth token endpoint: RFC 6749 §5.2 JSON (``error``,
+    ``error_description``), not the API's error envelope."""
+
+    def __init__(self, status: int, error: str, description: str = "",
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{error}: {description}" if description else error)
+        self.status = status
+        self.error = error
+        self.description = description
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        body = {"error": self.error}
+        if self.description:
+            body["error_description"] = self.description
+        return body

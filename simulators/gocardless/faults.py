@@ -1,4 +1,5 @@
-"""Injected failures for API calls: latency, 5xx, HTML 502, timeouts, 429s, dropped replies."""
+"""Injected failures for API calls (and, when aimed at it by ``path``, the OAuth token
+endpoint): latency, 5xx, HTML 502, timeouts, 429s, dropped replies."""
 
 from __future__ import annotations
 
@@ -51,11 +52,12 @@ class Faults:
             self._faults.append(fault)
         return fault
 
-    def take(self, method: str, path: str) -> Fault | None:
-        """The first pending fault matching this call, counted down by one."""
+    def take(self, method: str, path: str, *, explicit: bool = False) -> Fault | None:
+        """The first pending fault matching this call, counted down by one. ``explicit``:
+        only faults whose ``path`` names this call (the OAuth endpoints use this)."""
         with self._lock:
             for fault in self._faults:
-                if fault.matches(method, path):
+                if fault.matches(method, path) and not (explicit and fault.path is None):
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self._faults.remove(fault)

@@ -28,7 +28,7 @@ def _page(title: str, body: str, status: int = 200) -> Response:
                     content_type="text/html; charset=utf-8")
 
 
-def _form(flow: dict, billing_request: dict, customer: dict, message: str = "") -> str:
+def _form(state, flow: dict, billing_request: dict, customer: dict, message: str = "") -> str:
     currency = billing_request["mandate_request"]["currency"]
     values = {**DEFAULT_BANK_DETAILS.get(currency, {}),
               **{k: v for k, v in customer.items() if isinstance(v, str)},
@@ -40,7 +40,8 @@ def _form(flow: dict, billing_request: dict, customer: dict, message: str = "") 
         f'<p><label>{f}<input name="{f}" value="{escape(str(values.get(f) or ""))}"></label></p>'
         for f in wanted)
     note = f'<p role="alert">{escape(message)}</p>' if message else ""
-    return (f"{note}<p>Set up a {escape(currency)} Direct Debit with Simulated Creditor Ltd "
+    return (f"{note}<p>Set up a {escape(currency)} Direct Debit with "
+            f"{escape(state.creditor_name)} "
             f"({escape(billing_request['mandate_request']['scheme'])}).</p>"
             f'<form method="post">{rows}<button type="submit">Set up Direct Debit</button>'
             "</form>")
@@ -55,10 +56,10 @@ class HostedPage:
         return self.handle(request)(environ, start_response)
 
     def handle(self, request: Request) -> Response:
-        state = self.sim.state
         self.sim.tick()
         flow_id = request.path.rstrip("/").rsplit("/", 1)[-1]
-        with state.lock:
+        with self.sim.state.lock:
+            state = self.sim.organisations.holding(flow_id).state  # the flow's organisation
             flow = state.resources["billing_request_flows"].get(flow_id)
             if flow is None:
                 return _page("Page not found", "<p>This link is not valid.</p>", 404)
@@ -69,14 +70,14 @@ class HostedPage:
             if state.clock.now() > flow["_expires"]:
                 return _page("Link expired", "<p>This link has expired.</p>", 410)
             if request.method != "POST":
-                return _page("Set up a Direct Debit", _form(flow, billing_request, customer))
+                return _page("Set up a Direct Debit", _form(state, flow, billing_request, customer))
             payer = {f: request.form.get(f, "").strip() for f in FIELDS}
             try:
                 mandate = complete_flow(state, flow_id, payer)
             except errors.ApiError as exc:
                 problems = "; ".join(f"{e.get('field', '')} {e['message']}" for e in exc.errors)
                 return _page("Set up a Direct Debit",
-                             _form(flow, billing_request, customer, problems), 422)
+                             _form(state, flow, billing_request, customer, problems), 422)
         if flow["redirect_uri"]:
             return redirect(flow["redirect_uri"], code=303)
         return _page("Direct Debit set up",

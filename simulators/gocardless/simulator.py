@@ -10,10 +10,13 @@ from simulators.harness import SimulatorServer, run_every
 from . import lifecycle, scenarios
 from .app import ApiApp
 from .clock import SimClock, iso_timestamp
+from .consent import OAuthApp
 from .control import ControlApp
 from .faults import Faults
 from .hosted_page import HostedPage
+from .oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REDIRECT_URIS, OAuthServer
 from .onboarding import complete_flow
+from .organisations import Organisation, Organisations
 from .payments import new_payment
 from .payouts import render_item
 from .resources import new_bank_account, new_customer, new_mandate, render_mandate
@@ -32,9 +35,20 @@ class Simulator:
         rate_limit_per_minute=1000,
         organisation_id="OR000SIM",
         creditor_id="CR000SIM",
+        organisation_name="Simulated Creditor Ltd",
+        organisation_email="owner@simulated-creditor.test",
+        organisations=(),
         schemes=("bacs", "sepa_core"),
+        oauth_client_id=DEFAULT_CLIENT_ID,
+        oauth_client_secret=DEFAULT_CLIENT_SECRET,
+        oauth_redirect_uris=DEFAULT_REDIRECT_URIS,
+        consent="interactive",
         clock=None,
     ) -> None:
+        """``access_tokens`` belong to the first organisation (``organisation_id``);
+        ``organisations``: more accounts, dicts of ``add_organisation`` arguments, there
+        from the start and again after ``reset``. ``oauth_*`` / ``consent``: the partner
+        app and the consent page (docs/simulator-gocardless.md, "Partner OAuth")."""
         unknown = set(schemes) - set(SCHEMES)
         if unknown:
             raise ValueError(f"unknown schemes: {sorted(unknown)}")
@@ -42,10 +56,20 @@ class Simulator:
         self.rate_limit_per_minute = rate_limit_per_minute
         self.clock = clock or SimClock()
         self.state = State(self.clock, organisation_id=organisation_id, creditor_id=creditor_id,
-                           schemes=schemes)
+                           schemes=schemes, creditor_name=organisation_name)
+        self.organisations = Organisations(Organisation(
+            id=organisation_id, name=organisation_name, email=organisation_email,
+            state=self.state))
+        self.oauth = OAuthServer(self.clock, client_id=oauth_client_id,
+                                 client_secret=oauth_client_secret,
+                                 redirect_uris=oauth_redirect_uris, consent=consent)
         self.faults = Faults()
         self.webhooks = WebhookDispatcher(self.state, url=webhook_url, secret=webhook_secret)
+        self._extra_organisations = [dict(spec) for spec in organisations]
+        for spec in self._extra_organisations:
+            self.add_organisation(**spec)
         self._api = ApiApp(self)
+        self._oauth_app = OAuthApp(self)
         self._control = ControlApp(self)
         self._hosted_page = HostedPage(self)
         self._server: SimulatorServer | None = None
@@ -59,6 +83,8 @@ class Simulator:
             return self._control(environ, start_response)
         if path.startswith("/flows/"):
             return self._hosted_page(environ, start_response)
+        if path.startswith("/oauth/"):
+            return self._oauth_app(environ, start_response)
         return self._api(environ, start_response)
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
@@ -81,8 +107,10 @@ class Simulator:
 
     def tick(self) -> None:
         """Run the scheduled work of every day the clock has moved into."""
+        today = self.clock.today()
         with self.state.lock:
-            lifecycle.process_until(self.state, self.clock.today())
+            for organisation in self.organisations:
+                lifecycle.process_until(organisation.state, today)
 
     def advance(self, days: float = 0, seconds: float = 0) -> dict:
         """Move the clock, run the days' work, then deliver due webhooks."""
@@ -125,11 +153,73 @@ class Simulator:
     # -- control ------------------------------------------------------------------------
 
     def reset(self) -> None:
-        self.state.reset()
+        """Forget all data, issued codes and tokens and the organisations added since
+        start; keep configuration (webhook URL, OAuth app, consent mode, rate limit)."""
+        with self.state.lock:
+            self.organisations.drop_all_but_primary()
+            self.state.reset()
+            self.oauth.forget()
+            for spec in self._extra_organisations:
+                self.add_organisation(**spec)
         self.webhooks.reset()
         self.faults.clear()
 
-    def seed(self, *, customers=(), mandates=(), payments=(), bulk=None) -> dict:
+    # -- organisations and partner OAuth ------------------------------------------------
+
+    def add_organisation(self, *, id=None, name=None, email=None, creditor_id=None,
+                         schemes=None) -> dict:
+        """Another GoCardless account with its own creditor and data; returns its
+        description ({"id", "name", "email", "creditor_id", "schemes"}). Ids default to
+        OR000SIM<n> / CR000SIM<n>."""
+        unknown = set(schemes or ()) - set(SCHEMES)
+        if unknown:
+            raise ValueError(f"unknown schemes: {sorted(unknown)}")
+        with self.state.lock:
+            organisation = self.organisations.add(
+                clock=self.clock, schemes=tuple(schemes) if schemes else None,
+                organisation_id=id, name=name, email=email, creditor_id=creditor_id)
+            org_id = organisation.id
+            self.webhooks.watch(organisation.state, lambda: self.oauth.connected(org_id))
+            return organisation.describe()
+
+    def organisations_list(self) -> list[dict]:
+        with self.state.lock:
+            return [o.describe() for o in self.organisations]
+
+    def grant(self, access_token: str) -> tuple[Organisation, str] | None:
+        """(organisation, scope) an API bearer token acts for; None if unknown/revoked."""
+        if access_token in self.access_tokens:
+            return self.organisations.primary, "read_write"
+        with self.state.lock:
+            token = self.oauth.live_token(access_token)
+            if token is None:
+                return None
+            organisation = self.organisations.get(token.organisation_id)
+            return (organisation, token.scope) if organisation is not None else None
+
+    def configure_oauth(self, **changes) -> dict:
+        """client_id, client_secret, redirect_uris, app_name, consent (interactive | allow |
+        deny), consent_organisation; returns the settings."""
+        with self.state.lock:
+            if changes.get("consent_organisation") is not None:
+                self.organisations.require(changes["consent_organisation"])
+            return self.oauth.configure(**changes)
+
+    def oauth_tokens(self) -> list[dict]:
+        """Every access token issued through OAuth, oldest first (revoked ones too)."""
+        with self.state.lock:
+            return [t.describe() for t in self.oauth.tokens.values()]
+
+    def revoke_token(self, access_token: str) -> dict:
+        with self.state.lock:
+            return self.oauth.revoke(access_token)
+
+    def state_of(self, organisation_id: str | None = None) -> State:
+        """The State of one organisation (None: the first)."""
+        return self.organisations.require(organisation_id).state
+
+    def seed(self, *, customers=(), mandates=(), payments=(), bulk=None,
+             organisation=None) -> dict:
         """Create resources directly (no events): pre-existing state for tests and benches.
 
         customers: [{given_name, family_name, email, company_name, metadata, ...}]
@@ -139,13 +229,15 @@ class Simulator:
                      reference, metadata, retry_if_possible, description}]
         bulk:      {"count": N, "scheme": "bacs", "status": "active"} -> N customers, each
                    with a bank account and a mandate.
+        organisation: OR… whose data this is (default: the first organisation).
         """
         created: dict[str, list[str]] = {"customers": [], "customer_bank_accounts": [],
                                          "mandates": [], "payments": []}
         with self.state.lock:
+            state = self.state_of(organisation)
             self.tick()
             for fields in customers:
-                created["customers"].append(self._seed_customer(fields)["id"])
+                created["customers"].append(self._seed_customer(state, fields)["id"])
             specs = list(mandates)
             if bulk:
                 specs += [{"scheme": bulk.get("scheme", "bacs"),
@@ -154,21 +246,22 @@ class Simulator:
                            "email": f"bulk-{n + 1}@example.test"}
                           for n in range(int(bulk["count"]))]
             for spec in specs:
-                mandate = self._seed_mandate(spec, created)
+                mandate = self._seed_mandate(state, spec, created)
                 created["mandates"].append(mandate["id"])
             for spec in payments:
-                created["payments"].append(self._seed_payment(spec)["id"])
+                created["payments"].append(self._seed_payment(state, spec)["id"])
         return created
 
-    def _seed_customer(self, fields: dict) -> dict:
+    @staticmethod
+    def _seed_customer(state, fields: dict) -> dict:
         fields = dict(fields)
         metadata = fields.pop("metadata", None)
         if not (fields.get("company_name") or fields.get("family_name")):
             fields.setdefault("given_name", "Seeded")
             fields.setdefault("family_name", "Customer")
-        return new_customer(self.state, fields, metadata)
+        return new_customer(state, fields, metadata)
 
-    def _seed_mandate(self, spec: dict, created: dict) -> dict:
+    def _seed_mandate(self, state, spec: dict, created: dict) -> dict:
         scheme = spec.get("scheme", "bacs")
         if scheme not in SCHEMES:
             raise ValueError(f"unknown scheme {scheme!r}")
@@ -176,22 +269,23 @@ class Simulator:
         if customer_id is None:
             fields = {k: v for k, v in spec.items() if k in (
                 "given_name", "family_name", "company_name", "email")}
-            customer_id = self._seed_customer(fields)["id"]
+            customer_id = self._seed_customer(state, fields)["id"]
             created["customers"].append(customer_id)
-        customer = self.state.get("customers", customer_id)
+        customer = state.get("customers", customer_id)
         holder = customer["company_name"] or (
             f"{customer['given_name'] or ''} {customer['family_name'] or ''}".strip())
-        account = new_bank_account(self.state, customer_id, SCHEMES[scheme].currency, holder)
+        account = new_bank_account(state, customer_id, SCHEMES[scheme].currency, holder)
         created["customer_bank_accounts"].append(account["id"])
-        return new_mandate(self.state, customer_id, account["id"], scheme,
+        return new_mandate(state, customer_id, account["id"], scheme,
                            status=spec.get("status", "active"), metadata=spec.get("metadata"),
                            reference=spec.get("reference"))
 
-    def _seed_payment(self, spec: dict) -> dict:
-        mandate = self.state.get("mandates", spec["mandate"])
+    @staticmethod
+    def _seed_payment(state, spec: dict) -> dict:
+        mandate = state.get("mandates", spec["mandate"])
         charge = spec.get("charge_date")
         return new_payment(
-            self.state, mandate, int(spec["amount"]),
+            state, mandate, int(spec["amount"]),
             charge_date=date.fromisoformat(charge) if isinstance(charge, str) else charge,
             reference=spec.get("reference"), description=spec.get("description"),
             metadata=spec.get("metadata"), retry_if_possible=spec.get("retry_if_possible", False),
@@ -201,13 +295,14 @@ class Simulator:
     def run_scenario(self, name: str, resource_id: str) -> None:
         self.tick()
         with self.state.lock:
-            scenarios.run(self.state, name, resource_id)
+            scenarios.run(self.organisations.holding(resource_id).state, name, resource_id)
 
     def complete_billing_request_flow(self, flow_id: str, **payer) -> dict:
         """What the payer does on the hosted page; returns the new mandate."""
         self.tick()
         with self.state.lock:
-            return render_mandate(self.state, complete_flow(self.state, flow_id, payer))
+            state = self.organisations.holding(flow_id).state
+            return render_mandate(state, complete_flow(state, flow_id, payer))
 
     def inject(self, kind: str, count: int = 1, *, seconds: float = 0.0, ms: int | None = None,
                method: str | None = None, path: str | None = None) -> dict:
@@ -269,17 +364,23 @@ class Simulator:
 
     # -- reading state ------------------------------------------------------------------
 
-    def events(self) -> list[dict]:
-        """Every event, oldest first."""
+    def events(self, organisation: str | None = None) -> list[dict]:
+        """Every event of one organisation (default: the first), oldest first."""
         with self.state.lock:
-            return [dict(event) for event in self.state.events]
+            return [dict(event) for event in self.state_of(organisation).events]
 
-    def resource(self, kind: str, resource_id: str | None = None):
-        """One resource, or all of a kind (oldest first), as the API would render them."""
+    def resource(self, kind: str, resource_id: str | None = None,
+                 organisation: str | None = None):
+        """One resource (of whichever organisation has it), or all of a kind of one
+        organisation (default: the first), oldest first, as the API would render them."""
         with self.state.lock:
+            if resource_id is not None and organisation is None:
+                state = self.organisations.holding(resource_id).state
+            else:
+                state = self.state_of(organisation)
             if kind == "payout_items":
-                return [render_item(i) for i in self.state.payout_items.get(resource_id, [])]
-            render = (lambda r: render_mandate(self.state, r)) if kind == "mandates" else public
+                return [render_item(i) for i in state.payout_items.get(resource_id, [])]
+            render = (lambda r: render_mandate(state, r)) if kind == "mandates" else public
             if resource_id is not None:
-                return render(self.state.get(kind, resource_id))
-            return [render(r) for r in self.state.resources[kind].values()]
+                return render(state.get(kind, resource_id))
+            return [render(r) for r in state.resources[kind].values()]

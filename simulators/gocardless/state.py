@@ -62,13 +62,29 @@ def public(resource: dict) -> dict:
     return {k: copy.deepcopy(v) for k, v in resource.items() if not k.startswith("_")}
 
 
+class IdCounter:
+    """Where ids come from; organisations share one, so ids are unique across them."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
 class State:
-    def __init__(self, clock, *, organisation_id: str, creditor_id: str, schemes) -> None:
-        self.lock = threading.RLock()
+    """One organisation's world. Several organisations' States share one lock and one
+    ``IdCounter`` (handed in by the first), so ``state.lock`` of any of them guards all."""
+
+    def __init__(self, clock, *, organisation_id: str, creditor_id: str, schemes,
+                 creditor_name: str = "Simulated Creditor Ltd", number: int = 1,
+                 lock=None, ids: IdCounter | None = None) -> None:
+        self.lock = lock or threading.RLock()
         self.clock = clock
         self.organisation_id = organisation_id
         self.creditor_id = creditor_id
+        self.creditor_name = creditor_name
+        self.number = number  # 1 for the first organisation; used in its creditor's references
         self.schemes = tuple(schemes)
+        self._owns_ids = ids is None
+        self.ids = ids or IdCounter()
         self.event_listeners: list[Callable[[dict], None]] = []
         self.reset()
 
@@ -77,7 +93,8 @@ class State:
             self.resources: dict[str, dict[str, dict]] = {t: {} for t in RESOURCE_TYPES}
             self.events: list[dict] = []
             self.events_by_id: dict[str, dict] = {}
-            self._counter = 0
+            if self._owns_ids:
+                self.ids.value = 0
             # (access token, key) -> (resource type, id); kept for the simulator's lifetime.
             self.idempotency: dict[tuple[str, str], tuple[str, str]] = {}
             self.payout_items: dict[str, list[dict]] = {}
@@ -92,8 +109,8 @@ class State:
     # -- ids and storage -------------------------------------------------------------------
 
     def new_id(self, kind: str) -> str:
-        self._counter += 1
-        return ID_PREFIXES[kind] + _encode(self._counter)
+        self.ids.value += 1
+        return ID_PREFIXES[kind] + _encode(self.ids.value)
 
     def now_iso(self) -> str:
         return iso_timestamp(self.clock.now())
@@ -151,7 +168,7 @@ class State:
         self.add("creditors", {
             "id": self.creditor_id,
             "created_at": created,
-            "name": "Simulated Creditor Ltd",
+            "name": self.creditor_name,
             "address_line1": "1 Simulation Street",
             "address_line2": None,
             "address_line3": None,
@@ -167,12 +184,12 @@ class State:
             "mandate_imports_enabled": False,
             "custom_payment_pages_enabled": True,
             "merchant_responsible_for_notifications": False,
-            "bank_reference_prefix": "SIMCR",
+            "bank_reference_prefix": "SIMCR" if self.number == 1 else f"SIMC{self.number}",
             "scheme_identifiers": [
                 {
                     "scheme": name,
-                    "name": "Simulated Creditor Ltd",
-                    "reference": f"SIM-{name.upper()}-001",
+                    "name": self.creditor_name,
+                    "reference": f"SIM-{name.upper()}-{self.number:03d}",
                     "currency": SCHEMES[name].currency,
                     "minimum_advance_notice": SCHEMES[name].lead_days,
                     "can_specify_mandate_reference": True,
@@ -182,7 +199,7 @@ class State:
             ],
             "links": {
                 f"default_{SCHEMES[name].currency.lower()}_payout_account":
-                    f"BA{name.upper()[:4]}CR01"
+                    f"BA{name.upper()[:4]}CR{self.number:02d}"
                 for name in self.schemes
             },
         })

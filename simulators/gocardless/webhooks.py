@@ -14,6 +14,7 @@ import hmac
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -55,21 +56,30 @@ class WebhookDispatcher:
         self.timeout_seconds = 10.0
         self.duplicate = False
         self.reorder = False
-        self._queue: list[dict] = []
+        # (organisation id, event) in emission order.
+        self._queue: list[tuple[str, dict]] = []
         self._retrying: list[Delivery] = []
         self.log: deque[dict] = deque(maxlen=DELIVERY_LOG_LIMIT)
         self._send_lock = threading.Lock()  # one delivery round at a time
-        state.event_listeners.append(self._on_event)
+        self.watch(state)
+
+    def watch(self, state, active: Callable[[], bool] | None = None) -> None:
+        """Queue the events of one organisation's ``state`` (which shares the lock of the
+        dispatcher's). ``active``: only while it answers True (an organisation that is
+        connected to the partner app)."""
+        organisation = state.organisation_id
+
+        def on_event(event: dict) -> None:
+            if self.enabled and self.url and (active is None or active()):
+                self._queue.append((organisation, event))
+
+        state.event_listeners.append(on_event)
 
     def reset(self) -> None:
         with self.state.lock:
             self._queue.clear()
             self._retrying.clear()
             self.log.clear()
-
-    def _on_event(self, event: dict) -> None:
-        if self.enabled and self.url:
-            self._queue.append(event)
 
     def config(self) -> dict:
         return {
@@ -93,20 +103,24 @@ class WebhookDispatcher:
 
     def _batches(self, now: datetime) -> list[Delivery]:
         """New batches from the queue plus the retries that are due; state lock held."""
-        events = list(reversed(self._queue)) if self.reorder else list(self._queue)
+        queued = list(reversed(self._queue)) if self.reorder else list(self._queue)
         self._queue.clear()
+        # One organisation per webhook: events of different accounts never share a batch.
+        by_organisation: dict[str, list[dict]] = {}
+        for organisation, event in queued:
+            by_organisation.setdefault(organisation, []).append(event)
         fresh = []
-        organisation = self.state.organisation_id
-        for start in range(0, len(events), self.batch_size):
-            chunk = events[start:start + self.batch_size]
-            webhook_id = self.state.new_id("webhooks")
-            payload = {
-                "events": [{**e, "links": {**e["links"], "organisation": organisation}}
-                           for e in chunk],
-                "meta": {"webhook_id": webhook_id},
-            }
-            body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-            fresh.append(Delivery(webhook_id, body, [e["id"] for e in chunk]))
+        for organisation, events in by_organisation.items():
+            for start in range(0, len(events), self.batch_size):
+                chunk = events[start:start + self.batch_size]
+                webhook_id = self.state.new_id("webhooks")
+                payload = {
+                    "events": [{**e, "links": {**e["links"], "organisation": organisation}}
+                               for e in chunk],
+                    "meta": {"webhook_id": webhook_id},
+                }
+                body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+                fresh.append(Delivery(webhook_id, body, [e["id"] for e in chunk]))
         due = [d for d in self._retrying if d.next_attempt_at <= now]
         return fresh + due
 
