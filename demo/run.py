@@ -289,7 +289,7 @@ class Demo:
             actor=self.actor,
         )
         subscriptions_create(connection=connection)
-        exact_schedules_ensure(tenant=self.tenant)
+        exact_schedules_ensure()
 
     def connect_gocardless(self) -> None:
         from gocardless.connect import connection_test

@@ -198,10 +198,7 @@ class ExactConnectionAdmin(TenantScopedAdmin):
                     "opts": self.model._meta,
                 },
             )
-        from exact.schedules import exact_schedules_remove
-
         warnings = connection_disconnect(connection=obj, actor=Actor.for_user(request.user))
-        exact_schedules_remove(tenant=obj.tenant)
         for warning in warnings:
             self.message_user(request, warning, messages.WARNING)
         self.message_user(request, "Exact Online disconnected; tokens removed.", messages.SUCCESS)

@@ -57,7 +57,8 @@ def connection_division_set(
         outcome.subscriptions = subscriptions_create(connection=connection)
     except ExactError as exc:  # the sync sweep still keeps the copy current, only later
         outcome.subscribe_error = exc
-    exact_schedules_ensure(tenant=connection.tenant)
+    # An installation where nobody ran `manage.py schedules` yet still syncs this tenant.
+    exact_schedules_ensure()
     return outcome
 
 

@@ -66,6 +66,9 @@ class ExactConnection(models.Model):
     webhook_subscription_ids = models.JSONField(default=list, blank=True)
     # Set when Exact's daily API budget for the division is spent: jobs wait until then.
     paused_until = models.DateTimeField(null=True, blank=True)
+    # When the sync sweep last queued this tenant's sync (exact/schedules.py): a sync still
+    # waiting in the queue is not queued again, and two sweeps cannot both queue it.
+    sync_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

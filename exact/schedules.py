@@ -1,64 +1,135 @@
-"""Periodic django-q2 schedules for Exact, with deterministic names so re-running the
-registration updates rather than duplicates (django-q2 does not enforce unique names).
+"""Exact's periodic jobs: two installation-wide schedules, registered by ``manage.py schedules``
+(``exact_schedules_ensure``), never one schedule row per tenant.
 
-A tenant's sync schedule exists only while the tenant is active and its connection is not
-disconnected (``exact_schedules_sync``); deactivating removes it, activating restores it.
+- ``exact.sync_due`` (every minute): the sync sweep. It queues the incremental sync of every
+  tenant that is due: active, its Exact connection usable (connected, a division chosen, not
+  paused for the day), and its last whole-copy sync started more than EXACT_SYNC_EVERY_MINUTES
+  ago (read from its ``SyncRun`` rows). An inactive tenant or a disconnected / needs-reauth
+  connection is simply not picked, so activating, deactivating, connecting and disconnecting
+  change no schedule; a new tenant is picked up within a minute; a changed interval applies at
+  the next sweep.
+- ``exact-keepalive`` (daily): refreshes every connected token chain not refreshed for a day.
+
+A sync waiting in the queue has not started yet, so its tenant still looks due: the sweep
+claims the tenant first (``ExactConnection.sync_queued_at``, a conditional UPDATE) and queues
+only what it claimed, so a busy queue does not collect one sync per minute per tenant and two
+sweeps never queue the same tenant twice.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, OuterRef, Q, Subquery
+from django.utils import timezone
 from django_q.models import Schedule
 
-from core.schedules import schedule_upsert, schedules_remove
+from core.schedules import schedule_upsert
+from exact import queue
+from exact.connections import connection_require_usable
+from exact.errors import ExactConnectionUnavailable
+from exact.models import ConnectionStatus, ExactConnection, SyncMode, SyncRun
 
 logger = logging.getLogger(__name__)
 
+SYNC_DUE_NAME = "exact.sync_due"
 KEEPALIVE_NAME = "exact-keepalive"
+# Before the sweep each tenant had its own row `exact-sync:<tenant id>`.
+PER_TENANT_PREFIX = "exact-sync:"
+# A targeted re-sync after a webhook reads one record; only these vouch for the whole copy.
+WHOLE_COPY_MODES = (SyncMode.FULL, SyncMode.INCREMENTAL)
 
 
-def sync_schedule_name(tenant_id: int) -> str:
-    return f"exact-sync:{tenant_id}"
-
-
-def exact_schedules_ensure(*, tenant) -> list[str]:
-    """The tenant's incremental sync, plus the installation-wide daily keep-alive.
-
-    An inactive tenant gets no sync schedule (an existing one is removed)."""
+def exact_schedules_ensure() -> list[str]:
+    """Register (or update) the sweep and the keep-alive, and remove the per-tenant rows of
+    older versions in the same transaction, so an upgraded installation never syncs a tenant
+    from both."""
     with transaction.atomic():
+        schedule_upsert(
+            name=SYNC_DUE_NAME,
+            func="exact.tasks.exact_sync_due_task",
+            schedule_type=Schedule.MINUTES,
+            minutes=1,
+        )
         schedule_upsert(
             name=KEEPALIVE_NAME,
             func="exact.tasks.exact_keepalive_task",
             schedule_type=Schedule.DAILY,
         )
-        if not tenant.is_active:
-            exact_schedules_remove(tenant=tenant)
-            logger.info("exact: no sync schedule for inactive tenant %s", tenant.slug)
-            return [KEEPALIVE_NAME]
-        schedule_upsert(
-            name=sync_schedule_name(tenant.pk),
-            func="exact.tasks.exact_sync_task",
-            args=(tenant.pk,),
-            minutes=settings.EXACT_SYNC_EVERY_MINUTES,
+        removed, _ = Schedule.objects.filter(name__startswith=PER_TENANT_PREFIX).delete()
+    if removed:
+        logger.info(
+            "exact: removed %d per-tenant sync schedule(s), replaced by %s", removed, SYNC_DUE_NAME
         )
-    return [sync_schedule_name(tenant.pk), KEEPALIVE_NAME]
+    return [SYNC_DUE_NAME, KEEPALIVE_NAME]
 
 
-def exact_schedules_remove(*, tenant) -> int:
-    return schedules_remove(names=[sync_schedule_name(tenant.pk)])
+def _unclaimed(cutoff: dt.datetime) -> Q:
+    return Q(sync_queued_at__isnull=True) | Q(sync_queued_at__lt=cutoff)
 
 
-def exact_schedules_sync(*, tenant) -> list[str]:
-    """Make the tenant's Exact schedules match its state: a sync schedule while the tenant is
-    active and has a connection that is not disconnected, none otherwise (what
-    ``manage.py schedules`` and ``tenants activate``/``deactivate`` call)."""
-    from exact.models import ConnectionStatus, ExactConnection
+def connections_due_for_sync(*, now: dt.datetime | None = None) -> list[ExactConnection]:
+    """Usable connections of active tenants whose last whole-copy sync started more than
+    EXACT_SYNC_EVERY_MINUTES ago (or never), and not queued within that time; the longest
+    waiting first."""
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(minutes=settings.EXACT_SYNC_EVERY_MINUTES)
+    last_started = (
+        SyncRun.objects.filter(tenant_id=OuterRef("tenant_id"), mode__in=WHOLE_COPY_MODES)
+        .order_by("-started_at")
+        .values("started_at")[:1]
+    )
+    candidates = (
+        ExactConnection.objects.select_related("tenant")
+        .filter(status=ConnectionStatus.CONNECTED, tenant__is_active=True)
+        .filter(_unclaimed(cutoff))
+        .annotate(last_sync_started_at=Subquery(last_started))
+        .filter(Q(last_sync_started_at__isnull=True) | Q(last_sync_started_at__lt=cutoff))
+        .order_by(F("last_sync_started_at").asc(nulls_first=True), "tenant_id")
+    )
+    due = []
+    for connection in candidates:
+        try:
+            connection_require_usable(connection=connection)  # no division yet, paused
+        except ExactConnectionUnavailable as exc:
+            logger.debug("exact: sync sweep skips tenant %s: %s", connection.tenant_id, exc)
+            continue
+        due.append(connection)
+    return due
 
-    connection = ExactConnection.objects.filter(tenant=tenant).first()
-    if connection is None or connection.status == ConnectionStatus.DISCONNECTED:
-        exact_schedules_remove(tenant=tenant)
-        return []
-    return exact_schedules_ensure(tenant=tenant)
+
+def sync_sweep(*, now: dt.datetime | None = None) -> list[int]:
+    """Queue ``exact.tasks.exact_sync_task`` once for every tenant that is due; returns their
+    ids. One tenant's failure (say, the broker refusing) is logged and does not stop the
+    others; its claim is released, so the next sweep tries it again."""
+    now = now or timezone.now()
+    queued = []
+    for connection in connections_due_for_sync(now=now):
+        try:
+            if _sync_queue(connection=connection, now=now):
+                queued.append(connection.tenant_id)
+        except Exception:
+            logger.exception("exact: could not queue the sync of tenant %s", connection.tenant_id)
+    return queued
+
+
+def _sync_queue(*, connection: ExactConnection, now: dt.datetime) -> bool:
+    cutoff = now - dt.timedelta(minutes=settings.EXACT_SYNC_EVERY_MINUTES)
+    claimed = (
+        ExactConnection.objects.filter(pk=connection.pk)
+        .filter(_unclaimed(cutoff))
+        .update(sync_queued_at=now)
+    )
+    if not claimed:  # another sweep was quicker
+        return False
+    try:
+        queue.enqueue("exact.tasks.exact_sync_task", connection.tenant_id)
+    except Exception:
+        ExactConnection.objects.filter(pk=connection.pk, sync_queued_at=now).update(
+            sync_queued_at=connection.sync_queued_at
+        )
+        raise
+    return True

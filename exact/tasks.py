@@ -36,6 +36,13 @@ def exact_sync_task(tenant_id: int, full: bool = False) -> str:
     return "; ".join(f"{r.entity}: +{r.created} ~{r.updated} -{r.deleted}" for r in runs)
 
 
+def exact_sync_due_task() -> list[int]:
+    """Every minute (schedule ``exact.sync_due``): queue the sync of every tenant that is due."""
+    from exact.schedules import sync_sweep
+
+    return sync_sweep()
+
+
 def exact_keepalive_task() -> int:
     """Daily: refresh every connected chain not refreshed for a day (30-day expiry)."""
     from exact.keepalive import tokens_keep_alive

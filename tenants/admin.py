@@ -6,7 +6,6 @@ from tenants.admin_base import TenantScopedAdmin
 from tenants.admin_forms import TenantForm, membership_form_for
 from tenants.models import Membership, Role, Tenant
 from tenants.scoping import role_at_least, tenant_roles
-from tenants.services import tenant_activity_changed
 
 
 class MembershipInline(admin.TabularInline):
@@ -93,8 +92,6 @@ class TenantAdmin(TenantScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        if change and "is_active" in form.changed_data:
-            tenant_activity_changed(tenant=obj)
         if not change:
             # Whoever creates a company administers it (a superuser today), so it is never
             # left without someone who can connect it and add its people.

@@ -80,29 +80,18 @@ def tenant_update(*, tenant: Tenant, actor: Actor, **changes) -> Tenant:
     return tenant
 
 
-def tenant_activity_changed(*, tenant: Tenant) -> None:
-    """After (de)activation commits: the tenant's per-tenant schedules follow (its Exact sync
-    schedule is removed while it is inactive and restored when it is active again). Every
-    other job checks the tenant itself (tenants/activity.py)."""
-
-    def sync_schedules():
-        from exact.schedules import exact_schedules_sync
-
-        exact_schedules_sync(tenant=Tenant.objects.get(pk=tenant.pk))
-
-    transaction.on_commit(sync_schedules)
-
-
 @transaction.atomic
 def tenant_set_active(*, tenant: Tenant, active: bool, actor: Actor, reason: str = "") -> Tenant:
     """Deactivating stops all outbound work for the tenant (WHAT_DEACTIVATION_STOPS in
-    tenants/activity.py); pending work keeps its state and resumes after activation."""
+    tenants/activity.py); pending work keeps its state and resumes after activation.
+
+    Nothing to reschedule: every periodic job is an installation-wide sweep that skips
+    inactive tenants (tenants/activity.py), so the flag is all there is to change."""
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
     if tenant.is_active == active:
         return tenant
     tenant.is_active = active
     tenant.save(update_fields=["is_active", "updated_at"])
-    tenant_activity_changed(tenant=tenant)
     audit_record(
         actor=actor,
         action="tenant.activated" if active else "tenant.deactivated",

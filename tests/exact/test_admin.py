@@ -128,9 +128,9 @@ def test_schedules_command_is_idempotent(connection, capsys):
     call_command("exact_schedules")
     call_command("exact_schedules")
     names = sorted(Schedule.objects.values_list("name", flat=True))
-    assert names == ["exact-keepalive", f"exact-sync:{connection.tenant_id}"]
-    sync = Schedule.objects.get(name=f"exact-sync:{connection.tenant_id}")
-    assert sync.func == "exact.tasks.exact_sync_task" and sync.minutes == 15
+    assert names == ["exact-keepalive", "exact.sync_due"]  # none per tenant
+    sweep = Schedule.objects.get(name="exact.sync_due")
+    assert sweep.func == "exact.tasks.exact_sync_due_task" and sweep.minutes == 1
 
 
 def test_misconfigured_base_url_is_a_message(client, tenant_a, admin_of_a):

@@ -12,6 +12,7 @@ from django_q.models import Schedule
 
 from core.models import AuditEntry
 from exact.models import ConnectionStatus, Region
+from exact.schedules import connections_due_for_sync
 from simulators.exact_online import Simulator
 from tests.factories import ExactConnectionFactory, UserFactory
 from tests.plugins.exact_sim import DIVISION
@@ -77,7 +78,10 @@ def test_connect_end_to_end(client, fresh, sim, admin_of_a, django_capture_on_co
     assert (fresh.status, fresh.division) == (ConnectionStatus.CONNECTED, 654321)
     assert fresh.division_name == "Second administration"
     assert len(fresh.webhook_subscription_ids) == 2
-    assert Schedule.objects.filter(name=f"exact-sync:{fresh.tenant_id}").exists()
+    # the sync sweep exists (even if nobody ran `manage.py schedules`) and picks the tenant
+    assert Schedule.objects.filter(name="exact.sync_due").exists()
+    assert not Schedule.objects.filter(name__startswith="exact-sync:").exists()
+    assert [c.tenant_id for c in connections_due_for_sync()] == [fresh.tenant_id]
     actions = set(AuditEntry.objects.values_list("action", flat=True))
     assert {"exact_connection.consent_received", "exact_connection.connected"} <= actions
 

@@ -60,16 +60,15 @@ def test_active_filter_and_skip_guard(tenant_a, tenant_b, admin_of_a, caplog):
     ]
 
 
-def test_unticking_active_in_the_admin_removes_the_sync_schedule(
-    client, superuser, tenant_a, django_capture_on_commit_callbacks
+def test_unticking_active_in_the_admin_stops_the_exact_sync(
+    client, superuser, tenant_a, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from django_q.models import Schedule
-
-    from exact.schedules import exact_schedules_ensure
+    from exact.schedules import sync_sweep
     from tests.factories import ExactConnectionFactory
 
+    queued = []
+    monkeypatch.setattr("exact.queue.enqueue", lambda *args: queued.append(args))
     ExactConnectionFactory(tenant=tenant_a, status="connected")
-    exact_schedules_ensure(tenant=tenant_a)
     client.force_login(superuser)
     url = reverse("admin:tenants_tenant_change", args=[tenant_a.pk])
     form = client.get(url).context["adminform"].form
@@ -82,4 +81,9 @@ def test_unticking_active_in_the_admin_removes_the_sync_schedule(
     assert response.status_code == 302, response.context["adminform"].form.errors
     tenant_a.refresh_from_db()
     assert tenant_a.is_active is False
-    assert not Schedule.objects.filter(name=f"exact-sync:{tenant_a.pk}").exists()
+    assert sync_sweep() == [] and queued == []  # the sync sweep does not pick it
+
+    tenant_a.is_active = True
+    tenant_a.save()
+    assert sync_sweep() == [tenant_a.pk]
+    assert queued == [("exact.tasks.exact_sync_task", tenant_a.pk)]

@@ -3,15 +3,15 @@
     manage.py schedules          # upsert all schedules, print them
     manage.py schedules --list   # only print what is registered
 
-Run it after each deploy (or let `make demo` run it). Per-tenant jobs follow the tenants and
-their connections: an inactive tenant or a disconnected Exact connection has no sync schedule.
+Run it after each deploy (or let `make demo` run it). Every job is installation-wide: the
+periodic sweeps pick the tenants that are due themselves (an inactive tenant or a disconnected
+Exact connection is simply not picked), so no schedule changes when tenants come and go.
 """
 
 from django.core.management.base import BaseCommand
 from django_q.models import Schedule
 
-from exact.models import ExactConnection
-from exact.schedules import exact_schedules_sync
+from exact.schedules import exact_schedules_ensure
 from gocardless.schedules import gocardless_schedules_ensure
 from reconciliation.bookings.schedules import booking_schedules_ensure
 from reconciliation.collection.schedules import collection_schedules_ensure
@@ -30,8 +30,7 @@ class Command(BaseCommand):
             customer_schedules_ensure()
             collection_schedules_ensure()
             booking_schedules_ensure()
-            for connection in ExactConnection.objects.select_related("tenant"):
-                exact_schedules_sync(tenant=connection.tenant)
+            exact_schedules_ensure()
         for schedule in Schedule.objects.order_by("name"):
             every = (
                 f"every {schedule.minutes} min"

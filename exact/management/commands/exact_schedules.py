@@ -1,20 +1,15 @@
-"""Register (or refresh) the Exact periodic schedules for every tenant with a connection."""
+"""Register (or refresh) Exact's periodic jobs; `manage.py schedules` does this for every app."""
 
 from django.core.management.base import BaseCommand
 
-from exact.models import ConnectionStatus, ExactConnection
-from exact.schedules import exact_schedules_ensure, exact_schedules_remove
+from exact.schedules import exact_schedules_ensure
 
 
 class Command(BaseCommand):
-    help = "Create/update django-q2 schedules: exact-sync:<tenant id> and exact-keepalive."
+    help = (
+        "Create/update the django-q2 schedules exact.sync_due (the sync sweep, every minute) "
+        "and exact-keepalive (daily); removes per-tenant exact-sync:<tenant id> rows."
+    )
 
     def handle(self, *args, **options):
-        for connection in ExactConnection.objects.select_related("tenant"):
-            if connection.status == ConnectionStatus.DISCONNECTED:
-                removed = exact_schedules_remove(tenant=connection.tenant)
-                if removed:
-                    self.stdout.write(f"{connection.tenant}: schedule removed (disconnected)")
-                continue
-            names = exact_schedules_ensure(tenant=connection.tenant)
-            self.stdout.write(f"{connection.tenant}: {', '.join(names)}")
+        self.stdout.write(", ".join(exact_schedules_ensure()))
