@@ -67,6 +67,10 @@ admin.site.register(CustomerLink, CustomerLinkAdmin)
 @admin.register(MandateInvitation)
 class MandateInvitationAdmin(TenantScopedAdmin):
     delete_role = None
+
+    class Media:
+        js = ("customers/copy-link.js",)  # the "Copy link" buttons (no inline handlers: CSP)
+
     list_display = (
         "link",
         "state",

@@ -79,6 +79,10 @@ class CustomerLinkAdmin(TenantScopedAdmin):
     """Exact accounts and their GoCardless customers: operators act, viewers read."""
 
     delete_role = None  # history: unlink instead
+
+    class Media:
+        js = ("customers/copy-link.js",)  # the "Copy link" buttons (no inline handlers: CSP)
+
     list_display = (
         "code",
         "exact_name",

@@ -54,3 +54,21 @@ def test_too_many_wrong_passwords_lock_the_login(journey, clerk, settings):
     assert not journey.page.url.endswith("/admin/")
     assert "locked" in journey.page.content().lower()
     journey.shot("locked-out")
+
+
+def test_copy_link_works_without_inline_script(journey, clerk, tenant_a):
+    """The hosted-page link's Copy button was an inline onclick, which the policy blocks; it
+    is a static script now."""
+    from tests.reconciliation.factories import MandateInvitationFactory
+
+    invitation = MandateInvitationFactory(tenant=tenant_a)
+    journey.page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    journey.log_in("clara-clerk", PASSWORD)
+    journey.open("/admin/customers/mandateinvitation/")
+    button = journey.page.locator(f"button[data-mlc-copy='mlc-link-i{invitation.pk}']")
+    button.click()
+    journey.page.wait_for_function(
+        "b => b.textContent === 'Copied'", arg=button.element_handle())
+    copied = journey.page.evaluate("navigator.clipboard.readText()")
+    assert copied == invitation.authorisation_url
+    journey.shot("link-copied")
