@@ -10,309 +10,55 @@
   per entity.
 - Writes: streamed page by page (memory stays flat), compared against what we hold (only rows
   whose raw JSON changed are written), upserted with ``bulk_create(update_conflicts=True)`` on
-  the (tenant, exact id) unique constraint — so running twice changes nothing.
-- A ``SyncRun`` row records every run: pages, calls, created / updated / deleted, error.
-- ``account_resync`` / ``invoice_receivables_resync``: one key, for webhooks.
+  the (tenant, exact id) unique constraint — so running twice changes nothing (the row mapping
+  and the writes are in exact/mirrors.py).
+- A ``SyncRun`` row records every run: pages, calls, created / updated / deleted, error
+  (exact/sync_runs.py, with the cursors and the watermark).
+- ``account_resync`` / ``invoice_receivables_resync``: one key, for webhooks (exact/topics.py
+  says which topic calls which).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from core.money import from_exact_number
 from exact.client import ExactClient
 from exact.connections import connection_require_usable
-from exact.errors import ExactApiError, ExactError
+from exact.errors import ExactError
+from exact.mirrors import (
+    ACCOUNT_SELECT,
+    ACCOUNT_UPDATE_FIELDS,
+    RECEIVABLE_SELECT,
+    RECEIVABLE_UPDATE_FIELDS,
+    account_from_row,
+    receivable_from_row,
+    receivables_attach_accounts,
+    receivables_link_accounts,
+    rows_upsert,
+)
 from exact.models import (
     ExactAccount,
     ExactConnection,
     ExactReceivable,
-    ExactSyncCursor,
-    ReceivableKind,
     SyncEntity,
     SyncMode,
     SyncRun,
 )
-from exact.odata import guid_literal, int64_literal, parse_date, parse_datetime
+from exact.odata import guid_literal, int64_literal
+from exact.sync_runs import RunRecord, pages_counted, sync_cursor, watermark_read
 
 logger = logging.getLogger(__name__)
 
-# Only what we filter on or hand to GoCardless (address and postcode prefill mandate
-# invitations and drive name + postcode matching; AddressLine2 stays in `raw`).
-ACCOUNT_SELECT = (
-    "ID",
-    "Code",
-    "Name",
-    "Email",
-    "AddressLine1",
-    "AddressLine2",
-    "Postcode",
-    "City",
-    "Country",
-    "Language",
-    "Status",
-    "Blocked",
-    "PaymentConditionSales",
-    "SalesCurrency",
-    "Modified",
-)
-RECEIVABLE_SELECT = (
-    "ID",
-    "Account",
-    "AmountFC",
-    "TransactionAmountFC",
-    "Currency",
-    "DueDate",
-    "InvoiceDate",
-    "InvoiceNumber",
-    "IsFullyPaid",
-    "Status",
-    "TransactionType",
-    "EntryNumber",
-    "YourRef",
-    "Description",
-)
 DELETED_SELECT = ("ID", "EntityKey", "EntityType", "Timestamp")
 OPEN_FILTER = "Status ne 50"  # 50 = matched (paid); 20 open, 30 selected, 40 processed
 RECEIPT_LINE_TYPE = 20  # sync/Cashflow/PaymentTerms also returns payments (22)
 DELETED_ACCOUNT = 2
 DELETED_PAYMENT_TERM = 10
-CREDIT_NOTE_TRANSACTION_TYPES = {21}
-
-ACCOUNT_UPDATE_FIELDS = [
-    "code",
-    "name",
-    "email",
-    "address_line1",
-    "postcode",
-    "city",
-    "country",
-    "language",
-    "status",
-    "blocked",
-    "payment_condition",
-    "currency",
-    "modified",
-    "timestamp",
-    "raw",
-    "synced_at",
-]
-RECEIVABLE_UPDATE_FIELDS = [
-    "account",
-    "account_exact_id",
-    "invoice_number",
-    "invoice_date",
-    "due_date",
-    "currency",
-    "amount",
-    "outstanding",
-    "is_fully_paid",
-    "status",
-    "kind",
-    "timestamp",
-    "raw",
-    "synced_at",
-]
-
-
-@dataclass
-class _Counts:
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    pages: int = 0
-
-
-def _clean(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k != "__metadata"}
-
-
-def _str(value, limit: int) -> str:
-    return ("" if value is None else str(value)).strip()[:limit]
-
-
-# --- row mapping --------------------------------------------------------------------------
-def account_from_row(row: dict, *, tenant_id: int, now) -> ExactAccount:
-    raw = _clean(row)
-    return ExactAccount(
-        tenant_id=tenant_id,
-        exact_id=uuid.UUID(str(row["ID"])),
-        code=_str(row.get("Code"), 32),  # Exact right-aligns codes in 18 characters
-        name=_str(row.get("Name"), 255),
-        email=_str(row.get("Email"), 255),
-        address_line1=_str(row.get("AddressLine1"), 255),
-        postcode=_str(row.get("Postcode"), 32),
-        city=_str(row.get("City"), 100),
-        country=_str(row.get("Country"), 8),
-        language=_str(row.get("Language"), 16),
-        status=_str(row.get("Status"), 4),
-        blocked=bool(row.get("Blocked")),
-        payment_condition=_str(row.get("PaymentConditionSales"), 20),
-        currency=_str(row.get("SalesCurrency"), 3),
-        modified=parse_datetime(row.get("Modified")),
-        timestamp=row.get("Timestamp"),
-        raw=raw,
-        synced_at=now,
-    )
-
-
-def receivable_from_row(row: dict, *, tenant_id: int, now) -> ExactReceivable:
-    raw = _clean(row)
-    account = row.get("Account")
-    kind = (
-        ReceivableKind.CREDIT_NOTE
-        if row.get("TransactionType") in CREDIT_NOTE_TRANSACTION_TYPES
-        else ReceivableKind.INVOICE
-    )
-    return ExactReceivable(
-        tenant_id=tenant_id,
-        exact_id=uuid.UUID(str(row["ID"])),
-        account_exact_id=uuid.UUID(str(account)) if account else None,
-        invoice_number=row.get("InvoiceNumber"),
-        invoice_date=parse_date(row.get("InvoiceDate")),
-        due_date=parse_date(row.get("DueDate")),
-        currency=_str(row.get("Currency"), 3),
-        amount=from_exact_number(row.get("TransactionAmountFC")) or from_exact_number(0),
-        outstanding=from_exact_number(row.get("AmountFC")) or from_exact_number(0),
-        is_fully_paid=bool(row.get("IsFullyPaid")),
-        status=row.get("Status"),
-        kind=kind,
-        timestamp=row.get("Timestamp"),
-        raw=raw,
-        synced_at=now,
-    )
-
-
-# --- writing ------------------------------------------------------------------------------
-def _upsert(model, objs: list, *, tenant_id: int, update_fields: list[str], now) -> tuple[int, int]:
-    """Write only what changed; returns (created, updated). Unchanged rows get ``synced_at``."""
-    if not objs:
-        return 0, 0
-    by_id = {o.exact_id: o for o in objs}  # a page may repeat a key: the last one wins
-    existing = dict(
-        model.objects.filter(tenant_id=tenant_id, exact_id__in=list(by_id)).values_list(
-            "exact_id", "raw"
-        )
-    )
-    changed = [o for key, o in by_id.items() if existing.get(key) != o.raw]
-    unchanged = [key for key, o in by_id.items() if key in existing and existing[key] == o.raw]
-    if changed:
-        model.objects.bulk_create(
-            changed,
-            update_conflicts=True,
-            unique_fields=["tenant", "exact_id"],
-            update_fields=update_fields,
-            batch_size=500,
-        )
-    if unchanged:
-        model.objects.filter(tenant_id=tenant_id, exact_id__in=unchanged).update(synced_at=now)
-    created = sum(1 for o in changed if o.exact_id not in existing)
-    return created, len(changed) - created
-
-
-def _link_accounts(receivables: list[ExactReceivable], *, tenant_id: int) -> None:
-    ids = {r.account_exact_id for r in receivables if r.account_exact_id}
-    pks = dict(
-        ExactAccount.objects.filter(tenant_id=tenant_id, exact_id__in=ids).values_list(
-            "exact_id", "pk"
-        )
-    )
-    for r in receivables:
-        r.account_id = pks.get(r.account_exact_id)
-
-
-def receivables_link_accounts(*, tenant_id: int) -> int:
-    """Receivables that arrived before their account: link them now."""
-    return ExactReceivable.objects.filter(
-        tenant_id=tenant_id, account__isnull=True, account_exact_id__isnull=False
-    ).update(
-        account=Subquery(
-            ExactAccount.objects.filter(
-                tenant_id=OuterRef("tenant_id"), exact_id=OuterRef("account_exact_id")
-            ).values("pk")[:1]
-        )
-    )
-
-
-# --- runs ---------------------------------------------------------------------------------
-class _Run:
-    """Context for one SyncRun: records counts, calls and any error."""
-
-    def __init__(
-        self, *, connection: ExactConnection, api: ExactClient, entity: str, mode: str, trigger: str
-    ):
-        self.api = api
-        self.calls_before = api.calls
-        self.counts = _Counts()
-        self.run = SyncRun.objects.create(
-            tenant_id=connection.tenant_id,
-            entity=entity,
-            mode=mode,
-            trigger=trigger[:100],
-            started_at=timezone.now(),
-        )
-
-    def __enter__(self) -> _Run:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        run = self.run
-        run.pages = self.counts.pages
-        run.calls = self.api.calls - self.calls_before
-        run.created, run.updated, run.deleted = (
-            self.counts.created,
-            self.counts.updated,
-            self.counts.deleted,
-        )
-        run.finished_at = timezone.now()
-        if exc is not None:
-            run.error = str(exc)[:4000] or type(exc).__name__
-        run.save()
-        return False
-
-
-def _cursor(connection: ExactConnection, entity: str) -> ExactSyncCursor:
-    cursor, _ = ExactSyncCursor.objects.get_or_create(
-        tenant_id=connection.tenant_id, division=connection.division, entity=entity
-    )
-    return cursor
-
-
-def _watermark(api: ExactClient, path: str) -> int:
-    """The highest Timestamp the sync endpoint holds now (one call).
-
-    Exact documents only the Timestamp *filter* for sync endpoints; if ``$orderby`` is
-    refused we start the cursor at 1 — the next run then reads the whole feed once.
-    """
-    try:
-        page = next(
-            api.iter_pages(
-                path,
-                select=("Timestamp",),
-                filter=f"Timestamp gt {int64_literal(1)}",
-                orderby="Timestamp desc",
-                top=1,
-            ),
-            [],
-        )
-    except ExactApiError as exc:
-        if exc.status == 400:
-            logger.warning("exact: %s refused the watermark probe (%s); starting at 1", path, exc)
-            return 1
-        raise
-    return max((int(r["Timestamp"]) for r in page if r.get("Timestamp") is not None), default=1)
-
-
-def _stream(pages: Iterable[list[dict]], counts: _Counts) -> Iterator[list[dict]]:
-    for page in pages:
-        counts.pages += 1
-        yield page
 
 
 @dataclass(frozen=True)
@@ -338,15 +84,15 @@ def _entity_sync(
 ) -> SyncRun:
     connection_require_usable(connection=connection)
     api = api or ExactClient(connection)
-    cursor = _cursor(connection, spec.entity)
+    cursor = sync_cursor(connection, spec.entity)
     mode = SyncMode.FULL if full or cursor.full_sync_at is None else SyncMode.INCREMENTAL
     tenant_id = connection.tenant_id
-    with _Run(
+    with RunRecord(
         connection=connection, api=api, entity=spec.entity, mode=mode, trigger=trigger
     ) as ctx:
         started = timezone.now()
         if mode == SyncMode.FULL:
-            watermark = _watermark(api, spec.sync_path)
+            watermark = watermark_read(api, spec.sync_path)
             pages = api.iter_pages(spec.bulk_path, select=spec.select, filter=spec.bulk_filter)
         else:
             pages = api.iter_pages(
@@ -354,7 +100,7 @@ def _entity_sync(
                 select=(*spec.select, *spec.sync_select, "Timestamp"),
                 filter=f"Timestamp gt {int64_literal(cursor.timestamp)}",
             )
-        for page in _stream(pages, ctx.counts):
+        for page in pages_counted(pages, ctx.counts):
             now = timezone.now()
             # The page's highest Timestamp, rows we skip included: they are behind us too.
             top = max((int(r.get("Timestamp") or 0) for r in page), default=0)
@@ -362,7 +108,7 @@ def _entity_sync(
                 spec.from_row(r, tenant_id=tenant_id, now=now) for r in page if spec.keep_row(r)
             ]
             spec.prepare(objs, tenant_id=tenant_id)
-            created, updated = _upsert(
+            created, updated = rows_upsert(
                 spec.model,
                 objs,
                 tenant_id=tenant_id,
@@ -413,7 +159,7 @@ RECEIVABLES = _Entity(
     from_row=receivable_from_row,
     update_fields=RECEIVABLE_UPDATE_FIELDS,
     keep_row=_is_open_item_row,
-    prepare=_link_accounts,
+    prepare=receivables_attach_accounts,
 )
 
 
@@ -443,16 +189,16 @@ def deletions_sync(
     """Apply ``sync/Deleted`` (accounts and payment terms) since the last run."""
     connection_require_usable(connection=connection)
     api = api or ExactClient(connection)
-    cursor = _cursor(connection, SyncEntity.DELETED)
+    cursor = sync_cursor(connection, SyncEntity.DELETED)
     tenant_id = connection.tenant_id
     first = cursor.full_sync_at is None
     mode = SyncMode.FULL if first else SyncMode.INCREMENTAL
-    with _Run(
+    with RunRecord(
         connection=connection, api=api, entity=SyncEntity.DELETED, mode=mode, trigger=trigger
     ) as ctx:
         if first:
             # A full mirror reflects every deletion so far: start from the present.
-            cursor.timestamp = _watermark(api, "sync/Deleted")
+            cursor.timestamp = watermark_read(api, "sync/Deleted")
             cursor.full_sync_at = timezone.now()
             cursor.save()
             return ctx.run
@@ -461,7 +207,7 @@ def deletions_sync(
             select=DELETED_SELECT,
             filter=f"Timestamp gt {int64_literal(cursor.timestamp)}",
         )
-        for page in _stream(pages, ctx.counts):
+        for page in pages_counted(pages, ctx.counts):
             accounts = [r["EntityKey"] for r in page if r.get("EntityType") == DELETED_ACCOUNT]
             terms = [r["EntityKey"] for r in page if r.get("EntityType") == DELETED_PAYMENT_TERM]
             if accounts:
@@ -507,7 +253,7 @@ def account_resync(
     connection_require_usable(connection=connection)
     api = api or ExactClient(connection)
     tenant_id = connection.tenant_id
-    with _Run(
+    with RunRecord(
         connection=connection,
         api=api,
         entity=SyncEntity.ACCOUNTS,
@@ -523,7 +269,7 @@ def account_resync(
         else:
             now = timezone.now()
             obj = account_from_row(row, tenant_id=tenant_id, now=now)
-            ctx.counts.created, ctx.counts.updated = _upsert(
+            ctx.counts.created, ctx.counts.updated = rows_upsert(
                 ExactAccount,
                 [obj],
                 tenant_id=tenant_id,
@@ -545,7 +291,7 @@ def invoice_receivables_resync(
     connection_require_usable(connection=connection)
     api = api or ExactClient(connection)
     tenant_id = connection.tenant_id
-    with _Run(
+    with RunRecord(
         connection=connection,
         api=api,
         entity=SyncEntity.RECEIVABLES,
@@ -567,8 +313,8 @@ def invoice_receivables_resync(
             )
             ctx.counts.pages += 1
             objs = [receivable_from_row(r, tenant_id=tenant_id, now=now) for r in rows]
-            _link_accounts(objs, tenant_id=tenant_id)
-            ctx.counts.created, ctx.counts.updated = _upsert(
+            receivables_attach_accounts(objs, tenant_id=tenant_id)
+            ctx.counts.created, ctx.counts.updated = rows_upsert(
                 ExactReceivable,
                 objs,
                 tenant_id=tenant_id,

@@ -348,6 +348,7 @@ MONEY_PATHS = [
     "reconciliation/collection",
     "reconciliation/bookings",
     "exact/sync.py",
+    "exact/mirrors.py",
     "exact/odata.py",
     "gocardless/mirrors.py",
 ]
