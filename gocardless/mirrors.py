@@ -48,73 +48,94 @@ def _links(data: dict) -> dict:
     return data.get("links") or {}
 
 
+def _customer(data: dict, links: dict) -> dict:
+    name = data.get("company_name") or " ".join(
+        p for p in (data.get("given_name"), data.get("family_name")) if p
+    )
+    return {"email": data.get("email") or "", "name": name[:300]}
+
+
+def _customer_bank_account(data: dict, links: dict) -> dict:
+    return {
+        "status": "enabled" if data.get("enabled", True) else "disabled",
+        "customer_id": links.get("customer", ""),
+        "currency": data.get("currency") or "",
+        "account_holder_name": (data.get("account_holder_name") or "")[:300],
+        "enabled": bool(data.get("enabled", True)),
+    }
+
+
+def _mandate(data: dict, links: dict) -> dict:
+    return {
+        "scheme": data.get("scheme") or "",
+        "reference": data.get("reference") or "",
+        "customer_id": links.get("customer", ""),
+        "customer_bank_account_id": links.get("customer_bank_account", ""),
+        "next_possible_charge_date": _date(data.get("next_possible_charge_date")),
+    }
+
+
+def _payment(data: dict, links: dict) -> dict:
+    return {
+        "amount": minor_units_from_api(data.get("amount")),
+        "amount_refunded": minor_units_from_api(data.get("amount_refunded")),
+        "currency": data.get("currency") or "",
+        "charge_date": _date(data.get("charge_date")),
+        "reference": data.get("reference") or "",
+        "mandate_id": links.get("mandate", ""),
+        "payout_id": links.get("payout") or "",
+    }
+
+
+def _payout(data: dict, links: dict) -> dict:
+    return {
+        "amount": minor_units_from_api(data.get("amount")),
+        "deducted_fees": minor_units_from_api(data.get("deducted_fees")),
+        "currency": data.get("currency") or "",
+        "arrival_date": _date(data.get("arrival_date")),
+        "reference": data.get("reference") or "",
+    }
+
+
+def _refund(data: dict, links: dict) -> dict:
+    return {
+        "amount": minor_units_from_api(data.get("amount")),
+        "currency": data.get("currency") or "",
+        "reference": data.get("reference") or "",
+        "payment_id": links.get("payment", ""),
+        "mandate_id": links.get("mandate", ""),
+    }
+
+
+def _billing_request(data: dict, links: dict) -> dict:
+    return {
+        "customer_id": links.get("customer", ""),
+        "mandate_id": links.get("mandate_request_mandate", ""),
+    }
+
+
+# resource_type → its own columns (on top of the common ones; may override ``status``).
+COLUMNS = {
+    "customers": _customer,
+    "customer_bank_accounts": _customer_bank_account,
+    "mandates": _mandate,
+    "payments": _payment,
+    "payouts": _payout,
+    "refunds": _refund,
+    "billing_requests": _billing_request,
+}
+
+
 def _columns(resource_type: str, data: dict) -> dict:
-    links = _links(data)
+    if resource_type not in COLUMNS:
+        raise ValueError(f"no mirror for {resource_type!r}")
     common = {
         "status": data.get("status") or "",
         "metadata": data.get("metadata") or {},
         "raw": data,
         "gocardless_created_at": _datetime(data.get("created_at")),
     }
-    if resource_type == "customers":
-        name = data.get("company_name") or " ".join(
-            p for p in (data.get("given_name"), data.get("family_name")) if p
-        )
-        return {**common, "email": data.get("email") or "", "name": name[:300]}
-    if resource_type == "customer_bank_accounts":
-        return {
-            **common,
-            "status": "enabled" if data.get("enabled", True) else "disabled",
-            "customer_id": links.get("customer", ""),
-            "currency": data.get("currency") or "",
-            "account_holder_name": (data.get("account_holder_name") or "")[:300],
-            "enabled": bool(data.get("enabled", True)),
-        }
-    if resource_type == "mandates":
-        return {
-            **common,
-            "scheme": data.get("scheme") or "",
-            "reference": data.get("reference") or "",
-            "customer_id": links.get("customer", ""),
-            "customer_bank_account_id": links.get("customer_bank_account", ""),
-            "next_possible_charge_date": _date(data.get("next_possible_charge_date")),
-        }
-    if resource_type == "payments":
-        return {
-            **common,
-            "amount": minor_units_from_api(data.get("amount")),
-            "amount_refunded": minor_units_from_api(data.get("amount_refunded")),
-            "currency": data.get("currency") or "",
-            "charge_date": _date(data.get("charge_date")),
-            "reference": data.get("reference") or "",
-            "mandate_id": links.get("mandate", ""),
-            "payout_id": links.get("payout") or "",
-        }
-    if resource_type == "payouts":
-        return {
-            **common,
-            "amount": minor_units_from_api(data.get("amount")),
-            "deducted_fees": minor_units_from_api(data.get("deducted_fees")),
-            "currency": data.get("currency") or "",
-            "arrival_date": _date(data.get("arrival_date")),
-            "reference": data.get("reference") or "",
-        }
-    if resource_type == "refunds":
-        return {
-            **common,
-            "amount": minor_units_from_api(data.get("amount")),
-            "currency": data.get("currency") or "",
-            "reference": data.get("reference") or "",
-            "payment_id": links.get("payment", ""),
-            "mandate_id": links.get("mandate", ""),
-        }
-    if resource_type == "billing_requests":
-        return {
-            **common,
-            "customer_id": links.get("customer", ""),
-            "mandate_id": links.get("mandate_request_mandate", ""),
-        }
-    raise ValueError(f"no mirror for {resource_type!r}")
+    return {**common, **COLUMNS[resource_type](data, _links(data))}
 
 
 def mirror_lock(*, tenant, resource_type: str, gocardless_id: str) -> Mirror:
