@@ -137,7 +137,7 @@ def resource_apply(
     return applied
 
 
-def resource_write(applied: AppliedResource) -> None:
+def resource_write(*, applied: AppliedResource) -> None:
     """Write one resource now (inside the caller's savepoint) and send its signals."""
     obj = applied.obj
     if applied.changed:
@@ -152,7 +152,7 @@ def resource_write(applied: AppliedResource) -> None:
 
 
 def resources_write_together(
-    batch: list[AppliedResource],
+    *, batch: list[AppliedResource],
 ) -> list[tuple[AppliedResource, Exception]]:
     """Write resources with nothing to send together: one statement per mirror model and one
     for the audit entries. Should that fail (one bad row), each is written on its own
@@ -176,7 +176,7 @@ def resources_write_together(
             applied.audit._state.adding = True
         try:
             with transaction.atomic():
-                resource_write(applied)
+                resource_write(applied=applied)
         except Exception as exc:
             failures.append((applied, exc))
     return failures

@@ -174,7 +174,7 @@ class _ChunkWrite:
         _count(self.counts, "failed", len(group))
 
     def flush(self) -> None:
-        for applied, exc in resources_write_together(self.batch):
+        for applied, exc in resources_write_together(batch=self.batch):
             self.fail(applied.group, exc)
         self.batch.clear()
 
@@ -188,7 +188,7 @@ class _ChunkWrite:
             self.flush()
             try:
                 with transaction.atomic():
-                    resource_write(applied)
+                    resource_write(applied=applied)
             except Exception as exc:
                 self.fail(applied.group, exc)
         elif obj is not None:
