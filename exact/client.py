@@ -35,11 +35,11 @@ from exact.errors import (
     ExactBadRequest,
     ExactDailyBudgetExhausted,
     ExactNotFound,
-    ExactTokenError,
     ExactTokenLost,
     ExactTransportError,
     ExactUnauthorized,
-    error_class_for,
+    api_error_from_response,
+    token_refusal_from_response,
 )
 from exact.odata import unwrap
 from exact.ratelimit import RateLimiter
@@ -86,26 +86,12 @@ def _oauth_session(*, state: str | None = None) -> OAuth2Session:
     session.headers["User-Agent"] = USER_AGENT
 
     def refuse_non_200(response: requests.Response) -> requests.Response:
-        if response.status_code == 200:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            if not isinstance(body, dict) or not body.get("refresh_token"):
-                # Never let oauthlib "re-use the old refresh token": that is a broken chain.
-                raise ExactTokenError("Exact's token response has no refresh token", status=200)
-            return response
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        raise ExactTokenError(
-            "Exact's token endpoint refused the request",
-            status=response.status_code,
-            error=str(body.get("error", "")) if isinstance(body, dict) else "",
-            description=str(body.get("error_description", "")) if isinstance(body, dict) else "",
-            reason=response.headers.get("Reason", ""),
-        )
+        # Before oauthlib parses it: a refusal keeps Exact's own words, and a 200 without a
+        # new refresh token is refused (oauthlib would silently keep the old one).
+        refusal = token_refusal_from_response(response)
+        if refusal is not None:
+            raise refusal
+        return response
 
     session.register_compliance_hook("access_token_response", refuse_non_200)
     session.register_compliance_hook("refresh_token_response", refuse_non_200)
@@ -296,34 +282,11 @@ class ExactClient:
                 attempts += 1
                 continue
             if status >= 400:
-                raise self._error(method, endpoint, response)
+                raise api_error_from_response(method=method, endpoint=endpoint, response=response)
             return response
 
     def _backoff(self, attempt: int) -> None:
         self.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
-
-    @staticmethod
-    def _error(method: str, endpoint: str, response: requests.Response) -> ExactApiError:
-        message = ""
-        try:
-            body = response.json()
-            error = body.get("error") if isinstance(body, dict) else None
-            if isinstance(error, dict):
-                value = error.get("message")
-                message = value.get("value", "") if isinstance(value, dict) else str(value or "")
-            elif isinstance(error, str):
-                message = error
-        except ValueError:
-            message = response.text[:200]
-        cls = error_class_for(response.status_code)
-        return cls(
-            message or response.reason or "error",
-            method=method,
-            endpoint=endpoint,
-            status=response.status_code,
-            reason=response.headers.get("Reason", ""),
-            exact_message=message,
-        )
 
     def _json(self, response: requests.Response, method: str, endpoint: str) -> Any:
         try:

@@ -1,7 +1,9 @@
 """Everything that can go wrong talking to Exact Online, as one exception hierarchy.
 
 API errors carry what support needs to act without reproducing: the endpoint, the HTTP
-status, Exact's own message (``error.message.value``) and its ``Reason`` header.
+status, Exact's own message (``error.message.value``) and its ``Reason`` header. How an answer
+of Exact's is read into one of these is here too (``*_from_response``); exact/client.py sends
+the requests.
 """
 
 from __future__ import annotations
@@ -110,6 +112,31 @@ def error_class_for(status: int) -> type[ExactApiError]:
     return STATUS_ERRORS.get(status, ExactApiError)
 
 
+def api_error_from_response(*, method: str, endpoint: str, response) -> ExactApiError:
+    """The error for a 4xx/5xx answer of the REST API (a ``requests.Response``), with
+    Exact's message from ``{"error": {"message": {"value": …}}}`` when it sent one."""
+    message = ""
+    try:
+        body = response.json()
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            value = error.get("message")
+            message = value.get("value", "") if isinstance(value, dict) else str(value or "")
+        elif isinstance(error, str):
+            message = error
+    except ValueError:
+        message = response.text[:200]
+    cls = error_class_for(response.status_code)
+    return cls(
+        message or response.reason or "error",
+        method=method,
+        endpoint=endpoint,
+        status=response.status_code,
+        reason=response.headers.get("Reason", ""),
+        exact_message=message,
+    )
+
+
 # --- the token endpoint -------------------------------------------------------------------
 class ExactTokenError(ExactError):
     """A refusal from /api/oauth2/token (plain OAuth JSON: error / error_description)."""
@@ -160,3 +187,29 @@ class ExactTokenError(ExactError):
 
 class ExactTokenLost(ExactTokenError):
     """The token call got no answer (timeout / reset): Exact may have rotated the chain."""
+
+
+def token_refusal_from_response(response) -> ExactTokenError | None:
+    """None for a usable answer of the token endpoint: a 200 carrying a refresh token.
+    Otherwise the error to raise: a 200 without one (a broken chain: never keep using the
+    old token), or the refusal with its OAuth ``error`` / ``error_description`` and the
+    ``Reason`` header."""
+    if response.status_code == 200:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not body.get("refresh_token"):
+            return ExactTokenError("Exact's token response has no refresh token", status=200)
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    return ExactTokenError(
+        "Exact's token endpoint refused the request",
+        status=response.status_code,
+        error=str(body.get("error", "")) if isinstance(body, dict) else "",
+        description=str(body.get("error_description", "")) if isinstance(body, dict) else "",
+        reason=response.headers.get("Reason", ""),
+    )

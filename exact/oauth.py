@@ -14,10 +14,9 @@ import time
 from dataclasses import dataclass
 
 from django.core import signing
-from django.utils import timezone
 
 from exact import client as exact_client
-from exact.errors import ExactTokenError
+from exact.errors import ExactError, ExactTokenError
 from exact.models import ExactConnection
 
 STATE_SALT = "exact.oauth.state"
@@ -176,5 +175,23 @@ def consent_divisions(*, connection: ExactConnection, access_token: str) -> list
     ]
 
 
-def issued_now():
-    return timezone.now()
+def consent_divisions_offered(*, connection: ExactConnection, access_token: str) -> list[dict]:
+    """``consent_divisions`` for the division picker: a failure or an empty list is a page
+    that says so."""
+    try:
+        divisions = consent_divisions(connection=connection, access_token=access_token)
+    except ExactError as exc:
+        raise ConnectFlowError(
+            "Could not list divisions",
+            f"Exact did not list the divisions: {exc}",
+            status=400,
+            code="divisions",
+        ) from exc
+    if not divisions:
+        raise ConnectFlowError(
+            "No division",
+            "This consent does not give access to any division.",
+            status=400,
+            code="no_divisions",
+        )
+    return divisions

@@ -136,35 +136,44 @@ def token_refresh(
             failure = LOST_REASON.format(detail=exc.args[0])
         except ExactTokenError as exc:
             if exc.too_early:
-                # Exact's clock says our token is younger than 570 s. Each refused call still
-                # counts against the 200 token calls a day, so move our notion of the issue
-                # time to retry in TOO_EARLY_RETRY instead of on every API call until then.
-                logger.warning("exact: refresh refused as too early for %s: %s", conn.pk, exc)
-                conn.token_issued_at = timezone.now() - REFRESH_AFTER + TOO_EARLY_RETRY
-                conn.save(update_fields=["token_issued_at", "updated_at"])
+                _retry_later(conn, exc)
                 return conn
             if not exc.chain_broken:
                 raise
             failure = f"Exact refused the refresh token: {exc}"
         if failure is None:
-            issued = timezone.now()
-            conn.access_token = tokens["access_token"]
-            conn.refresh_token = tokens["refresh_token"]
-            conn.token_issued_at = issued
-            conn.access_expires_at = issued + timedelta(seconds=tokens["expires_in"])
-            conn.last_refresh_at = issued
-            conn.save(
-                update_fields=[
-                    "access_token",
-                    "refresh_token",
-                    "token_issued_at",
-                    "access_expires_at",
-                    "last_refresh_at",
-                    "updated_at",
-                ]
-            )
-            logger.info("exact: refreshed tokens of connection %s", conn.pk)
+            _tokens_store(conn, tokens)
             return conn
         # Committed (not rolled back): the broken state must survive the exception below.
         connection_mark_needs_reauth(connection=conn, reason=failure, actor=actor)
     raise ExactNeedsReauth(failure)
+
+
+def _retry_later(conn: ExactConnection, exc: ExactTokenError) -> None:
+    """Exact's clock says our token is younger than 570 s. Each refused call still counts
+    against the 200 token calls a day, so move our notion of the issue time to retry in
+    TOO_EARLY_RETRY instead of on every API call until then. Inside the lock."""
+    logger.warning("exact: refresh refused as too early for %s: %s", conn.pk, exc)
+    conn.token_issued_at = timezone.now() - REFRESH_AFTER + TOO_EARLY_RETRY
+    conn.save(update_fields=["token_issued_at", "updated_at"])
+
+
+def _tokens_store(conn: ExactConnection, tokens: dict) -> None:
+    """The new pair, in the transaction that holds the lock (Exact already rotated)."""
+    issued = timezone.now()
+    conn.access_token = tokens["access_token"]
+    conn.refresh_token = tokens["refresh_token"]
+    conn.token_issued_at = issued
+    conn.access_expires_at = issued + timedelta(seconds=tokens["expires_in"])
+    conn.last_refresh_at = issued
+    conn.save(
+        update_fields=[
+            "access_token",
+            "refresh_token",
+            "token_issued_at",
+            "access_expires_at",
+            "last_refresh_at",
+            "updated_at",
+        ]
+    )
+    logger.info("exact: refreshed tokens of connection %s", conn.pk)

@@ -21,7 +21,6 @@ from core.audit import Actor
 from exact import oauth
 from exact.connect import DivisionChosen, connection_division_set
 from exact.connections import connection_store_consent
-from exact.errors import ExactError
 from exact.models import ExactConnection
 from exact.oauth import ConnectFlowError
 from exact.webhooks import delivery_receive
@@ -58,21 +57,26 @@ def _change_url(connection: ExactConnection) -> str:
     return reverse("admin:exact_exactconnection_change", args=[connection.pk])
 
 
+def _refusal(error: str) -> ConnectFlowError:
+    """Exact came back with ``?error=`` instead of a code."""
+    denied = error == "access_denied"
+    return ConnectFlowError(
+        "Consent was not given" if denied else "Exact reported an error",
+        "Access to Exact Online was declined, so nothing was connected."
+        if denied
+        else f"Exact answered: {error}",
+        status=400,
+        code="denied" if denied else "error",
+    )
+
+
 @require_http_methods(["GET"])
 def oauth_callback(request):
     """``/connect/exact/callback/``: Exact redirects here with ``code``+``state`` or ``error``."""
     try:
         if request.GET.get("error"):
             oauth.state_check(request=request, state=request.GET.get("state", ""))
-            denied = request.GET["error"] == "access_denied"
-            raise ConnectFlowError(
-                "Consent was not given" if denied else "Exact reported an error",
-                "Access to Exact Online was declined, so nothing was connected."
-                if denied
-                else f"Exact answered: {request.GET['error']}",
-                status=400,
-                code="denied" if denied else "error",
-            )
+            raise _refusal(request.GET["error"])
         flow = oauth.state_check(request=request, state=request.GET.get("state", ""))
         connection = (
             ExactConnection.objects.select_related("tenant")
@@ -90,29 +94,15 @@ def oauth_callback(request):
         if not code:
             raise ConnectFlowError("No code", "Exact sent no authorization code.", code="code")
         tokens = oauth.code_exchange(request=request, connection=connection, code=code, flow=flow)
-        issued = timezone.now()
-        actor = Actor.for_user(request.user)
         connection = connection_store_consent(
-            connection=connection, tokens=tokens, issued_at=issued, actor=actor
+            connection=connection,
+            tokens=tokens,
+            issued_at=timezone.now(),
+            actor=Actor.for_user(request.user),
         )
-        try:
-            divisions = oauth.consent_divisions(
-                connection=connection, access_token=tokens["access_token"]
-            )
-        except ExactError as exc:
-            raise ConnectFlowError(
-                "Could not list divisions",
-                f"Exact did not list the divisions: {exc}",
-                status=400,
-                code="divisions",
-            ) from exc
-        if not divisions:
-            raise ConnectFlowError(
-                "No division",
-                "This consent does not give access to any division.",
-                status=400,
-                code="no_divisions",
-            )
+        divisions = oauth.consent_divisions_offered(
+            connection=connection, access_token=tokens["access_token"]
+        )
         request.session[oauth.SESSION_DIVISIONS] = {
             "connection": connection.pk,
             "divisions": {str(d["code"]): d["name"] for d in divisions},
