@@ -22,17 +22,9 @@ import datetime as dt
 from core.audit import Actor
 from core.calendars import tenant_today
 from gocardless.actors import actor_for_event
-from reconciliation.collection import attention
 from reconciliation.collection.changes import attempt_change
 from reconciliation.collection.models import AttemptState, CollectionAttempt
 from reconciliation.customers.selectors import STOPPED_MANDATE_STATUSES
-
-# The daily e-mail's old import path, kept for importers outside the package:
-# tests/tenants/test_alerts.py imports it from here and patches ``reactions.timezone.now``
-# (that is django.utils.timezone.now). Drop these three once they use ``attention``.
-attention_digests_send = attention.attention_digests_send
-DIGEST_HOUR = attention.DIGEST_HOUR
-timezone = attention.timezone
 
 # States a payment event may still move (final states are left alone).
 _LIVE_STATES = (

@@ -31,8 +31,8 @@ from gocardless.models import ConnectionStatus as GoCardlessStatus
 from gocardless.models import EventSource, GoCardlessEvent
 from reconciliation.bookings.models import Booking, BookingState, Rule
 from reconciliation.bookings.posting import MAX_ATTEMPTS, bookings_gave_up_alert, bookings_sweep
+from reconciliation.collection.attention import attention_digests_send
 from reconciliation.collection.models import AttemptState
-from reconciliation.collection.reactions import attention_digests_send
 from reconciliation.collection.schedules import DIGEST_SCHEDULE_NAME, collection_schedules_ensure
 from tenants.alerts import ALERT_REPEAT_AFTER, alert_send, tenant_admin_emails
 from tenants.models import Role
@@ -518,7 +518,7 @@ def test_needs_attention_digest_is_a_registered_schedule():
 
 def test_digest_task_sends(people, tenant_a, send, mailoutbox, monkeypatch):
     CollectionAttemptFactory(tenant=tenant_a)
-    monkeypatch.setattr("reconciliation.collection.reactions.timezone.now", lambda: MORNING)
+    monkeypatch.setattr("reconciliation.collection.attention.timezone.now", lambda: MORNING)
     from reconciliation.collection.tasks import attention_digest_task
 
     with send():
