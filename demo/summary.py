@@ -78,7 +78,10 @@ class DemoSummary:
     exact_closed: int = 0
     exact_conditions_dd: int = 0
     exact_mandate_records: int = 0  # open DirectDebitMandates records we wrote
+    # Collections that need a person: the admin's *Needs attention* filter, the same rows.
     attention: list[str] = field(default_factory=list)
+    retries: list[str] = field(default_factory=list)  # failed, collected again on a date
+    follow_up: list[str] = field(default_factory=list)  # bookings, invitations, not invited
     days_advanced: int = 0
     gocardless_today: str = ""
 
@@ -99,6 +102,10 @@ def summary_build(*, tenant, result: DemoResult, admin_url: str, login) -> DemoS
         CollectionItem,
         CollectionRun,
         Decision,
+    )
+    from reconciliation.collection.selectors import (
+        attempts_needing_attention,
+        attempts_retry_scheduled,
     )
     from reconciliation.customers.models import (
         CustomerLink,
@@ -207,33 +214,30 @@ def summary_build(*, tenant, result: DemoResult, admin_url: str, login) -> DemoS
         )
         s.bookings_by_state = dict(Counter(bookings.values_list("state", flat=True)))
         for booking in bookings.exclude(state="confirmed"):
-            s.attention.append(
+            s.follow_up.append(
                 f"Booking {booking.reference} ({booking.get_rule_display()}) is "
                 f"{booking.get_state_display().lower()}: {booking.last_error or 'not posted'}"
             )
 
-    # What a person should look at.
-    for attempt in attempts.filter(
-        state__in=[
-            AttemptState.NEEDS_ATTENTION,
-            AttemptState.RETRY_SCHEDULED,
-            AttemptState.PENDING,
-        ]
-    ):
-        what = f"{attempt.account_label}, invoice {attempt.invoice_number}, " + money(
+    # What a person should look at: needs attention is the product's one definition
+    # (reconciliation.collection.selectors), exactly what the admin's filter lists.
+    def what(attempt) -> str:
+        return f"{attempt.account_label}, invoice {attempt.invoice_number}, " + money(
             attempt.currency, attempt.amount
         )
-        if attempt.state == AttemptState.RETRY_SCHEDULED:
-            cause = first_sentence(attempt.failure_description or attempt.failure_cause)
-            s.attention.append(
-                f"Payment failed — {what}: {cause or 'refused by the bank'}; "
-                f"collected again on {attempt.next_retry_on}"
-            )
-        else:
-            s.attention.append(f"{attempt.get_state_display()} — {what}: {attempt.flag}")
+
+    for attempt in attempts_needing_attention(tenant=tenant).order_by("invoice_number", "pk"):
+        why = attempt.flag or first_sentence(attempt.failure_description or attempt.failure_cause)
+        s.attention.append(f"{what(attempt)}: {why or 'see the attempt'}")
+    for attempt in attempts_retry_scheduled(tenant=tenant).order_by("next_retry_on", "pk"):
+        cause = first_sentence(attempt.failure_description or attempt.failure_cause)
+        s.retries.append(
+            f"{what(attempt)}: {cause or 'refused by the bank'}; "
+            f"retry scheduled for {attempt.next_retry_on}"
+        )
     for name in s.waiting:
-        s.attention.append(f"{name} has not completed the mandate invitation yet")
-    s.attention += [f"Not invited — {line}" for line in s.not_invited]
+        s.follow_up.append(f"{name} has not completed the mandate invitation yet")
+    s.follow_up += [f"Not invited — {line}" for line in s.not_invited]
     return s
 
 
@@ -288,8 +292,18 @@ def summary_text(s: DemoSummary) -> str:
         lines.append(f"  {plural(s.exact_closed, 'invoice')} now closed in Exact by those receipts")
     else:
         lines.append(f"  skipped: {s.bookings_note or 'bookings are not available'}")
-    lines += ["", "Needs attention"]
+    lines += [
+        "",
+        f"Needs attention: {len(s.attention)} "
+        f"(admin: Collection attempts, state filter Needs attention)",
+    ]
     lines += [f"  - {line}" for line in s.attention] or ["  nothing"]
+    if s.retries:
+        lines += ["", "Retry scheduled (collected again on that day; nothing to do now)"]
+        lines += [f"  - {line}" for line in s.retries]
+    if s.follow_up:
+        lines += ["", "To follow up"]
+        lines += [f"  - {line}" for line in s.follow_up]
     lines += [
         "",
         f"Admin: {s.admin_url}   login: {s.login[0]} / {s.login[1]}",

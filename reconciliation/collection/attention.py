@@ -2,7 +2,8 @@
 
 Attempts reach *needs attention* through the reactions, the submission and the invoice
 checks; this module only tells the tenant's administrators about them (tenants/alerts.py
-sends and remembers what was sent).
+sends and remembers what was sent). Which attempts those are is
+``selectors.attempts_needing_attention``, the same definition as the admin's filter.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import datetime as dt
 
 from django.utils import timezone
 
-from reconciliation.collection.models import AttemptState, CollectionAttempt
+from reconciliation.collection.selectors import NEEDS_ATTENTION_QUERY, attempts_needing_attention
 from tenants.alerts import admin_url, alert_new_objects
 from tenants.models import Tenant
 
@@ -28,8 +29,8 @@ def attention_digests_send(*, now: dt.datetime | None = None) -> int:
     (tenants/alerts.py). Returns how many attempts were listed."""
     now = now or timezone.now()
     tenants = Tenant.objects.filter(
-        is_active=True, collection_attempts__state=AttemptState.NEEDS_ATTENTION
-    ).distinct()
+        is_active=True, pk__in=attempts_needing_attention().values("tenant_id")
+    )
     listed = 0
     for tenant in tenants:
         local = now.astimezone(tenant.zone)
@@ -37,9 +38,7 @@ def attention_digests_send(*, now: dt.datetime | None = None) -> int:
             continue
         listed += alert_new_objects(
             tenant=tenant,
-            candidates=CollectionAttempt.objects.filter(
-                tenant=tenant, state=AttemptState.NEEDS_ATTENTION
-            ).order_by("-updated_at", "-pk"),
+            candidates=attempts_needing_attention(tenant=tenant).order_by("-updated_at", "-pk"),
             subject=lambda n: f"{n} collection(s) need attention",
             what=(
                 "These direct-debit collections stopped and will not be collected again "
@@ -56,7 +55,7 @@ def attention_digests_send(*, now: dt.datetime | None = None) -> int:
             ),
             link=admin_url(
                 "admin:collection_collectionattempt_changelist",
-                query=f"state={AttemptState.NEEDS_ATTENTION}",
+                query=NEEDS_ATTENTION_QUERY,
             ),
             quiet_since=local.replace(hour=0, minute=0, second=0, microsecond=0),
             kind="collection.needs_attention",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from reconciliation.collection.models import AttemptState, CollectionRun
+from reconciliation.collection.selectors import attempts_needing_attention
 from tenants.models import Role, Tenant
 from tenants.scoping import tenant_ids_with_role
 
@@ -51,7 +52,8 @@ class RunFilter(admin.SimpleListFilter):
 
 
 class AttemptStateFilter(admin.SimpleListFilter):
-    """States in the order staff look at them: what needs a person first."""
+    """States in the order staff look at them: what needs a person first. *Needs attention*
+    is ``selectors.attempts_needing_attention``, the definition every screen shares."""
 
     title = "state"
     parameter_name = "state"
@@ -75,6 +77,8 @@ class AttemptStateFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() == "flagged":
             return queryset.exclude(flag="")
+        if self.value() == AttemptState.NEEDS_ATTENTION:
+            return attempts_needing_attention(queryset=queryset)
         if self.value():
             return queryset.filter(state=self.value())
         return queryset

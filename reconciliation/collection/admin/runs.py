@@ -13,12 +13,12 @@ from reconciliation.collection.admin.display import money_totals, run_link
 from reconciliation.collection.admin.filters import TenantFilter
 from reconciliation.collection.admin.run_actions import RunActionsMixin
 from reconciliation.collection.models import (
-    AttemptState,
     CollectionAttempt,
     CollectionRun,
     RunKind,
     SkipReason,
 )
+from reconciliation.collection.selectors import NEEDS_ATTENTION_QUERY, attempts_needing_attention
 from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Role
 
@@ -160,13 +160,13 @@ class CollectionRunAdmin(RunActionsMixin, TenantScopedAdmin):
 
     def changelist_view(self, request, extra_context=None):
         # What needs a person is one click away from the runs (scoped like the attempts list).
-        attention = self.scope_queryset(
-            request, CollectionAttempt.objects.filter(state=AttemptState.NEEDS_ATTENTION)
+        attention = attempts_needing_attention(
+            queryset=self.scope_queryset(request, CollectionAttempt.objects.all())
         ).count()
         extra = {
             "can_collect_now": self.has_collect_permission(request),
             "needs_attention": attention,
             "needs_attention_url": reverse("admin:collection_collectionattempt_changelist")
-            + f"?state={AttemptState.NEEDS_ATTENTION}",
+            + f"?{NEEDS_ATTENTION_QUERY}",
         }
         return super().changelist_view(request, {**extra, **(extra_context or {})})
