@@ -16,6 +16,7 @@ from decimal import Decimal
 from core.money import from_minor_units, parse_minor_string, round_minor
 from exact.models import ExactReceivable, ReceivableKind
 from gocardless.models import Payment, Payout, Refund
+from reconciliation.collection.selectors import open_when_collected
 
 from .models import Booking, BookingSettings, BookingState, ReceiptOn, Rule
 from .rules import FEE_ITEM_TYPES, payment_owner
@@ -291,17 +292,28 @@ def _invoice_mismatches(tenant, currency, payments, units) -> list[Mismatch]:
             tenant=tenant, invoice_number__in=invoices, kind=ReceivableKind.INVOICE
         )
     }
+    owners = {p.pk: payment_owner(p.metadata) for pays in all_for_invoice.values() for p in pays}
+    opened = open_when_collected(
+        tenant=tenant, receivable_ids={o["receivable"] for o in owners.values()}
+    )
     for invoice in sorted(invoices):
-        found = _invoice_mismatch(
-            invoice, all_for_invoice[invoice], receivables.get(invoice), counted, units
-        )
+        row = receivables.get(invoice)
+        pays = all_for_invoice[invoice]
+        base = opened.get(str(row.exact_id)) if row is not None else None
+        found = _invoice_mismatch(invoice, pays, row, counted, units, base=base, owners=owners)
         if found is not None:
             out.append(found)
     return out
 
 
-def _invoice_mismatch(invoice, pays, row, counted, units) -> Mismatch | None:
-    """One invoice: its Exact open item ``row`` (None = no longer open) against ``pays``."""
+def _invoice_mismatch(invoice, pays, row, counted, units, *, base, owners) -> Mismatch | None:
+    """One invoice: its Exact open item ``row`` (None = no longer open) against ``pays``.
+
+    Expected open = what was open when ml-connector collected it (``base``: the attempt
+    number and the open amount the run's line saw; an invoice part-paid before collection
+    was open for less than its amount) less what GoCardless collected since; without such a
+    line (a payment the engine did not record), the invoice amount less everything
+    collected."""
     collected = sum((units(p.amount) for p in pays if p.status in counted), Decimal("0.00"))
     failed = [p for p in pays if p.status in ("failed", "charged_back")]
     pks = [p.pk for p in pays]
@@ -317,7 +329,14 @@ def _invoice_mismatch(invoice, pays, row, counted, units) -> Mismatch | None:
                 payment_pks=pks,
             )
         return None
-    expected_open = row.amount - collected
+    if base is None:
+        expected_open = row.amount - collected
+    else:
+        number, open_then = base
+        since = [p for p in pays if (owners.get(p.pk) or {}).get("attempt_number", 0) >= number]
+        expected_open = open_then - sum(
+            (units(p.amount) for p in since if p.status in counted), Decimal("0.00")
+        )
     if expected_open == row.outstanding:
         return None
     if expected_open <= 0 < row.outstanding:

@@ -20,9 +20,11 @@ Not *needs attention*, though a person may want to know about them:
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db.models import QuerySet
 
-from reconciliation.collection.models import AttemptState, CollectionAttempt
+from reconciliation.collection.models import AttemptState, CollectionAttempt, CollectionItem
 
 NEEDS_ATTENTION_STATES = (AttemptState.NEEDS_ATTENTION,)
 # The admin's attempts list filtered to what needs attention (links in e-mails, the runs page).
@@ -43,3 +45,32 @@ def attempts_needing_attention(*, tenant=None, queryset: QuerySet | None = None)
 def attempts_retry_scheduled(*, tenant=None, queryset: QuerySet | None = None) -> QuerySet:
     """Failed attempts the policy collects again on their ``next_retry_on``: nothing to do."""
     return _attempts(tenant, queryset).filter(state=AttemptState.RETRY_SCHEDULED)
+
+
+def open_when_collected(*, tenant, receivable_ids) -> dict[str, tuple[int, Decimal]]:
+    """Per receivable guid (as a string): the attempt number of its latest attempt and the
+    open amount in Exact that the run which made that attempt saw (its line's
+    ``outstanding``). An invoice part-paid before it was collected was open for less than
+    its amount: what is expected to be open after collection starts from here, not from
+    the invoice amount (the month-end report). Receivables without such a line are left
+    out."""
+    latest: dict[str, CollectionAttempt] = {}
+    for attempt in CollectionAttempt.objects.filter(
+        tenant=tenant, receivable_exact_id__in=list(receivable_ids), run__isnull=False
+    ).only("receivable_exact_id", "attempt_number", "run_id"):
+        key = str(attempt.receivable_exact_id)
+        if key not in latest or attempt.attempt_number > latest[key].attempt_number:
+            latest[key] = attempt
+    if not latest:
+        return {}
+    lines = CollectionItem.objects.filter(
+        tenant=tenant,
+        run_id__in={a.run_id for a in latest.values()},
+        receivable_exact_id__in=[a.receivable_exact_id for a in latest.values()],
+    ).values_list("run_id", "receivable_exact_id", "outstanding")
+    seen = {(run_id, str(receivable)): outstanding for run_id, receivable, outstanding in lines}
+    return {
+        key: (attempt.attempt_number, seen[(attempt.run_id, key)])
+        for key, attempt in latest.items()
+        if (attempt.run_id, key) in seen
+    }

@@ -14,7 +14,13 @@ from exact.sync import exact_sync
 from reconciliation.bookings.models import BookingState
 from reconciliation.bookings.report import report_build
 from reconciliation.bookings.report_csv import money, report_csv
+from reconciliation.collection.models import RunKind, RunState
 from tests.plugins.exact_sim import DIVISION
+from tests.reconciliation.collection.factories import (
+    CollectionAttemptFactory,
+    CollectionItemFactory,
+    CollectionRunFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -96,6 +102,74 @@ def test_amount_difference(tenant_a, booking_settings, world, gc_deliver, ex_con
     (mismatch,) = report.mismatches
     assert mismatch.kind == "amount_difference"
     assert (mismatch.expected, mismatch.actual) == (Decimal("0.00"), Decimal("-30.00"))
+
+
+def engine_collects(world, tenant, customer, invoice, amount: str, *, attempt: int = 1):
+    """The collection engine's record of collecting ``invoice`` (its run's line saw the open
+    amount ``amount`` in Exact), then the payment it creates."""
+    run = CollectionRunFactory(tenant=tenant, kind=RunKind.LIVE, state=RunState.COMPLETED)
+    CollectionItemFactory(
+        tenant=tenant,
+        run=run,
+        receivable_exact_id=invoice["TermID"],
+        invoice_number=invoice["InvoiceNumber"],
+        outstanding=Decimal(amount),
+        amount=Decimal(amount),
+    )
+    CollectionAttemptFactory(
+        tenant=tenant,
+        run=run,
+        receivable_exact_id=invoice["TermID"],
+        invoice_number=invoice["InvoiceNumber"],
+        attempt_number=attempt,
+        amount=Decimal(amount),
+        state="submitted",
+        flag="",
+    )
+    return world.collect(customer, invoice, int(Decimal(amount) * 100), attempt=attempt)
+
+
+def test_part_paid_before_collection_reconciles(
+    tenant_a, booking_settings, world, gc_deliver, ex_connection
+):
+    """The demo's invoice 26004: 3,480.00, of which 2,000.00 was paid before collection; the
+    remaining 1,480.00 is collected and paid out. Exact shows it closed, as it should: no
+    mismatch (issue 15 saw *closed in Exact, not collected at GoCardless*)."""
+    hoekstra = world.customer("Hoekstra Installatietechniek B.V.")
+    invoice = world.ex_sim.seed_invoice(
+        DIVISION, account=hoekstra["account"], amount="3480.00", currency="EUR", open="1480.00"
+    )
+    exact_sync(connection=ex_connection, trigger="test")
+    engine_collects(world, tenant_a, hoekstra, invoice, "1480.00")
+    world.gc_sim.advance(days=10)
+    gc_deliver()
+    exact_sync(connection=ex_connection, trigger="test")
+    assert world.open_amount(invoice) == Decimal("0.00")
+    report = report_build(tenant=tenant_a, **MARCH)
+    assert report.mismatches == []
+    assert report.totals["collected"] == Decimal("1480.00")
+
+
+def test_part_paid_then_failed_is_still_a_mismatch_when_exact_closed_it(
+    tenant_a, booking_settings, world, gc_deliver, ex_connection
+):
+    """The part-paid invoice's payment fails, yet Exact shows it closed: a real mismatch,
+    expected open 1,480.00 (not the invoice amount)."""
+    hoekstra = world.customer("Hoekstra Installatietechniek B.V.")
+    invoice = world.ex_sim.seed_invoice(
+        DIVISION, account=hoekstra["account"], amount="3480.00", currency="EUR", open="1480.00"
+    )
+    exact_sync(connection=ex_connection, trigger="test")
+    payment = engine_collects(world, tenant_a, hoekstra, invoice, "1480.00")
+    world.gc_sim.run_scenario("payment_failed", payment["id"])
+    gc_deliver()
+    manual_payment(ex_connection, world, hoekstra, invoice, "1480.00")
+    exact_sync(connection=ex_connection, trigger="test")
+    report = report_build(tenant=tenant_a, **MARCH)
+    invoice_mismatches = [m for m in report.mismatches if m.subject.startswith("invoice")]
+    assert [(m.kind, m.expected, m.actual) for m in invoice_mismatches] == [
+        ("closed_in_exact_failed_at_gocardless", Decimal("1480.00"), Decimal("0.00"))
+    ]
 
 
 def test_everything_agrees_and_csv_round_trips(
