@@ -12,10 +12,18 @@ from django.utils import timezone
 
 from core.audit import Actor
 from core.calendars import tenant_today
+from exact.models import ExactReceivable
 from gocardless import errors
 from reconciliation.collection.changes import attempt_change
 from reconciliation.collection.live import run_live
-from reconciliation.collection.models import AttemptState, CollectionAttempt, RunTrigger
+from reconciliation.collection.models import (
+    AttemptState,
+    CollectionAttempt,
+    CollectionRun,
+    Decision,
+    RunState,
+    RunTrigger,
+)
 
 
 class ActionRefused(Exception):
@@ -82,6 +90,59 @@ def attempt_retry_now(*, attempt: CollectionAttempt, user, client=None):
         only_receivables=[attempt.receivable_exact_id],
         client=client,
     )
+
+
+_SENT_STATES = (AttemptState.SUBMITTED, AttemptState.CONFIRMED, AttemptState.PAID_OUT)
+
+
+def retry_not_sent_reason(*, run: CollectionRun, attempt: CollectionAttempt) -> str | None:
+    """After *Retry now*: None when ``run`` sent a payment for ``attempt``'s invoice;
+    otherwise why not, in words a person acts on (never a bare run state)."""
+    invoice = f"invoice {attempt.invoice_number or '?'}"
+    if run.state in (RunState.REFUSED, RunState.FAILED):
+        if run.state == RunState.REFUSED:
+            return "another collection run of this company was running; try again in a minute"
+        return f"the run stopped before sending: {run.error or 'no reason was recorded'}"
+    new = (
+        CollectionAttempt.objects.filter(run=run, receivable_exact_id=attempt.receivable_exact_id)
+        .order_by("-attempt_number", "part")
+        .first()
+    )
+    if new is not None:
+        if new.state in _SENT_STATES:
+            return None
+        if new.state == AttemptState.PENDING:
+            return (
+                f"GoCardless did not answer in time ({new.last_error or 'no answer'}); the "
+                "payment stays pending and the next run sends it again under the same key"
+            )
+        # The error's words, without the technical tail (status=… type=… request_id=…).
+        why = (new.last_error or new.flag or new.failure_cause).split(" status=")[0]
+        if new.state == AttemptState.NEEDS_ATTENTION:
+            return f"GoCardless refused the payment: {why or 'no reason given'}"
+        return f"the new attempt is {new.get_state_display().lower()}" + (f": {why}" if why else "")
+    item = run.items.filter(receivable_exact_id=attempt.receivable_exact_id).first()
+    if item is not None and item.decision != Decision.COLLECT:
+        reason = item.get_reason_display() if item.reason else "no reason recorded"
+        return f"{invoice} was skipped: {reason.lower()}" + (
+            f" ({item.detail})" if item.detail else ""
+        )
+    if item is not None:
+        return (
+            f"another run had already written attempt {attempt.attempt_number + 1} of "
+            f"{invoice}; see that attempt"
+        )
+    receivable = ExactReceivable.objects.filter(
+        tenant_id=run.tenant_id, exact_id=attempt.receivable_exact_id
+    ).first()
+    if receivable is None:
+        return f"{invoice} is no longer open in Exact (not in the last sync)"
+    if receivable.is_fully_paid or receivable.outstanding <= 0:
+        return (
+            f"{invoice} is paid in Exact (open amount {receivable.outstanding} "
+            f"{receivable.currency} as last synced)"
+        )
+    return f"{invoice} was not evaluated by the run"
 
 
 def attempt_cancel(*, attempt: CollectionAttempt, user, reason: str, client=None) -> None:

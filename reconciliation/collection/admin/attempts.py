@@ -16,6 +16,7 @@ from reconciliation.collection.actions import (
     attempt_cancel,
     attempt_resolve,
     attempt_retry_now,
+    retry_not_sent_reason,
 )
 from reconciliation.collection.admin.display import admin_url, money, run_link
 from reconciliation.collection.admin.filters import AttemptStateFilter, RunFilter, TenantFilter
@@ -157,7 +158,10 @@ class CollectionAttemptAdmin(TenantScopedAdmin):
             except Exception as exc:  # a person's click never ends in a 500
                 logger.exception("%s of collection attempt %s failed", verb, attempt.pk)
                 self.message_user(
-                    request, f"{attempt}: {verb} failed ({type(exc).__name__}).", messages.ERROR
+                    request,
+                    f"{attempt}: not {verb.lower()}, because of an unexpected error "
+                    f"({type(exc).__name__}: {exc}); the details are in the server log.",
+                    messages.ERROR,
                 )
                 continue
             if outcome is not None:
@@ -171,21 +175,16 @@ class CollectionAttemptAdmin(TenantScopedAdmin):
     def retry_now(self, request, queryset):
         def call(attempt):
             run = attempt_retry_now(attempt=attempt, user=request.user)
-            if run.submitted:
+            why = retry_not_sent_reason(run=run, attempt=attempt)
+            if why is None:
                 return None
             # The new run decided not to send (or could not): say why, with its link.
-            item = run.items.filter(receivable_exact_id=attempt.receivable_exact_id).first()
-            why = (
-                item.get_reason_display() + (f" ({item.detail})" if item.detail else "")
-                if item is not None and item.reason
-                else (run.error or run.get_state_display())
-            )
             return format_html(
-                '{}: <a href="{}">run #{}</a> did not send a payment: {}',
+                '{}: no payment was sent, because {} (<a href="{}">run #{}</a>).',
                 attempt,
+                why,
                 admin_url(run),
                 run.pk,
-                why,
             )
 
         self._each(request, queryset, "Retried", call)

@@ -551,6 +551,80 @@ def test_retry_now_makes_a_new_attempt_at_gocardless(
     ).exists()
 
 
+def _failed_attempt(tenant, invoice):
+    return CollectionAttemptFactory(
+        tenant=tenant,
+        receivable_exact_id=invoice.exact_id,
+        invoice_number=invoice.invoice_number,
+        account_exact_id=invoice.account_exact_id,
+        amount=invoice.outstanding,
+    )
+
+
+def _not_sent(messages: list[str]) -> str:
+    (message,) = messages
+    assert "no payment was sent, because " in message, message
+    assert "Completed" not in message and "did not send a payment" not in message
+    return message.split("because ", 1)[1]
+
+
+def test_retry_now_says_gocardless_refused_and_why(
+    client, tenant_a, operator_of_a, invoice, gc_sim
+):
+    """Issue 15: "run #5 did not send a payment: Completed". GoCardless refused the payment
+    (here: the mandate was cancelled at GoCardless, our mirror does not know yet): say so."""
+    failed = _failed_attempt(tenant_a, invoice)
+    (mandate,) = MandateFactory._meta.model.objects.filter(tenant=tenant_a)
+    gc_sim.run_scenario("mandate_cancelled", mandate.gocardless_id)
+    client.force_login(operator_of_a)
+    why = _not_sent(_messages(_act(client, "retry_now", [failed])))
+    assert why.startswith(
+        "GoCardless refused the payment: The mandate for this payment is inactive"
+    )
+    assert "request_id" not in why
+
+
+def test_retry_now_says_the_invoice_was_skipped_and_why(
+    client, tenant_a, operator_of_a, invoice
+):
+    failed = _failed_attempt(tenant_a, invoice)
+    MandateFactory._meta.model.objects.filter(tenant=tenant_a).update(status="cancelled")
+    client.force_login(operator_of_a)
+    why = _not_sent(_messages(_act(client, "retry_now", [failed])))
+    assert why.startswith(f"invoice {invoice.invoice_number} was skipped: mandate cancelled")
+
+
+def test_retry_now_says_the_invoice_is_paid_in_exact(client, tenant_a, operator_of_a, invoice):
+    failed = _failed_attempt(tenant_a, invoice)
+    invoice.outstanding, invoice.is_fully_paid = Decimal("0.00"), True
+    invoice.save()
+    client.force_login(operator_of_a)
+    why = _not_sent(_messages(_act(client, "retry_now", [failed])))
+    assert why.startswith(f"invoice {invoice.invoice_number} is paid in Exact (open amount 0.00")
+
+
+def test_retry_not_sent_reason_of_a_refused_or_failed_run(tenant_a):
+    from reconciliation.collection.actions import retry_not_sent_reason
+
+    attempt = CollectionAttemptFactory(tenant=tenant_a)
+    refused = CollectionRunFactory(
+        tenant=tenant_a, kind=RunKind.LIVE, state=RunState.REFUSED, error="another live run"
+    )
+    assert "another collection run of this company was running" in retry_not_sent_reason(
+        run=refused, attempt=attempt
+    )
+    failed = CollectionRunFactory(
+        tenant=tenant_a,
+        kind=RunKind.LIVE,
+        state=RunState.FAILED,
+        error="Not collecting: the copy of the open invoices is 3 h 0 min old",
+    )
+    assert retry_not_sent_reason(run=failed, attempt=attempt) == (
+        "the run stopped before sending: Not collecting: the copy of the open invoices is "
+        "3 h 0 min old"
+    )
+
+
 def test_operator_of_a_cannot_act_on_attempts_of_b(
     client, tenant_a, tenant_b, operator_of_a, operator_of_b
 ):
