@@ -71,6 +71,27 @@ class InvitationStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+def confirm_refusal(link: CustomerLink) -> str:
+    """Why *Confirm match* has nothing to confirm on ``link`` (not ambiguous), and what to do."""
+    if link.state == LinkState.UNMATCHED:
+        return (
+            f"{link}: no GoCardless customer matched this Exact account, so there is no "
+            "candidate to confirm. Use Re-link to choose a GoCardless customer, or Send "
+            "mandate invitation to ask the customer for a mandate."
+        )
+    if link.state == LinkState.UNLINKED:
+        return (
+            f"{link}: a person unlinked this account, so there is no candidate to confirm. "
+            "Use Re-link to link it to a GoCardless customer again."
+        )
+    customer = link.gocardless_customer
+    who = f"GoCardless customer {customer.gocardless_id}" if customer else "a GoCardless customer"
+    return (
+        f"{link}: already matched to {who}; there is nothing to confirm. Use Re-link if "
+        "that is the wrong customer."
+    )
+
+
 class _ChooseCustomerForm(forms.Form):
     customer = forms.ChoiceField(label="GoCardless customer")
 
@@ -197,16 +218,24 @@ class CustomerLinkAdmin(TenantScopedAdmin):
                 request, f"{link}: {message}", messages.SUCCESS if ok else messages.WARNING
             )
 
-    def _choose(self, request, queryset, *, action, title, intro, choices, submit_label, apply):
+    def _choose(
+        self, request, queryset, *, action, title, intro, choices, submit_label, apply, empty
+    ):
         """One link at a time: show a choice, then apply it (errors become messages)."""
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one customer link.", messages.WARNING)
+        selected = queryset.count()
+        if selected != 1:
+            self.message_user(
+                request,
+                f"This action works on one customer link at a time; {selected} are selected. "
+                "Select exactly one.",
+                messages.WARNING,
+            )
             return None
         link = queryset.select_related("tenant", "exact_account").get()
         form = _ChooseCustomerForm(request.POST if "confirm" in request.POST else None)
         form.fields["customer"].choices = choices(link)
         if not form.fields["customer"].choices:
-            self.message_user(request, f"{link}: no customer to choose from.", messages.WARNING)
+            self.message_user(request, f"{link}: {empty(link)}", messages.WARNING)
             return None
         if form.is_bound and form.is_valid():
             try:
@@ -238,9 +267,15 @@ class CustomerLinkAdmin(TenantScopedAdmin):
             rows = Customer.objects.filter(tenant=link.tenant, gocardless_id__in=link.candidates)
             return [(c.gocardless_id, f"{c.gocardless_id} {c.name} <{c.email}>") for c in rows]
 
+        if queryset.count() == 1:
+            link = queryset.select_related("gocardless_customer").get()
+            if link.state != LinkState.AMBIGUOUS:
+                # One link selected, but nothing to confirm: say what the real problem is.
+                self.message_user(request, confirm_refusal(link), messages.WARNING)
+                return None
         return self._choose(
             request,
-            queryset.filter(state=LinkState.AMBIGUOUS),
+            queryset,
             action="confirm_match",
             title="Confirm match",
             intro="several GoCardless customers match; choose the right one.",
@@ -248,6 +283,11 @@ class CustomerLinkAdmin(TenantScopedAdmin):
             submit_label="Confirm",
             apply=lambda link, cid: link_confirm(
                 link=link, customer_gocardless_id=cid, actor=Actor.for_user(request.user)
+            ),
+            empty=lambda link: (
+                f"none of its candidates ({', '.join(link.candidates) or 'none recorded'}) is "
+                "in the copy of GoCardless' customers any more. Run matching again, or use "
+                "Re-link to choose a customer."
             ),
         )
 
@@ -282,6 +322,11 @@ class CustomerLinkAdmin(TenantScopedAdmin):
             choices=choices,
             submit_label="Link",
             apply=apply,
+            empty=lambda link: (
+                "every GoCardless customer in the copy is already linked to another Exact "
+                "account (or none has been copied from GoCardless yet), so there is no one "
+                "to link it to."
+            ),
         )
 
     @admin.action(description="Unlink", permissions=["change"])

@@ -151,6 +151,47 @@ def test_an_ambiguous_match_waits_for_a_person_who_confirms_it_in_the_admin(
     assert link.gocardless_customer.gocardless_id == cu[4]
 
 
+def _last_message(response) -> str:
+    """The message this request added (earlier, unread ones stay in the cookie)."""
+    from django.contrib.messages import get_messages
+
+    return [str(m) for m in get_messages(response.wsgi_request)][-1]
+
+
+def test_confirm_match_says_what_the_real_problem_is(client, tenant_a, world, operator_of_a):
+    """Issue 15: *Confirm match* on one unmatched link said "Select exactly one customer
+    link". With one link selected, the message names why there is nothing to confirm."""
+    customers_match(tenant=tenant_a, actor=ACTOR)
+    unmatched = _link(world["accounts"][4])  # Echo: nobody at GoCardless
+    matched = _link(world["accounts"][1])  # Bravo: matched by e-mail
+    ambiguous = _link(world["accounts"][3])
+    assert (unmatched.state, matched.state) == (LinkState.UNMATCHED, LinkState.MATCHED)
+    client.force_login(operator_of_a)
+    url = reverse("admin:customers_customerlink_changelist")
+
+    def confirm(*links):
+        return client.post(
+            url, {"action": "confirm_match", "_selected_action": [x.pk for x in links]}
+        )
+
+    message = _last_message(confirm(unmatched))
+    assert "Select exactly one" not in message
+    assert "no GoCardless customer matched this Exact account" in message
+    assert "no candidate to confirm" in message and "Re-link" in message
+    message = _last_message(confirm(matched))
+    assert "already matched to GoCardless customer" in message and "nothing to confirm" in message
+    message = _last_message(confirm(ambiguous, unmatched))
+    assert "2 are selected" in message and "one customer link at a time" in message
+
+    # An ambiguous link whose candidates are no longer mirrored: say that, not "no customer".
+    Customer.objects.filter(tenant=tenant_a, gocardless_id__in=ambiguous.candidates).delete()
+    message = _last_message(confirm(ambiguous))
+    assert "none of its candidates" in message and ambiguous.candidates[0] in message
+    unmatched.refresh_from_db()
+    assert unmatched.state == LinkState.UNMATCHED  # nothing changed
+    assert not AuditEntry.objects.filter(action="customerlink.confirmed").exists()
+
+
 def test_relink_and_unlink_in_the_admin(client, tenant_a, world, operator_of_a):
     e = world["accounts"][4]
     cu = world["customers"]
