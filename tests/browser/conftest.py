@@ -91,8 +91,8 @@ class Journey:
         self.open("/admin/login/")
         self.page.fill("#id_username", username)
         self.page.fill("#id_password", password)
-        self.page.click("input[type=submit]")
-        self.page.wait_for_load_state()
+        with self.page.expect_navigation():
+            self.page.click("input[type=submit]")
 
 
 @pytest.fixture
