@@ -208,7 +208,12 @@ class CollectionAttempt(models.Model):
     attempt_number = models.PositiveSmallIntegerField()
     part = models.PositiveSmallIntegerField(default=0, help_text="Instalment (0: whole amount).")
     parts = models.PositiveSmallIntegerField(default=1)
-    key = models.CharField(max_length=100, help_text="<receivable>/<attempt>[.<part>]")
+    # Help texts are shown as HTML by the admin: no angle brackets in them.
+    key = models.CharField(
+        max_length=100,
+        help_text="Receivable guid / attempt number, then .part for an instalment "
+        "(e.g. 3f2a…/2, or 3f2a…/1.2 for part 2 of attempt 1).",
+    )
     idempotency_key = models.CharField(max_length=120, unique=True)
     amount = models.DecimalField(max_digits=14, decimal_places=2)
     currency = models.CharField(max_length=3)

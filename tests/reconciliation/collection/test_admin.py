@@ -644,3 +644,29 @@ def test_operator_of_a_cannot_act_on_attempts_of_b(
     assert mine.state == AttemptState.RESOLVED
     detail = client.get(reverse("admin:collection_collectionattempt_change", args=[theirs.pk]))
     assert detail.status_code in (302, 404)
+
+
+def test_attempt_key_help_text_reads_on_the_page(client, tenant_a, viewer_of_a):
+    """Issue 15: the Key's help text "<receivable>/<attempt>[.<part>]" rendered as "/[.]"
+    (the admin shows help texts as HTML, so the brackets were eaten as tags)."""
+    attempt = CollectionAttemptFactory(tenant=tenant_a)
+    client.force_login(viewer_of_a)
+    page = client.get(reverse("admin:collection_collectionattempt_change", args=[attempt.pk]))
+    body = page.content.decode()
+    assert "Receivable guid / attempt number, then .part for an instalment" in body
+    assert "<receivable>" not in body and "/[.]" not in body
+
+
+def test_no_model_help_text_holds_angle_brackets():
+    """Every help text of the product's models is shown as HTML by the admin."""
+    from django.apps import apps
+
+    product = ("config", "core", "tenants", "exact", "gocardless", "reconciliation")
+    found = [
+        f"{model._meta.label}.{f.name}: {f.help_text}"
+        for model in apps.get_models()
+        if model.__module__.split(".")[0] in product
+        for f in model._meta.get_fields()
+        if "<" in str(getattr(f, "help_text", "") or "")
+    ]
+    assert found == []
