@@ -22,7 +22,7 @@ from tenants.scoping import tenant_ids_with_role
 
 from .config import booking_settings_validate
 from .models import Booking, BookingSettings
-from .posting import booking_repost
+from .posting import OUTCOME_WORDS, booking_repost
 from .report import MISMATCH_KINDS, report_build
 from .report_csv import report_csv
 
@@ -159,16 +159,21 @@ class BookingAdmin(TenantScopedAdmin):
 
     @admin.action(description="Re-post selected bookings to Exact", permissions=("repost",))
     def repost(self, request, queryset):
+        """Successes counted; every booking not posted gets a message saying why, in words."""
         actor = Actor.for_user(request.user)
-        results: dict[str, int] = {}
+        posted = 0
         for booking in queryset.select_related("tenant").order_by("id"):
             outcome = booking_repost(booking=booking, actor=actor)
-            results[outcome] = results.get(outcome, 0) + 1
-        summary = ", ".join(f"{k}: {v}" for k, v in sorted(results.items()))
-        failed = any(k.startswith("failed") for k in results)
-        self.message_user(
-            request, f"Re-post: {summary}.", messages.WARNING if failed else messages.SUCCESS
-        )
+            if outcome in ("posted", "found"):
+                posted += 1
+                continue
+            words = OUTCOME_WORDS.get(outcome, outcome)
+            level = messages.ERROR if outcome.startswith("failed") else messages.WARNING
+            self.message_user(request, f"{booking.key}: not re-posted: {words}.", level)
+        if posted:
+            self.message_user(
+                request, f"Re-posted to Exact: {posted} booking(s).", messages.SUCCESS
+            )
 
     # --- the reconciliation report -----------------------------------------------------------
     def get_urls(self):

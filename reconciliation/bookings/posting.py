@@ -94,6 +94,29 @@ class _Claim:
     connection: ExactConnection
 
 
+# What ``booking_post`` returns, in the words a person reads after *Re-post*.
+OUTCOME_WORDS = {
+    "posted": "posted to Exact",
+    "found": "found in Exact (an earlier post had gone through) and confirmed",
+    "confirmed already": "already confirmed in Exact, so it is never posted again",
+    "in flight": "being posted right now by the background job; not posted twice",
+    "tenant inactive": "its company is deactivated: nothing is posted until it is activated",
+    "needs attention": "it gave up after repeated failures; only Re-post sends it again",
+    "not due": "its next try is not due yet",
+    "waiting for predecessor": "it waits until the booking it follows is confirmed in Exact",
+    "exact not usable": "Exact Online is not connected or is paused; it is posted once it is",
+    "waiting for receipts": "the payout waits until the receipts of its payments are booked",
+    "failed: cannot build": "the entry could not be built (see its last error)",
+    "failed: refused": "Exact refused the entry (see its last error)",
+    "failed: outcome unknown": "Exact's answer was unclear; it is looked up before the next try",
+    "failed: lookup": "looking the entry up in Exact failed; it is tried again later",
+    "failed: connection": "the Exact connection could not be used; it is tried again later",
+    "failed": "posting failed (see its last error); it is tried again later",
+}
+# Outcomes in which a re-post request was refused before anything was done: no audit entry.
+REPOST_REFUSED = ("confirmed already", "in flight", "tenant inactive")
+
+
 def booking_post(
     *,
     booking_pk: int,
@@ -101,23 +124,38 @@ def booking_post(
     now=None,
     force: bool = False,
     actor: Actor | None = None,
+    requested: bool = False,
 ) -> str:
-    """Post one booking if it is due; returns what happened (for logs and tests)."""
+    """Post one booking if it is due; returns what happened (for logs and tests; in words:
+    ``OUTCOME_WORDS``). ``requested``: a person's *Re-post*, audited once it is accepted."""
     now = now or timezone.now()
     actor = actor or Actor.system("bookings")
-    claim = _claim(booking_pk, now=now, force=force, actor=actor)
+    claim = _claim(booking_pk, now=now, force=force, actor=actor, requested=requested)
     if isinstance(claim, str):
         return claim  # not sent: why, for logs and tests
     return _send(claim, api=api or ExactClient(claim.connection), now=now, actor=actor)
 
 
-def _claim(booking_pk: int, *, now, force: bool, actor: Actor) -> _Claim | str:
+def _claim(
+    booking_pk: int, *, now, force: bool, actor: Actor, requested: bool = False
+) -> _Claim | str:
     """Step 1, in one short transaction under the row lock: the claim, or why not now."""
     with transaction.atomic():
         booking = lock_row(Booking, booking_pk)
         not_now = _not_now(booking, now=now, force=force)
         if not_now:
-            return not_now
+            return not_now  # nothing happened: a refused re-post is not audited
+        if requested:
+            # Under the lock: audited only when the request is accepted (what follows
+            # changes the booking: a post, or a new time to try).
+            audit_record(
+                actor=actor,
+                action="booking.repost_requested",
+                tenant=booking.tenant,
+                obj=booking,
+                before={"state": booking.state, "attempts": booking.attempts},
+                message=f"Re-post of {booking.key} requested",
+            )
         if booking.after_id and booking.after.state != BookingState.CONFIRMED:
             # A predecessor that needs attention may take a while: check less often.
             stuck = booking.after.state == BookingState.GAVE_UP
@@ -294,18 +332,12 @@ def _fail(
 
 
 def booking_repost(*, booking: Booking, actor: Actor, api: ExactClient | None = None) -> str:
-    """Admin *Re-post*: audited with the user, then posted now even if failed for good.
-    Exactly-once still holds: a confirmed booking is left alone, an unknown outcome is
-    looked up first."""
-    audit_record(
-        actor=actor,
-        action="booking.repost_requested",
-        tenant=booking.tenant,
-        obj=booking,
-        before={"state": booking.state, "attempts": booking.attempts},
-        message=f"Re-post of {booking.key} requested",
-    )
-    return booking_post(booking_pk=booking.pk, api=api, force=True, actor=actor)
+    """Admin *Re-post*: posted now even if failed for good, audited with the user
+    (``booking.repost_requested``) once the request is accepted. Exactly-once still holds:
+    a confirmed booking is left alone, an unknown outcome is looked up first. A refusal
+    (confirmed already, in flight, company inactive: ``REPOST_REFUSED``) changes nothing
+    and writes no audit entry; the person reads why (``OUTCOME_WORDS``)."""
+    return booking_post(booking_pk=booking.pk, api=api, force=True, actor=actor, requested=True)
 
 
 def bookings_due(*, now=None, active_only: bool = True):

@@ -3,6 +3,7 @@ failures retry with backoff, workers never post the same booking twice."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -140,6 +141,44 @@ def test_refused_post_retries_with_backoff_then_needs_attention(receipt, world):
     assert posting.booking_repost(booking=receipt, actor=user_actor) == "posted"
     assert len(entries(world)) == 1
     assert AuditEntry.objects.filter(action="booking.repost_requested").count() == 1
+
+
+def test_reposting_a_confirmed_booking_is_refused_and_not_audited(
+    client, receipt, world, operator_of_a
+):
+    """Issue 15: re-posting a confirmed booking wrote ``booking.repost_requested`` although
+    nothing happened. A refusal is a message to the person, not an audit entry."""
+    from django.contrib.messages import get_messages
+    from django.urls import reverse
+
+    assert booking_post(booking_pk=receipt.pk) == "posted"
+    assert posting.booking_repost(booking=receipt, actor=Actor.system("ops")) == (
+        "confirmed already"
+    )
+    assert not AuditEntry.objects.filter(action__startswith="booking.repost").exists()
+
+    client.force_login(operator_of_a)
+    response = client.post(
+        reverse("admin:bookings_booking_changelist"),
+        {"action": "repost", "_selected_action": [receipt.pk]},
+    )
+    (message,) = [str(m) for m in get_messages(response.wsgi_request)]
+    assert message == (
+        f"{receipt.key}: not re-posted: already confirmed in Exact, so it is never posted again."
+    )
+    assert not AuditEntry.objects.filter(action__startswith="booking.repost").exists()
+    assert len(entries(world)) == 1
+
+
+def test_every_posting_outcome_has_words():
+    import inspect
+
+    source = inspect.getsource(posting)
+    returned = set(re.findall(r'return "([a-z :]+)"', source))
+    returned |= set(re.findall(r'return "([a-z :]+)" if', source))
+    returned |= set(re.findall(r'else "([a-z :]+)"', source))
+    returned |= {"posted", "found"}
+    assert returned and returned <= set(posting.OUTCOME_WORDS)
 
 
 def test_server_error_is_treated_as_unknown(receipt, world):
