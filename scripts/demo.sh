@@ -3,14 +3,25 @@
 # (manage.py demo_run), then the admin on runserver. The simulators stop when runserver does.
 #
 # Environment: PYTHON (the venv's python), DEMO_EXACT_PORT (8101), DEMO_GOCARDLESS_PORT
-# (8102), DEMO_ADDR (127.0.0.1:8000). Simulators already answering on those ports (for
-# instance `make simulate` in another terminal) are used as they are and left running.
+# (8102), DEMO_ADDR (127.0.0.1:8000: where the admin is served). Simulators already answering
+# on those ports (for instance `make simulate` in another terminal) are used as they are and
+# left running.
+#
+# PUBLIC_BASE_URL follows DEMO_ADDR (webhook and OAuth callback URLs, the printed admin
+# address). The demo's environment is written to .env (demo/environment.py) so that README's
+# operator commands work afterwards; a .env the user wrote is left alone.
 set -euo pipefail
 
 PY=${PYTHON:-.venv/bin/python}
 EXACT_PORT=${DEMO_EXACT_PORT:-8101}
 GOCARDLESS_PORT=${DEMO_GOCARDLESS_PORT:-8102}
 ADDR=${DEMO_ADDR:-127.0.0.1:8000}
+PUBLIC_BASE_URL=$("$PY" -m demo.environment base-url "$ADDR")
+ALLOWED_HOSTS=$("$PY" -m demo.environment allowed-hosts "$ADDR")
+# Derived from PUBLIC_BASE_URL here, whatever an earlier environment or .env said.
+EXACT_REDIRECT_URI="${PUBLIC_BASE_URL}/connect/exact/callback/"
+GOCARDLESS_REDIRECT_URI="${PUBLIC_BASE_URL}/connect/gocardless/callback/"
+export PUBLIC_BASE_URL ALLOWED_HOSTS EXACT_REDIRECT_URI GOCARDLESS_REDIRECT_URI
 EXACT_URL="http://127.0.0.1:${EXACT_PORT}"
 GOCARDLESS_URL="http://127.0.0.1:${GOCARDLESS_PORT}"
 SIM_LOG=$(mktemp "${TMPDIR:-/tmp}/ml-connector-simulators.XXXXXX")
@@ -60,8 +71,9 @@ fi
 "$PY" manage.py migrate --noinput
 "$PY" manage.py demo_setup
 "$PY" manage.py demo_run --exact-url "$EXACT_URL" --gocardless-url "$GOCARDLESS_URL"
+"$PY" -m demo.environment write-env .env
 
 echo ""
-echo "  ml-connector admin: http://${ADDR}/admin/  (Ctrl-C stops the admin and the simulators)"
+echo "  ml-connector admin: ${PUBLIC_BASE_URL}/admin/  (Ctrl-C stops the admin and the simulators)"
 echo ""
 "$PY" manage.py runserver "$ADDR"

@@ -1,18 +1,24 @@
 """`manage.py demo_run` end to end against both simulators (in process, on free loopback
 ports, configured as `manage.py simulate --auto-consent` runs them), twice: the second run
-resets and tells the same story."""
+resets and tells the same story. Then `scripts/demo.sh`'s environment: the address follows
+DEMO_ADDR, and the `.env` it leaves for README's operator commands."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from decimal import Decimal
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from demo import data
+from demo import data, environment
 from demo.run import EXACT_MINUTELY_LIMIT
 from gocardless.models import Mandate, Payment, Payout
 from reconciliation.bookings.models import Booking
@@ -21,8 +27,6 @@ from reconciliation.customers.models import MandateInvitation
 from simulators.exact_online import Simulator as ExactSimulator
 from simulators.gocardless import Simulator as GoCardlessSimulator
 from tenants.models import Tenant
-
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
@@ -85,6 +89,8 @@ def exact_mandate_records(exact, tenant) -> None:
         assert bank_account.number == by_name[account.name].iban
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_demo_run_end_to_end_twice(simulators, demo_settings):
     exact, gocardless = simulators
 
@@ -157,6 +163,8 @@ def test_demo_run_end_to_end_twice(simulators, demo_settings):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_demo_run_fits_its_default_exact_budget(simulators, demo_settings):
     """`make demo` passes no budget: the Exact simulator's clock stands still during the run,
     so every call (mandate records included) must fit in the demo's one minute."""
@@ -171,6 +179,8 @@ def test_demo_run_fits_its_default_exact_budget(simulators, demo_settings):
     exact_mandate_records(exact, Tenant.objects.get(slug="demo"))
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_demo_run_says_when_a_simulator_is_not_running(demo_settings):
     with pytest.raises(CommandError, match="does not answer"):
         call_command(
@@ -181,7 +191,139 @@ def test_demo_run_says_when_a_simulator_is_not_running(demo_settings):
         )
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_demo_run_refuses_without_debug(settings):
     settings.DEBUG = False
     with pytest.raises(CommandError, match="DEBUG"):
         call_command("demo_run", stdout=StringIO())
+
+
+# --- scripts/demo.sh's environment: DEMO_ADDR and the .env for README's commands ------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("addr", "url", "hosts"),
+    [
+        ("127.0.0.1:8000", "http://127.0.0.1:8000", "127.0.0.1,localhost"),
+        ("127.0.0.1:8765", "http://127.0.0.1:8765", "127.0.0.1,localhost"),
+        ("8765", "http://127.0.0.1:8765", "127.0.0.1,localhost"),
+        ("0.0.0.0:8765", "http://127.0.0.1:8765", "127.0.0.1,localhost"),
+        ("localhost:9000", "http://localhost:9000", "127.0.0.1,localhost"),
+        ("[::1]:8765", "http://[::1]:8765", "127.0.0.1,localhost"),
+        ("demo.lan:8080", "http://demo.lan:8080", "127.0.0.1,localhost,demo.lan"),
+    ],
+)
+def test_public_base_url_follows_demo_addr(addr, url, hosts):
+    assert environment.base_url(addr) == url
+    assert environment.allowed_hosts(addr) == hosts
+
+
+DEMO_VALUES = {
+    "DEBUG": "true",
+    "EXACT_CLIENT_ID": "sim-client-id",
+    "EXACT_CLIENT_SECRET": "sim-client-secret",
+    "EXACT_WEBHOOK_SECRET": "sim-webhook-secret",
+    "PUBLIC_BASE_URL": "http://127.0.0.1:8765",
+    "HOME": "/not/copied",
+}
+
+
+def test_env_file_is_written_and_rewritten_but_never_over_the_users_own(tmp_path):
+    path = tmp_path / ".env"
+    written, message = environment.env_file_write(path, DEMO_VALUES)
+    assert written and "README" in message
+    text = path.read_text()
+    assert text.splitlines()[0] == environment.MARKER
+    values = dict(
+        line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    assert values == {k: v for k, v in DEMO_VALUES.items() if k != "HOME"}
+
+    # The demo's own file follows the next DEMO_ADDR.
+    environment.env_file_write(path, {**DEMO_VALUES, "PUBLIC_BASE_URL": "http://127.0.0.1:8000"})
+    assert "PUBLIC_BASE_URL=http://127.0.0.1:8000" in path.read_text()
+
+    # Someone's own .env (no marker on its first line) is never touched.
+    own = "# mine\nDEBUG=false\nPUBLIC_BASE_URL=https://connector.example.com\n"
+    path.write_text(own)
+    written, message = environment.env_file_write(path, DEMO_VALUES)
+    assert not written and path.read_text() == own
+    assert "left as it is" in message and "EXACT_CLIENT_ID=sim-client-id" in message
+
+
+def _fake_project(tmp_path: Path) -> Path:
+    """scripts/demo.sh and demo/environment.py in a directory of their own, with a PYTHON
+    that answers for the simulators and records every manage.py command and its environment
+    (nothing is started, nothing in the repository is written)."""
+    project = tmp_path / "project"
+    (project / "scripts").mkdir(parents=True)
+    (project / "demo").mkdir()
+    shutil.copy(ROOT / "scripts" / "demo.sh", project / "scripts" / "demo.sh")
+    shutil.copy(ROOT / "demo" / "environment.py", project / "demo" / "environment.py")
+    (project / "demo" / "__init__.py").write_text("")
+    fake = project / "fake-python"
+    fake.write_text(
+        "#!/usr/bin/env bash\n"
+        'if [ "$1" = "-" ]; then cat >/dev/null; exit 0; fi\n'  # the simulators answer
+        f'if [ "$1" = "-m" ]; then exec {sys.executable} "$@"; fi\n'
+        'echo "$* | PUBLIC_BASE_URL=$PUBLIC_BASE_URL EXACT_REDIRECT_URI=$EXACT_REDIRECT_URI'
+        ' ALLOWED_HOSTS=$ALLOWED_HOSTS" >> calls.log\n'
+    )
+    fake.chmod(0o755)
+    return project
+
+
+def _demo_sh(project: Path, **env) -> subprocess.CompletedProcess:
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    return subprocess.run(
+        ["bash", "scripts/demo.sh"],
+        cwd=project,
+        env={**keep, **DEMO_VALUES, "PYTHON": str(project / "fake-python"), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_demo_sh_serves_and_builds_urls_on_demo_addr_and_leaves_a_dot_env(tmp_path):
+    """Issue 15: with DEMO_ADDR=127.0.0.1:8765 the demo printed http://127.0.0.1:8000/admin/
+    and built callback and webhook URLs on :8000; README's commands then stopped with
+    mlc.E003 unless the demo's environment was exported by hand."""
+    project = _fake_project(tmp_path)
+    stale = {"PUBLIC_BASE_URL": "http://127.0.0.1:8000", "DEMO_ADDR": "127.0.0.1:8765"}
+    result = _demo_sh(project, **stale)
+    assert result.returncode == 0, result.stderr
+    assert "ml-connector admin: http://127.0.0.1:8765/admin/" in result.stdout
+    assert ":8000" not in result.stdout
+    calls = (project / "calls.log").read_text().splitlines()
+    assert [c.split(" |")[0] for c in calls] == [
+        "manage.py migrate --noinput",
+        "manage.py demo_setup",
+        "manage.py demo_run --exact-url http://127.0.0.1:8101 "
+        "--gocardless-url http://127.0.0.1:8102",
+        "manage.py runserver 127.0.0.1:8765",
+    ]
+    for call in calls:
+        assert "PUBLIC_BASE_URL=http://127.0.0.1:8765 " in call
+        assert "EXACT_REDIRECT_URI=http://127.0.0.1:8765/connect/exact/callback/" in call
+    text = (project / ".env").read_text()
+    assert text.startswith(environment.MARKER)
+    for line in (
+        "DEBUG=true",
+        "EXACT_CLIENT_ID=sim-client-id",
+        "EXACT_CLIENT_SECRET=sim-client-secret",
+        "PUBLIC_BASE_URL=http://127.0.0.1:8765",
+    ):
+        assert line in text.splitlines()
+    assert "Wrote .env" in result.stdout
+
+    # A .env the user wrote stays exactly as it was.
+    own = "SECRET_KEY=mine\n"
+    (project / ".env").write_text(own)
+    result = _demo_sh(project, DEMO_ADDR="127.0.0.1:8765")
+    assert result.returncode == 0, result.stderr
+    assert (project / ".env").read_text() == own
+    assert ".env was not written by the demo" in result.stdout
