@@ -27,12 +27,12 @@ METHODS = {
     "reset", "settings", "seed_user", "seed_division", "seed_account", "seed_bank_account",
     "update_account", "delete_account", "seed_invoice", "seed_credit_note", "update_invoice",
     "delete_invoice", "invoice", "seed_bulk", "advance", "set_time", "now", "inject",
-    "call_counts", "ledger", "deliver_webhooks", "webhook_log",
+    "call_counts", "ledger", "deliver_webhooks", "webhook_log", "token_chains",
 }
 INT_ARGS = {"division", "accounts", "invoices", "open_invoices", "credit_notes", "seed",
             "number", "count", "status", "ms", "type", "minutely_limit", "daily_limit"}
 FLOAT_ARGS = {"seconds", "webhook_interval"}
-BOOL_ARGS = {"reset", "process", "main", "blocked"}
+BOOL_ARGS = {"reset", "process", "main", "blocked", "ticking"}
 
 
 def _query_arg(name: str, value: str) -> Any:
@@ -173,8 +173,9 @@ class ControlMixin:
     def advance(self, seconds: float) -> dict:
         return {"now": self.clock.advance(float(seconds)).isoformat()}
 
-    def set_time(self, now: str | datetime) -> dict:
-        return {"now": self.clock.set(_when(now)).isoformat()}
+    def set_time(self, now: str | datetime, ticking: bool = False) -> dict:
+        """Move the clock to ``now``; ``ticking``: let it run on with real time from there."""
+        return {"now": self.clock.set(_when(now), ticking=bool(ticking)).isoformat()}
 
     def now(self) -> dict:
         return {"now": self.clock.now().isoformat()}
@@ -209,6 +210,12 @@ class ControlMixin:
     def call_counts(self, reset: bool = False) -> dict:
         """{"GET /api/v1/{division}/crm/Accounts": {"total": n, "200": n, ...}, ...}"""
         return self.app.calls.snapshot(reset=bool(reset))
+
+    def token_chains(self, user_id: str | None = None) -> list[dict]:
+        """The refresh-token chains of one user (default: the consenting user), oldest first:
+        ``[{id, used, obsolete, created_at}]``."""
+        with self.state.lock:
+            return self.oauth.chains_of(user_id or self.oauth_settings["consent_user"])
 
     def ledger(self, division: int) -> list[dict]:
         with self.state.lock:

@@ -4,6 +4,12 @@ refresh tokens that rotate on every use (API-NOTES §1).
 A *chain* is one user consent: it owns the current refresh token, remembers every refresh
 token it has rotated away (so reuse can be told apart from garbage), and the time its latest
 access token was issued (for the 570 s rule).
+
+Exact keeps one chain per (app, Exact user): when the same user consents to the same app again
+(another company of an accountant, a reconnect), the older chains become obsolete as soon as
+the newer one is first used, for an API call or a refresh; the old chain's next refresh is
+refused with 400 (API-NOTES addendum 2026-12, Invantive itgenoda494). Its access tokens
+already issued run out on their own 600 s.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ CODE_TTL = timedelta(minutes=3)
 REFRESH_TTL = timedelta(days=30)
 
 TOO_EARLY = "Rate limit exceeded: access_token not expired"
+# The wording of a refused obsolete chain is not documented beyond "400 Bad Request"; the
+# notes quote practitioners seeing "Old refresh token used" for it (API-NOTES addendum).
+OBSOLETE = "Old refresh token used."
 
 
 @dataclass
@@ -33,6 +42,13 @@ class Chain:
     refresh_issued_at: datetime
     access_issued_at: datetime
     old_refresh_tokens: set[str] = field(default_factory=set)
+    # Consent order (codes can be exchanged within one tick of a frozen clock).
+    seq: int = 0
+    created_at: datetime | None = None
+    # Set on the chain's first use (API call or refresh); an older chain of the same user and
+    # app is obsoleted at that moment.
+    used: bool = False
+    obsolete: bool = False
 
 
 @dataclass
@@ -98,6 +114,8 @@ class OAuthServer:
             refresh_token="",
             refresh_issued_at=now,
             access_issued_at=now,
+            seq=len(self.chains) + 1,
+            created_at=now,
         )
         self.chains[chain.id] = chain
         return self._issue(chain, now)
@@ -110,6 +128,8 @@ class OAuthServer:
             raise OAuthError(
                 400, "invalid_grant", "Token is not allowed, because of invalid or empty chainId"
             )
+        if chain.obsolete:
+            raise OAuthError(400, "invalid_grant", OBSOLETE)
         if token != chain.refresh_token:
             raise OAuthError(401, "unauthorized_client", "Old refresh token used.")
         expires = chain.refresh_issued_at + REFRESH_TTL
@@ -123,6 +143,7 @@ class OAuthServer:
             raise OAuthError(400, "access_denied", TOO_EARLY,
                              headers={"Reason": f"TooEarlyToRefreshTokens: {TOO_EARLY}"})
         chain.old_refresh_tokens.add(chain.refresh_token)
+        self.mark_used(chain)
         return self._issue(chain, now)
 
     def _issue(self, chain: Chain, now: datetime) -> dict[str, str]:
@@ -141,11 +162,32 @@ class OAuthServer:
         }
 
     def authenticate(self, access_token: str) -> Chain | None:
-        """The chain behind a live access token; None if unknown or expired."""
+        """The chain behind a live access token; None if unknown or expired. Using a chain's
+        access token is its first use too."""
         entry = self.access.get(access_token)
         if entry is None or self.clock.now() >= entry.expires_at:
             return None
+        self.mark_used(entry.chain)
         return entry.chain
+
+    def mark_used(self, chain: Chain) -> None:
+        """The first use of ``chain`` obsoletes every older chain of the same user and app."""
+        if chain.used:
+            return
+        chain.used = True
+        for other in self.chains.values():
+            if (other is not chain and other.client_id == chain.client_id
+                    and other.user_id == chain.user_id and other.seq < chain.seq):
+                other.obsolete = True
+
+    def chains_of(self, user_id: str) -> list[dict]:
+        """The chains of one user, oldest first (for the control API and tests)."""
+        return [
+            {"id": c.id, "used": c.used, "obsolete": c.obsolete,
+             "created_at": c.created_at.isoformat() if c.created_at else None}
+            for c in sorted(self.chains.values(), key=lambda c: c.seq)
+            if c.user_id == user_id.lower()
+        ]
 
 
 def _us_time(dt: datetime) -> str:

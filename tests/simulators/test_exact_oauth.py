@@ -280,3 +280,48 @@ def test_client_credentials_may_come_as_basic_auth(exact_simulator, exact_divisi
                              "redirect_uri": REDIRECT_URI})
     assert resp.status_code == 200
     assert resp.json()["expires_in"] == "600"
+
+
+# --- one chain per (app, Exact user): a new consent obsoletes the older chain -------------
+
+
+def test_second_consent_of_the_same_user_obsoletes_the_first_chain_once_used(
+    exact_simulator, exact_division
+):
+    """API-NOTES addendum (2026-12): the same Exact user associated twice with the same app;
+    the older chain is obsolete once the newer one is used, its refresh is a 400."""
+    first = ExactApi(exact_simulator).connect()
+    second = ExactApi(exact_simulator).connect()
+    exact_simulator.advance(580)
+    # not used yet: the first chain still refreshes
+    assert [c["obsolete"] for c in exact_simulator.token_chains()] == [False, False]
+    assert first.refresh().status_code == 200
+    exact_simulator.advance(580)
+    assert second.refresh().status_code == 200  # the newer chain's first use
+    assert [c["obsolete"] for c in exact_simulator.token_chains()] == [True, False]
+    exact_simulator.advance(580)
+    resp = first.refresh()
+    assert resp.status_code == 400
+    assert resp.json() == {"error": "invalid_grant", "error_description": "Old refresh token used."}
+    assert second.refresh().status_code == 200
+
+
+def test_an_api_call_is_a_first_use_too(exact_simulator, exact_division):
+    first = ExactApi(exact_simulator).connect()
+    second = ExactApi(exact_simulator).connect()
+    assert second.get("current/Me").status_code == 200
+    # the old chain's access token lives out its 600 s; its refresh token is dead
+    assert first.get("current/Me").status_code == 200
+    exact_simulator.advance(580)
+    assert first.refresh().status_code == 400
+
+
+def test_another_users_consent_obsoletes_nothing(exact_simulator, exact_division):
+    clerk = exact_simulator.seed_user("clerk", divisions=[DIVISION])
+    first = ExactApi(exact_simulator).connect()
+    exact_simulator.settings(consent_user=clerk["UserID"])
+    other = ExactApi(exact_simulator).connect()
+    assert other.get("current/Me").status_code == 200
+    exact_simulator.advance(580)
+    assert first.refresh().status_code == 200
+    assert exact_simulator.token_chains(user_id=clerk["UserID"])[0]["used"] is True
