@@ -22,9 +22,11 @@ from exact.models import (
     ExactConnection,
     ExactReceivable,
     ExactWebhookDelivery,
+    Region,
     SyncRun,
+    custom_base_url_allowed,
 )
-from exact.selectors import connection_budget, connection_token_health
+from exact.selectors import connection_budget, connection_consent, connection_token_health
 from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Role
 
@@ -42,7 +44,7 @@ class ExactConnectionAdmin(TenantScopedAdmin):
         "division_name",
         "status",
         "paused",
-        "token_issued_at",
+        "connected_at",
     )
     list_filter = ("status", "region")
     list_select_related = ("tenant",)
@@ -53,20 +55,46 @@ class ExactConnectionAdmin(TenantScopedAdmin):
         "status_reason",
         "division",
         "division_name",
+        "consent",
         "token_health",
         "call_budget",
-        "token_issued_at",
-        "access_expires_at",
-        "last_refresh_at",
         "connected_at",
         "paused_until",
         "webhook_subscription_ids",
     )
-    exclude = ("access_token", "refresh_token")  # set by the OAuth flow only, never typed
+    # The tokens live on the Exact user's grant (set by the OAuth flow only, never typed,
+    # never shown); the grant and the operator nonce are not editable fields.
     actions = ["sync_now"]
 
     def secret_field_names(self) -> list[str]:
-        return []  # tokens are excluded from the form entirely, not write-only
+        return []  # no secret on the connection itself
+
+    # --- where Exact lives: the region table; a custom base URL is not a company's choice ---
+    def _custom_allowed(self, request) -> bool:
+        """Region "custom" decides where the app's client secret and the tokens are sent, so
+        only a superuser on an installation that allows custom hosts (the simulators) sees
+        or sets it; a company administrator never does."""
+        return bool(request.user.is_superuser and custom_base_url_allowed())
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if not self._custom_allowed(request):
+            fields = [name for name in fields if name != "custom_base_url"]
+        return fields
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.status != ConnectionStatus.DISCONNECTED:
+            # The division belongs to the region it was consented in; disconnect to move.
+            readonly += ["region", "custom_base_url"]
+        return readonly
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "region" and not self._custom_allowed(request):
+            kwargs["choices"] = [
+                choice for choice in db_field.choices if choice[0] != Region.CUSTOM
+            ]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
 
     @admin.display(description="Paused", boolean=True)
     def paused(self, obj):
@@ -86,6 +114,26 @@ class ExactConnectionAdmin(TenantScopedAdmin):
             h["last_refresh"] or "never",
             "stored" if h["has_refresh_token"] else "not stored",
             f". Reason: {h['reason']}" if h["reason"] else "",
+        )
+
+    @admin.display(description="Consent")
+    def consent(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        c = connection_consent(connection=obj)
+        if c is None:
+            return "No consent stored."
+        return format_html(
+            "Given by Exact user {} ({}){}.",
+            c["user"],
+            c["status"],
+            format_html(
+                ", shared with {} other compan{}",
+                c["shared_with"],
+                "y" if c["shared_with"] == 1 else "ies",
+            )
+            if c["shared_with"]
+            else "",
         )
 
     @admin.display(description="Today's API budget")
@@ -150,7 +198,7 @@ class ExactConnectionAdmin(TenantScopedAdmin):
         if request.method != "POST":
             return self._back(obj)
         try:
-            url = oauth.consent_url_create(request=request, connection=obj)
+            url = oauth.consent_url_create(connection=obj, request=request)
         except (ValidationError, ValueError) as exc:
             self.message_user(request, f"Cannot connect: {exc}", messages.ERROR)
             return self._back(obj)
@@ -210,7 +258,7 @@ class ExactConnectionAdmin(TenantScopedAdmin):
         if obj is not None:
             extra["exact_can_configure"] = self._has_role(request, obj, Role.ADMIN)
             extra["exact_connected"] = obj.status == ConnectionStatus.CONNECTED
-            extra["exact_has_consent"] = bool(obj.refresh_token)
+            extra["exact_has_consent"] = bool(obj.grant_id)
         return super().change_view(request, object_id, form_url, extra_context=extra)
 
     @admin.action(description="Sync now (incremental)", permissions=["change"])
@@ -313,9 +361,11 @@ class ExactWebhookDeliveryAdmin(_MirrorAdmin):
         "valid",
         "duplicate",
         "response_status",
+        "size",
+        "source_address",
     )
     list_filter = ("valid", "duplicate", "response_status", "topic")
-    search_fields = ("key", "topic", "error")
+    search_fields = ("key", "topic", "error", "source_address", "=body_sha256")
     list_select_related = ("tenant",)
 
     def get_readonly_fields(self, request, obj=None):
@@ -324,6 +374,12 @@ class ExactWebhookDeliveryAdmin(_MirrorAdmin):
     def get_fields(self, request, obj=None):
         return self.get_readonly_fields(request, obj)
 
-    @admin.display(description="Body")
+    @admin.display(description="Body (as stored)")
     def body_text(self, obj):
-        return bytes(obj.body or b"").decode("utf-8", errors="replace")
+        # Whatever arrived, shown as text: undecodable bytes replaced, control characters
+        # escaped (a NUL or an escape sequence must not reach the page raw).
+        text = bytes(obj.body or b"").decode("utf-8", errors="replace")
+        text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+        if obj.body_truncated:
+            text += f" … (first {len(obj.body or b'')} of {obj.size} bytes)"
+        return text

@@ -168,8 +168,13 @@ class ExactClient:
         clock: Callable[[], datetime] = timezone.now,
         sleep: Callable[[float], None] = time.sleep,
         timeout: float | None = None,
+        base_url: str | None = None,
     ):
+        """``base_url``: only while a consent is being completed, when the new tokens are not
+        stored yet and belong to the connection's region (``connection.base_url``). Otherwise
+        calls go to the host of the connection's grant, which issued its tokens."""
         self.connection = connection
+        self._base_url = base_url
         self.session = session or requests.Session()
         self.session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
         self.clock = clock
@@ -182,12 +187,15 @@ class ExactClient:
     # --- plumbing --------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        return self.connection.base_url
+        # ExactHostNotAllowed for a custom host the installation does not allow: raised before
+        # anything (a bearer token, a budget reservation) is sent or stored.
+        return (self._base_url or self.connection.api_base_url).rstrip("/")
 
     def limiter(self, division: int) -> RateLimiter:
         if division not in self._limiters:
             self._limiters[division] = RateLimiter(
                 client_id=settings.EXACT_CLIENT_ID,
+                host=self.base_url,  # only this host's answers count for its budget
                 division=division,
                 clock=self.clock,
                 sleep=self.sleep,
@@ -227,6 +235,7 @@ class ExactClient:
 
     def _request(self, method, url, *, params, json, division, token) -> requests.Response:
         endpoint = urlsplit(url).path
+        self._check_same_host(url)  # the bearer token goes to the grant's host only
         limiter = self.limiter(division) if division else None
         attempts = 0
         rate_limited = 0
@@ -301,8 +310,9 @@ class ExactClient:
 
     def _check_same_host(self, url: str) -> None:
         # The bearer token must never travel to a host other than the connection's.
-        if urlsplit(url).netloc != urlsplit(self.base_url).netloc:
-            raise ExactApiError(f"__next points to another host: {urlsplit(url).netloc}")
+        ours, theirs = urlsplit(self.base_url), urlsplit(url)
+        if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
+            raise ExactApiError(f"refused to call another host: {theirs.netloc}")
 
     # --- reading ---------------------------------------------------------------------------
     def iter_pages(

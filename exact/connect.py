@@ -13,9 +13,10 @@ from exact.connections import (
     connection_choose_division,
     connection_mark_disconnected,
     connection_require_usable,
+    division_holder,
 )
-from exact.errors import ExactError
-from exact.models import ConnectionStatus, ExactConnection
+from exact.errors import ExactConnectionUnavailable, ExactDivisionTaken, ExactError
+from exact.models import ConnectionStatus, ExactConnection, ExactGrant
 from exact.schedules import exact_schedules_ensure
 from exact.webhooks import subscriptions_create, subscriptions_remove
 
@@ -32,25 +33,41 @@ class DivisionChosen:
 
 
 def connection_division_set(
-    *, connection: ExactConnection, division: int, division_name: str, actor: Actor
+    *,
+    connection: ExactConnection,
+    division: int,
+    division_name: str,
+    actor: Actor,
+    grant: ExactGrant | None = None,
 ) -> DivisionChosen:
-    """Bind the consent to ``division`` (one the consent listed), then subscribe our webhooks
-    and make sure the periodic jobs exist, so the new connection is synced from now on.
+    """Bind the connection to ``division`` of its consent (or of ``grant``: another company's
+    consent by the same Exact user), then subscribe our webhooks and make sure the periodic
+    jobs exist, so the new connection is synced from now on. ExactDivisionTaken (nothing
+    changed) when another company holds the division.
 
-    Switching administrations first removes our subscriptions in the old one (with the new
+    Switching administrations first removes our subscriptions in the old one (with the
     consent's token: the connection is between states), so they do not linger."""
+    if division_holder(region=connection.region, division=division, exclude_pk=connection.pk):
+        raise ExactDivisionTaken(
+            f"Division {division} is already connected to another company. A division can "
+            "belong to one company only."
+        )
     warnings: list[str] = []
     if connection.division and connection.division != division:
         old = connection.division
-        if connection.webhook_subscription_ids:
+        if connection.webhook_subscription_ids and connection.grant_id:
             warnings = [
                 f"Division {old}: {warning}"
                 for warning in subscriptions_remove(
-                    connection=connection, division=old, token=connection.access_token
+                    connection=connection, division=old, token=connection.grant.access_token
                 )
             ]
     connection = connection_choose_division(
-        connection=connection, division=division, division_name=division_name, actor=actor
+        connection=connection,
+        division=division,
+        division_name=division_name,
+        actor=actor,
+        grant=grant,
     )
     outcome = DivisionChosen(connection=connection, old_division_warnings=warnings)
     try:
@@ -60,6 +77,29 @@ def connection_division_set(
     # An installation where nobody ran `manage.py schedules` yet still syncs this tenant.
     exact_schedules_ensure()
     return outcome
+
+
+def connection_division_attach(
+    *, connection: ExactConnection, grant: ExactGrant, division: int, actor: Actor
+) -> DivisionChosen:
+    """Attach ``division`` of an existing consent (``grant``) to another company without asking
+    the Exact user again: an accountant consents once and connects each client company to
+    its own division. For an operator (trusted with the installation) or the division picker
+    of the user who just gave that consent; never for a company administrator on their own
+    (they would reach every division of someone else's consent). The division must be in the
+    grant's latest consent and held by no other company."""
+    names = {int(d["code"]): d.get("name", "") for d in grant.consented_divisions or []}
+    if division not in names:
+        raise ExactConnectionUnavailable(
+            f"Division {division} is not one of the divisions this consent covers."
+        )
+    return connection_division_set(
+        connection=connection,
+        division=division,
+        division_name=str(names[division] or division),
+        actor=actor,
+        grant=grant,
+    )
 
 
 def connection_test(*, connection: ExactConnection, api: ExactClient | None = None) -> dict:
@@ -80,11 +120,12 @@ def connection_test(*, connection: ExactConnection, api: ExactClient | None = No
 
 
 def connection_disconnect(*, connection: ExactConnection, actor: Actor) -> list[str]:
-    """Remove webhook subscriptions (best effort), wipe the tokens, audit. Returns warnings.
+    """Remove webhook subscriptions (best effort), leave the grant (its tokens are deleted
+    when no other company of the same Exact user uses it), audit. Returns warnings.
 
     Nothing else to stop: the sync sweep and the keep-alive only pick connected connections."""
     warnings: list[str] = []
-    if connection.status == ConnectionStatus.CONNECTED and connection.refresh_token:
+    if connection.status == ConnectionStatus.CONNECTED and connection.grant_id:
         warnings = subscriptions_remove(connection=connection)
     connection_mark_disconnected(connection=connection, actor=actor, warnings=warnings)
     return warnings

@@ -24,6 +24,14 @@ class ExactNeedsReauth(ExactConnectionUnavailable):
     """The refresh-token chain is gone; only a new consent (Reconnect) helps."""
 
 
+class ExactHostNotAllowed(ExactConnectionUnavailable):
+    """Region "custom" while the installation does not allow custom hosts: nothing is sent."""
+
+
+class ExactDivisionTaken(ExactError):
+    """The division (in this region) is connected to another company already."""
+
+
 class ExactPaused(ExactConnectionUnavailable):
     def __init__(self, message: str, *, until: datetime | None):
         super().__init__(message)

@@ -1,8 +1,14 @@
-"""Exact Online: the tenant's connection (tokens, division, ledger configuration)."""
+"""Exact Online: grants (an Exact user's token chain), connections (a company's division),
+the shared API budget, mirrors, sync runs and the webhook log."""
 
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from core.fields import EncryptedSecretField
+from exact.errors import ExactHostNotAllowed
 
 
 class Region(models.TextChoices):
@@ -27,17 +33,149 @@ REGION_HOSTS = {
 }
 
 
+def custom_base_url_allowed() -> bool:
+    """Region "custom" (any base URL: the local simulators) only where the installation allows
+    it: ``EXACT_ALLOW_CUSTOM_BASE_URL``, by default on exactly when DEBUG is (system check
+    mlc.E011 refuses it with DEBUG off). Read at every use, so a row saved while it was allowed
+    sends nothing once it is not."""
+    allowed = getattr(settings, "EXACT_ALLOW_CUSTOM_BASE_URL", None)
+    return bool(settings.DEBUG if allowed is None else allowed)
+
+
+def region_base_url(*, region: str, custom_base_url: str) -> str:
+    """Where Exact lives for ``region``: the region table, or the custom base URL when the
+    installation allows custom hosts. This decides where tokens and the app's client secret
+    are sent, so a custom host that is not allowed (any more) raises instead of answering."""
+    if region != Region.CUSTOM:
+        return REGION_HOSTS[region]
+    if not custom_base_url_allowed():
+        raise ExactHostNotAllowed(
+            "This Exact Online connection uses a custom base URL, which this installation does "
+            "not allow (EXACT_ALLOW_CUSTOM_BASE_URL). Choose the company's Exact region and "
+            "connect again."
+        )
+    return (custom_base_url or "").rstrip("/")
+
+
+def custom_base_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a custom base URL (None: it can)."""
+    parts = urlsplit(url or "")
+    if not parts.scheme or not parts.netloc:
+        return "Region 'custom' needs a base URL."
+    if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return "Use https (plain http only for a local simulator)."
+    return None
+
+
 class ConnectionStatus(models.TextChoices):
     DISCONNECTED = "disconnected", "Disconnected"
     CONNECTED = "connected", "Connected"
     NEEDS_REAUTH = "needs_reauth", "Needs re-authorisation"
 
 
+class GrantStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    BROKEN = "broken", "Broken: needs a new consent"
+
+
+class ExactGrant(models.Model):
+    """One refresh-token chain at Exact: per (app, Exact host, Exact user).
+
+    Exact keeps one chain per user and app: when the same user consents again (for another
+    company, or a reconnect) the older chain is obsolete as soon as the new one is used
+    (API-NOTES addendum 2026-12). So the chain is stored once, here, and every connection of
+    that user uses it and refreshes it under this row's lock (exact/tokens.py). Not
+    tenant-owned: an accountant's grant serves several companies, and no company admin sees
+    or edits it (no admin screen; the connection page shows its health).
+    """
+
+    client_id = models.CharField(max_length=200)
+    region = models.CharField(max_length=10, choices=Region.choices, default=Region.NL)
+    custom_base_url = models.URLField(blank=True)
+    # current/Me UserID of the consenting user; blank for chains migrated from the time each
+    # connection held its own tokens (one grant per connection until it is reconnected).
+    exact_user_id = models.CharField(max_length=64, blank=True)
+    exact_user_name = models.CharField(max_length=200, blank=True)
+
+    access_token = EncryptedSecretField()
+    refresh_token = EncryptedSecretField()
+    token_issued_at = models.DateTimeField(null=True, blank=True)
+    access_expires_at = models.DateTimeField(null=True, blank=True)
+    last_refresh_at = models.DateTimeField(null=True, blank=True)
+
+    status = models.CharField(
+        max_length=10, choices=GrantStatus.choices, default=GrantStatus.ACTIVE
+    )
+    status_reason = models.TextField(blank=True)
+    # The divisions of the latest consent ([{"code", "name"}]): what may be attached to a
+    # company without asking the user again.
+    consented_divisions = models.JSONField(default=list, blank=True)
+    consented_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Exact Online grant"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client_id", "region", "custom_base_url", "exact_user_id"],
+                condition=~models.Q(exact_user_id=""),
+                name="exact_grant_one_per_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = self.exact_user_name or self.exact_user_id or f"grant {self.pk}"
+        return f"Exact Online consent of {who}"
+
+    @property
+    def base_url(self) -> str:
+        return region_base_url(region=self.region, custom_base_url=self.custom_base_url)
+
+    @property
+    def division_codes(self) -> set[int]:
+        return {int(d["code"]) for d in self.consented_divisions or [] if "code" in d}
+
+
+# The tokens used to live on the connection. Reading them through it still works (templates,
+# alerts, older callers); assigning them to a *new* connection gives it a grant of its own
+# when it is saved (tests/factories.py and bench/_support.py build connections that way).
+# Product code works on the grant (exact/grants.py, exact/tokens.py).
+LEGACY_TOKEN_FIELDS = (
+    "access_token",
+    "refresh_token",
+    "token_issued_at",
+    "access_expires_at",
+    "last_refresh_at",
+)
+
+
+def _legacy_token_property(name: str) -> property:
+    def read(self):
+        pending = self.__dict__.get("_pending_grant_fields")
+        if pending is not None and name in pending:
+            return pending[name]
+        grant = self.grant if self.grant_id else None
+        return getattr(grant, name) if grant is not None else None
+
+    def write(self, value):
+        if self.grant_id:
+            raise AttributeError(
+                f"ExactConnection.{name} belongs to its ExactGrant now: change the grant"
+            )
+        self.__dict__.setdefault("_pending_grant_fields", {})[name] = value
+
+    return property(read, write, doc=f"The grant's {name} (read-only on a saved connection).")
+
+
 class ExactConnection(models.Model):
-    """One Exact Online consent for one tenant, bound to the division the user chose.
+    """One company's use of Exact Online: the region, the division it chose, and the grant
+    (an Exact user's token chain) it calls Exact with.
 
     The division is stored, never re-read from current/Me: Exact's CurrentDivision follows
-    whatever administration the user last opened in the web UI.
+    whatever administration the user last opened in the web UI. A division (per region)
+    belongs to one company at most.
     """
 
     tenant = models.OneToOneField(
@@ -45,16 +183,20 @@ class ExactConnection(models.Model):
     )
     region = models.CharField(max_length=10, choices=Region.choices, default=Region.NL)
     custom_base_url = models.URLField(
-        blank=True, help_text="Only for region 'custom' (e.g. the local simulator)."
+        blank=True,
+        help_text="Only for region 'custom' (the local simulators), where the installation "
+        "allows it; superusers only.",
     )
     division = models.PositiveIntegerField(null=True, blank=True)
     division_name = models.CharField(max_length=200, blank=True)
-
-    access_token = EncryptedSecretField()
-    refresh_token = EncryptedSecretField()
-    token_issued_at = models.DateTimeField(null=True, blank=True)
-    access_expires_at = models.DateTimeField(null=True, blank=True)
-    last_refresh_at = models.DateTimeField(null=True, blank=True)
+    grant = models.ForeignKey(
+        ExactGrant,
+        on_delete=models.PROTECT,  # released by exact/grants.py once no connection uses it
+        null=True,
+        blank=True,
+        related_name="connections",
+        editable=False,
+    )
 
     status = models.CharField(
         max_length=20, choices=ConnectionStatus.choices, default=ConnectionStatus.DISCONNECTED
@@ -69,35 +211,69 @@ class ExactConnection(models.Model):
     # When the sync sweep last queued this tenant's sync (exact/schedules.py): a sync still
     # waiting in the queue is not queued again, and two sweeps cannot both queue it.
     sync_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # sha256 of the nonce of the one consent URL an operator may hand out (exact/oauth.py);
+    # cleared when that URL is used, replaced when another one is made.
+    operator_consent_nonce = models.CharField(max_length=64, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    access_token = _legacy_token_property("access_token")
+    refresh_token = _legacy_token_property("refresh_token")
+    token_issued_at = _legacy_token_property("token_issued_at")
+    access_expires_at = _legacy_token_property("access_expires_at")
+    last_refresh_at = _legacy_token_property("last_refresh_at")
+
     class Meta:
         verbose_name = "Exact Online connection"
+        constraints = [
+            # One company per division: two companies on one administration would collect
+            # and book the same invoices twice. A disconnected connection holds nothing.
+            models.UniqueConstraint(
+                fields=["region", "division"],
+                condition=models.Q(division__isnull=False)
+                & ~models.Q(status=ConnectionStatus.DISCONNECTED),
+                name="exact_one_tenant_per_division",
+                violation_error_message=(
+                    "This Exact division is already connected to another company."
+                ),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Exact Online for {self.tenant}"
 
+    def save(self, *args, **kwargs):
+        pending = self.__dict__.pop("_pending_grant_fields", None)
+        if pending and not self.grant_id and any(pending.values()):
+            self.grant = ExactGrant.objects.create(
+                client_id=settings.EXACT_CLIENT_ID,
+                region=self.region,
+                custom_base_url=self.custom_base_url,
+                **pending,
+            )
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
-        from urllib.parse import urlsplit
-
-        from django.core.exceptions import ValidationError
-
         if self.region == Region.CUSTOM:
-            parts = urlsplit(self.custom_base_url or "")
-            if not parts.scheme or not parts.netloc:
-                raise ValidationError({"custom_base_url": "Region 'custom' needs a base URL."})
-            if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+            if not custom_base_url_allowed():
                 raise ValidationError(
-                    {"custom_base_url": "Use https (plain http only for a local simulator)."}
+                    {"region": "Region 'custom' is not available on this installation."}
                 )
+            problem = custom_base_url_problem(self.custom_base_url)
+            if problem:
+                raise ValidationError({"custom_base_url": problem})
 
     @property
     def base_url(self) -> str:
-        if self.region == Region.CUSTOM:
-            return self.custom_base_url.rstrip("/")
-        return REGION_HOSTS[self.region]
+        """Where a consent for this connection starts (its region; ExactHostNotAllowed for a
+        custom host the installation does not allow)."""
+        return region_base_url(region=self.region, custom_base_url=self.custom_base_url)
+
+    @property
+    def api_base_url(self) -> str:
+        """Where calls with the grant's tokens go: the host that issued them."""
+        return self.grant.base_url if self.grant_id else self.base_url
 
     @property
     def is_usable(self) -> bool:
@@ -110,14 +286,18 @@ class ExactConnection(models.Model):
 
 
 class ExactRateBudget(models.Model):
-    """Exact's API budget per (app, division), as last reported by its X-RateLimit-* headers.
+    """Exact's API budget per (app, host, division), as last reported by its X-RateLimit-*
+    headers.
 
     One row per budget, shared by every process: the client reserves a call under a row lock
     before sending it, so web, workers and webhooks together stay inside 60/min (see
     exact/ratelimit.py). Not tenant-owned: the budget belongs to the app and the division.
+    The host is part of the key so that only answers of the Exact host that holds the
+    division count for it (a custom host's headers could otherwise pause another company).
     """
 
     client_id = models.CharField(max_length=200)
+    host = models.CharField(max_length=200, default="")
     division = models.PositiveIntegerField()
     minutely_limit = models.PositiveIntegerField(null=True, blank=True)
     minutely_remaining = models.IntegerField(null=True, blank=True)
@@ -129,7 +309,9 @@ class ExactRateBudget(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["client_id", "division"], name="exact_budget_uniq"),
+            models.UniqueConstraint(
+                fields=["client_id", "host", "division"], name="exact_budget_host_uniq"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -283,7 +465,10 @@ class SyncRun(models.Model):
 
 
 class ExactWebhookDelivery(models.Model):
-    """Every POST to /webhooks/exact/<tenant uuid>/, valid or not (the inbound log)."""
+    """Every POST to /webhooks/exact/<tenant uuid>/ and /webhooks/exact/, valid or not (the
+    inbound log). A valid (signed) delivery keeps its body; anything else keeps metadata only:
+    size, sha256 and at most the first 4 KiB (exact/webhooks.py), so junk cannot fill the
+    database. Pruned after EXACT_DELIVERY_RETENTION_DAYS."""
 
     tenant = models.ForeignKey(
         "tenants.Tenant",
@@ -294,6 +479,14 @@ class ExactWebhookDelivery(models.Model):
     )
     received_at = models.DateTimeField(db_index=True)
     body = models.BinaryField()
+    # The body as received: its length, sha256, and whether ``body`` holds only its start.
+    size = models.PositiveIntegerField(default=0)
+    body_sha256 = models.CharField(max_length=64, blank=True)
+    body_truncated = models.BooleanField(default=False)
+    # core.http.client_address(): the sender as our outermost proxy saw it.
+    source_address = models.CharField(max_length=64, blank=True)
+    # What this row costs in storage (body kept, headers, error); summed for the hourly cap.
+    stored_bytes = models.PositiveIntegerField(default=0)
     headers = models.JSONField(default=dict, blank=True)
     valid = models.BooleanField(default=False)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -315,6 +508,9 @@ class ExactWebhookDelivery(models.Model):
         ordering = ["-received_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "event_key"], name="exact_webhook_dedup"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "received_at"], name="exact_delivery_tenant_time"),
         ]
 
     def __str__(self) -> str:

@@ -1,14 +1,21 @@
-"""The OAuth connect flow as services: a signed, expiring ``state`` bound to the user's
-session and the tenant; the code exchange; the list of divisions the consent reaches.
+"""The OAuth connect flow as services: a signed, expiring ``state``; the consent URL; the
+code exchange; who consented and which divisions the consent reaches.
 
-State = ``signing.dumps({connection, tenant, user, nonce, issued})`` with a salt, checked
-with ``max_age``; the nonce also lives in the user's session and is removed on first use, so a
-state is valid once, for that browser session, for that user, for ten minutes.
+Two kinds of state, both ``signing.dumps({connection, tenant, nonce, issued, …})`` with a salt:
+
+* **Browser** (the admin's *Connect* button): also bound to the user; the nonce lives in that
+  user's session and is removed on first use. Valid once, in that browser session, for that
+  user, for ten minutes.
+* **Operator** (``consent_url_create`` without a request, for a command run on the server):
+  the sha256 of the nonce is stored on the connection and cleared on first use (a newer URL
+  replaces it), so the URL works once, in whichever browser completes the consent, for a
+  day. It may name the division to bind; otherwise that browser gets the division picker.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -19,8 +26,11 @@ from exact import client as exact_client
 from exact.errors import ExactError, ExactTokenError
 from exact.models import ExactConnection
 
+logger = logging.getLogger(__name__)
+
 STATE_SALT = "exact.oauth.state"
 STATE_MAX_AGE = 600
+OPERATOR_STATE_MAX_AGE = 86_400  # handed to whoever completes the consent, maybe later today
 SESSION_NONCES = "exact_oauth_nonces"
 SESSION_USED_CODES = "exact_oauth_used_codes"
 SESSION_DIVISIONS = "exact_oauth_divisions"
@@ -28,26 +38,47 @@ CODE_TTL_SECONDS = 180  # Exact's authorization codes live about three minutes
 
 
 class ConnectFlowError(Exception):
-    """A user-facing failure of the connect flow: rendered as a page with ``status``."""
+    """A user-facing failure of the connect flow: rendered as a page with ``status``.
+    ``tenant_id`` (when known) says whose audit trail records the refusal."""
 
-    def __init__(self, title: str, message: str, *, status: int = 400, code: str = ""):
+    def __init__(
+        self,
+        title: str,
+        message: str,
+        *,
+        status: int = 400,
+        code: str = "",
+        tenant_id: int | None = None,
+    ):
         super().__init__(message)
         self.title = title
         self.message = message
         self.status = status
         self.code = code
+        self.tenant_id = tenant_id
 
 
 @dataclass(frozen=True)
 class FlowState:
     connection_id: int
     tenant_id: int
-    user_id: int
+    user_id: int | None  # None: an operator's URL, completed by whoever holds it
     nonce: str
     issued: float
+    operator: str = ""
+    division: int | None = None  # an operator's URL may name the division to bind
+
+    @property
+    def by_operator(self) -> bool:
+        return self.user_id is None
+
+
+def _nonce_hash(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode()).hexdigest()
 
 
 def state_create(*, request, connection: ExactConnection) -> str:
+    """A browser state: bound to ``request.user`` and a nonce in their session."""
     nonce = secrets.token_urlsafe(16)
     nonces = dict(request.session.get(SESSION_NONCES, {}))
     nonces[nonce] = connection.pk
@@ -64,39 +95,130 @@ def state_create(*, request, connection: ExactConnection) -> str:
     )
 
 
-def consent_url_create(*, request, connection: ExactConnection) -> str:
-    """Where *Connect / Reconnect Exact Online* sends the browser: Exact's consent page with a
-    fresh ``state``. ValidationError for a connection whose host is not allowed, ValueError
-    when oauthlib refuses the URL."""
+def operator_state_create(
+    *, connection: ExactConnection, operator: str, division: int | None = None
+) -> str:
+    """An operator's state: single use through the nonce hash stored on the connection (the
+    previous operator URL of this connection stops working)."""
+    nonce = secrets.token_urlsafe(24)
+    ExactConnection.objects.filter(pk=connection.pk).update(
+        operator_consent_nonce=_nonce_hash(nonce)
+    )
+    connection.operator_consent_nonce = _nonce_hash(nonce)
+    data = {
+        "c": connection.pk,
+        "t": connection.tenant_id,
+        "o": (operator or "operator")[:100],
+        "n": nonce,
+        "i": time.time(),
+    }
+    if division is not None:
+        data["d"] = int(division)
+    return signing.dumps(data, salt=STATE_SALT)
+
+
+def consent_url_create(
+    *,
+    connection: ExactConnection,
+    request=None,
+    operator: str = "",
+    division: int | None = None,
+) -> str:
+    """Exact's consent page for ``connection`` with a fresh ``state``.
+
+    With ``request`` (the admin's *Connect / Reconnect* button) the state is bound to that
+    user's browser session. Without one (a headless operator on the server) the URL works
+    once, within a day, in whichever browser completes the consent; ``operator`` names who
+    made it (audit), ``division`` optionally names the division to bind (refused at the
+    callback if the consent does not include it or another company holds it).
+
+    ValidationError for a connection whose host is not allowed (nothing is sent anywhere),
+    ValueError when oauthlib refuses the URL."""
     connection.clean()
-    state = state_create(request=request, connection=connection)
+    if request is not None:
+        state = state_create(request=request, connection=connection)
+    else:
+        state = operator_state_create(connection=connection, operator=operator, division=division)
     return exact_client.oauth_authorization_url(base_url=connection.base_url, state=state)
 
 
+def _flow_from(data: dict) -> FlowState:
+    return FlowState(
+        connection_id=int(data["c"]),
+        tenant_id=int(data["t"]),
+        user_id=int(data["u"]) if "u" in data else None,
+        nonce=str(data["n"]),
+        issued=float(data["i"]),
+        operator=str(data.get("o", "")),
+        division=int(data["d"]) if data.get("d") is not None else None,
+    )
+
+
+def _state_tenant(state: str) -> int | None:
+    """The tenant of a state whose signature is good but whose age is not (for the audit)."""
+    try:
+        return int(signing.loads(state, salt=STATE_SALT)["t"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        return None
+
+
 def state_check(*, request, state: str) -> FlowState:
-    """Validate ``state`` against the signature, its age, the user and the session nonce."""
+    """Validate ``state``: signature, age, and either the browser session's nonce and user or
+    the operator nonce stored on the connection (consumed here)."""
     if not state:
         raise ConnectFlowError(
             "Missing state", "Exact sent no state parameter back.", status=400, code="state"
         )
     try:
-        data = signing.loads(state, salt=STATE_SALT, max_age=STATE_MAX_AGE)
+        data = signing.loads(state, salt=STATE_SALT, max_age=OPERATOR_STATE_MAX_AGE)
+        flow = _flow_from(data)
     except signing.SignatureExpired:
-        raise ConnectFlowError(
-            "Connection attempt expired",
-            "This connection attempt is older than ten minutes. Start again from the "
-            "Exact Online connection in the admin.",
-            status=400,
-            code="state_expired",
-        ) from None
-    except signing.BadSignature:
+        raise _expired(_state_tenant(state)) from None
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
         raise ConnectFlowError(
             "State mismatch",
             "The answer from Exact does not belong to a connection attempt started here.",
             status=400,
             code="state_invalid",
         ) from None
-    flow = FlowState(data["c"], data["t"], data["u"], data["n"], data["i"])
+    if not flow.by_operator and time.time() - flow.issued > STATE_MAX_AGE:
+        raise _expired(flow.tenant_id)
+    if flow.by_operator:
+        _operator_nonce_consume(flow)
+    else:
+        _browser_nonce_consume(request, flow)
+    return flow
+
+
+def _expired(tenant_id: int | None) -> ConnectFlowError:
+    return ConnectFlowError(
+        "Connection attempt expired",
+        "This connection attempt is too old. Start again from the Exact Online connection in "
+        "the admin.",
+        status=400,
+        code="state_expired",
+        tenant_id=tenant_id,
+    )
+
+
+def _operator_nonce_consume(flow: FlowState) -> None:
+    used = ExactConnection.objects.filter(
+        pk=flow.connection_id,
+        tenant_id=flow.tenant_id,
+        operator_consent_nonce=_nonce_hash(flow.nonce),
+    ).update(operator_consent_nonce="")
+    if not used:
+        raise ConnectFlowError(
+            "Link already used or replaced",
+            "This connection link was already used, or a newer one was made for this company. "
+            "Ask for a new link.",
+            status=403,
+            code="state_session",
+            tenant_id=flow.tenant_id,
+        )
+
+
+def _browser_nonce_consume(request, flow: FlowState) -> None:
     if not request.user.is_authenticated or request.user.pk != flow.user_id:
         raise ConnectFlowError(
             "Different user",
@@ -104,6 +226,7 @@ def state_check(*, request, state: str) -> FlowState:
             "start again yourself.",
             status=403,
             code="state_user",
+            tenant_id=flow.tenant_id,
         )
     nonces = dict(request.session.get(SESSION_NONCES, {}))
     if nonces.get(flow.nonce) != flow.connection_id:
@@ -113,10 +236,10 @@ def state_check(*, request, state: str) -> FlowState:
             "session. Start again from the admin.",
             status=403,
             code="state_session",
+            tenant_id=flow.tenant_id,
         )
     nonces.pop(flow.nonce)
     request.session[SESSION_NONCES] = nonces
-    return flow
 
 
 def _code_hash(code: str) -> str:
@@ -134,6 +257,7 @@ def code_exchange(*, request, connection: ExactConnection, code: str, flow: Flow
             "again from the admin.",
             status=400,
             code="code_reused",
+            tenant_id=connection.tenant_id,
         )
     request.session[SESSION_USED_CODES] = [*used[-9:], digest]
     try:
@@ -146,52 +270,90 @@ def code_exchange(*, request, connection: ExactConnection, code: str, flow: Flow
                 f"has expired ({exc}). Start again from the admin.",
                 status=400,
                 code="code_expired",
+                tenant_id=connection.tenant_id,
             ) from exc
         raise ConnectFlowError(
             "Exact rejected the authorization code",
-            f"Exact at {connection.base_url} did not accept the code ({exc}). The usual "
-            "cause is a wrong region: the administration lives on another Exact host than "
-            "the one configured for this company. Check the region (or base URL) of the "
-            "connection and start again.",
+            f"Exact did not accept the code ({exc}). The usual cause is a wrong region: the "
+            "administration lives on another Exact host than the one configured for this "
+            "company. Check the region of the connection and start again.",
             status=400,
             code="code_rejected",
+            tenant_id=connection.tenant_id,
         ) from exc
+
+
+@dataclass(frozen=True)
+class ConsentIdentity:
+    """Who consented (current/Me) and the divisions the consent reaches (system/Divisions),
+    read with the new consent's access token at the connection's region."""
+
+    user_id: str
+    user_name: str
+    divisions: list[dict]  # [{"code", "name", "currency", "country"}]
+
+
+def consent_identity(*, connection: ExactConnection, access_token: str) -> ConsentIdentity:
+    """Two calls with a token not stored yet, so at the connection's own region."""
+    api = exact_client.ExactClient(connection, base_url=connection.base_url)
+    me = api.me(token=access_token)
+    current = me.get("CurrentDivision")
+    rows = api.divisions(any_division=_division_code(current) or 1, token=access_token)
+    divisions = []
+    for row in rows:
+        code = _division_code(row.get("Code"))
+        if code is None:
+            continue  # not a division we could ever store
+        divisions.append(
+            {
+                "code": code,
+                "name": str(row.get("Description") or code)[:200],
+                "currency": str(row.get("Currency") or "")[:3],
+                "country": str(row.get("Country") or "")[:8],
+            }
+        )
+    return ConsentIdentity(
+        user_id=str(me.get("UserID") or "")[:64],
+        user_name=str(me.get("FullName") or me.get("UserName") or "")[:200],
+        divisions=divisions,
+    )
+
+
+def _division_code(value) -> int | None:
+    """A division code as we store it (1 to 2**31 - 1), or None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        code = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return code if 0 < code < 2**31 else None
 
 
 def consent_divisions(*, connection: ExactConnection, access_token: str) -> list[dict]:
     """The divisions this consent reaches, as ``[{"code", "name", "currency", "country"}]``."""
-    api = exact_client.ExactClient(connection)
-    me = api.me(token=access_token)
-    current = me.get("CurrentDivision")
-    rows = api.divisions(any_division=current or 0, token=access_token)
-    return [
-        {
-            "code": int(r["Code"]),
-            "name": str(r.get("Description") or r["Code"]),
-            "currency": r.get("Currency") or "",
-            "country": r.get("Country") or "",
-        }
-        for r in rows
-    ]
+    return consent_identity(connection=connection, access_token=access_token).divisions
 
 
-def consent_divisions_offered(*, connection: ExactConnection, access_token: str) -> list[dict]:
-    """``consent_divisions`` for the division picker: a failure or an empty list is a page
-    that says so."""
+def consent_identity_read(*, connection: ExactConnection, access_token: str) -> ConsentIdentity:
+    """``consent_identity`` for the callback: a failure or an empty list is a page that says
+    so."""
     try:
-        divisions = consent_divisions(connection=connection, access_token=access_token)
+        identity = consent_identity(connection=connection, access_token=access_token)
     except ExactError as exc:
         raise ConnectFlowError(
             "Could not list divisions",
             f"Exact did not list the divisions: {exc}",
             status=400,
             code="divisions",
+            tenant_id=connection.tenant_id,
         ) from exc
-    if not divisions:
+    if not identity.divisions:
         raise ConnectFlowError(
             "No division",
             "This consent does not give access to any division.",
             status=400,
             code="no_divisions",
+            tenant_id=connection.tenant_id,
         )
-    return divisions
+    return identity

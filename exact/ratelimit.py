@@ -15,6 +15,12 @@ Per call:
    still be in flight and not yet counted by Exact.
 3. ``after_429()`` believes the headers of a 429 and tells the caller how long to wait.
 
+The budget row is keyed by (app, host, division): only answers from the Exact host that
+holds the division count for it. Header values are clamped before they are stored: a reset
+more than two minutes (minutely) or 25 hours (daily) ahead is not Exact's (its windows end at
+the next minute and at 00:00 UTC) and becomes that boundary; counts stay within 0…1,000,000.
+So no answer, however odd, can pause a company until 2099.
+
 Clock and sleep are injectable, so tests run on the simulator's clock without real sleeps.
 """
 
@@ -33,6 +39,11 @@ from exact.models import ExactRateBudget
 
 MARGIN_SECONDS = 0.25  # clock skew between us and Exact at a window edge
 MAX_WAIT_LOOPS = 20
+# Exact's windows end at the next minute boundary and at the next 00:00 UTC; a reset further
+# ahead than these is clamped to that boundary.
+MAX_MINUTELY_AHEAD = timedelta(minutes=2)
+MAX_DAILY_AHEAD = timedelta(hours=25)
+MAX_COUNT = 1_000_000  # Exact's limits are 60 and 5,000; the columns are 32-bit
 
 
 def _from_ms(value: str | None) -> datetime | None:
@@ -40,15 +51,27 @@ def _from_ms(value: str | None) -> datetime | None:
         return None
     try:
         return datetime.fromtimestamp(int(value) / 1000, UTC)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, OSError):
         return None
 
 
 def _int(value: str | None) -> int | None:
     try:
-        return int(value) if value is not None else None
-    except ValueError:
+        number = int(value) if value is not None else None
+    except (TypeError, ValueError):
         return None
+    return None if number is None else min(max(number, 0), MAX_COUNT)
+
+
+def _clamp(reset: datetime | None, now: datetime, *, daily: bool) -> datetime | None:
+    """A reset time as Exact could mean it: never beyond the window's own end."""
+    if reset is None:
+        return None
+    if daily and reset > now + MAX_DAILY_AHEAD:
+        return _next_midnight(now)
+    if not daily and reset > now + MAX_MINUTELY_AHEAD:
+        return _next_minute(now)
+    return reset
 
 
 def _next_minute(now: datetime) -> datetime:
@@ -66,10 +89,12 @@ class RateLimiter:
         *,
         client_id: str,
         division: int,
+        host: str = "",
         clock: Callable[[], datetime] = timezone.now,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.client_id = client_id
+        self.host = host
         self.division = division
         self.clock = clock
         self.sleep = sleep
@@ -78,7 +103,7 @@ class RateLimiter:
     # --- storage ---------------------------------------------------------------------------
     def _row_pk(self) -> int:
         row, _ = ExactRateBudget.objects.get_or_create(
-            client_id=self.client_id, division=self.division
+            client_id=self.client_id, host=self.host, division=self.division
         )
         return row.pk
 
@@ -88,6 +113,9 @@ class RateLimiter:
         return lock_row(ExactRateBudget, self._pk)
 
     def _roll(self, row: ExactRateBudget, now: datetime) -> None:
+        # A row stored before resets were clamped may still hold one years ahead.
+        row.minutely_reset_at = _clamp(row.minutely_reset_at, now, daily=False)
+        row.daily_reset_at = _clamp(row.daily_reset_at, now, daily=True)
         if row.minutely_reset_at and now >= row.minutely_reset_at:
             row.minutely_remaining = row.minutely_limit
             row.minutely_reset_at = _next_minute(now)
@@ -125,16 +153,17 @@ class RateLimiter:
         raise RuntimeError("rate limiter could not reserve a call")  # pragma: no cover
 
     def record(self, headers) -> None:
-        """Fold a response's X-RateLimit-* headers into the shared budget."""
+        """Fold a response's X-RateLimit-* headers (clamped) into the shared budget."""
+        now = self.clock()
         minutely = (
             _int(headers.get("X-RateLimit-Minutely-Limit")),
             _int(headers.get("X-RateLimit-Minutely-Remaining")),
-            _from_ms(headers.get("X-RateLimit-Minutely-Reset")),
+            _clamp(_from_ms(headers.get("X-RateLimit-Minutely-Reset")), now, daily=False),
         )
         daily = (
             _int(headers.get("X-RateLimit-Limit")),
             _int(headers.get("X-RateLimit-Remaining")),
-            _from_ms(headers.get("X-RateLimit-Reset")),
+            _clamp(_from_ms(headers.get("X-RateLimit-Reset")), now, daily=True),
         )
         if minutely[1] is None and daily[1] is None:
             return
@@ -158,15 +187,18 @@ class RateLimiter:
     def after_429(self, headers) -> float:
         """Seconds to wait before retrying a 429; raises when the day's budget is spent."""
         self.record(headers)
+        now = self.clock()
         daily_remaining = _int(headers.get("X-RateLimit-Remaining"))
         if daily_remaining is not None and daily_remaining <= 0:
             raise ExactDailyBudgetExhausted(
                 "Exact's daily API budget for this division is spent",
-                reset_at=_from_ms(headers.get("X-RateLimit-Reset")),
+                reset_at=_clamp(_from_ms(headers.get("X-RateLimit-Reset")), now, daily=True)
+                or _next_midnight(now),
                 status=429,
             )
-        now = self.clock()
-        reset = _from_ms(headers.get("X-RateLimit-Minutely-Reset")) or _next_minute(now)
+        reset = _clamp(
+            _from_ms(headers.get("X-RateLimit-Minutely-Reset")), now, daily=False
+        ) or _next_minute(now)
         with transaction.atomic():
             row = self._locked()
             row.minutely_remaining = 0
@@ -191,7 +223,9 @@ def _merge(stored: tuple, header: tuple) -> tuple:
     return (limit or old_limit, remaining, reset)
 
 
-def budget_snapshot(*, client_id: str, division: int | None) -> ExactRateBudget | None:
+def budget_snapshot(
+    *, client_id: str, division: int | None, host: str = ""
+) -> ExactRateBudget | None:
     if not division:
         return None
-    return ExactRateBudget.objects.filter(client_id=client_id, division=division).first()
+    return ExactRateBudget.objects.filter(client_id=client_id, host=host, division=division).first()

@@ -8,7 +8,10 @@
   connection is simply not picked, so activating, deactivating, connecting and disconnecting
   change no schedule; a new tenant is picked up within a minute; a changed interval applies at
   the next sweep.
-- ``exact-keepalive`` (daily): refreshes every connected token chain not refreshed for a day.
+- ``exact-keepalive`` (daily): refreshes every grant (token chain) a connected company uses
+  that was not refreshed for a day.
+- ``exact.deliveries_prune`` (daily): deletes webhook deliveries older than
+  EXACT_DELIVERY_RETENTION_DAYS, so the inbound log cannot grow without end.
 
 A sync waiting in the queue has not started yet, so its tenant still looks due: the sweep
 claims the tenant first (``ExactConnection.sync_queued_at``, a conditional UPDATE) and queues
@@ -37,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 SYNC_DUE_NAME = "exact.sync_due"
 KEEPALIVE_NAME = "exact-keepalive"
+PRUNE_NAME = "exact.deliveries_prune"
 # Before the sweep each tenant had its own row `exact-sync:<tenant id>`.
 PER_TENANT_PREFIX = "exact-sync:"
 # A targeted re-sync after a webhook reads one record; only these vouch for the whole copy.
@@ -44,9 +48,9 @@ WHOLE_COPY_MODES = (SyncMode.FULL, SyncMode.INCREMENTAL)
 
 
 def exact_schedules_ensure() -> list[str]:
-    """Register (or update) the sweep and the keep-alive, and remove the per-tenant rows of
-    older versions in the same transaction, so an upgraded installation never syncs a tenant
-    from both."""
+    """Register (or update) the sweep, the keep-alive and the delivery pruning, and remove
+    the per-tenant rows of older versions in the same transaction, so an upgraded
+    installation never syncs a tenant from both."""
     with transaction.atomic():
         schedule_upsert(
             name=SYNC_DUE_NAME,
@@ -59,12 +63,17 @@ def exact_schedules_ensure() -> list[str]:
             func="exact.tasks.exact_keepalive_task",
             schedule_type=Schedule.DAILY,
         )
+        schedule_upsert(
+            name=PRUNE_NAME,
+            func="exact.tasks.exact_deliveries_prune_task",
+            schedule_type=Schedule.DAILY,
+        )
         removed, _ = Schedule.objects.filter(name__startswith=PER_TENANT_PREFIX).delete()
     if removed:
         logger.info(
             "exact: removed %d per-tenant sync schedule(s), replaced by %s", removed, SYNC_DUE_NAME
         )
-    return [SYNC_DUE_NAME, KEEPALIVE_NAME]
+    return [SYNC_DUE_NAME, KEEPALIVE_NAME, PRUNE_NAME]
 
 
 def _unclaimed(cutoff: dt.datetime) -> Q:

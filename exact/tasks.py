@@ -44,10 +44,19 @@ def exact_sync_due_task() -> list[int]:
 
 
 def exact_keepalive_task() -> int:
-    """Daily: refresh every connected chain not refreshed for a day (30-day expiry)."""
+    """Daily: refresh every grant a connected company uses, not refreshed for a day (30-day
+    expiry)."""
     from exact.keepalive import tokens_keep_alive
 
     return tokens_keep_alive()
+
+
+def exact_deliveries_prune_task() -> int:
+    """Daily (schedule ``exact.deliveries_prune``): forget webhook deliveries older than
+    EXACT_DELIVERY_RETENTION_DAYS."""
+    from exact.webhooks import deliveries_prune
+
+    return deliveries_prune()
 
 
 def exact_webhook_resync_task(delivery_id: int) -> str:

@@ -1,10 +1,11 @@
-"""Token care: one refresh at a time per connection, across every process.
+"""Token care: one refresh at a time per grant (an Exact user's chain, shared by every
+connection of that user), across every process.
 
 Exact's rules (API-NOTES §1): access tokens live 600 s; a new one may be requested only
 ≥ 570 s after the previous one; every refresh rotates the refresh token and re-using an old
 one breaks the chain for good. So:
 
-- A refresh runs inside ``transaction.atomic()`` holding a row lock on the connection
+- A refresh runs inside ``transaction.atomic()`` holding a row lock on the grant
   (``SELECT … FOR UPDATE``; on SQLite the write lock). Whoever waits for the lock re-reads
   the row after getting it and, finding a fresh token, uses it instead of refreshing.
 - We refresh only when the token is ≥ 572 s old: Exact's 570 s floor plus 2 s for clock skew.
@@ -13,7 +14,8 @@ one breaks the chain for good. So:
   after we start using it — enough for the request that needed it.
 - The new pair and its issue time are saved in the same transaction as the lock.
 - ``Old refresh token used``, ``invalid_grant``, an expired refresh token or revoked consent
-  → ``needs_reauth`` (jobs stop), an audit entry and an e-mail to the tenant's admins.
+  → the grant is broken and every connection using it ``needs_reauth`` (jobs stop), with an
+  audit entry and an e-mail to each company's admins.
 - A *lost* answer (timeout / reset on the token call) is treated the same way, with its own
   reason: Exact may well have rotated the chain and we never saw the new token. Retrying with
   the old refresh token could only get ``Old refresh token used`` (and, on some Exact apps,
@@ -41,10 +43,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import Actor
-from exact.connections import connection_mark_needs_reauth, connection_require_usable
+from exact.connections import connection_require_usable, grant_mark_broken
 from exact.errors import ExactNeedsReauth, ExactTokenError, ExactTokenLost
 from exact.locks import lock_row
-from exact.models import ConnectionStatus, ExactConnection
+from exact.models import ExactConnection, ExactGrant, GrantStatus
 
 logger = logging.getLogger(__name__)
 
@@ -60,17 +62,18 @@ LOST_REASON = (
 )
 
 
-def token_is_fresh(connection: ExactConnection, *, now=None) -> bool:
+def token_is_fresh(grant: ExactGrant | None, *, now=None) -> bool:
     now = now or timezone.now()
     return bool(
-        connection.access_token
-        and connection.token_issued_at
-        and now < connection.token_issued_at + REFRESH_AFTER
+        grant is not None
+        and grant.access_token
+        and grant.token_issued_at
+        and now < grant.token_issued_at + REFRESH_AFTER
     )
 
 
-def tokens_copy(*, source: ExactConnection, target: ExactConnection) -> None:
-    """Give the caller's connection object what another process (or the lock) just read."""
+def tokens_copy(*, source: ExactGrant, target: ExactGrant) -> None:
+    """Give the caller's grant object what another process (or the lock) just read."""
     for name in (
         "access_token",
         "refresh_token",
@@ -90,83 +93,102 @@ TokenEndpoint = Callable[..., dict]
 def connection_access_token(
     *, connection: ExactConnection, token_endpoint: TokenEndpoint, after_401: bool = False
 ) -> str:
-    """A valid access token for ``connection``, refreshing (under the lock) when due."""
+    """A valid access token for ``connection`` (its grant's), refreshing under the grant's
+    lock when due."""
     connection_require_usable(connection=connection)
-    if not after_401 and token_is_fresh(connection):
-        return connection.access_token
+    grant = connection.grant if connection.grant_id else None
+    if grant is None:
+        raise ExactNeedsReauth(f"Exact Online for {connection.tenant} holds no consent")
+    if not after_401 and token_is_fresh(grant):
+        return grant.access_token
     fresh = token_refresh(
-        connection_id=connection.pk,
-        token_endpoint=token_endpoint,
-        seen_token=connection.access_token,
+        grant_id=grant.pk, token_endpoint=token_endpoint, seen_token=grant.access_token
     )
-    tokens_copy(source=fresh, target=connection)
-    return connection.access_token
+    tokens_copy(source=fresh, target=grant)
+    return grant.access_token
 
 
 def token_refresh(
     *,
-    connection_id: int,
+    grant_id: int,
     token_endpoint: TokenEndpoint,
     seen_token: str | None = None,
     force: bool = False,
     actor: Actor | None = None,
-) -> ExactConnection:
-    """Refresh the connection's tokens if (still) due; returns the re-read connection.
+) -> ExactGrant:
+    """Refresh the grant's tokens if (still) due; returns the re-read grant.
 
     ``seen_token``: the access token the caller holds; if the row has another one, someone
-    refreshed meanwhile. ``force``: refresh even before the token is due (keep-alive); the
-    570 s floor still applies.
+    refreshed meanwhile (or a new consent replaced the chain). ``force``: refresh even before
+    the token is due (keep-alive); the 570 s floor still applies.
     """
-    failure: str | None = None
     with transaction.atomic():
-        conn = lock_row(ExactConnection, connection_id)
-        if conn.status != ConnectionStatus.CONNECTED or not conn.refresh_token:
-            raise ExactNeedsReauth(conn.status_reason or "Exact Online is not connected")
-        now = timezone.now()
-        someone_else = seen_token is not None and conn.access_token != seen_token
-        if someone_else and token_is_fresh(conn, now=now):
-            return conn
-        if not force and token_is_fresh(conn, now=now):
-            return conn
-        if conn.token_issued_at and now < conn.token_issued_at + REFRESH_AFTER:
-            return conn  # forced, but Exact would refuse: too early
-        try:
-            tokens = token_endpoint(base_url=conn.base_url, refresh_token=conn.refresh_token)
-        except ExactTokenLost as exc:
-            failure = LOST_REASON.format(detail=exc.args[0])
-        except ExactTokenError as exc:
-            if exc.too_early:
-                _retry_later(conn, exc)
-                return conn
-            if not exc.chain_broken:
-                raise
-            failure = f"Exact refused the refresh token: {exc}"
-        if failure is None:
-            _tokens_store(conn, tokens)
-            return conn
+        grant = lock_row(ExactGrant, grant_id)
+        if grant.status == GrantStatus.BROKEN:
+            # Stops a connection that joined after the chain broke, too (committed below).
+            failure = grant.status_reason or "The Exact Online consent is no longer valid"
+        elif not grant.refresh_token:
+            raise ExactNeedsReauth("Exact Online is not connected")
+        else:
+            outcome = _refresh_locked(
+                grant, token_endpoint=token_endpoint, seen_token=seen_token, force=force
+            )
+            if isinstance(outcome, ExactGrant):
+                return outcome
+            failure = outcome
         # Committed (not rolled back): the broken state must survive the exception below.
-        connection_mark_needs_reauth(connection=conn, reason=failure, actor=actor)
+        grant_mark_broken(grant=grant, reason=failure, actor=actor)
     raise ExactNeedsReauth(failure)
 
 
-def _retry_later(conn: ExactConnection, exc: ExactTokenError) -> None:
+def _refresh_locked(
+    grant: ExactGrant, *, token_endpoint: TokenEndpoint, seen_token: str | None, force: bool
+) -> ExactGrant | str:
+    """The refresh itself, under the grant's lock: the grant (refreshed, or fresh enough),
+    or why the chain is gone."""
+    now = timezone.now()
+    someone_else = seen_token is not None and grant.access_token != seen_token
+    if someone_else and token_is_fresh(grant, now=now):
+        return grant
+    if not force and token_is_fresh(grant, now=now):
+        return grant
+    if grant.token_issued_at and now < grant.token_issued_at + REFRESH_AFTER:
+        return grant  # forced, but Exact would refuse: too early
+    # Raises ExactHostNotAllowed (nothing sent) for a custom host that is not allowed.
+    base_url = grant.base_url
+    try:
+        tokens = token_endpoint(base_url=base_url, refresh_token=grant.refresh_token)
+    except ExactTokenLost as exc:
+        return LOST_REASON.format(detail=exc.args[0])
+    except ExactTokenError as exc:
+        if exc.too_early:
+            _retry_later(grant, exc)
+            return grant
+        if not exc.chain_broken:
+            raise
+        return f"Exact refused the refresh token: {exc}"
+    _tokens_store(grant, tokens)
+    return grant
+
+
+def _retry_later(grant: ExactGrant, exc: ExactTokenError) -> None:
     """Exact's clock says our token is younger than 570 s. Each refused call still counts
     against the 200 token calls a day, so move our notion of the issue time to retry in
     TOO_EARLY_RETRY instead of on every API call until then. Inside the lock."""
-    logger.warning("exact: refresh refused as too early for %s: %s", conn.pk, exc)
-    conn.token_issued_at = timezone.now() - REFRESH_AFTER + TOO_EARLY_RETRY
-    conn.save(update_fields=["token_issued_at", "updated_at"])
+    logger.warning("exact: refresh refused as too early for grant %s: %s", grant.pk, exc)
+    grant.token_issued_at = timezone.now() - REFRESH_AFTER + TOO_EARLY_RETRY
+    grant.save(update_fields=["token_issued_at", "updated_at"])
 
 
-def _tokens_store(conn: ExactConnection, tokens: dict) -> None:
+def _tokens_store(grant: ExactGrant, tokens: dict) -> None:
     """The new pair, in the transaction that holds the lock (Exact already rotated)."""
     issued = timezone.now()
-    conn.access_token = tokens["access_token"]
-    conn.refresh_token = tokens["refresh_token"]
-    conn.token_issued_at = issued
-    conn.access_expires_at = issued + timedelta(seconds=tokens["expires_in"])
-    conn.last_refresh_at = issued
-    conn.save(
+    grant.access_token = tokens["access_token"]
+    grant.refresh_token = tokens["refresh_token"]
+    grant.token_issued_at = issued
+    grant.access_expires_at = issued + timedelta(seconds=tokens["expires_in"])
+    grant.last_refresh_at = issued
+    grant.save(
         update_fields=[
             "access_token",
             "refresh_token",
@@ -176,4 +198,4 @@ def _tokens_store(conn: ExactConnection, tokens: dict) -> None:
             "updated_at",
         ]
     )
-    logger.info("exact: refreshed tokens of connection %s", conn.pk)
+    logger.info("exact: refreshed the tokens of grant %s", grant.pk)

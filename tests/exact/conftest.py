@@ -1,17 +1,27 @@
 """Fixtures for the Exact integration tests: a live simulator, a connected tenant, and a
-client whose rate limiter runs on the simulator's clock (its sleep advances that clock)."""
+client whose rate limiter runs on the simulator's clock (its sleep advances that clock).
+
+The simulator lives on a custom base URL, which only an installation with
+EXACT_ALLOW_CUSTOM_BASE_URL may use (tests run with DEBUG off): every test here allows it,
+except where a test says otherwise (tests/security/test_exact_*.py)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
+from django.conf import settings as django_settings
+from django.db import transaction
 from django.utils import timezone
 
 from exact.client import ExactClient, oauth_code_exchange
-from exact.models import ConnectionStatus, Region
-from tests.factories import ExactConnectionFactory
+from exact.grants import grant_for_user, grant_tokens_replace, grants_lock
+from exact.models import ConnectionStatus, ExactConnection, Region
+from simulators.exact_online.state import DEFAULT_USER_ID
 from tests.plugins.exact_sim import DIVISION, ExactApi
+
+
+@pytest.fixture(autouse=True)
+def _custom_base_url_allowed(settings):
+    settings.EXACT_ALLOW_CUSTOM_BASE_URL = True
 
 
 class SimSleep:
@@ -40,23 +50,53 @@ def exact_mail(settings):
     return mail.outbox
 
 
-def connect(tenant, sim, **extra):
-    """A connection with a real token pair from the simulator (code exchange)."""
+def allow_simulator_hosts() -> None:
+    """Bridge for tests outside tests/exact that connect to the simulator (tests/reconciliation
+    imports ``connect``): until tests/settings.py sets EXACT_ALLOW_CUSTOM_BASE_URL for the
+    whole run, allow custom hosts when nobody has decided either way. A test that decides
+    (the ``settings`` fixture) is never overruled."""
+    if getattr(django_settings, "EXACT_ALLOW_CUSTOM_BASE_URL", None) is None:
+        django_settings.EXACT_ALLOW_CUSTOM_BASE_URL = True
+
+
+def grant_for(sim, *, user_id: str = DEFAULT_USER_ID, divisions=(DIVISION,)):
+    """A consent of ``user_id`` at the simulator (a real code exchange), stored the way the
+    callback stores it: in that user's grant, shared by all their connections."""
+    allow_simulator_hosts()
+    if user_id != sim.oauth_settings["consent_user"]:
+        sim.settings(consent_user=user_id)
     tokens = oauth_code_exchange(base_url=sim.url, code=ExactApi(sim).authorize_code())
-    now = timezone.now()
-    return ExactConnectionFactory(
-        tenant=tenant,
+    grant = grant_for_user(
+        client_id=django_settings.EXACT_CLIENT_ID,
         region=Region.CUSTOM,
         custom_base_url=sim.url,
-        division=DIVISION,
-        division_name="Sim",
-        status=ConnectionStatus.CONNECTED,
-        access_token=tokens["access_token"],
-        refresh_token=tokens["refresh_token"],
-        token_issued_at=now,
-        access_expires_at=now + timedelta(seconds=600),
-        **extra,
+        exact_user_id=user_id,
     )
+    with transaction.atomic():
+        grant = grants_lock([grant.pk])[grant.pk]
+        grant_tokens_replace(
+            grant=grant,
+            tokens=tokens,
+            issued_at=timezone.now(),
+            exact_user_name="Sim User",
+            divisions=[{"code": d, "name": f"Division {d}"} for d in divisions],
+        )
+    return grant
+
+
+def connect(tenant, sim, *, division=DIVISION, grant=None, **extra):
+    """A connected connection on ``division`` with a real token pair from the simulator
+    (``grant``: another connection's consent of the same Exact user)."""
+    grant = grant or grant_for(sim, divisions=(division,))
+    fields = {
+        "region": Region.CUSTOM,
+        "custom_base_url": sim.url,
+        "division": division,
+        "division_name": "Sim",
+        "status": ConnectionStatus.CONNECTED,
+        **extra,
+    }
+    return ExactConnection.objects.create(tenant=tenant, grant=grant, **fields)
 
 
 @pytest.fixture

@@ -128,7 +128,8 @@ def test_schedules_command_is_idempotent(connection, capsys):
     call_command("exact_schedules")
     call_command("exact_schedules")
     names = sorted(Schedule.objects.values_list("name", flat=True))
-    assert names == ["exact-keepalive", "exact.sync_due"]  # none per tenant
+    # none per tenant
+    assert names == ["exact-keepalive", "exact.deliveries_prune", "exact.sync_due"]
     sweep = Schedule.objects.get(name="exact.sync_due")
     assert sweep.func == "exact.tasks.exact_sync_due_task" and sweep.minutes == 1
 

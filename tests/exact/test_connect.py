@@ -67,7 +67,7 @@ def test_connect_end_to_end(client, fresh, sim, admin_of_a, django_capture_on_co
     assert fresh.refresh_token and fresh.token_issued_at  # stored (encrypted) already
     assert fresh.status == ConnectionStatus.DISCONNECTED  # not usable before the choice
     with db_connection.cursor() as cursor:
-        cursor.execute("SELECT refresh_token FROM exact_exactconnection WHERE id = %s", [fresh.pk])
+        cursor.execute("SELECT refresh_token FROM exact_exactgrant WHERE id = %s", [fresh.grant_id])
         stored = cursor.fetchone()[0]
     assert stored and fresh.refresh_token not in stored  # the column holds ciphertext
 

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from core.audit import Actor
-from exact.models import ConnectionStatus, ExactAccount, ExactConnection, SyncRun
+from exact.models import ConnectionStatus, ExactAccount, ExactConnection, ExactGrant, SyncRun
 from exact.tasks import exact_keepalive_task, exact_sync_task, exact_webhook_resync_task
 from tenants.services import tenant_set_active
 from tests.exact.conftest import token_calls
@@ -68,7 +68,7 @@ def test_sync_task_skips_an_inactive_tenant_and_resumes_once(sim, connection, ca
 
 
 def test_keepalive_leaves_an_inactive_tenants_tokens_alone(sim, connection, caplog):
-    ExactConnection.objects.filter(pk=connection.pk).update(
+    ExactGrant.objects.filter(pk=connection.grant_id).update(
         token_issued_at=timezone.now() - timedelta(days=2), last_refresh_at=None
     )
     sim.advance(2 * 86400)

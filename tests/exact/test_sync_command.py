@@ -19,10 +19,10 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from core.models import AuditEntry
-from exact.client import oauth_code_exchange
 from exact.errors import ExactDailyBudgetExhausted
 from exact.models import ConnectionStatus, ExactAccount, ExactReceivable, SyncMode, SyncRun
-from tests.plugins.exact_sim import DIVISION, ExactApi
+from tests.exact.conftest import grant_for
+from tests.plugins.exact_sim import DIVISION
 
 pytestmark = pytest.mark.django_db
 
@@ -51,14 +51,10 @@ def world(sim):
 
 
 def _reconnect(connection, sim) -> None:
-    """Fresh tokens at the simulator's (moved) time, as a re-consent would give."""
-    tokens = oauth_code_exchange(base_url=sim.url, code=ExactApi(sim).authorize_code())
-    now = timezone.now()
-    connection.access_token = tokens["access_token"]
-    connection.refresh_token = tokens["refresh_token"]
-    connection.token_issued_at = now
-    connection.access_expires_at = now + timedelta(seconds=600)
-    connection.save()
+    """Fresh tokens at the simulator's (moved) time, as a re-consent would give (into the
+    same Exact user's grant)."""
+    assert grant_for(sim).pk == connection.grant_id
+    connection.refresh_from_db()
 
 
 def test_incremental_by_default_with_a_summary_and_an_audit_entry(

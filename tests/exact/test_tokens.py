@@ -12,7 +12,7 @@ from core.models import AuditEntry
 from exact.client import ExactClient
 from exact.errors import ExactNeedsReauth, ExactTokenError
 from exact.keepalive import token_keepalive
-from exact.models import ConnectionStatus, ExactConnection
+from exact.models import ConnectionStatus, ExactConnection, ExactGrant
 from exact.sync import accounts_sync
 from exact.tasks import exact_keepalive_task, exact_sync_task
 from exact.tokens import REFRESH_AFTER
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 def _age(connection, seconds):
     """Make our copy of the token `seconds` old (the simulator must agree separately)."""
-    ExactConnection.objects.filter(pk=connection.pk).update(
+    ExactGrant.objects.filter(pk=connection.grant_id).update(
         token_issued_at=timezone.now() - timedelta(seconds=seconds)
     )
     connection.refresh_from_db()
@@ -146,7 +146,7 @@ def test_token_endpoint_5xx_is_not_fatal(sim, connection, api):
 
 
 def test_keepalive_refreshes_quiet_connections(sim, connection):
-    ExactConnection.objects.filter(pk=connection.pk).update(
+    ExactGrant.objects.filter(pk=connection.grant_id).update(
         token_issued_at=timezone.now() - timedelta(days=2), last_refresh_at=None
     )
     connection.refresh_from_db()
@@ -165,7 +165,7 @@ def test_after_401_picks_up_a_token_refreshed_elsewhere(sim, connection):
     ExactClient(other, clock=sim.clock.now)  # another process refreshes
     list(ExactClient(other, clock=sim.clock.now).iter_rows("financial/Journals", select=("Code",)))
     # our in-memory copy is stale and looks fresh to us: the 401 makes us re-read
-    connection.token_issued_at = timezone.now()
+    connection.grant.token_issued_at = timezone.now()
     assert _journals(mine)
     assert token_calls(sim) == 1
 

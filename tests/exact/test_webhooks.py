@@ -219,30 +219,66 @@ def test_app_wide_event_is_routed_to_the_tenant_connected_to_its_division(
     ExactConnectionFactory(tenant=tenant_b, division=DIVISION + 1)  # another division
     with django_capture_on_commit_callbacks(execute=True):
         resp = _post_app(client, event_body(_content(), SECRET))
-    assert resp.status_code == 200 and resp.json() == {"status": "queued", "tenants": 1}
+    assert resp.status_code == 200 and resp.json() == {"status": "queued"}
     delivery = ExactWebhookDelivery.objects.get()
     assert delivery.tenant == connection.tenant and delivery.valid
     assert queued == [("exact.tasks.exact_webhook_resync_task", delivery.pk)]
 
 
-def test_app_wide_event_reaches_every_active_tenant_on_that_division_once(
+def test_a_division_belongs_to_one_tenant_so_an_event_reaches_exactly_one(
     client, connection, tenant_b, queued, django_capture_on_commit_callbacks
 ):
-    from tests.factories import ExactConnectionFactory, TenantFactory
+    from django.db import IntegrityError, transaction
 
-    ExactConnectionFactory(tenant=tenant_b, division=DIVISION)  # e.g. a test tenant
-    inactive = TenantFactory(is_active=False)
-    ExactConnectionFactory(tenant=inactive, division=DIVISION)
+    from exact.models import ConnectionStatus, ExactConnection
+    from tests.factories import ExactConnectionFactory
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ExactConnection.objects.create(
+            tenant=tenant_b, region=connection.region, division=DIVISION, status="connected"
+        )
+    # a disconnected connection holds nothing: it may keep its old division number
+    ExactConnectionFactory(
+        tenant=tenant_b, region=connection.region, division=DIVISION,
+        status=ConnectionStatus.DISCONNECTED,
+    )
     body = event_body(_content(), SECRET)
     with django_capture_on_commit_callbacks(execute=True):
-        assert _post_app(client, body).json() == {"status": "queued", "tenants": 2}
-        _post_app(client, body)  # Exact delivering it again
-    fresh = ExactWebhookDelivery.objects.filter(duplicate=False)
-    assert sorted(fresh.values_list("tenant__slug", flat=True)) == sorted(
-        [connection.tenant.slug, tenant_b.slug]
-    )
-    assert ExactWebhookDelivery.objects.filter(duplicate=True).count() == 2
-    assert len(queued) == 2
+        assert _post_app(client, body).json() == {"status": "queued"}
+        assert _post_app(client, body).json() == {"status": "duplicate"}  # redelivered
+    assert list(ExactWebhookDelivery.objects.values_list("tenant", "duplicate")) == [
+        (connection.tenant_id, True),
+        (connection.tenant_id, False),
+    ]
+    assert len(queued) == 1
+
+
+def test_same_division_number_in_two_regions_is_routed_by_the_endpoint_host(
+    client, tenant_a, tenant_b, queued, django_capture_on_commit_callbacks
+):
+    from tests.factories import ExactConnectionFactory
+
+    ExactConnectionFactory(tenant=tenant_a, region="nl", division=DIVISION)
+    be = ExactConnectionFactory(tenant=tenant_b, region="be", division=DIVISION)
+    endpoint = f"https://start.exactonline.be/api/v1/{DIVISION}/crm/Accounts"
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = _post_app(client, event_body(_content(ExactOnlineEndpoint=endpoint), SECRET))
+    assert resp.status_code == 200
+    assert ExactWebhookDelivery.objects.get().tenant_id == be.tenant_id
+    # an endpoint that names neither region: refused, not guessed
+    elsewhere = _content(ExactOnlineEndpoint="https://example.test/x", Key=str(uuid.uuid4()))
+    resp = _post_app(client, event_body(elsewhere, SECRET))
+    assert resp.status_code == 409
+    assert len(queued) == 1
+
+
+def test_app_wide_event_for_an_inactive_tenants_division_is_404(
+    client, connection, queued
+):
+    connection.tenant.is_active = False
+    connection.tenant.save()
+    assert _post_app(client, event_body(_content(), SECRET)).status_code == 404
+    assert queued == []
 
 
 def test_app_wide_event_for_an_unknown_division_is_404_and_stored(client, connection, queued):
