@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from django.core import signing
 
 from exact import client as exact_client
-from exact.errors import ExactError, ExactTokenError
+from exact.errors import ExactError, ExactHostNotAllowed, ExactTokenError
 from exact.models import ExactConnection
 
 logger = logging.getLogger(__name__)
@@ -261,7 +261,17 @@ def code_exchange(*, request, connection: ExactConnection, code: str, flow: Flow
         )
     request.session[SESSION_USED_CODES] = [*used[-9:], digest]
     try:
-        return exact_client.oauth_code_exchange(base_url=connection.base_url, code=code)
+        base_url = connection.base_url
+    except ExactHostNotAllowed as exc:  # the client secret goes nowhere but the region table
+        raise ConnectFlowError(
+            "Exact host not allowed",
+            str(exc),
+            status=403,
+            code="host_not_allowed",
+            tenant_id=connection.tenant_id,
+        ) from exc
+    try:
+        return exact_client.oauth_code_exchange(base_url=base_url, code=code)
     except ExactTokenError as exc:
         if time.time() - flow.issued > CODE_TTL_SECONDS:
             raise ConnectFlowError(
