@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "reconciliation.customers.apps.CustomersConfig",
     "reconciliation.collection.apps.CollectionConfig",
     "reconciliation.bookings.apps.BookingsConfig",
+    "reconciliation.workspace.apps.WorkspaceConfig",
     "simulators.apps.SimulatorsConfig",
 ]
 # The demo scenario (`manage.py demo_run`) resets tenants' data: installed only where asked

@@ -33,6 +33,7 @@ from exact.grants import (
 from exact.locks import lock_row
 from exact.models import ConnectionStatus, ExactConnection, ExactGrant, GrantStatus, Region
 from tenants.alerts import admin_url, alert_send
+from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,50 @@ def connection_pause(
             message="Exact's daily API budget for the division is spent",
         )
     connection.paused_until = until
+
+
+def connection_ensure(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    region: str | None = None,
+    custom_base_url: str = "",
+) -> ExactConnection:
+    """The company's Exact connection, created (and audited) when it has none: for an
+    operator's command before it makes a consent URL, and for the division picker attaching
+    another company. ``region`` (the region table; "custom" with ``custom_base_url`` only where
+    the installation allows it, else ValidationError) is where the next consent happens. A
+    connection that holds a division keeps its region (ExactConnectionUnavailable):
+    disconnect it first, the division belongs to the region it was consented in."""
+    with transaction.atomic():
+        row, created = ExactConnection.objects.select_for_update().get_or_create(
+            tenant=tenant, defaults={"region": region or Region.NL}
+        )
+        before = {"region": row.region, "custom_base_url": row.custom_base_url}
+        if region is None:  # keep where it is
+            wanted, wanted_url = row.region, row.custom_base_url
+        else:
+            wanted, wanted_url = region, custom_base_url if region == Region.CUSTOM else ""
+        if (wanted, wanted_url) != (row.region, row.custom_base_url):
+            if row.status != ConnectionStatus.DISCONNECTED:
+                raise ExactConnectionUnavailable(
+                    f"Exact Online for {tenant} holds division {row.division}; disconnect it "
+                    "before moving it to another region."
+                )
+            row.region, row.custom_base_url = wanted, wanted_url
+        row.full_clean(exclude=["tenant"])
+        row.save()
+        if created or before != {"region": row.region, "custom_base_url": row.custom_base_url}:
+            audit_record(
+                actor=actor,
+                action="exact_connection.created" if created else "exact_connection.changed",
+                tenant=tenant,
+                obj=row,
+                before=None if created else before,
+                after={"region": row.region, "custom_base_url": row.custom_base_url},
+                message="Exact Online connection prepared for a consent",
+            )
+    return row
 
 
 def connection_store_consent(

@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
 from core.http import client_address
 from exact import oauth
 from exact.connect import DivisionChosen, connection_division_set
-from exact.connections import connection_store_consent, divisions_taken
+from exact.connections import connection_ensure, connection_store_consent, divisions_taken
 from exact.errors import ExactConnectionUnavailable, ExactDivisionTaken
 from exact.models import ConnectionStatus, ExactConnection, ExactGrant
 from exact.oauth import ConnectFlowError
@@ -257,11 +258,17 @@ def _attach_others(request, post, offered, main: ExactConnection, outcome, actor
         if choice not in names or choice in used or grant is None:
             outcome.problems.append(f"{tenant}: division {choice} cannot be used for it.")
             continue
-        connection, _ = ExactConnection.objects.get_or_create(
-            tenant=tenant,
-            defaults={"region": main.region, "custom_base_url": main.custom_base_url},
-        )
-        if connection.region != main.region or connection.status == ConnectionStatus.CONNECTED:
+        try:
+            connection = connection_ensure(
+                tenant=tenant,
+                actor=actor,
+                region=main.region,
+                custom_base_url=main.custom_base_url,
+            )
+        except (ExactConnectionUnavailable, ValidationError):
+            outcome.problems.append(f"{tenant}: its Exact Online connection is in use.")
+            continue
+        if connection.status == ConnectionStatus.CONNECTED:
             outcome.problems.append(f"{tenant}: its Exact Online connection is in use.")
             continue
         try:

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from exact.models import (
     ExactAccount,
+    ExactGrant,
     ExactReceivable,
     ExactWebhookDelivery,
     ReceivableKind,
@@ -17,6 +18,22 @@ from exact.models import (
     SyncMode,
     SyncRun,
 )
+
+
+class ExactGrantFactory(factory.django.DjangoModelFactory):
+    """An Exact user's token chain (what ExactConnectionFactory's tokens become; pass
+    ``grant=ExactGrantFactory()`` to share one between companies)."""
+
+    class Meta:
+        model = ExactGrant
+
+    client_id = "sim-client-id"
+    region = "nl"
+    exact_user_id = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    exact_user_name = factory.Sequence(lambda n: f"Exact User {n}")
+    access_token = factory.Sequence(lambda n: f"exact-access-token-{n}-PLAINTEXT")
+    refresh_token = factory.Sequence(lambda n: f"exact-refresh-token-{n}-PLAINTEXT")
+    token_issued_at = factory.LazyFunction(timezone.now)
 
 
 class ExactAccountFactory(factory.django.DjangoModelFactory):

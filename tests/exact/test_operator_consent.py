@@ -167,3 +167,43 @@ def test_refusals_never_hold_a_token(client, sim, tenant_a, tenant_b, admin_of_a
     (entry,) = _refusals()
     assert mine.grant.refresh_token not in str(entry.after) + entry.message
     assert mine.grant.access_token not in str(entry.after) + entry.message
+
+
+def test_an_operator_prepares_a_company_without_a_connection_and_hands_out_a_link(
+    client, sim, tenant_b
+):
+
+    from core.audit import Actor
+    from exact.connections import connection_ensure
+    from exact.errors import ExactConnectionUnavailable
+
+    actor = Actor.system("manage.py exact_consent_url")
+    connection = connection_ensure(
+        tenant=tenant_b, actor=actor, region=Region.CUSTOM, custom_base_url=sim.url
+    )
+    assert connection_ensure(tenant=tenant_b, actor=actor).pk == connection.pk  # idempotent
+    url = oauth.consent_url_create(connection=connection, operator="ops", division=DIVISION)
+    assert client.get(f"{CALLBACK}?{_at_exact(url)}").status_code == 200
+    connection.refresh_from_db()
+    assert connection.status == ConnectionStatus.CONNECTED
+    with pytest.raises(ExactConnectionUnavailable, match="disconnect it"):
+        connection_ensure(tenant=tenant_b, actor=actor, region=Region.NL)
+    actions = list(
+        AuditEntry.objects.filter(tenant=tenant_b).order_by("pk").values_list("action", flat=True)
+    )
+    assert actions[0] == "exact_connection.created" and "exact_connection.connected" in actions
+
+
+def test_operator_cannot_prepare_a_custom_host_where_it_is_not_allowed(tenant_b, settings):
+    from django.core.exceptions import ValidationError
+
+    from core.audit import Actor
+    from exact.connections import connection_ensure
+
+    settings.EXACT_ALLOW_CUSTOM_BASE_URL = False
+    with pytest.raises(ValidationError):
+        connection_ensure(
+            tenant=tenant_b, actor=Actor.system("ops"), region=Region.CUSTOM,
+            custom_base_url="https://exact.example.com",
+        )
+    assert not ExactConnection.objects.filter(tenant=tenant_b).exists()

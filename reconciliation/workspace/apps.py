@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+
+
+class WorkspaceConfig(AppConfig):
+    """No models: a dashboard over the other apps' data, installed as the admin's index page
+    without replacing the AdminSite class (``admin_index.install``)."""
+
+    name = "reconciliation.workspace"
+    label = "workspace"
+    verbose_name = "Finance workspace"
+
+    def ready(self) -> None:
+        from django.contrib import admin
+
+        from reconciliation.workspace.admin_index import install
+
+        install(admin.site)
