@@ -21,7 +21,8 @@ from core.display import NOTHING
 from exact.models import ExactRateBudget
 from reconciliation.collection.models import CollectionRun, RunKind, RunState, RunTrigger
 from reconciliation.workspace.charts import nice_top, percent
-from reconciliation.workspace.dashboard import dashboard_build, month_bounds
+from reconciliation.workspace.dashboard import dashboard_build
+from reconciliation.workspace.month import month_bounds
 from reconciliation.workspace.tenant_choice import SESSION_KEY
 from tenants.models import CollectionMode, Role, Tenant
 from tests.conftest import _member
@@ -108,6 +109,18 @@ def test_the_month_links_list_exactly_the_rows_counted(client, alpha, bravo, adm
     assert [p.deducted_fees for p in fees.queryset] == [649]
     gbp = _cl(client, links, "GBP 50.00")
     assert [p.currency for p in gbp.queryset] == ["GBP"]
+
+
+def test_many_reasons_are_summed_up_after_the_first_five(alpha):
+    from tests.reconciliation.collection.factories import CollectionAttemptFactory
+
+    for n in range(7):
+        CollectionAttemptFactory(tenant=alpha, flag=f"Invoice changed after the payment left "
+                                 f"(case {n}); refund?", failure_cause="")
+    groups = dashboard_build(tenant=alpha, now=NOW).attention_groups
+    assert len(groups) == 6
+    assert groups[-1].text == "for 4 other reasons"
+    assert sum(g.count for g in groups) == 9
 
 
 def test_needs_attention_links_use_the_shared_definition(client, alpha, bravo, admin_of_a):
