@@ -53,7 +53,7 @@ def attention_build(*, tenant, exact, gocardless) -> list[Attention]:
         _previews(tenant)
         + _bookings(tenant)
         + _ambiguous_links(tenant)
-        + _connections(exact, gocardless)
+        + _connections(tenant, exact, gocardless)
     )
 
 
@@ -204,7 +204,7 @@ def _ambiguous_links(tenant) -> list[Attention]:
     ]
 
 
-def _connections(exact, gocardless) -> list[Attention]:
+def _connections(tenant, exact, gocardless) -> list[Attention]:
     lines = []
     for name, connection, needs, disconnected in (
         ("Exact Online", exact, ExactStatus.NEEDS_REAUTH, ExactStatus.DISCONNECTED),
@@ -214,7 +214,8 @@ def _connections(exact, gocardless) -> list[Attention]:
             url = changelist(
                 "exact.exactconnection"
                 if name == "Exact Online"
-                else "gocardless.gocardlessconnection"
+                else "gocardless.gocardlessconnection",
+                tenant__id__exact=tenant.pk,
             )
             lines.append(Attention(0, f"{name} is not connected", url, "", link_text="Connect"))
         elif connection.status == needs:

@@ -266,7 +266,11 @@ def test_a_company_with_nothing_to_do(client, frozen, tenant_a, admin_of_a):
 
 
 def test_missing_connections_need_a_person(client, frozen, tenant_a, admin_of_a):
-    text = visible_text(_page(client, admin_of_a))
+    html = _page(client, admin_of_a)
+    text = visible_text(html)
+    for href, label in dashboard_links(html):
+        if label == "Connect":
+            assert client.get(href).status_code == 200, href
     assert "Connect Exact Online is not connected" in text
     assert "Connect GoCardless is not connected" in text
     assert "Exact Online unknown (not connected)" in text
