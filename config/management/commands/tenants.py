@@ -8,22 +8,42 @@
     manage.py tenants update SLUG [--name ...] [same options as create] [--json]
     manage.py tenants deactivate SLUG [--reason TEXT] [--json]
     manage.py tenants activate SLUG [--json]
+    manage.py tenants connect-gocardless SLUG --token-file FILE --webhook-secret-file FILE
+                             [--environment live|sandbox] [--json]
+    manage.py tenants connect-exact SLUG [--region nl|be|uk|de|fr|es|us] [--division N] [--json]
+
+``connect-gocardless`` checks the access token with GoCardless and connects the company (the
+organisation comes from GoCardless, never from the command line). Secrets are read from files
+(``-`` for standard input), never from arguments, which other users of the machine can read in
+the process list. ``connect-exact`` prints the Exact consent URL for the company: open it in a
+browser as the Exact user, consent, and the connection completes at the callback (with
+``--division`` the consent binds that division, refused if another company holds it).
 
 Deactivating stops all outbound work for the tenant (no e-mails to its customers, no Exact
 Online or GoCardless calls, no bookings, no collection runs); pending work keeps its state
 and resumes, once, after ``activate`` (tenants/activity.py).
 
 Bad input ends with one line on stderr and a non-zero exit, never a traceback.
+
+It lives in config/ (the top layer) because connecting a company needs both provider apps,
+which tenants/ may not import.
 """
 
 import getpass
 import json
+import sys
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from core.audit import Actor
+from exact.connections import connection_ensure
+from exact.errors import ExactConnectionUnavailable
+from exact.models import Region
+from exact.oauth import consent_url_create
+from gocardless.connect import ConnectError, connection_connect_with_token
+from gocardless.models import Environment
 from tenants.activity import WHAT_DEACTIVATION_STOPS
 from tenants.models import CollectionMode, Tenant
 from tenants.services import (
@@ -84,11 +104,37 @@ class Command(BaseCommand):
         )
         activate.add_argument("slug")
         activate.add_argument("--json", action="store_true")
+        gocardless = sub.add_parser(
+            "connect-gocardless",
+            help="connect a company to GoCardless with an access token and its webhook secret",
+        )
+        gocardless.add_argument("slug")
+        gocardless.add_argument("--token-file", required=True,
+                                help="file holding the access token ('-': stdin)")
+        gocardless.add_argument("--webhook-secret-file", required=True,
+                                help="file holding the webhook endpoint secret")
+        gocardless.add_argument(
+            "--environment", default=Environment.LIVE,
+            choices=[e for e in Environment.values if e != Environment.CUSTOM],
+        )
+        gocardless.add_argument(
+            "--base-url", default="",
+            help="a custom API base URL (the simulators); refused unless the installation "
+            "allows custom base URLs (GOCARDLESS_ALLOW_CUSTOM_BASE_URL)",
+        )
+        gocardless.add_argument("--json", action="store_true")
+        exact = sub.add_parser(
+            "connect-exact", help="print the Exact Online consent URL that connects a company"
+        )
+        exact.add_argument("slug")
+        exact.add_argument("--region", choices=[r for r in Region.values if r != Region.CUSTOM])
+        exact.add_argument("--division", type=int)
+        exact.add_argument("--json", action="store_true")
 
     def handle(self, *args, **options):
         actor = Actor.system(f"cli:{getpass.getuser()}")
         try:
-            return getattr(self, f"do_{options['action']}")(options, actor)
+            return getattr(self, f"do_{options['action'].replace('-', '_')}")(options, actor)
         except ValidationError as exc:
             raise CommandError(_one_line(exc)) from None
         except DatabaseError as exc:
@@ -181,3 +227,59 @@ class Command(BaseCommand):
             f"Tenant {tenant.slug} is active. Its pending work (invitations, reminders, "
             "bookings, Exact sync and mandate states) resumes with the next scheduled runs.",
         )
+
+    def _secret(self, path: str, what: str) -> str:
+        try:
+            text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+        except OSError as exc:
+            raise CommandError(f"Cannot read the {what} from {path}: {exc.strerror}.") from None
+        text = text.strip()
+        if not text:
+            raise CommandError(f"The {what} file {path} is empty.")
+        return text
+
+    def do_connect_gocardless(self, options, actor):
+        tenant = self._get(options["slug"])
+        token = self._secret(options["token_file"], "access token")
+        secret = self._secret(options["webhook_secret_file"], "webhook secret")
+        try:
+            connection = connection_connect_with_token(
+                tenant=tenant, access_token=token, webhook_secret=secret,
+                # A base URL of its own is the "custom" environment (simulators only).
+                environment=Environment.CUSTOM if options["base_url"] else options["environment"],
+                actor=actor, custom_base_url=options["base_url"],
+            )
+        except ConnectError as exc:
+            raise CommandError(str(exc)) from None
+        if options["json"]:
+            self.stdout.write(json.dumps({
+                "tenant": tenant.slug, "status": connection.status,
+                "organisation_id": connection.organisation_id,
+                "creditor_id": connection.creditor_id,
+                "environment": connection.environment,
+                "webhook_url": tenant.webhook_url("gocardless"),
+            }, indent=2))
+            return
+        self.stdout.write(
+            f"Connected {tenant.slug} to GoCardless (creditor {connection.creditor_id}, "
+            f"{connection.environment}). Webhook URL for GoCardless: "
+            f"{tenant.webhook_url('gocardless')}"
+        )
+
+    def do_connect_exact(self, options, actor):
+        tenant = self._get(options["slug"])
+        try:
+            connection = connection_ensure(tenant=tenant, actor=actor, region=options["region"])
+        except ExactConnectionUnavailable as exc:
+            raise CommandError(str(exc)) from None
+        url = consent_url_create(
+            connection=connection, operator=actor.label, division=options["division"]
+        )
+        if options["json"]:
+            self.stdout.write(json.dumps({"tenant": tenant.slug, "consent_url": url}, indent=2))
+            return
+        self.stdout.write(
+            f"Open this URL in a browser as the Exact Online user who consents for {tenant.slug} "
+            f"(it works once, within a day):\n{url}"
+        )
+
