@@ -47,6 +47,7 @@ ROW_OVERHEAD_BYTES = 256  # a row's own cost, so empty refusals count towards th
 DEFAULT_RETENTION_DAYS = 30
 DEFAULT_MAX_BYTES_PER_HOUR = 4 * 1024 * 1024
 PRUNE_BATCH = 1000
+MAX_STORED_SIZE = 2**31 - 1  # what the size column holds; a declared length may claim more
 
 
 class WebhookMalformed(ValueError):
@@ -238,7 +239,7 @@ def delivery_receive(
     except ValueError:
         declared = 0
     if declared > limit:
-        received = replace(received, size=declared)
+        received = replace(received, size=min(declared, MAX_STORED_SIZE))  # a 32-bit column
         return _refuse(tenant, received, 413, f"body of {declared} bytes refused", keep=False)
     body = body_stream.read(limit + 1)  # never more than the limit into memory
     received = replace(received, size=len(body), body=body)

@@ -79,6 +79,22 @@ def test_an_invalid_delivery_keeps_metadata_and_at_most_4_kib(client, connection
     assert queued == []
 
 
+@pytest.mark.parametrize(
+    ("declared", "status"),
+    # a length Django cannot read is an empty body to it: the validation POST's 200
+    [("99999999999999", 413), ("-5", 200), ("abc", 200), ("1e3", 200)],
+)
+def test_any_declared_length_is_answered_never_a_5xx(
+    client, connection, queued, declared, status
+):
+    for url in endpoints(connection):
+        resp = post(client, url, b'{"Content":{},"HashCode":""}', CONTENT_LENGTH=declared)
+        assert resp.status_code == status, (declared, resp.status_code)
+    assert queued == [] and not ExactWebhookDelivery.objects.filter(valid=True).exists()
+    if status == 413:
+        assert set(ExactWebhookDelivery.objects.values_list("size", flat=True)) == {2**31 - 1}
+
+
 def test_a_signed_event_is_kept_whole_and_a_replay_as_metadata(
     client, connection, queued, django_capture_on_commit_callbacks
 ):
