@@ -34,8 +34,15 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from exact.errors import ExactHostNotAllowed
 from exact.models import ConnectionStatus as ExactStatus
-from exact.models import ExactRateBudget, ExactWebhookDelivery, SyncEntity, SyncRun
+from exact.models import (
+    ExactRateBudget,
+    ExactWebhookDelivery,
+    SyncEntity,
+    SyncRun,
+    region_base_url,
+)
 from gocardless.models import ConnectionStatus as GoCardlessStatus
 from gocardless.models import GoCardlessEvent, WebhookDelivery, WebhookEndpoint
 from reconciliation.bookings.models import Booking, BookingState
@@ -109,6 +116,10 @@ def _tenants() -> list[dict]:
             "exact_connection__pk",
             "exact_connection__status",
             "exact_connection__division",
+            "exact_connection__region",
+            "exact_connection__custom_base_url",
+            "exact_connection__grant__region",
+            "exact_connection__grant__custom_base_url",
             "exact_connection__paused_until",
             "gocardless_connection__status",
             "exact_synced_at",
@@ -179,21 +190,35 @@ def _webhooks(now: dt.datetime) -> dict[tuple[str, str, bool], int]:
     return counts
 
 
-def _budgets(now: dt.datetime) -> dict[int, tuple[int | None, int | None]]:
-    """Exact's daily API budget per division for this app: (remaining, limit).
+def _budgets(now: dt.datetime) -> dict[tuple[str, int], tuple[int | None, int | None]]:
+    """Exact's daily API budget per (host, division) for this app: (remaining, limit). Keyed
+    by host too: a division number exists once per Exact region, and only the answers of the
+    host that holds it count (exact/ratelimit.py).
 
     The stored row is rolled over only when the next call is reserved; a day that has ended
     since counts as the full limit again (what exact/ratelimit.py would do)."""
     budgets = {}
     rows = ExactRateBudget.objects.filter(client_id=settings.EXACT_CLIENT_ID).values(
-        "division", "daily_remaining", "daily_limit", "daily_reset_at"
+        "host", "division", "daily_remaining", "daily_limit", "daily_reset_at"
     )
     for row in rows:
         remaining = row["daily_remaining"]
         if row["daily_reset_at"] is not None and now >= row["daily_reset_at"]:
             remaining = row["daily_limit"]
-        budgets[row["division"]] = (remaining, row["daily_limit"])
+        budgets[(row["host"], row["division"])] = (remaining, row["daily_limit"])
     return budgets
+
+
+def _exact_host(row: dict) -> str | None:
+    """Where a tenant's Exact calls go: its grant's host, else its connection's region (as
+    ExactConnection.api_base_url says, without a query per tenant); None when not allowed."""
+    prefix = "exact_connection__grant__" if row["exact_connection__grant__region"] else (
+        "exact_connection__")
+    try:
+        return region_base_url(region=row[prefix + "region"],
+                               custom_base_url=row[prefix + "custom_base_url"] or "")
+    except ExactHostNotAllowed:
+        return None
 
 
 def _django_q() -> tuple[int | None, int]:
@@ -321,7 +346,8 @@ def metric_families(now: dt.datetime | None = None) -> list[GaugeMetricFamily]:
             exact_paused.add_metric([slug], 1 if paused_until and paused_until > now else 0)
             age = _age_seconds(now, t["exact_synced_at"])
             exact_sync_age.add_metric([slug], math.inf if age is None else age)
-            remaining, limit = budgets.get(t["exact_connection__division"], (None, None))
+            key = (_exact_host(t), t["exact_connection__division"])
+            remaining, limit = budgets.get(key, (None, None))
             if remaining is not None:
                 budget_remaining.add_metric([slug], remaining)
             if limit is not None:

@@ -236,6 +236,16 @@ EXACT_REDIRECT_URI = env.str(
     "EXACT_REDIRECT_URI", default=f"{PUBLIC_BASE_URL}/connect/exact/callback/"
 )
 EXACT_WEBHOOK_SECRET = env.str("EXACT_WEBHOOK_SECRET", default="")
+# Region "custom" (any base URL, for the simulators): where a custom URL is allowed, a token
+# and the app's client secret can be sent to it, so it is off unless DEBUG (check mlc.E011)
+# and only superusers may set it.
+EXACT_ALLOW_CUSTOM_BASE_URL = env.bool("EXACT_ALLOW_CUSTOM_BASE_URL", default=DEBUG)
+# The inbound webhook log: pruned after this many days; at most this many bytes stored per
+# company endpoint per hour (beyond it: 429, Exact retries later).
+EXACT_DELIVERY_RETENTION_DAYS = env.int("EXACT_DELIVERY_RETENTION_DAYS", default=30)
+EXACT_DELIVERY_MAX_BYTES_PER_HOUR = env.int(
+    "EXACT_DELIVERY_MAX_BYTES_PER_HOUR", default=4 * 1024 * 1024
+)
 
 # --- GoCardless partner app (optional: tenants may paste an access token instead) ---------
 GOCARDLESS_CLIENT_ID = env.str("GOCARDLESS_CLIENT_ID", default="")

@@ -19,6 +19,8 @@ for _name, _value in {
     "EXACT_CLIENT_SECRET": "sim-client-secret",
     "EXACT_WEBHOOK_SECRET": "sim-webhook-secret",
     "DEMO_ENABLED": "true",  # tests/test_demo.py runs the demo scenario
+    # The simulators are custom base URLs; tests of the refusal set it off themselves.
+    "EXACT_ALLOW_CUSTOM_BASE_URL": "true",
 }.items():
     os.environ.setdefault(_name, _value)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
@@ -16,6 +16,7 @@ from django.utils.html import format_html
 
 from core.audit import Actor
 from core.money import from_minor_units
+from exact.errors import ExactHostNotAllowed, messages
 from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Role, Tenant
 from tenants.scoping import tenant_ids_with_role
@@ -138,9 +139,13 @@ class BookingAdmin(TenantScopedAdmin):
         connection = getattr(obj.tenant, "exact_connection", None)
         if connection is None or not connection.division:
             return str(obj.exact_entry_number or obj.exact_entry_id)
+        try:
+            host = connection.api_base_url
+        except ExactHostNotAllowed:  # an old custom host: show the number, link nowhere
+            return str(obj.exact_entry_number or obj.exact_entry_id)
         # The entry in Exact's REST API (the web UI's URL for a bank entry is not documented).
         url = (
-            f"{connection.base_url}/api/v1/{connection.division}/financialtransaction/"
+            f"{host}/api/v1/{connection.division}/financialtransaction/"
             f"BankEntries(guid'{obj.exact_entry_id}')?$expand=BankEntryLines"
         )
         return format_html('<a href="{}">{}</a>', url, obj.exact_entry_number or obj.exact_entry_id)

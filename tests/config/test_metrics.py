@@ -93,12 +93,16 @@ def seed_a(tenant):
     SyncRunFactory(tenant=tenant, entity=SyncEntity.ACCOUNTS, mode=SyncMode.FULL,
                    started_at=ago(minutes=3))
     ExactRateBudget.objects.create(
-        client_id=settings.EXACT_CLIENT_ID, division=exact.division, daily_limit=5000,
-        daily_remaining=4200, daily_reset_at=ago(hours=-5),
+        client_id=settings.EXACT_CLIENT_ID, host=exact.api_base_url, division=exact.division,
+        daily_limit=5000, daily_remaining=4200, daily_reset_at=ago(hours=-5),
     )
     ExactRateBudget.objects.create(  # another app's budget for the same division
-        client_id="some-other-app", division=exact.division, daily_limit=5000,
-        daily_remaining=1, daily_reset_at=ago(hours=-5),
+        client_id="some-other-app", host=exact.api_base_url, division=exact.division,
+        daily_limit=5000, daily_remaining=1, daily_reset_at=ago(hours=-5),
+    )
+    ExactRateBudget.objects.create(  # the same division number in another Exact region
+        client_id=settings.EXACT_CLIENT_ID, host="https://start.exactonline.de",
+        division=exact.division, daily_limit=5000, daily_remaining=7, daily_reset_at=ago(hours=-5),
     )
     event(tenant, "pending", ago(minutes=10))
     event(tenant, "pending", ago(minutes=2))
@@ -120,8 +124,8 @@ def seed_b(tenant):
     exact = ExactConnectionFactory(tenant=tenant, status=ExactStatus.NEEDS_REAUTH,
                                    paused_until=ago(hours=-2))
     ExactRateBudget.objects.create(  # spent yesterday; the day has rolled over since
-        client_id=settings.EXACT_CLIENT_ID, division=exact.division, daily_limit=5000,
-        daily_remaining=0, daily_reset_at=ago(hours=1),
+        client_id=settings.EXACT_CLIENT_ID, host=exact.api_base_url, division=exact.division,
+        daily_limit=5000, daily_remaining=0, daily_reset_at=ago(hours=1),
     )
     SyncRunFactory(tenant=tenant, entity=SyncEntity.RECEIVABLES, mode=SyncMode.FULL,
                    error="ExactAuthError: expired")

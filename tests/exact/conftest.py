@@ -50,19 +50,9 @@ def exact_mail(settings):
     return mail.outbox
 
 
-def allow_simulator_hosts() -> None:
-    """Bridge for tests outside tests/exact that connect to the simulator (tests/reconciliation
-    imports ``connect``): until tests/settings.py sets EXACT_ALLOW_CUSTOM_BASE_URL for the
-    whole run, allow custom hosts when nobody has decided either way. A test that decides
-    (the ``settings`` fixture) is never overruled."""
-    if getattr(django_settings, "EXACT_ALLOW_CUSTOM_BASE_URL", None) is None:
-        django_settings.EXACT_ALLOW_CUSTOM_BASE_URL = True
-
-
 def grant_for(sim, *, user_id: str = DEFAULT_USER_ID, divisions=(DIVISION,)):
     """A consent of ``user_id`` at the simulator (a real code exchange), stored the way the
     callback stores it: in that user's grant, shared by all their connections."""
-    allow_simulator_hosts()
     if user_id != sim.oauth_settings["consent_user"]:
         sim.settings(consent_user=user_id)
     tokens = oauth_code_exchange(base_url=sim.url, code=ExactApi(sim).authorize_code())

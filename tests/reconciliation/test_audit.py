@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from core.audit import Actor, audit_record, model_snapshot
 from core.models import AppendOnlyError, AuditEntry
-from tests.factories import AuditEntryFactory, ExactConnectionFactory
+from tests.factories import AuditEntryFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -32,8 +32,10 @@ def test_audit_record_writes_who_what_and_change(tenant_a, admin_of_a):
 
 
 def test_snapshots_never_contain_secrets(tenant_a):
-    conn = ExactConnectionFactory(tenant=tenant_a, refresh_token="")
-    snapshot = model_snapshot(conn)
+    from tests.exact.factories import ExactGrantFactory
+
+    grant = ExactGrantFactory(refresh_token="")  # Exact's tokens live in the user's grant
+    snapshot = model_snapshot(grant)
     assert snapshot["access_token"] == "set"
     assert snapshot["refresh_token"] == "not set"
     assert "PLAINTEXT" not in str(snapshot)

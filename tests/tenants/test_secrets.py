@@ -7,12 +7,15 @@ from django.urls import reverse
 
 from core.fields import EncryptedSecretField, SecretDecryptionError
 from core.models import AuditEntry
-from exact.models import ExactConnection
+from exact.models import ExactGrant
 from gocardless.models import GoCardlessConnection
-from tests.factories import ExactConnectionFactory, GoCardlessConnectionFactory
+from tests.exact.factories import ExactGrantFactory
+from tests.factories import GoCardlessConnectionFactory
 
+# Exact tokens live in the Exact user's grant (one chain per user and app), not on the
+# company's connection.
 SECRET_COLUMNS = {
-    ExactConnection: ["access_token", "refresh_token"],
+    ExactGrant: ["access_token", "refresh_token"],
     GoCardlessConnection: ["access_token", "webhook_secret"],
 }
 
@@ -43,7 +46,7 @@ def test_every_secret_field_is_declared_encrypted():
 
 @pytest.mark.django_db
 def test_raw_columns_hold_no_plaintext(tenant_a):
-    exact = ExactConnectionFactory(tenant=tenant_a)
+    exact = ExactGrantFactory()
     gocardless = GoCardlessConnectionFactory(tenant=tenant_a)
     for obj in (exact, gocardless):
         for column in SECRET_COLUMNS[type(obj)]:
@@ -57,25 +60,25 @@ def test_raw_columns_hold_no_plaintext(tenant_a):
 @pytest.mark.django_db
 def test_rotating_secret_key_keeps_old_values_readable(tenant_a):
     with override_settings(SECRET_KEY="old-key-" + "x" * 50, SECRET_KEY_FALLBACKS=[]):
-        connection_ = ExactConnectionFactory(tenant=tenant_a, access_token="token-under-old-key")
-        old_raw = _raw(ExactConnection, connection_.pk, "access_token")
+        connection_ = ExactGrantFactory(access_token="token-under-old-key")
+        old_raw = _raw(ExactGrant, connection_.pk, "access_token")
     with override_settings(
         SECRET_KEY="new-key-" + "y" * 50, SECRET_KEY_FALLBACKS=["old-key-" + "x" * 50]
     ):
-        reloaded = ExactConnection.objects.get(pk=connection_.pk)
+        reloaded = ExactGrant.objects.get(pk=connection_.pk)
         assert reloaded.access_token == "token-under-old-key"
         reloaded.save()  # re-encrypts with the new primary key
-        assert _raw(ExactConnection, connection_.pk, "access_token") != old_raw
+        assert _raw(ExactGrant, connection_.pk, "access_token") != old_raw
     with override_settings(SECRET_KEY="new-key-" + "y" * 50, SECRET_KEY_FALLBACKS=[]):
-        assert ExactConnection.objects.get(pk=connection_.pk).access_token == "token-under-old-key"
+        assert ExactGrant.objects.get(pk=connection_.pk).access_token == "token-under-old-key"
 
 
 @pytest.mark.django_db
 def test_a_wrong_key_is_an_error_not_ciphertext(tenant_a):
-    connection_ = ExactConnectionFactory(tenant=tenant_a)
+    connection_ = ExactGrantFactory()
     with override_settings(SECRET_KEY="unrelated-" + "z" * 50, SECRET_KEY_FALLBACKS=[]):
-        with pytest.raises(SecretDecryptionError, match=r"ExactConnection\.access_token"):
-            ExactConnection.objects.get(pk=connection_.pk)
+        with pytest.raises(SecretDecryptionError, match=r"ExactGrant\.access_token"):
+            ExactGrant.objects.get(pk=connection_.pk)
 
 
 @pytest.mark.django_db

@@ -7,8 +7,9 @@ from django.db import connection
 from django.test import override_settings
 
 from core.models import AuditEntry
-from exact.models import ExactConnection
-from tests.factories import ExactConnectionFactory, GoCardlessConnectionFactory
+from exact.models import ExactGrant
+from tests.exact.factories import ExactGrantFactory
+from tests.factories import GoCardlessConnectionFactory
 
 pytestmark = pytest.mark.django_db
 OLD, NEW = "old-key-" + "o" * 50, "new-key-" + "n" * 50
@@ -16,7 +17,7 @@ OLD, NEW = "old-key-" + "o" * 50, "new-key-" + "n" * 50
 
 def _raw(pk):
     with connection.cursor() as cursor:
-        cursor.execute("SELECT access_token FROM exact_exactconnection WHERE id = %s", [pk])
+        cursor.execute("SELECT access_token FROM exact_exactgrant WHERE id = %s", [pk])
         return cursor.fetchone()[0]
 
 
@@ -28,22 +29,22 @@ def _run(*args):
 
 def test_rotation_end_to_end(tenant_a, tenant_b):
     with override_settings(SECRET_KEY=OLD, SECRET_KEY_FALLBACKS=[]):
-        exact = ExactConnectionFactory(tenant=tenant_a, access_token="exact-token")
+        exact = ExactGrantFactory(access_token="exact-token")
         GoCardlessConnectionFactory(tenant=tenant_b)
     with override_settings(SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=[OLD]):
         assert "readable" in _run("--check")
         assert _raw(exact.pk) == _raw(exact.pk)  # --check changed nothing
         before = _raw(exact.pk)
         out = _run()
-        assert "exact.ExactConnection: 1" in out and "gocardless.GoCardlessConnection: 1" in out
+        assert "exact.ExactGrant: 1" in out and "gocardless.GoCardlessConnection: 1" in out
         assert _raw(exact.pk) != before
     with override_settings(SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=[]):  # fallback removed
-        assert ExactConnection.objects.get(pk=exact.pk).access_token == "exact-token"
+        assert ExactGrant.objects.get(pk=exact.pk).access_token == "exact-token"
     assert AuditEntry.objects.filter(action="secrets.reencrypted").count() == 1
 
 
 def test_unreadable_rows_are_named_and_fail(tenant_a):
-    exact = ExactConnectionFactory(tenant=tenant_a)
+    exact = ExactGrantFactory()
     with override_settings(SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=[]):
-        with pytest.raises(CommandError, match=f"exact.ExactConnection#{exact.pk}"):
+        with pytest.raises(CommandError, match=f"exact.ExactGrant#{exact.pk}"):
             _run("--check")
