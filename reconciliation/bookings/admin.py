@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from core.audit import Actor
 from core.money import from_minor_units
-from exact.errors import ExactHostNotAllowed, messages
+from exact.errors import ExactHostNotAllowed
 from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Role, Tenant
 from tenants.scoping import tenant_ids_with_role
