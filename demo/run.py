@@ -8,15 +8,24 @@ simulators' APIs, as in production.
 Idempotent by reset: each run empties both simulators and the demo tenant's integration data
 (connections, mirrors, links, runs, bookings, events; the append-only audit trail stays),
 then builds the whole story again.
+
+One clock for everyone: the story starts ``STORY_DAYS`` days ago and ends now. The product's
+clock is moved there (time-machine, ticking) and both simulators' clocks are set to it; each
+simulated day moves all three by one day, so an event is never "created" at GoCardless after
+ml-connector "processed" it, and when the admin is served, the simulators and the product
+agree on today (a *Retry now* then charges on a date GoCardless accepts). One thing keeps the
+database's own clock: ``GoCardlessEvent.received_at`` (set by the database), so it shows when
+the demo ran, not the story's day.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,10 +45,15 @@ logger = logging.getLogger(__name__)
 
 GOCARDLESS_ACCESS_TOKEN = "sim-access-token"  # the simulator's built-in sandbox token
 GOCARDLESS_WEBHOOK_SECRET = "sim-webhook-secret"
-MAX_DAYS = 21  # how far the GoCardless clock may move while waiting for payouts
-# The Exact simulator's clock stands still while the demo runs (only GoCardless' moves), so
-# its minute never ends: the whole story must fit in one minute's budget. It takes about 80
-# calls (sync, reflection with mandate records, bookings); Exact's own budget is 60.
+# The story starts this many days ago and ends today: long enough for every payment of the
+# approved preview to be collected and paid out (about ten days, weekends included).
+STORY_DAYS = 14
+# The demo's policy retries a failed payment after this many days: a payment that fails on
+# day 1 or later of the story is retried after its last day (today), as the summary says.
+RETRY_SPACING_DAYS = STORY_DAYS
+# The Exact simulator's clock runs with the product's (set at the start and on each simulated
+# day); the story's Exact calls come in bursts within one simulated minute: about 80 calls
+# (sync, reflection with mandate records, bookings) must fit; Exact's own budget is 60.
 EXACT_MINUTELY_LIMIT = 150
 KEEP_ON_RESET = {"core.auditentry", "tenants.membership", "tenants.tenant"}
 
@@ -55,6 +69,8 @@ class DemoResult:
     live_run_id: int | None = None
     days_advanced: int = 0
     gocardless_today: str = ""
+    story_start: date | None = None  # the story's first day (the product's date then)
+    today: date | None = None  # its last: today, by every clock
     failed_payment: str = ""
     exact_open_totals: dict = field(default_factory=dict)  # at the first sync
     exact_overdue: int = 0
@@ -115,33 +131,70 @@ class Demo:
         self.exact_minutely_limit = exact_minutely_limit
         self.actor = Actor.system("demo_run")
         self.result = DemoResult(tenant_id=tenant.pk)
+        self.traveller = None  # the product's clock while the story runs (time-machine)
 
     # The steps, in order -------------------------------------------------------------------
 
     def run(self) -> DemoResult:
-        self.reset()
-        self.seed_exact()
-        self.seed_gocardless()
-        self.set_policy()
-        self.connect_exact()
-        self.connect_gocardless()
-        self.configure_bookings()
-        self.sync_exact()
-        self.match_and_invite()
-        self.payers_complete_hosted_pages()
-        self.collect()
-        self.let_days_pass()
-        self.post_bookings()
-        self.sync_exact(again=True)
+        with self.story_clock():
+            self.reset()
+            self.seed_exact()
+            self.seed_gocardless()
+            self.set_policy()
+            self.connect_exact()
+            self.connect_gocardless()
+            self.configure_bookings()
+            self.sync_exact()
+            self.match_and_invite()
+            self.payers_complete_hosted_pages()
+            self.collect()
+            self.let_days_pass()
+            self.post_bookings()
+            self.sync_exact(again=True)
         return self.result
+
+    @contextmanager
+    def story_clock(self) -> Iterator[None]:
+        """The product's clock ``STORY_DAYS`` days back, ticking, the simulators' set to it;
+        ``let_days_pass`` moves all three. Afterwards the product is on real time again (the
+        story's last day is today) and so are both simulators, Exact's running on from here."""
+        try:
+            import time_machine
+        except ImportError as exc:  # installed with the test extras (requirements.lock)
+            raise DemoError(
+                "the demo moves the product's clock with time-machine: install "
+                "requirements.lock (`make install`)"
+            ) from exc
+        start = timezone.now() - timedelta(days=STORY_DAYS)
+        try:
+            with time_machine.travel(start, tick=True) as traveller:
+                self.traveller = traveller
+                self.result.story_start = tenant_today(self.tenant)
+                yield
+        finally:
+            self.traveller = None
+            try:
+                self.clocks_in_step()  # real time again, whatever happened
+            except SimulatorError:
+                logger.warning("demo: could not set the simulators' clocks back to now")
+        self.result.today = tenant_today(self.tenant)
+
+    def clocks_in_step(self) -> None:
+        """Both simulators' clocks to the product's now (each runs on with real time)."""
+        now = timezone.now()
+        self.gocardless.clock_set(now)
+        self.exact.set_time(now=now.isoformat(), ticking=True)
 
     def step(self, text: str) -> None:
         self.log(f"- {text}")
 
     def reset(self) -> None:
+        """On the story's first day: GoCardless' reset starts its daily processing from its
+        clock's today, so the clock is set first (``GoCardlessControl.reset``)."""
         self.step("Resetting both simulators and the demo tenant's data")
         self.exact.reset()
         self.gocardless.reset()
+        self.clocks_in_step()
         deleted = tenant_data_reset(tenant=self.tenant)
         if deleted:
             logger.info("demo: removed the previous demo's data: %s", deleted)
@@ -219,7 +272,8 @@ class Demo:
             lead_days=data.LEAD_DAYS,
             minimum_amount="5.00",
             currencies=["EUR", "GBP"],
-        )  # the rest of the policy keeps its defaults: charge on the due date, one retry
+            retry_spacing_days=RETRY_SPACING_DAYS,
+        )  # the rest keeps its defaults: charge on the due date, one retry
         row, created = CustomerSettings.objects.update_or_create(
             tenant=self.tenant,
             defaults={
@@ -425,9 +479,14 @@ class Demo:
 
         in_flight = [AttemptState.PENDING, AttemptState.SUBMITTED, AttemptState.CONFIRMED]
         attempts = CollectionAttempt.objects.filter(tenant=self.tenant)
-        self.step("Time passes at GoCardless: day by day, events fetched by the polling job")
-        for day in range(1, MAX_DAYS + 1):
+        self.step(
+            f"{STORY_DAYS} days pass, day by day (ml-connector's, Exact's and GoCardless' "
+            "clocks together): GoCardless' events fetched by the polling job"
+        )
+        for day in range(1, STORY_DAYS + 1):
+            self.traveller.shift(timedelta(days=1))
             self.gocardless.advance(days=1)
+            self.exact.set_time(now=timezone.now().isoformat(), ticking=True)
             self.poll()
             self.result.days_advanced = day
             if not self.result.failed_payment:
@@ -441,12 +500,12 @@ class Demo:
                     self.gocardless.scenario("payment_failed", submitted.gocardless_id)
                     self.result.failed_payment = submitted.gocardless_id
                     self.poll()
-            if not attempts.filter(state__in=in_flight).exists():
-                break
         self.result.gocardless_today = self.gocardless.clock()["today"]
+        still = attempts.filter(state__in=in_flight).count()
         self.log(
-            f"  (the GoCardless simulator's clock moved {self.result.days_advanced} days, to "
-            f"{self.result.gocardless_today})"
+            f"  (today, {self.result.gocardless_today}, by every clock"
+            + (f"; {still} payment(s) still on their way" if still else "")
+            + ")"
         )
 
     def post_bookings(self) -> None:

@@ -73,13 +73,18 @@ class GoCardlessControl(_Control):
     name = "GoCardless"
 
     def reset(self) -> None:
-        # reset() keeps the clock where an earlier demo moved it: bring it back to real
-        # time first, so the simulator's "today" is ours again.
+        # reset() keeps the clock where an earlier demo moved it, and the simulator's daily
+        # processing starts again from its clock's today: bring the clock to ours first
+        # (the demo's story clock, when it runs one).
         self.call("POST", "advance", {"to": datetime.now(UTC).isoformat()})
         self.call("POST", "reset", {})
 
     def clock(self) -> dict:
         return self.call("GET", "clock")
+
+    def clock_set(self, when: datetime) -> dict:
+        """Set the simulator's clock (it runs on from there), processing what became due."""
+        return self.call("POST", "advance", {"to": when.astimezone(UTC).isoformat()})
 
     def advance(self, *, days: float = 0, seconds: float = 0) -> dict:
         return self.call("POST", "advance", {"days": days, "seconds": seconds})

@@ -84,6 +84,8 @@ class DemoSummary:
     follow_up: list[str] = field(default_factory=list)  # bookings, invitations, not invited
     days_advanced: int = 0
     gocardless_today: str = ""
+    story_start: str = ""  # the story's first day; it ends today
+    today: str = ""
 
     @property
     def fees_total(self) -> dict:
@@ -116,6 +118,8 @@ def summary_build(*, tenant, result: DemoResult, admin_url: str, login) -> DemoS
 
     s = DemoSummary(tenant=tenant.name, admin_url=admin_url, login=tuple(login))
     s.days_advanced, s.gocardless_today = result.days_advanced, result.gocardless_today
+    s.story_start = result.story_start.isoformat() if result.story_start else ""
+    s.today = result.today.isoformat() if result.today else s.gocardless_today
     s.open_totals, s.overdue = result.exact_open_totals, result.exact_overdue
 
     # Exact: what the books held before anything was collected (from the first sync's rows).
@@ -248,7 +252,11 @@ def summary_text(s: DemoSummary) -> str:
         f"  ml-connector demo — {s.tenant}",
         "=" * 78,
         "",
-        "Exact Online (the books)",
+        f"The story starts {s.days_advanced} days ago, on {s.story_start or '?'}, and ends "
+        f"today, {s.today or '?'}",
+        "  (ml-connector's, Exact's and GoCardless' clocks moved together, day by day)",
+        "",
+        f"Exact Online (the books, on {s.story_start or 'the first day'})",
         f"  {s.customers} customers; {plural(s.invoices, 'open invoice')} "
         f"({s.overdue} overdue) and {plural(s.credit_notes, 'credit note')}: "
         f"{totals_text(s.open_totals)} receivable",
@@ -269,7 +277,7 @@ def summary_text(s: DemoSummary) -> str:
         f"  payments created at GoCardless: {s.payments_created} for "
         f"{plural(s.invoices_collected, 'invoice')}, {totals_text(s.created_totals)}",
         "",
-        f"Money (GoCardless, {s.days_advanced} simulated days later: {s.gocardless_today})",
+        f"Money (GoCardless, {s.days_advanced} days later: today, {s.today})",
         f"  paid out: {plural(s.attempt_states.get('paid_out', 0), 'payment')}, "
         f"{totals_text(s.paid_out_totals)}",
     ]
@@ -299,7 +307,11 @@ def summary_text(s: DemoSummary) -> str:
     ]
     lines += [f"  - {line}" for line in s.attention] or ["  nothing"]
     if s.retries:
-        lines += ["", "Retry scheduled (collected again on that day; nothing to do now)"]
+        lines += [
+            "",
+            "Retry scheduled (collected again on that day, in review mode in that day's "
+            "preview; nothing to do now)",
+        ]
         lines += [f"  - {line}" for line in s.retries]
     if s.follow_up:
         lines += ["", "To follow up"]

@@ -71,6 +71,21 @@ def test_clock_control(exact_simulator_shared):
     assert requests.get(f"{sim.url}/_control/now").json()["now"] == "2025-03-01T10:01:30+00:00"
 
 
+def test_clock_can_run_on_from_a_set_time(exact_simulator_shared):
+    """``ticking``: the demo keeps Exact's clock in step with the product's clock."""
+    sim = exact_simulator_shared
+    start = "2025-03-01T10:00:00+00:00"
+    try:
+        assert control(sim, "set_time", now=start, ticking=True)["now"] >= start
+        time.sleep(0.05)
+        later = requests.get(f"{sim.url}/_control/now").json()["now"]
+        assert later > start and later < "2025-03-01T10:01:00+00:00"
+    finally:  # frozen again, where the other tests expect it
+        assert control(sim, "set_time", now=start)["now"] == start
+    time.sleep(0.02)
+    assert requests.get(f"{sim.url}/_control/now").json()["now"] == start
+
+
 def test_inject_and_call_counts_over_http(exact_simulator_shared):
     sim = exact_simulator_shared
     sim.seed_division(division=DIVISION)
