@@ -9,24 +9,32 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.audit import Actor
+from gocardless.conf import custom_base_url_allowed
 from gocardless.connect import (
     ConnectError,
-    OrganisationTaken,
+    connect_refusal_record,
     connection_test,
-    oauth_authorize_url,
-    organisation_holder,
+    connection_token_check,
+    connection_token_store,
 )
+from gocardless.connect_oauth import oauth_authorize_url
+from gocardless.connection_status import connection_set_status
 from gocardless.events_replay import events_reprocess
 from gocardless.models import (
     BillingRequest,
+    ConnectionStatus,
     Customer,
     CustomerBankAccount,
+    Environment,
+    EventOutcome,
     GoCardlessConnection,
     GoCardlessEvent,
     Mandate,
@@ -57,23 +65,56 @@ def _show_test_result(modeladmin, request, connection, result) -> None:
         )
 
 
+def _https_urls(db_field, **kwargs):
+    if isinstance(db_field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return db_field.formfield(**kwargs)
+
+
 class GoCardlessConnectionForm(forms.ModelForm):
-    """Refuses an organisation id that another tenant's connection already holds (the
-    database constraint would too; this says so in words, without naming that tenant)."""
+    """Tenant (when adding), environment, and a custom base URL for superusers where the
+    installation allows it; the access token and webhook secret are TenantScopedAdmin's
+    write-only inputs. The organisation and creditor are never inputs (connect.py).
+
+    A typed access token is checked with GoCardless before anything is saved: refused,
+    unreachable, or an account another tenant holds → an error on the field (recorded by
+    connect.connection_token_check); accepted → ``checked_creditor``, stored by save_model.
+    """
 
     request_user = None  # set per request by GoCardlessConnectionAdmin.get_form
 
     class Meta:
         model = GoCardlessConnection
-        fields = ("organisation_id",)  # the admin passes its own field list
+        fields = ("tenant", "environment", "custom_base_url", "access_token", "webhook_secret")
+        # Not a declared field: the admin drops declared fields it shows read-only only from
+        # its own form class, so a declared custom_base_url would stay editable for everyone.
+        formfield_callback = _https_urls
 
-    def clean_organisation_id(self):
-        organisation_id = (self.cleaned_data.get("organisation_id") or "").strip()
-        holder = organisation_holder(connection=self.instance, organisation_id=organisation_id)
-        if holder is not None:
-            taken = OrganisationTaken(organisation=organisation_id, holder=holder)
-            raise forms.ValidationError(taken.message_for(self.request_user), code="taken")
-        return organisation_id
+    def clean(self):
+        cleaned = super().clean()
+        self.checked_creditor = None
+        user = self.request_user
+        environment = cleaned.get("environment", self.instance.environment)
+        custom_base_url = cleaned.get("custom_base_url", self.instance.custom_base_url) or ""
+        touched = {"environment", "custom_base_url"} & set(self.changed_data)
+        if touched and environment == Environment.CUSTOM:
+            if not (getattr(user, "is_superuser", False) and custom_base_url_allowed()):
+                self.add_error("environment", "A custom base URL is not allowed here.")
+            elif not custom_base_url:
+                self.add_error("custom_base_url", "Environment 'custom' needs a base URL.")
+        token = cleaned.get("access_token")
+        tenant = cleaned.get("tenant") or (self.instance.tenant if self.instance.tenant_id
+                                           else None)
+        if token and tenant is not None and not self.errors:
+            try:
+                self.checked_creditor = connection_token_check(
+                    tenant=tenant, access_token=token, environment=environment,
+                    custom_base_url=custom_base_url, actor=Actor.for_user(user),
+                    connection=self.instance if self.instance.pk else None,
+                )
+            except ConnectError as exc:
+                self.add_error("access_token", exc.message_for(user))
+        return cleaned
 
 
 @admin.register(GoCardlessConnection)
@@ -88,6 +129,8 @@ class GoCardlessConnectionAdmin(TenantScopedAdmin):
     search_fields = ("tenant__name", "organisation_id", "creditor_id")
     autocomplete_fields = ("tenant",)
     readonly_fields = (
+        "organisation_id",
+        "creditor_id",
         "status",
         "status_reason",
         "connected_at",
@@ -99,9 +142,74 @@ class GoCardlessConnectionAdmin(TenantScopedAdmin):
     actions = ("test_connection",)
     change_form_template = "gocardless/admin/connection_change_form.html"
 
+    def _custom_editable(self, request) -> bool:
+        """Where a token is sent is the installation's business: a custom base URL only for
+        superusers, and only where GOCARDLESS_ALLOW_CUSTOM_BASE_URL is on."""
+        return request.user.is_superuser and custom_base_url_allowed()
+
+    def get_fields(self, request, obj=None):
+        fields = ["tenant", "environment"]
+        if self._custom_editable(request) or (obj and obj.environment == Environment.CUSTOM):
+            fields.append("custom_base_url")
+        fields += ["access_token", "clear_access_token", "webhook_secret",
+                   "clear_webhook_secret", "secrets_status"]
+        if obj is not None:
+            fields += list(self.readonly_fields)
+        return self._hide_secrets(request, obj, fields)
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            readonly.append("tenant")  # moving a connection would move its account
+        if not self._custom_editable(request):
+            readonly.append("custom_base_url")
+            if obj is not None and obj.environment == Environment.CUSTOM:
+                readonly.append("environment")
+        return readonly
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "environment" and not self._custom_editable(request):
+            kwargs["choices"] = [c for c in Environment.choices if c[0] != Environment.CUSTOM]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
         return type(form.__name__, (form,), {"request_user": request.user})
+
+    def save_model(self, request, obj, form, change):
+        updates = getattr(form, "secret_updates", {})
+        token = updates.pop("access_token") if updates.get("access_token") else None
+        super().save_model(request, obj, form, change)
+        actor = Actor.for_user(request.user)
+        if token and form.checked_creditor:
+            try:
+                connection_token_store(connection=obj, access_token=token,
+                                       creditor=form.checked_creditor, actor=actor)
+            except ConnectError as exc:
+                connect_refusal_record(reason=f"access token: {exc}", actor=actor,
+                                       connection=obj)
+                self.message_user(request, exc.message_for(request.user), messages.ERROR)
+            else:
+                creditor = form.checked_creditor
+                self.message_user(request, f"GoCardless connected with the access token "
+                                  f"(creditor {creditor['name']} {creditor['id']}).",
+                                  messages.SUCCESS)
+        elif change and {"environment", "custom_base_url"} & set(form.changed_data):
+            # The stored token was checked against the other environment: not known to work.
+            connection_set_status(connection=obj, status=ConnectionStatus.DISCONNECTED,
+                                  reason="environment changed: test the connection or "
+                                  "connect again", actor=actor)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        response = super().response_add(request, obj, post_url_continue)
+        if obj.status != ConnectionStatus.CONNECTED and not (
+            {"_popup", "_addanother"} & set(request.POST)
+        ):
+            self.message_user(request, 'Now connect it: press "Connect GoCardless (OAuth)", '
+                              "or paste an access token and save.", messages.INFO)
+            return HttpResponseRedirect(
+                reverse("admin:gocardless_gocardlessconnection_change", args=[obj.pk]))
+        return response
 
     @admin.display(description="Webhook URL (give this to GoCardless)")
     def webhook_url(self, obj):
@@ -132,30 +240,20 @@ class GoCardlessConnectionAdmin(TenantScopedAdmin):
     def _own_object(self, request, pk):
         obj = get_object_or_404(self.get_queryset(request).select_related("tenant"), pk=pk)
         if not self.has_change_permission(request, obj):
-            raise PermissionError
+            raise PermissionDenied
         return obj
 
     def test_connection_view(self, request, pk):
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:gocardless_gocardlessconnection_changelist"))
-        try:
-            obj = self._own_object(request, pk)
-        except PermissionError:
-            from django.core.exceptions import PermissionDenied
-
-            raise PermissionDenied from None
+        obj = self._own_object(request, pk)
         result = connection_test(connection=obj, actor=Actor.for_user(request.user))
         _show_test_result(self, request, obj, result)
         return HttpResponseRedirect(reverse("admin:gocardless_gocardlessconnection_change",
                                             args=[obj.pk]))
 
     def connect_view(self, request, pk):
-        try:
-            obj = self._own_object(request, pk)
-        except PermissionError:
-            from django.core.exceptions import PermissionDenied
-
-            raise PermissionDenied from None
+        obj = self._own_object(request, pk)
         try:
             return HttpResponseRedirect(oauth_authorize_url(connection=obj,
                                                             session=request.session))
@@ -170,19 +268,26 @@ class WebhookDeliveryAdmin(TenantScopedAdmin):
     read_only = True
     audit_changes = False
     list_display = ("received_at", "tenant", "endpoint", "valid", "response_status",
-                    "event_count", "unrouted_count")
+                    "body_size", "source_address", "event_count", "unrouted_count")
     list_filter = ("valid", "response_status", "endpoint")
     list_select_related = ("tenant",)
     date_hierarchy = "received_at"
     fields = ("tenant", "endpoint", "received_at", "valid", "response_status", "error",
-              "event_count", "unrouted_count", "headers", "body_text")
+              "event_count", "unrouted_count", "source_address", "body_size", "body_sha256",
+              "headers", "body_text")
     readonly_fields = fields
 
-    @admin.display(description="Body (as received)")
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("body")  # up to 1 MiB each
+
+    @admin.display(description="Body (as stored)")
     def body_text(self, obj):
         raw = bytes(obj.body or b"")
-        text = raw[:20000].decode("utf-8", errors="replace")
-        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
+        text = raw[:20000].decode("utf-8", errors="replace").replace("\x00", "\\u0000")
+        kept = "" if len(raw) >= obj.body_size else (
+            f"(the first {len(raw)} of {obj.body_size} bytes: a refused delivery keeps "
+            "metadata only)\n")
+        return format_html("<pre style='white-space:pre-wrap'>{}{}</pre>", kept, text)
 
 
 class ProcessingFilter(admin.SimpleListFilter):
@@ -190,11 +295,15 @@ class ProcessingFilter(admin.SimpleListFilter):
     parameter_name = "processing"
 
     def lookups(self, request, model_admin):
-        return (("processed", "Processed"), ("pending", "Pending"), ("failed", "Failed"))
+        return (("processed", "Processed"), ("pending", "Pending"), ("failed", "Failed"),
+                ("quarantined", "Quarantined (never processed)"))
 
     def queryset(self, request, queryset):
         if self.value() == "processed":
-            return queryset.filter(processed_at__isnull=False)
+            return queryset.filter(processed_at__isnull=False).exclude(
+                outcome=EventOutcome.QUARANTINED)
+        if self.value() == "quarantined":
+            return queryset.filter(outcome=EventOutcome.QUARANTINED)
         if self.value() == "pending":
             return queryset.filter(processed_at__isnull=True, failed_at__isnull=True)
         if self.value() == "failed":

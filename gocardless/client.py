@@ -31,11 +31,13 @@ import hashlib
 import http.cookiejar
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import gocardless_pro
 import requests
@@ -466,6 +468,9 @@ class GoCardlessClient:
 
 
 # --- partner OAuth (connect.gocardless.com): the token exchange is HTTP to GoCardless too ----
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
 def oauth_exchange_code(
     *,
     token_url: str,
@@ -475,27 +480,37 @@ def oauth_exchange_code(
     client_secret: str,
     timeout: float | None = None,
 ) -> dict:
-    """Exchange an authorisation code (form-encoded, notes §1.5); returns the token JSON.
+    """Exchange an authorisation code (form-encoded POST, notes §1.5); returns the token JSON.
 
     GoCardless adds ``organisation_id`` (the routing key of partner webhooks) to the standard
-    fields. Errors become AuthError (the code is bad/used) or RetryableError (network, 5xx).
+    fields. Errors: AuthError when GoCardless refuses the code or our app credentials (RFC
+    6749 §5.2), RetryableError for the network, 5xx and non-JSON answers. Plain HTTP only to
+    loopback (the local simulator); redirects are not followed (the client secret is in the
+    body).
     """
-    from oauthlib.oauth2 import OAuth2Error
-    from requests_oauthlib import OAuth2Session
-
-    session = OAuth2Session(client_id=client_id, redirect_uri=redirect_uri)
+    parts = urlsplit(token_url)
+    if parts.scheme != "https" and parts.hostname not in LOOPBACK:
+        raise errors.ApiUsageError("the GoCardless Connect URL must use https")
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+            "client_id": client_id, "client_secret": client_secret}
     try:
-        token = session.fetch_token(
-            token_url,
-            code=code,
-            client_secret=client_secret,
-            include_client_id=True,
+        response = requests.post(
+            token_url, data=form, headers={"Accept": "application/json"}, allow_redirects=False,
             timeout=timeout if timeout is not None else settings.GOCARDLESS_HTTP_TIMEOUT,
         )
-    except OAuth2Error as exc:
-        raise errors.AuthError(f"token exchange refused: {exc.error}", type="oauth") from exc
     except requests.RequestException as exc:
         raise errors.RetryableError(f"token exchange failed: {type(exc).__name__}") from exc
-    except ValueError as exc:  # a non-JSON answer (proxy error page)
-        raise errors.RetryableError("token exchange: malformed response") from exc
-    return dict(token)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    status = response.status_code
+    if status == 200 and isinstance(body, dict):
+        return body
+    if 400 <= status < 500 and isinstance(body, dict) and isinstance(body.get("error"), str):
+        error = re.sub(r"[^a-z_]", "", body["error"])[:60] or "error"
+        raise errors.AuthError(f"token exchange refused: {error}", status=status, type="oauth")
+    if 400 <= status < 500 and status != 429:
+        raise errors.AuthError(f"token exchange refused: HTTP {status}", status=status,
+                               type="oauth")
+    raise errors.RetryableError(f"token exchange failed: HTTP {status}", status=status)

@@ -20,8 +20,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.db import DataError, transaction
 from django.db import connection as db_connection
-from django.db import transaction
 from django.utils import timezone
 
 from gocardless import errors
@@ -66,9 +66,56 @@ def events_process(
     cache: dict = {}
     factory = client_factory or _default_client
     for start in range(0, len(pks), chunk_size):
-        _process_chunk(pks[start:start + chunk_size], cache=cache, factory=factory,
-                       force=force, counts=counts)
+        chunk = pks[start:start + chunk_size]
+        try:
+            _process_chunk(chunk, cache=cache, factory=factory, force=force, counts=counts)
+        except Exception as exc:
+            # Something no resource's own handling caught (a row the database cannot hand
+            # back, a bug): one event must not stall the others, nor, through the sweeper,
+            # every tenant's. Each event goes again on its own; those that still fail are
+            # set aside (events_set_aside).
+            logger.exception("gocardless: a chunk of %d events failed; one by one now",
+                             len(chunk))
+            _process_one_by_one(chunk, cache=cache, factory=factory, force=force,
+                                counts=counts, first_error=exc)
     return counts
+
+
+def _process_one_by_one(pks, *, cache, factory, force, counts, first_error) -> None:
+    if len(pks) == 1:
+        events_set_aside(event_pks=pks, exc=first_error)
+        _count(counts, "failed")
+        return
+    for pk in pks:
+        try:
+            _process_chunk([pk], cache=cache, factory=factory, force=force, counts=counts)
+        except Exception as exc:
+            logger.exception("gocardless: event %s cannot be processed", pk)
+            events_set_aside(event_pks=[pk], exc=exc)
+            _count(counts, "failed")
+
+
+def events_set_aside(*, event_pks: list[int], exc: Exception) -> None:
+    """Events whose processing raised outside any resource's handling. One the database
+    cannot even hand back (DataError: e.g. a timestamp stored before intake checked them,
+    which no longer fits a Python datetime) is quarantined: never processed again, its
+    unreadable timestamp cleared so that the admin can show it. Any other error counts as a
+    failed attempt with backoff, so that the sweeper tries again later and gives up in the
+    end. Written with UPDATEs that never read the rows."""
+    now = timezone.now()
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    events = GoCardlessEvent.objects.filter(pk__in=event_pks, processed_at__isnull=True)
+    if isinstance(exc, DataError):
+        events.update(processed_at=now, outcome=EventOutcome.QUARANTINED, created_at=None,
+                      error=f"quarantined: the stored event cannot be read ({error})"[:2000])
+        return
+    for pk, attempts in events.values_list("pk", "attempts"):
+        attempts += 1
+        gave_up = attempts >= settings.GOCARDLESS_EVENT_MAX_ATTEMPTS
+        GoCardlessEvent.objects.filter(pk=pk).update(
+            attempts=attempts, failed_at=now, error=error,
+            next_attempt_at=None if gave_up else now + _backoff(attempts),
+        )
 
 
 def event_process(*, event_pk: int, client_factory=None, force: bool = False) -> dict:

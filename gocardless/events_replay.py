@@ -15,7 +15,7 @@ from django.db import transaction
 from core.audit import Actor, audit_record
 from gocardless.event_processing import events_process
 from gocardless.events_store import RESOURCE_LINK
-from gocardless.models import GoCardlessEvent
+from gocardless.models import EventOutcome, GoCardlessEvent
 
 
 class ReplayError(ValueError):
@@ -33,6 +33,7 @@ def events_replay_select(
 
     Events of an inactive tenant are not replayed: processing leaves them waiting until the
     tenant is activated, and a replay would take them off the sweeper's retry schedule.
+    Quarantined events (unusable as received, payload.py) are never replayed.
     """
     if sum((bool(event_ids), failed, bool(event_type))) != 1:
         raise ReplayError("choose one of: event ids, the failed events, an event type")
@@ -45,7 +46,7 @@ def events_replay_select(
         events = events.filter(processed_at__isnull=True, failed_at__isnull=False)
     else:
         events = events.filter(**_type_filter(event_type))
-    return list(events.filter(tenant__is_active=True))
+    return list(events.filter(tenant__is_active=True).exclude(outcome=EventOutcome.QUARANTINED))
 
 
 def _events_by_id(events, *, event_ids: list[str]) -> list[GoCardlessEvent]:
@@ -54,6 +55,12 @@ def _events_by_id(events, *, event_ids: list[str]) -> list[GoCardlessEvent]:
     unknown = sorted(set(wanted) - {e.event_id for e in found})
     if unknown:
         raise ReplayError(f"no stored GoCardless event {', '.join(unknown)}")
+    quarantined = sorted({e.event_id for e in found if e.outcome == EventOutcome.QUARANTINED})
+    if quarantined:
+        raise ReplayError(
+            f"event {', '.join(quarantined)} is quarantined (unusable as received; see its "
+            "error in the admin) and is never processed"
+        )
     waiting = sorted({e.event_id for e in found if not e.tenant.is_active})
     if waiting:
         raise ReplayError(
@@ -76,8 +83,11 @@ def _type_filter(event_type: str) -> dict:
 
 def events_reprocess(*, event_pks: list[int], actor: Actor, client_factory=None) -> dict:
     """Run selected events through the processor again (admin action, replay command), with
-    a forced re-fetch; each request is audited. Safe to repeat (see the module docstring)."""
-    events = list(GoCardlessEvent.objects.filter(pk__in=list(event_pks)).select_related("tenant"))
+    a forced re-fetch; each request is audited. Safe to repeat (see the module docstring).
+    Quarantined events are left out (counted as "quarantined")."""
+    selected = GoCardlessEvent.objects.filter(pk__in=list(event_pks))
+    quarantined = selected.filter(outcome=EventOutcome.QUARANTINED).count()
+    events = list(selected.exclude(outcome=EventOutcome.QUARANTINED).select_related("tenant"))
     with transaction.atomic():
         for event in events:
             audit_record(
@@ -92,5 +102,8 @@ def events_reprocess(*, event_pks: list[int], actor: Actor, client_factory=None)
         GoCardlessEvent.objects.filter(pk__in=[e.pk for e in events]).update(
             processed_at=None, outcome="", next_attempt_at=None
         )
-    return events_process(event_pks=[e.pk for e in events], client_factory=client_factory,
-                          force=True)
+    counts = events_process(event_pks=[e.pk for e in events], client_factory=client_factory,
+                            force=True)
+    if quarantined:
+        counts["quarantined"] = quarantined
+    return counts

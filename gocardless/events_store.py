@@ -1,16 +1,24 @@
 """Storing GoCardless events (webhooks, polling) and queueing their processing.
 
 Storage (``events_store``) is idempotent: one row per (tenant, event id), enforced by a unique
-constraint, so duplicate deliveries and polling overlap cost nothing. Processing is
-``event_processing.py``; this module is on the webhook's request path and stays small.
+constraint, so duplicate deliveries and polling overlap cost nothing. An event that cannot be
+used (payload.py: wrong types, NUL, an impossible timestamp…) is stored QUARANTINED instead:
+with its reason, never processed, shown in the admin; the rest of its batch goes on.
+Processing is ``event_processing.py``; this module is on the webhook's request path and
+stays small.
 """
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
-from django.utils.dateparse import parse_datetime
+import logging
 
-from gocardless.models import GoCardlessEvent
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from gocardless.models import EventOutcome, GoCardlessEvent
+from gocardless.payload import ID, NAME, created_at_of, event_problem, json_digest, json_safe
+
+logger = logging.getLogger(__name__)
 
 # resource_type → the key in ``links`` naming the resource the event is about.
 RESOURCE_LINK = {
@@ -32,33 +40,61 @@ FILED_UNDER = {("creditors", "bounced_payout"): "payouts"}
 
 
 class MalformedEvent(ValueError):
-    pass
+    """An event that cannot be stored and processed as it is (its reason is the message)."""
 
 
-def event_fields(event: dict) -> dict:
-    """Columns for one event from the API/webhook JSON; raises MalformedEvent."""
-    if not isinstance(event, dict):
-        raise MalformedEvent("event is not an object")
-    event_id, resource_type = event.get("id"), event.get("resource_type")
-    if not isinstance(event_id, str) or not event_id or len(event_id) > 40:
-        raise MalformedEvent("event without a valid id")
-    if not isinstance(resource_type, str) or not isinstance(event.get("action"), str):
-        raise MalformedEvent(f"event {event_id} without resource_type/action")
-    links = event.get("links") if isinstance(event.get("links"), dict) else {}
-    details = event.get("details") if isinstance(event.get("details"), dict) else {}
-    created = event.get("created_at")
-    filed_under = FILED_UNDER.get((resource_type, event["action"]))
+def event_fields(event) -> dict:
+    """Columns for one event from the API/webhook JSON; raises MalformedEvent (payload.py
+    says what an event must look like)."""
+    problem = event_problem(event)
+    if problem:
+        raise MalformedEvent(problem)
+    resource_type, action = event["resource_type"], event["action"]
+    links = event.get("links") or {}
+    details = event.get("details") or {}
+    filed_under = FILED_UNDER.get((resource_type, action))
     if filed_under and links.get(RESOURCE_LINK[filed_under]):
         resource_type = filed_under  # the raw JSON keeps what GoCardless said
     return {
-        "event_id": event_id,
-        "resource_type": resource_type[:50],
-        "action": event["action"][:60],
-        "resource_id": str(links.get(RESOURCE_LINK.get(resource_type, ""), ""))[:40],
+        "event_id": event["id"],
+        "resource_type": resource_type,
+        "action": action,
+        "resource_id": links.get(RESOURCE_LINK.get(resource_type, "")) or "",
         "links": links,
         "details": details,
         "raw": event,
-        "created_at": parse_datetime(created) if isinstance(created, str) else None,
+        "created_at": created_at_of(event.get("created_at")),
+    }
+
+
+def event_quarantine_fields(event, *, reason: str, now) -> dict:
+    """Columns for an event we cannot use: kept (JSON made safe to store) with its reason,
+    marked done so that nothing processes it, visible in the admin. Stored under its own id
+    when it has a usable one, else under "~" and a digest of its content (no real id starts
+    with "~"), so a redelivery of the same batch stores nothing new."""
+    safe = json_safe(event if isinstance(event, dict) else {"event": event})
+    usable_id = isinstance(event, dict) and isinstance(event.get("id"), str) and (
+        ID.fullmatch(event["id"]))
+    names = {}
+    for name, size in (("resource_type", 50), ("action", 60)):
+        value = event.get(name) if isinstance(event, dict) else None
+        names[name] = value if isinstance(value, str) and NAME.fullmatch(value) else ""
+        names[name] = names[name][:size]
+    try:
+        created_at = created_at_of(event.get("created_at")) if isinstance(event, dict) else None
+    except ValueError:
+        created_at = None
+    return {
+        "event_id": event["id"] if usable_id else "~" + json_digest(event)[:39],
+        **names,
+        "resource_id": "",
+        "links": {},
+        "details": {},
+        "raw": safe,
+        "created_at": created_at,
+        "processed_at": now,
+        "outcome": EventOutcome.QUARANTINED,
+        "error": f"quarantined: {reason}"[:2000],
     }
 
 
@@ -72,9 +108,18 @@ def events_store(*, tenant, events: list[dict], source: str, delivery=None) -> l
     then the rows are stored ignoring conflicts and read back.
     """
     fields: dict[str, dict] = {}
+    now = timezone.now()
+    quarantined = 0
     for event in events:
-        row = event_fields(event)
+        try:
+            row = event_fields(event)
+        except MalformedEvent as exc:
+            row = event_quarantine_fields(event, reason=str(exc), now=now)
+            quarantined += 1
         fields.setdefault(row["event_id"], row)  # the same event twice in one batch: once
+    if quarantined:
+        logger.warning("gocardless: %d unusable event(s) quarantined for tenant %s",
+                       quarantined, getattr(tenant, "pk", tenant))
     if not fields:
         return []
     existing = GoCardlessEvent.objects.filter(tenant=tenant, event_id__in=list(fields))
@@ -93,7 +138,7 @@ def events_store(*, tenant, events: list[dict], source: str, delivery=None) -> l
         with transaction.atomic():
             created = GoCardlessEvent.objects.bulk_create(rows)
         if all(row.pk for row in created):
-            return pending + [row.pk for row in created]
+            return pending + [row.pk for row in created if row.processed_at is None]
     except IntegrityError:
         pass  # lost a race with another delivery of the same events
     GoCardlessEvent.objects.bulk_create(rows, ignore_conflicts=True)

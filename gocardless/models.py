@@ -33,12 +33,16 @@ class GoCardlessConnection(models.Model):
         max_length=10, choices=Environment.choices, default=Environment.SANDBOX
     )
     custom_base_url = models.URLField(
-        blank=True, help_text="Only for environment 'custom' (e.g. the local simulator)."
+        blank=True,
+        help_text="Only for environment 'custom' (the local simulator): superusers only, and "
+        "only where GOCARDLESS_ALLOW_CUSTOM_BASE_URL allows it.",
     )
     access_token = EncryptedSecretField()
     webhook_secret = EncryptedSecretField()
-    organisation_id = models.CharField(max_length=40, blank=True, db_index=True)
-    creditor_id = models.CharField(max_length=40, blank=True)
+    # Routing identifiers come from GoCardless, never from a form: the organisation from the
+    # OAuth token answer, the creditor from GET /creditors with the token (connect.py).
+    organisation_id = models.CharField(max_length=40, blank=True, db_index=True, editable=False)
+    creditor_id = models.CharField(max_length=40, blank=True, editable=False)
     status = models.CharField(
         max_length=20, choices=ConnectionStatus.choices, default=ConnectionStatus.DISCONNECTED
     )
@@ -67,6 +71,16 @@ class GoCardlessConnection(models.Model):
                     "This GoCardless organisation is already connected to another company."
                 ),
             ),
+            # A creditor belongs to exactly one organisation: the same for pasted tokens,
+            # whose organisation GoCardless does not tell us (docs/decisions.md).
+            models.UniqueConstraint(
+                fields=["creditor_id"],
+                condition=~Q(creditor_id=""),
+                name="gocardless_one_tenant_per_creditor",
+                violation_error_message=(
+                    "This GoCardless account is already connected to another company."
+                ),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -88,7 +102,11 @@ class WebhookEndpoint(models.TextChoices):
 
 
 class WebhookDelivery(models.Model):
-    """Every POST to a GoCardless webhook URL, valid or not, exactly as it arrived."""
+    """Every POST to a GoCardless webhook URL, valid or not (unless over its hourly budget).
+
+    A delivery whose events were stored keeps its whole body; any other keeps metadata only
+    (size, SHA-256, source address) and at most the first 4 KiB (webhooks.py). Deleted after
+    GOCARDLESS_DELIVERY_RETENTION_DAYS (retention.py)."""
 
     tenant = models.ForeignKey(
         "tenants.Tenant",
@@ -101,7 +119,13 @@ class WebhookDelivery(models.Model):
     endpoint = models.CharField(
         max_length=10, choices=WebhookEndpoint.choices, default=WebhookEndpoint.TENANT
     )
-    body = models.BinaryField(blank=True, default=b"")
+    body = models.BinaryField(
+        blank=True, default=b"", help_text="Whole for stored deliveries; else the first 4 KiB."
+    )
+    body_size = models.PositiveBigIntegerField(default=0, help_text="Bytes received (claimed, "
+                                               "for a body refused before reading).")
+    body_sha256 = models.CharField(max_length=64, blank=True)
+    source_address = models.CharField(max_length=64, blank=True)
     headers = models.JSONField(default=dict, blank=True)
     valid = models.BooleanField(default=False)
     response_status = models.PositiveSmallIntegerField(default=0)
@@ -131,6 +155,7 @@ class EventOutcome(models.TextChoices):
     IGNORED = "ignored", "Ignored (type we do not mirror)"
     GONE = "gone", "Resource not found at GoCardless"
     CURRENT = "current", "Mirror already fetched after this event arrived"
+    QUARANTINED = "quarantined", "Quarantined (unusable; never processed)"
 
 
 class GoCardlessEvent(models.Model):
@@ -166,7 +191,8 @@ class GoCardlessEvent(models.Model):
     # decided on one clock whatever node stored or processed it.
     received_at = models.DateTimeField(db_default=Now())
     processed_at = models.DateTimeField(null=True, blank=True)
-    outcome = models.CharField(max_length=10, choices=EventOutcome.choices, blank=True)
+    # A quarantined event has processed_at set (nothing picks it up) and its reason in error.
+    outcome = models.CharField(max_length=20, choices=EventOutcome.choices, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
@@ -184,6 +210,25 @@ class GoCardlessEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.resource_type}.{self.action}"
+
+
+class IntakeBudget(models.Model):
+    """How much one intake key (e.g. the signed deliveries of one tenant) used in one clock
+    hour, and how often it was refused for being over: the hourly caps of webhooks.py
+    (intake_budget.py). Rows older than two days are pruned with the deliveries."""
+
+    key = models.CharField(max_length=60)
+    hour = models.BigIntegerField(help_text="Hours since 1970-01-01 UTC.")
+    used = models.BigIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "hour"], name="uniq_gc_intake_budget"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.hour}: {self.used}"
 
 
 # --- mirrors: GoCardless's current state, a few columns to filter on, the raw JSON ---------

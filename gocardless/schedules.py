@@ -1,4 +1,5 @@
-"""Periodic GoCardless jobs (installation-wide): the event sweeper and the polling fallback."""
+"""Periodic GoCardless jobs (installation-wide): the event sweeper, the polling fallback and
+the retention of the webhook intake log."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ SCHEDULES = {
     # name: (function, minutes)
     "gocardless.events_sweep": ("gocardless.tasks.events_sweep_task", 1),
     "gocardless.events_poll": ("gocardless.tasks.events_poll_task", 15),
+    "gocardless.deliveries_prune": ("gocardless.tasks.deliveries_prune_task", 60),
 }
 
 

@@ -4,7 +4,8 @@ callback (thin: everything is in connect.py)."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect
@@ -12,14 +13,9 @@ from django.urls import reverse
 from django.utils.decorators import method_decorator
 from rest_framework.views import APIView
 
-from core.audit import Actor
-from gocardless import errors
-from gocardless.connect import (
-    ConnectError,
-    OrganisationTaken,
-    oauth_complete,
-    oauth_state_connection,
-)
+from core.http import client_address
+from gocardless.connect import ConnectError
+from gocardless.connect_oauth import oauth_callback_anonymous, oauth_callback_complete
 from gocardless.models import GoCardlessConnection
 from gocardless.webhooks import (
     body_too_large,
@@ -27,14 +23,23 @@ from gocardless.webhooks import (
     delivery_receive_partner,
     delivery_refuse,
 )
-from tenants.models import Role
-from tenants.scoping import role_at_least, tenant_roles
 
 REASONS = {498: "Token Invalid"}
 
 
-def _answer(status: int) -> HttpResponse:
-    return HttpResponse(status=status, reason=REASONS.get(status))
+def _answer(outcome) -> HttpResponse:
+    response = HttpResponse(status=outcome.status, reason=REASONS.get(outcome.status))
+    if outcome.retry_after:
+        response["Retry-After"] = str(outcome.retry_after)
+    return response
+
+
+def _body(request) -> bytes | None:
+    """The raw body, or None when the client broke off while sending it."""
+    try:
+        return request.body
+    except (OSError, RequestDataTooBig):
+        return None
 
 
 # non_atomic_requests: the delivery row must survive even if a later step fails.
@@ -47,56 +52,60 @@ class _WebhookView(APIView):
 
 class TenantWebhookView(_WebhookView):
     def post(self, request, tenant_uuid):
-        meta = request.META
+        meta, source = request.META, client_address(request)
         connection = (
             GoCardlessConnection.objects.select_related("tenant")
+            # Decrypted only when used, so that a key problem is answered 503 (webhooks.py).
+            .defer("access_token", "webhook_secret")
             .filter(tenant__uuid=tenant_uuid, tenant__is_active=True)
             .first()
         )
+        tenant = connection.tenant if connection else None
         if body_too_large(meta):
-            tenant = connection.tenant if connection else None
-            return _answer(delivery_refuse(status=413, meta=meta, tenant=tenant,
-                                           error="body too large").status)
+            return _answer(delivery_refuse(status=413, meta=meta, tenant=tenant, source=source,
+                                           error="body too large"))
         if connection is None:
-            return _answer(delivery_refuse(status=404, meta=meta, error="unknown tenant").status)
-        return _answer(delivery_receive(connection=connection, body=request.body, meta=meta).status)
+            return _answer(delivery_refuse(status=404, meta=meta, source=source,
+                                           error="unknown tenant"))
+        body = _body(request)
+        if body is None:
+            return _answer(delivery_refuse(status=400, meta=meta, tenant=tenant, source=source,
+                                           error="body could not be read"))
+        return _answer(delivery_receive(connection=connection, body=body, meta=meta,
+                                        source=source))
 
 
 class PartnerWebhookView(_WebhookView):
     def post(self, request):
-        meta = request.META
+        meta, source = request.META, client_address(request)
         if body_too_large(meta):
             return _answer(delivery_refuse(status=413, meta=meta, endpoint="partner",
-                                           error="body too large").status)
-        return _answer(delivery_receive_partner(body=request.body, meta=meta).status)
+                                           source=source, error="body too large"))
+        body = _body(request)
+        if body is None:
+            return _answer(delivery_refuse(status=400, meta=meta, endpoint="partner",
+                                           source=source, error="body could not be read"))
+        return _answer(delivery_receive_partner(body=body, meta=meta, source=source))
 
 
-@staff_member_required
 def oauth_callback(request):
-    """GoCardless sends the admin back here with ?code&state (or ?error)."""
-    changelist = reverse("admin:gocardless_gocardlessconnection_changelist")
+    """GoCardless sends the admin back here with ?code&state (or ?error). Thin: the checks,
+    the exchange and the refusal records are in connect_oauth.py."""
+    user, source = request.user, client_address(request)
+    if not (user.is_active and user.is_staff):
+        oauth_callback_anonymous(params=request.GET, source=source)
+        return redirect_to_login(request.get_full_path(), reverse("admin:login"))
     try:
-        connection = oauth_state_connection(state=request.GET.get("state", ""),
-                                            session=request.session)
+        connection = oauth_callback_complete(params=request.GET, session=request.session,
+                                             user=user, source=source)
     except ConnectError as exc:
-        messages.error(request, str(exc))
-        return redirect(changelist)
-    target = reverse("admin:gocardless_gocardlessconnection_change", args=[connection.pk])
-    role = tenant_roles(request.user, request=request).get(connection.tenant_id)
-    if not (request.user.is_superuser or role_at_least(role, Role.ADMIN)):
-        messages.error(request, "Only an administrator of this company may connect it.")
-        return redirect(changelist)
-    if request.GET.get("error"):
-        messages.error(request, f"GoCardless: {request.GET.get('error')}")
-        return redirect(target)
-    try:
-        oauth_complete(connection=connection, code=request.GET.get("code", ""),
-                       actor=Actor.for_user(request.user))
-    except OrganisationTaken as exc:
-        messages.error(request, f"Connecting GoCardless refused: {exc.message_for(request.user)}")
-        return redirect(target)
-    except (ConnectError, errors.GoCardlessError) as exc:
-        messages.error(request, f"Connecting GoCardless failed: {exc}")
-        return redirect(target)
+        messages.error(request, f"Connecting GoCardless refused: {exc.message_for(user)}")
+        if exc.connection is None:
+            return redirect(reverse("admin:gocardless_gocardlessconnection_changelist"))
+        return redirect(_change_url(exc.connection))
     messages.success(request, f"GoCardless connected (organisation {connection.organisation_id}).")
-    return redirect(target)
+    return redirect(_change_url(connection))
+
+
+def _change_url(connection) -> str:
+    return reverse("admin:gocardless_gocardlessconnection_change", args=[connection.pk])

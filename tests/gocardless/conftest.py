@@ -5,12 +5,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import requests
+from django.contrib.messages import get_messages
+from django.urls import reverse
 from django_q.conf import Conf
+from werkzeug.wrappers import Request, Response
 
-from gocardless.models import ConnectionStatus, Environment
+from gocardless.models import ENVIRONMENT_URLS, ConnectionStatus, Environment
+from simulators.harness import SimulatorServer
 from tests.factories import GoCardlessConnectionFactory
 from tests.plugins.gocardless_sim import SIM_ACCESS_TOKEN, SIM_WEBHOOK_SECRET
 
@@ -115,3 +122,80 @@ def signal_log():
     log = SignalLog()
     yield log
     log.disconnect()
+
+
+# --- connecting: the simulator as GoCardless's sandbox and GoCardless Connect -----------------
+
+SIM_CLIENT_ID = "sim-gc-client-id"
+SIM_CLIENT_SECRET = "sim-gc-client-secret"
+
+
+@pytest.fixture
+def sim_sandbox(gocardless_simulator, settings, monkeypatch):
+    """The simulator stands in for GoCardless's sandbox: its API is the sandbox API base URL
+    (the environment table, so that a tenant admin's ordinary "sandbox" connection talks to
+    it) and its partner OAuth is GOCARDLESS_CONNECT_URL, answering consent with "allow"."""
+    sim = gocardless_simulator
+    monkeypatch.setitem(ENVIRONMENT_URLS, Environment.SANDBOX, sim.url)
+    settings.GOCARDLESS_CONNECT_URL = sim.url
+    settings.GOCARDLESS_CLIENT_ID = SIM_CLIENT_ID
+    settings.GOCARDLESS_CLIENT_SECRET = SIM_CLIENT_SECRET
+    sim.configure_oauth(consent="allow")
+    return sim
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def oauth_start(client, connection) -> str:
+    """Press "Connect GoCardless (OAuth)": the consent page URL."""
+    response = client.get(reverse("admin:gocardless_gocardlessconnection_connect",
+                                  args=[connection.pk]))
+    assert response.status_code == 302, response
+    return response["Location"]
+
+
+def oauth_consent(authorize_url: str) -> str:
+    """The browser at GoCardless: consent (the simulator's setting) and back; returns the
+    callback path with its query."""
+    answer = requests.get(authorize_url, allow_redirects=False, timeout=5)
+    assert answer.status_code == 302, answer.text
+    back = urlsplit(answer.headers["Location"])
+    assert back.path == "/connect/gocardless/callback/"
+    return f"{back.path}?{back.query}"
+
+
+def oauth_connect(client, connection):
+    """The whole partner OAuth round trip through the admin; returns the callback's answer."""
+    return client.get(oauth_consent(oauth_start(client, connection)))
+
+
+class RecordingServer:
+    """A loopback HTTP server that records every request it receives (and answers 404)."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, str, dict]] = []
+        self._lock = threading.Lock()
+        self.server = SimulatorServer(self._app)
+
+    def _app(self, environ, start_response):
+        request = Request(environ)
+        with self._lock:
+            self.requests.append((request.method, request.full_path, dict(request.headers)))
+        return Response(b"{}", status=404, content_type="application/json")(environ,
+                                                                             start_response)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@pytest.fixture
+def recording_server():
+    recorder = RecordingServer()
+    recorder.server.start()
+    try:
+        yield recorder
+    finally:
+        recorder.server.stop()

@@ -18,6 +18,7 @@ def test_schedules_are_upserted_idempotently():
     assert dict(Schedule.objects.values_list("name", "func")) == {
         "gocardless.events_sweep": "gocardless.tasks.events_sweep_task",
         "gocardless.events_poll": "gocardless.tasks.events_poll_task",
+        "gocardless.deliveries_prune": "gocardless.tasks.deliveries_prune_task",
     }
 
 
