@@ -27,7 +27,7 @@ METHODS = {
     "reset", "settings", "seed_user", "seed_division", "seed_account", "seed_bank_account",
     "update_account", "delete_account", "seed_invoice", "seed_credit_note", "update_invoice",
     "delete_invoice", "invoice", "seed_bulk", "advance", "set_time", "now", "inject",
-    "call_counts", "ledger", "deliver_webhooks", "webhook_log",
+    "call_counts", "ledger", "deliver_webhooks", "webhook_log", "token_chains",
 }
 INT_ARGS = {"division", "accounts", "invoices", "open_invoices", "credit_notes", "seed",
             "number", "count", "status", "ms", "type", "minutely_limit", "daily_limit"}
@@ -210,6 +210,12 @@ class ControlMixin:
     def call_counts(self, reset: bool = False) -> dict:
         """{"GET /api/v1/{division}/crm/Accounts": {"total": n, "200": n, ...}, ...}"""
         return self.app.calls.snapshot(reset=bool(reset))
+
+    def token_chains(self, user_id: str | None = None) -> list[dict]:
+        """The refresh-token chains of one user (default: the consenting user), oldest first:
+        ``[{id, used, obsolete, created_at}]``."""
+        with self.state.lock:
+            return self.oauth.chains_of(user_id or self.oauth_settings["consent_user"])
 
     def ledger(self, division: int) -> list[dict]:
         with self.state.lock:
