@@ -132,10 +132,13 @@ SIM_CLIENT_SECRET = "sim-gc-client-secret"
 
 @pytest.fixture
 def sim_sandbox(gocardless_simulator, settings, monkeypatch):
+    return sim_as_sandbox(gocardless_simulator, settings, monkeypatch)
+
+
+def sim_as_sandbox(sim, settings, monkeypatch):
     """The simulator stands in for GoCardless's sandbox: its API is the sandbox API base URL
     (the environment table, so that a tenant admin's ordinary "sandbox" connection talks to
     it) and its partner OAuth is GOCARDLESS_CONNECT_URL, answering consent with "allow"."""
-    sim = gocardless_simulator
     monkeypatch.setitem(ENVIRONMENT_URLS, Environment.SANDBOX, sim.url)
     settings.GOCARDLESS_CONNECT_URL = sim.url
     settings.GOCARDLESS_CLIENT_ID = SIM_CLIENT_ID
