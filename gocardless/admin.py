@@ -287,7 +287,7 @@ class WebhookDeliveryAdmin(TenantScopedAdmin):
         kept = "" if len(raw) >= obj.body_size else (
             f"(the first {len(raw)} of {obj.body_size} bytes: a refused delivery keeps "
             "metadata only)\n")
-        return format_html("<pre style='white-space:pre-wrap'>{}{}</pre>", kept, text)
+        return format_html("<pre class='mlc-pre-wrap'>{}{}</pre>", kept, text)
 
 
 class ProcessingFilter(admin.SimpleListFilter):
