@@ -33,7 +33,7 @@ def _pages() -> list[str]:
 class _Request:
     """Just enough of a request for get_queryset as a superuser."""
 
-    class user:  # noqa: N801
+    class user:
         is_superuser = True
         is_active = True
         is_authenticated = True
