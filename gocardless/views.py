@@ -1,5 +1,5 @@
 """HTTP endpoints: the webhook receivers (thin: everything is in webhooks.py) and the OAuth
-callback (thin: everything is in connect.py)."""
+callback (thin: everything is in connect_oauth.py)."""
 
 from __future__ import annotations
 
