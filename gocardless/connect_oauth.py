@@ -159,10 +159,11 @@ def oauth_callback_complete(*, params, session, user, source: str) -> GoCardless
     return connection
 
 
-def oauth_callback_anonymous(*, params, source: str) -> None:
+def oauth_callback_anonymous(*, params, source: str, user=None) -> None:
     """Someone without a signed-in staff session reached the callback (the view sends them
-    to the login page). Logged; audited as the anonymous internet, with the tenant when the
-    state is ours, up to ANONYMOUS_AUDITS_PER_HOUR entries an hour."""
+    to the login page). Logged; audited as that user when signed in (not staff), else as the
+    anonymous internet, with the tenant when the state is ours, up to
+    ANONYMOUS_AUDITS_PER_HOUR entries an hour."""
     connection = None
     try:
         connection = _connection((_state_data(str(params.get("state", "")),
@@ -175,7 +176,9 @@ def oauth_callback_anonymous(*, params, source: str) -> None:
         logger.warning("gocardless connect refused (not audited: hourly cap): %s from %s",
                        reason, source)
         return
-    connect_refusal_record(reason=reason, actor=ANONYMOUS_ACTOR, connection=connection,
+    signed_in = user is not None and user.is_authenticated
+    connect_refusal_record(reason=reason, actor=Actor.for_user(user) if signed_in
+                           else ANONYMOUS_ACTOR, connection=connection,
                            source=source or "an unknown address")
 
 

@@ -93,7 +93,7 @@ def oauth_callback(request):
     the exchange and the refusal records are in connect_oauth.py."""
     user, source = request.user, client_address(request)
     if not (user.is_active and user.is_staff):
-        oauth_callback_anonymous(params=request.GET, source=source)
+        oauth_callback_anonymous(params=request.GET, source=source, user=user)
         return redirect_to_login(request.get_full_path(), reverse("admin:login"))
     try:
         connection = oauth_callback_complete(params=request.GET, session=request.session,

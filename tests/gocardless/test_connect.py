@@ -218,6 +218,18 @@ def test_the_callback_without_a_signed_in_admin_is_audited_as_the_internet(
     assert _refusals()[-1].tenant is None
 
 
+def test_a_signed_in_user_who_is_not_staff_is_audited_as_themselves(client, sim_sandbox,
+                                                                     tenant_a):
+    from tests.factories import UserFactory
+
+    member = UserFactory(username="not-staff", is_staff=False)
+    client.force_login(member)
+    response = client.get(CALLBACK, {"state": "forged", "code": "x"})
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    [refusal] = _refusals()
+    assert refusal.actor_user == member and "without a signed-in staff user" in refusal.message
+
+
 def test_a_user_who_does_not_administer_the_tenant_is_refused(
     sim_sandbox, tenant_a, operator_of_a
 ):
