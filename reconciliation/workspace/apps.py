@@ -12,6 +12,8 @@ class WorkspaceConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib import admin
 
+        from reconciliation.workspace import company_admin
         from reconciliation.workspace.admin_index import install
 
         install(admin.site)
+        company_admin.install(admin.site)
