@@ -272,6 +272,18 @@ GOCARDLESS_RATE_LIMIT_RETRIES = env.int("GOCARDLESS_RATE_LIMIT_RETRIES", default
 GOCARDLESS_RATE_LIMIT_MAX_WAIT = env.float("GOCARDLESS_RATE_LIMIT_MAX_WAIT", default=65.0)
 # Partner OAuth host; empty = connect(-sandbox).gocardless.com by the connection's environment.
 GOCARDLESS_CONNECT_URL = env.str("GOCARDLESS_CONNECT_URL", default="").rstrip("/")
+# A custom GoCardless API base URL (the simulators) sends access tokens where it points: off
+# unless DEBUG (check mlc.E010), set by superusers only.
+GOCARDLESS_ALLOW_CUSTOM_BASE_URL = env.bool("GOCARDLESS_ALLOW_CUSTOM_BASE_URL", default=DEBUG)
+# The webhook intake log: pruned after this many days; bytes stored per tenant per hour for
+# signed deliveries and, separately, for unsigned/refused ones (beyond either: 429).
+GOCARDLESS_DELIVERY_RETENTION_DAYS = env.int("GOCARDLESS_DELIVERY_RETENTION_DAYS", default=30)
+GOCARDLESS_DELIVERY_MAX_BYTES_PER_HOUR = env.int(
+    "GOCARDLESS_DELIVERY_MAX_BYTES_PER_HOUR", default=64 * 1024 * 1024
+)
+GOCARDLESS_UNSIGNED_DELIVERY_MAX_BYTES_PER_HOUR = env.int(
+    "GOCARDLESS_UNSIGNED_DELIVERY_MAX_BYTES_PER_HOUR", default=4 * 1024 * 1024
+)
 GOCARDLESS_OAUTH_SCOPE = env.str("GOCARDLESS_OAUTH_SCOPE", default="read_write")
 # Event processing: failed events are retried with exponential backoff up to this many times.
 GOCARDLESS_EVENT_MAX_ATTEMPTS = env.int("GOCARDLESS_EVENT_MAX_ATTEMPTS", default=10)

@@ -30,5 +30,6 @@ from config.settings import *  # noqa: E402,F403
 # these settings; they are silenced here and nowhere else (tests/config/test_checks.py runs
 # the production profile, where they are not).
 EXACT_ALLOW_CUSTOM_BASE_URL = True
+GOCARDLESS_ALLOW_CUSTOM_BASE_URL = True
 SILENCED_SYSTEM_CHECKS = ["mlc.E010", "mlc.E011"]
 
