@@ -157,7 +157,8 @@ def test_connect_with_token_creates_the_connection(sim_sandbox, tenant_a):
     ],
 )
 def test_connect_with_token_refusals_store_nothing_and_are_audited(sim_sandbox, tenant_a,
-                                                                   fields, words):
+                                                                   fields, words, settings):
+    settings.GOCARDLESS_ALLOW_CUSTOM_BASE_URL = False  # the suite allows the simulators' hosts
     arguments = {"tenant": tenant_a, "access_token": SIM_ACCESS_TOKEN, "webhook_secret": "w",
                  "environment": "sandbox", "actor": OPERATOR, **fields}
     with pytest.raises(ConnectError, match=words):
