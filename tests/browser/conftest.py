@@ -104,3 +104,50 @@ def journey(browser, live_server, browser_settings, request):
     yield journey
     context.close()
     assert journey.csp_violations == [], journey.csp_violations
+
+
+# --- the simulators, for journeys that leave the product (OAuth consent, payments) ----------
+
+
+class LiveSimulators:
+    """Both simulators on free loopback ports, in this process, with real (ticking) clocks,
+    and the product pointed at them the way an installation would be: Exact's region table
+    (the Netherlands) and GoCardless' sandbox are the simulators, the partner app is the
+    GoCardless simulator's, the OAuth callbacks come back to the live server, and the
+    Content-Security-Policy's form-action lets a Connect button's redirect reach them (what
+    config/settings.py allows for the local simulators in DEBUG)."""
+
+    def __init__(self, exact, gocardless):
+        self.exact = exact
+        self.gocardless = gocardless
+
+
+@pytest.fixture
+def live_simulators(live_server, browser_settings, monkeypatch):
+    from exact.models import REGION_HOSTS, Region
+    from gocardless.models import ENVIRONMENT_URLS, Environment
+    from simulators.exact_online import Simulator as ExactSimulator
+    from simulators.gocardless import Simulator as GoCardlessSimulator
+
+    settings = browser_settings
+    exact = ExactSimulator().start()  # consent page: interactive
+    gocardless = GoCardlessSimulator(access_tokens=("sim-access-token",),
+                                     webhook_secret="sim-webhook-secret").start()
+    try:
+        gocardless.configure_oauth(consent="interactive", redirect_uris=[])
+        monkeypatch.setitem(REGION_HOSTS, Region.NL, exact.url)
+        monkeypatch.setitem(ENVIRONMENT_URLS, Environment.SANDBOX, gocardless.url)
+        settings.EXACT_REDIRECT_URI = f"{live_server.url}/connect/exact/callback/"
+        settings.GOCARDLESS_REDIRECT_URI = f"{live_server.url}/connect/gocardless/callback/"
+        settings.GOCARDLESS_CONNECT_URL = gocardless.url
+        settings.GOCARDLESS_CLIENT_ID = gocardless.oauth.settings["client_id"]
+        settings.GOCARDLESS_CLIENT_SECRET = gocardless.oauth.settings["client_secret"]
+        policy = {**settings.CONTENT_SECURITY_POLICY}
+        directives = {**policy["DIRECTIVES"]}
+        directives["form-action"] = [*directives["form-action"], exact.url, gocardless.url]
+        policy["DIRECTIVES"] = directives
+        settings.CONTENT_SECURITY_POLICY = policy
+        yield LiveSimulators(exact, gocardless)
+    finally:
+        exact.stop()
+        gocardless.stop()
