@@ -12,18 +12,16 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from core.audit import Actor, audit_record
+from core.display import local_time_display
 from exact import oauth, queue
+from exact.admin_mirrors import sync_queued_message
 from exact.connect import connection_disconnect, connection_test
 from exact.connections import connection_require_usable
 from exact.errors import ExactError
 from exact.models import (
     ConnectionStatus,
-    ExactAccount,
     ExactConnection,
-    ExactReceivable,
-    ExactWebhookDelivery,
     Region,
-    SyncRun,
     custom_base_url_allowed,
 )
 from exact.selectors import connection_budget, connection_consent, connection_token_health
@@ -44,7 +42,7 @@ class ExactConnectionAdmin(TenantScopedAdmin):
         "division_name",
         "status",
         "paused",
-        "connected_at",
+        "connected",
     )
     list_filter = ("status", "region")
     list_select_related = ("tenant",)
@@ -58,9 +56,9 @@ class ExactConnectionAdmin(TenantScopedAdmin):
         "consent",
         "token_health",
         "call_budget",
-        "connected_at",
-        "paused_until",
-        "webhook_subscription_ids",
+        "connected",
+        "paused_until_local",
+        "webhook_subscriptions",
     )
     # The tokens live on the Exact user's grant (set by the OAuth flow only, never typed,
     # never shown); the grant and the operator nonce are not editable fields.
@@ -76,7 +74,7 @@ class ExactConnectionAdmin(TenantScopedAdmin):
         or sets it; a company administrator never does."""
         return bool(request.user.is_superuser and custom_base_url_allowed())
 
-    def get_fields(self, request, obj=None):
+    def _region_fields(self, request, obj=None):
         fields = list(super().get_fields(request, obj))
         if not self._custom_allowed(request):
             fields = [name for name in fields if name != "custom_base_url"]
@@ -95,6 +93,25 @@ class ExactConnectionAdmin(TenantScopedAdmin):
                 choice for choice in db_field.choices if choice[0] != Region.CUSTOM
             ]
         return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        hidden = {"connected_at", "paused_until", "webhook_subscription_ids"}
+        return [name for name in self._region_fields(request, obj) if name not in hidden]
+
+    @admin.display(description="Connected", ordering="connected_at")
+    def connected(self, obj):
+        return local_time_display(obj.connected_at, obj.tenant) if obj.connected_at else "-"
+
+    @admin.display(description="Paused until")
+    def paused_until_local(self, obj):
+        if obj is None or not obj.paused_until:
+            return "Not paused"
+        return local_time_display(obj.paused_until, obj.tenant)
+
+    @admin.display(description="Webhook subscriptions at Exact")
+    def webhook_subscriptions(self, obj):
+        count = len(obj.webhook_subscription_ids or []) if obj is not None else 0
+        return f"{count} topic{'s' if count != 1 else ''} subscribed" if count else "None"
 
     @admin.display(description="Paused", boolean=True)
     def paused(self, obj):
@@ -277,109 +294,6 @@ class ExactConnectionAdmin(TenantScopedAdmin):
                 obj=obj,
                 message="Sync now (admin)",
             )
-            self.message_user(request, f"Sync queued for {obj.tenant}.", messages.SUCCESS)
+            self.message_user(request, sync_queued_message(obj.tenant), messages.SUCCESS)
 
 
-class _MirrorAdmin(TenantScopedAdmin):
-    read_only = True
-    audit_changes = False
-    show_full_result_count = False
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-
-@admin.register(ExactAccount)
-class ExactAccountAdmin(_MirrorAdmin):
-    list_display = (
-        "code",
-        "name",
-        "email",
-        "city",
-        "country",
-        "status",
-        "blocked",
-        "tenant",
-        "modified",
-    )
-    list_filter = ("status", "blocked", "country")
-    search_fields = ("code", "name", "email", "exact_id")
-    list_select_related = ("tenant",)
-
-
-@admin.register(ExactReceivable)
-class ExactReceivableAdmin(_MirrorAdmin):
-    list_display = (
-        "invoice_number",
-        "kind",
-        "account",
-        "due_date",
-        "currency",
-        "amount",
-        "outstanding",
-        "is_fully_paid",
-        "tenant",
-    )
-    list_filter = ("is_fully_paid", "kind", "currency", "status")
-    search_fields = ("=invoice_number", "account__name", "account__code", "exact_id")
-    list_select_related = ("tenant", "account")
-    date_hierarchy = None
-
-
-@admin.register(SyncRun)
-class SyncRunAdmin(_MirrorAdmin):
-    list_display = (
-        "started_at",
-        "tenant",
-        "entity",
-        "mode",
-        "pages",
-        "calls",
-        "created",
-        "updated",
-        "deleted",
-        "finished_at",
-        "short_error",
-    )
-    list_filter = ("entity", "mode")
-    search_fields = ("trigger", "error")
-    list_select_related = ("tenant",)
-
-    @admin.display(description="Error")
-    def short_error(self, obj):
-        return (obj.error or "")[:80]
-
-
-@admin.register(ExactWebhookDelivery)
-class ExactWebhookDeliveryAdmin(_MirrorAdmin):
-    list_display = (
-        "received_at",
-        "tenant",
-        "topic",
-        "action",
-        "key",
-        "valid",
-        "duplicate",
-        "response_status",
-        "size",
-        "source_address",
-    )
-    list_filter = ("valid", "duplicate", "response_status", "topic")
-    search_fields = ("key", "topic", "error", "source_address", "=body_sha256")
-    list_select_related = ("tenant",)
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if f.name != "body"] + ["body_text"]
-
-    def get_fields(self, request, obj=None):
-        return self.get_readonly_fields(request, obj)
-
-    @admin.display(description="Body (as stored)")
-    def body_text(self, obj):
-        # Whatever arrived, shown as text: undecodable bytes replaced, control characters
-        # escaped (a NUL or an escape sequence must not reach the page raw).
-        text = bytes(obj.body or b"").decode("utf-8", errors="replace")
-        text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
-        if obj.body_truncated:
-            text += f" … (first {len(obj.body or b'')} of {obj.size} bytes)"
-        return text
