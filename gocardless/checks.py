@@ -28,7 +28,8 @@ def check_custom_base_url_setting(app_configs, **kwargs):
 
 def check_custom_base_url_connections(app_configs, **kwargs):
     """mlc.W010: connections saved with a custom base URL (before it was restricted, or while
-    it was allowed) keep sending their token there until changed."""
+    it was allowed): their calls are refused (gocardless.client) until a superuser changes
+    them, so their tenants collect nothing meanwhile."""
     if custom_base_url_allowed():
         return []
     from gocardless.models import Environment, GoCardlessConnection
@@ -45,9 +46,9 @@ def check_custom_base_url_connections(app_configs, **kwargs):
     return [
         Warning(
             f"GoCardless connections with a custom base URL: {', '.join(slugs)}.",
-            hint="This installation does not allow custom base URLs, yet these connections "
-            "send their access token to one. A superuser sets their environment to live or "
-            "sandbox (then connects again).",
+            hint="This installation does not allow custom base URLs: these connections send "
+            "nothing (every call is refused before it leaves) and wait for a person. A "
+            "superuser sets their environment to live or sandbox (then connects again).",
             id="mlc.W010",
         )
     ]

@@ -48,7 +48,17 @@ from gocardless_pro.paginator import Paginator
 from gocardless_pro.rate_limit import update_rate_limit
 
 from gocardless import errors
-from gocardless.connection_status import connection_mark_needs_reauth
+from gocardless.conf import custom_base_url_allowed
+from gocardless.connection_status import (
+    connection_mark_needs_reauth,
+    connection_refuse_custom_url,
+)
+
+CUSTOM_URL_REFUSED = (
+    "This GoCardless connection uses a custom base URL, which this installation does not "
+    "allow (GOCARDLESS_ALLOW_CUSTOM_BASE_URL): nothing was sent. A superuser sets its "
+    "environment to live or sandbox, then connects again."
+)
 
 # Resource type (event ``resource_type`` / API path) → SDK service attribute.
 SERVICES = {
@@ -175,6 +185,7 @@ class GoCardlessClient:
         max_rate_limit_retries: int | None = None,
         max_rate_limit_wait: float | None = None,
         on_auth_error: Callable[[errors.AuthError], None] | None = None,
+        refusal: str = "",
     ) -> None:
         if not access_token:
             raise errors.AuthError("no access token configured")
@@ -200,6 +211,10 @@ class GoCardlessClient:
             else settings.GOCARDLESS_RATE_LIMIT_MAX_WAIT
         )
         self._on_auth_error = on_auth_error
+        # Set when the token must not be sent where this client points (for_connection): every
+        # call is then refused before anything leaves the process, as an AuthError, which
+        # every caller already handles as "the connection needs a person".
+        self._refusal = refusal
         self.last_headers: dict = {}
         self._capture_headers()
 
@@ -209,6 +224,14 @@ class GoCardlessClient:
 
         def mark(exc: errors.AuthError) -> None:
             connection_mark_needs_reauth(connection=connection, reason=str(exc))
+
+        if connection.environment == "custom" and not custom_base_url_allowed():
+            # Saved while the installation allowed custom hosts (the simulators), or before it
+            # was restricted: the token stays here until a superuser picks live or sandbox.
+            kwargs["refusal"] = CUSTOM_URL_REFUSED
+
+            def mark(exc: errors.AuthError) -> None:  # not GoCardless refusing: our own rule
+                connection_refuse_custom_url(connection=connection, reason=CUSTOM_URL_REFUSED)
 
         kwargs.setdefault("on_auth_error", mark)
         return cls(access_token=connection.access_token, base_url=connection.base_url, **kwargs)
@@ -255,6 +278,11 @@ class GoCardlessClient:
             self._sleep(wait)
 
     def _call(self, fn, *args, **kwargs):
+        if self._refusal:
+            refused = errors.AuthError(self._refusal, type="custom_base_url_not_allowed")
+            if self._on_auth_error is not None:
+                self._on_auth_error(refused)
+            raise refused
         waits = 0
         while True:
             self._pace()

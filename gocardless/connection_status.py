@@ -83,3 +83,14 @@ def connection_mark_needs_reauth(*, connection: GoCardlessConnection, reason: st
         reason=f"GoCardless refused the access token: {reason}",
         actor=Actor.system("gocardless"),
     )
+
+
+def connection_refuse_custom_url(*, connection: GoCardlessConnection, reason: str) -> bool:
+    """A call was about to send the token to a custom base URL the installation no longer
+    allows: nothing was sent; the connection waits for a person (reason in words)."""
+    return connection_set_status(
+        connection=connection,
+        status=ConnectionStatus.NEEDS_REAUTH,
+        reason=reason,
+        actor=Actor.system("gocardless"),
+    )
