@@ -1,31 +1,40 @@
-"""Admin: booking settings (validated against Exact on save), bookings by state with
-*Re-post*, and the reconciliation report page with CSV export."""
+"""Admin: booking settings (validated against Exact on save), bookings in words by state and
+rule with *Re-post* (queued as a batch: admin_batches.py), and the reconciliation report page
+with CSV export (admin_report.py)."""
 
 from __future__ import annotations
 
-from datetime import date
+import json
+import uuid
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse
-from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
-from django.utils import timezone
-from django.utils.html import format_html
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
-from core.audit import Actor
+from core.display import local_date_display, local_time_display, money_display
 from core.money import from_minor_units
 from exact.errors import ExactHostNotAllowed
+from exact.models import ExactAccount
 from tenants.admin_base import TenantScopedAdmin
-from tenants.models import Role, Tenant
-from tenants.scoping import tenant_ids_with_role
+from tenants.models import Role
 
+from .admin_batches import RepostBatchAdmin  # noqa: F401 (registers the batches' admin)
+from .admin_report import report_view
 from .config import booking_settings_validate
-from .models import Booking, BookingSettings
-from .posting import OUTCOME_WORDS, booking_repost
-from .report import MISMATCH_KINDS, report_build
-from .report_csv import report_csv
+from .display import (
+    RULE_WORDS,
+    STATE_WORDS,
+    body_lines,
+    facts_rows,
+    journal_of,
+    rule_words,
+    state_words,
+)
+from .models import Booking, BookingSettings, BookingState
+from .reposts import repost_batches_create
 
 
 class BookingSettingsForm(forms.ModelForm):
@@ -77,10 +86,10 @@ class BookingSettingsAdmin(TenantScopedAdmin):
         "receipt_on",
         "clearing_journal_code",
         "bank_journal_code",
-        "validated_at",
+        "checked",
     )
     list_select_related = ("tenant",)
-    readonly_fields = ("validated_at",)
+    readonly_fields = ("checked",)
     fieldsets = (
         (None, {"fields": ("tenant", "enabled", "receipt_on")}),
         ("Journals", {"fields": ("clearing_journal_code", "bank_journal_code")}),
@@ -98,87 +107,282 @@ class BookingSettingsAdmin(TenantScopedAdmin):
                 )
             },
         ),
-        ("Checked", {"fields": ("validated_at",)}),
+        ("Checked", {"fields": ("checked",)}),
     )
+
+    @admin.display(description="checked against Exact", ordering="validated_at")
+    def checked(self, obj):
+        if obj is None or obj.pk is None or not obj.validated_at:
+            return "Not yet"
+        return local_time_display(obj.validated_at, obj.tenant)
+
+
+
+
+class StateFilter(admin.SimpleListFilter):
+    """The booking's state in words (``state__exact``, the parameter other pages link with)."""
+
+    title = "state"
+    parameter_name = "state__exact"
+
+    def lookups(self, request, model_admin):
+        return [(code, label) for code, label in STATE_WORDS.items()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(state=self.value()) if self.value() else queryset
+
+
+class RuleFilter(admin.SimpleListFilter):
+    """What kind of entry, in words."""
+
+    title = "kind of entry"
+    parameter_name = "rule__exact"
+
+    def lookups(self, request, model_admin):
+        return [(code, label) for code, label in RULE_WORDS.items()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(rule=self.value()) if self.value() else queryset
 
 
 @admin.register(Booking)
 class BookingAdmin(TenantScopedAdmin):
     """Bookings are written by event processing and the posting task only; operators may
-    re-post (audited with their name); viewers read."""
+    re-post (queued, audited with their name); viewers read. Everything in words: what the
+    entry is, its state, amounts with their currency, times in the company's zone."""
 
     read_only = True
     action_roles = {"repost": Role.OPERATOR}
     audit_changes = False
     list_display = (
-        "key",
+        "what",
         "tenant",
-        "state",
+        "state_text",
         "amount",
-        "booking_date",
+        "date",
+        "exact_entry_number_text",
         "attempts",
-        "exact_entry",
-        "next_retry_at",
+        "next_try",
         "short_error",
     )
-    list_filter = ("state", "rule")
+    list_filter = (StateFilter, RuleFilter)
     list_select_related = ("tenant",)
     search_fields = ("key", "gocardless_id", "reference", "last_error")
     date_hierarchy = "booking_date"
     actions = ("repost",)
-    readonly_fields = ("exact_entry", "audit_link")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "what_linked",
+                    "tenant",
+                    "rule_text",
+                    "state_text",
+                    "amount",
+                    "date",
+                    "after_link",
+                )
+            },
+        ),
+        (
+            "In Exact",
+            {"fields": ("exact_entry", "journal", "reference", "confirmed", "found_text")},
+        ),
+        (
+            "Posting",
+            {"fields": ("attempts", "next_try", "claimed", "unknown_text", "last_error")},
+        ),
+        ("What happened at GoCardless", {"fields": ("facts_table",)}),
+        ("The entry's lines", {"fields": ("lines_table",)}),
+        ("History", {"fields": ("created", "updated", "audit_link")}),
+    )
+    readonly_fields = tuple(name for _, opts in fieldsets for name in opts["fields"])
 
-    @admin.display(description="amount")
+    # --- columns and fields in words -------------------------------------------------------
+    @admin.display(description="booking", ordering="key")
+    def what(self, obj):
+        return obj.sentence()
+
+    @admin.display(description="booking")
+    def what_linked(self, obj):
+        kind, ident = obj.subject()
+        url = reverse(f"admin:gocardless_{kind}_changelist") + f"?q={ident}"
+        sentence = obj.sentence()
+        if ident and ident in sentence:
+            before, after = sentence.split(ident, 1)
+            return format_html('{}<a href="{}">{}</a>{}', before, url, ident, after)
+        return format_html('{} (<a href="{}">{}</a>)', sentence, url, ident)
+
+    @admin.display(description="kind of entry", ordering="rule")
+    def rule_text(self, obj):
+        return rule_words(obj.rule)
+
+    @admin.display(description="state", ordering="state")
+    def state_text(self, obj):
+        return state_words(obj.state)
+
+    @admin.display(description="amount", ordering="amount_minor")
     def amount(self, obj):
-        return f"{from_minor_units(obj.amount_minor, obj.currency)} {obj.currency}"
+        return money_display(from_minor_units(obj.amount_minor, obj.currency), obj.currency)
 
-    @admin.display(description="Exact entry")
-    def exact_entry(self, obj):
-        if not obj.exact_entry_id:
-            return "-"
-        connection = getattr(obj.tenant, "exact_connection", None)
-        if connection is None or not connection.division:
-            return str(obj.exact_entry_number or obj.exact_entry_id)
-        try:
-            host = connection.api_base_url
-        except ExactHostNotAllowed:  # an old custom host: show the number, link nowhere
-            return str(obj.exact_entry_number or obj.exact_entry_id)
-        # The entry in Exact's REST API (the web UI's URL for a bank entry is not documented).
-        url = (
-            f"{host}/api/v1/{connection.division}/financialtransaction/"
-            f"BankEntries(guid'{obj.exact_entry_id}')?$expand=BankEntryLines"
-        )
-        return format_html('<a href="{}">{}</a>', url, obj.exact_entry_number or obj.exact_entry_id)
+    @admin.display(description="booking date", ordering="booking_date")
+    def date(self, obj):
+        return local_date_display(obj.booking_date)
+
+    @admin.display(description="Exact entry", ordering="exact_entry_number")
+    def exact_entry_number_text(self, obj):
+        if obj.exact_entry_number:
+            return f"Entry {obj.exact_entry_number}"
+        return "Not yet" if obj.state != BookingState.CONFIRMED else "Confirmed"
+
+    @admin.display(description="next try", ordering="next_retry_at")
+    def next_try(self, obj):
+        if obj.state == BookingState.CONFIRMED:
+            return "None: confirmed"
+        if obj.state == BookingState.GAVE_UP:
+            return "None: only Re-post sends it again"
+        if not obj.next_retry_at:
+            return "With the next posting round"
+        return local_time_display(obj.next_retry_at, obj.tenant)
 
     @admin.display(description="last error")
     def short_error(self, obj):
         return (obj.last_error or "")[:80]
 
-    @admin.display(description="audit")
+    @admin.display(description="follows")
+    def after_link(self, obj):
+        if not obj.after_id:
+            return "Nothing: posted on its own"
+        url = reverse("admin:bookings_booking_change", args=[obj.after_id])
+        return format_html(
+            '<a href="{}">{}</a> ({})', url, obj.after.sentence(), state_words(obj.after.state)
+        )
+
+    @admin.display(description="Exact entry")
+    def exact_entry(self, obj):
+        if not obj.exact_entry_id:
+            return "Not in Exact yet"
+        label = f"Entry {obj.exact_entry_number}" if obj.exact_entry_number else "The entry"
+        connection = getattr(obj.tenant, "exact_connection", None)
+        if connection is None or not connection.division:
+            return label
+        try:
+            host = connection.api_base_url
+        except ExactHostNotAllowed:  # an old custom host: show the number, link nowhere
+            return label
+        # The entry in Exact's REST API (the web UI's URL for a bank entry is not documented).
+        url = (
+            f"{host}/api/v1/{connection.division}/financialtransaction/"
+            f"BankEntries(guid'{obj.exact_entry_id}')?$expand=BankEntryLines"
+        )
+        return format_html('<a href="{}">{}</a>', url, label)
+
+    @admin.display(description="journal")
+    def journal(self, obj):
+        code = journal_of(obj)
+        return f"Journal {code}" if code else "Chosen when it is posted"
+
+    @admin.display(description="confirmed")
+    def confirmed(self, obj):
+        return local_time_display(obj.confirmed_at, obj.tenant)
+
+    @admin.display(description="how it was confirmed")
+    def found_text(self, obj):
+        if obj.state != BookingState.CONFIRMED:
+            return "Not confirmed yet"
+        if obj.found_by_lookup:
+            return "Found in Exact by its reference (an earlier post had gone through)"
+        return "Exact answered the post with the entry"
+
+    @admin.display(description="claimed by a worker")
+    def claimed(self, obj):
+        return local_time_display(obj.claimed_at, obj.tenant)
+
+    @admin.display(description="outcome of the last post")
+    def unknown_text(self, obj):
+        if obj.outcome_unknown:
+            return "Not known: Exact is asked for the entry before it is sent again"
+        return "Known"
+
+    @admin.display(description="created")
+    def created(self, obj):
+        return local_time_display(obj.created_at, obj.tenant)
+
+    @admin.display(description="last changed")
+    def updated(self, obj):
+        return local_time_display(obj.updated_at, obj.tenant)
+
+    @admin.display(description="facts")
+    def facts_table(self, obj):
+        rows = facts_rows(obj, account_names=_account_names(obj))
+        if not rows:
+            return "Nothing recorded"
+        return format_html(
+            '<table class="mlc-lines">{}</table>',
+            format_html_join("", '<tr><th scope="row">{}</th><td>{}</td></tr>', rows),
+        )
+
+    @admin.display(description="lines")
+    def lines_table(self, obj):
+        if not obj.request_body:
+            return "Not built yet: the lines are made from the facts when it is posted."
+        settings = BookingSettings.objects.filter(tenant_id=obj.tenant_id).first()
+        gl = (settings.resolved.get("gl") or {}) if settings else {}
+        lines = body_lines(
+            obj,
+            gl_codes={guid: code for code, guid in gl.items()},
+            account_names=_account_names(obj),
+        )
+        table = format_html(
+            '<table class="mlc-lines"><thead><tr><th>Account</th><th>Description</th>'
+            "<th>Amount</th><th>VAT</th></tr></thead><tbody>{}</tbody></table>",
+            format_html_join(
+                "",
+                '<tr><td>{}</td><td>{}</td><td class="mlc-amount">{}</td><td>{}</td></tr>',
+                ((x["account"], x["description"], x["amount"], x["vat"]) for x in lines),
+            ),
+        )
+        raw = json.dumps(obj.request_body, indent=2, ensure_ascii=False)
+        return format_html(
+            '{}<details><summary>As sent to Exact</summary><pre class="mlc-raw">{}</pre>'
+            "</details>",
+            table,
+            raw,
+        )
+
+    @admin.display(description="audit trail")
     def audit_link(self, obj):
         url = reverse("admin:core_auditentry_changelist")
-        return format_html('<a href="{}?q={}">audit entries</a>', url, obj.key)
+        return format_html('<a href="{}?q={}">What happened to it</a>', url, obj.key)
 
+    # --- re-post: queued, never inside the request -----------------------------------------
     def has_repost_permission(self, request, obj=None):
         return self.has_action_permission(request, "repost", obj)
 
     @admin.action(description="Re-post selected bookings to Exact", permissions=("repost",))
     def repost(self, request, queryset):
-        """Successes counted; every booking not posted gets a message saying why, in words."""
-        actor = Actor.for_user(request.user)
-        posted = 0
-        for booking in queryset.select_related("tenant").order_by("id"):
-            outcome = booking_repost(booking=booking, actor=actor)
-            if outcome in ("posted", "found"):
-                posted += 1
-                continue
-            words = OUTCOME_WORDS.get(outcome, outcome)
-            level = messages.ERROR if outcome.startswith("failed") else messages.WARNING
-            self.message_user(request, f"{booking.key}: not re-posted: {words}.", level)
-        if posted:
+        """One batch per company, re-posted by a background task; the person is taken to the
+        batch's page, which shows how far it is."""
+        batches = repost_batches_create(bookings=queryset, user=request.user)
+        total = sum(b.total for b in batches)
+        if len(batches) == 1:
             self.message_user(
-                request, f"Re-posted to Exact: {posted} booking(s).", messages.SUCCESS
+                request,
+                f"Re-posting {total} booking(s) to Exact in the background; this page shows "
+                "how far it is.",
+                messages.INFO,
             )
+            return HttpResponseRedirect(
+                reverse("admin:bookings_repostbatch_change", args=[batches[0].pk])
+            )
+        self.message_user(
+            request,
+            f"Re-posting {total} booking(s) of {len(batches)} companies to Exact in the "
+            "background; each company's batch below shows how far it is.",
+            messages.INFO,
+        )
+        return HttpResponseRedirect(reverse("admin:bookings_repostbatch_changelist"))
 
     # --- the reconciliation report -----------------------------------------------------------
     def get_urls(self):
@@ -191,88 +395,33 @@ class BookingAdmin(TenantScopedAdmin):
             *super().get_urls(),
         ]
 
+    def report_view(self, request):
+        return report_view(self, request)
+
     def changelist_view(self, request, extra_context=None):
         extra_context = {
             **(extra_context or {}),
             "report_url": reverse("admin:bookings_booking_report"),
+            "batches_url": reverse("admin:bookings_repostbatch_changelist"),
         }
         return super().changelist_view(request, extra_context)
 
-    def report_view(self, request):
-        tenant_ids = tenant_ids_with_role(request.user, Role.VIEWER, request=request)
-        tenants = (
-            Tenant.objects.all()
-            if request.user.is_superuser
-            else Tenant.objects.filter(pk__in=tenant_ids)
-        )
-        form = ReportForm(request.GET or None, tenants=tenants.order_by("name"))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Reconciliation report",
-            "form": form,
-            "opts": self.model._meta,
-        }
-        if form.is_bound and form.is_valid():
-            tenant = form.cleaned_data["tenant"]
-            if not request.user.is_superuser and tenant.pk not in tenant_ids:
-                raise PermissionDenied
-            report = report_build(
-                tenant=tenant,
-                start=form.cleaned_data["start"],
-                end=form.cleaned_data["end"],
-                currency=form.cleaned_data["currency"],
-            )
-            if request.GET.get("format") == "csv":
-                response = HttpResponse(
-                    report_csv(report=report), content_type="text/csv; charset=utf-8"
-                )
-                name = f"reconciliation-{tenant.slug}-{report.start}-{report.end}.csv"
-                response["Content-Disposition"] = f'attachment; filename="{name}"'
-                return response
-            context.update(
-                report=report,
-                totals=report.totals,
-                kinds=MISMATCH_KINDS,
-                csv_query=request.GET.urlencode() + "&format=csv",
-                links=_links(),
-            )
-        return TemplateResponse(request, "bookings/admin/report.html", context)
+
+def _account_names(booking) -> dict[str, str]:
+    """Names of the Exact accounts a booking names (from the mirror), by guid."""
+    ids = {str((booking.facts or {}).get("account") or "")}
+    for line in (booking.request_body or {}).get("BankEntryLines") or []:
+        ids.add(str(line.get("Account") or ""))
+    ids = {i for i in ids if _is_uuid(i)}
+    if not ids:
+        return {}
+    rows = ExactAccount.objects.filter(tenant_id=booking.tenant_id, exact_id__in=ids)
+    return {str(a.exact_id): a.name for a in rows if a.name}
 
 
-def _links() -> dict:
-    links = {
-        "payment": reverse("admin:gocardless_payment_changelist"),
-        "payout": reverse("admin:gocardless_payout_changelist"),
-        "booking": reverse("admin:bookings_booking_changelist"),
-        "audit": reverse("admin:core_auditentry_changelist"),
-    }
-    # The collection engine's attempts (searchable by their key), by URL only: bookings do
-    # not depend on the collection app.
+def _is_uuid(text: str) -> bool:
     try:
-        links["attempt"] = reverse("admin:collection_collectionattempt_changelist")
-    except NoReverseMatch:
-        links["attempt"] = ""
-    return links
-
-
-def _month_start() -> date:
-    return timezone.localdate().replace(day=1)
-
-
-class ReportForm(forms.Form):
-    tenant = forms.ModelChoiceField(queryset=Tenant.objects.none())
-    start = forms.DateField(initial=_month_start)
-    end = forms.DateField(initial=timezone.localdate)
-    currency = forms.CharField(max_length=3, initial="EUR")
-
-    def __init__(self, *args, tenants, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["tenant"].queryset = tenants
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("start") and cleaned.get("end") and cleaned["start"] > cleaned["end"]:
-            raise ValidationError("The period starts after it ends.")
-        if cleaned.get("currency"):
-            cleaned["currency"] = cleaned["currency"].upper()
-        return cleaned
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

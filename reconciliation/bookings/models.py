@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
+
+from core.display import FAILURE_CAUSE_WORDS
 
 
 class ReceiptOn(models.TextChoices):
@@ -169,8 +172,90 @@ class Booking(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.key
+        return self.sentence()
+
+    def subject(self) -> tuple[str, str]:
+        """(kind, GoCardless id) of what the booking is about: ("payout", "PO…"),
+        ("refund", …) or ("payment", …)."""
+        facts = self.facts or {}
+        if self.rule in (Rule.PAYOUT, Rule.PAYOUT_BANK, Rule.PAYOUT_BOUNCED):
+            return "payout", facts.get("payout") or self.gocardless_id
+        if self.rule in (Rule.REFUND, Rule.REFUND_RETURNED):
+            return "refund", facts.get("refund") or self.gocardless_id
+        return "payment", facts.get("payment") or self.gocardless_id
+
+    def sentence(self) -> str:
+        """``Payout PO0000… to the bank``: what the entry in Exact stands for, in words."""
+        facts = self.facts or {}
+        ident = self.subject()[1]
+        invoice = facts.get("invoice")
+        if self.rule == Rule.RECEIPT:
+            return f"Payment {ident} collected" + (f" for invoice {invoice}" if invoice else "")
+        if self.rule == Rule.REVERSAL:
+            cause = facts.get("cause")
+            why = f" ({FAILURE_CAUSE_WORDS[cause]})" if cause in FAILURE_CAUSE_WORDS else ""
+            again = f": invoice {invoice} open again" if invoice else ""
+            return f"Payment {ident} reversed{why}{again}"
+        if self.rule == Rule.PAYOUT:
+            return f"Payout {ident}: fees, VAT and transfer"
+        if self.rule == Rule.PAYOUT_BANK:
+            return f"Payout {ident} to the bank"
+        if self.rule == Rule.PAYOUT_BOUNCED:
+            if facts.get("side") == "bank":
+                return f"Payout {ident} bounced: out of the bank again"
+            return f"Payout {ident} bounced: back in the GoCardless balance"
+        payment = facts.get("payment")
+        of_payment = f" of payment {payment}" if payment else ""
+        if self.rule == Rule.REFUND:
+            return f"Refund {ident}{of_payment} paid to the customer"
+        if self.rule == Rule.REFUND_RETURNED:
+            return f"Refund {ident}{of_payment} returned"
+        return f"Booking {self.gocardless_id}"
 
     @staticmethod
     def new_reference() -> str:
         return f"MLC-{uuid.uuid4().hex[:20].upper()}"
+
+
+class RepostState(models.TextChoices):
+    WAITING = "waiting", "Waiting for a worker"
+    RUNNING = "running", "Re-posting"
+    FINISHED = "finished", "Finished"
+
+
+class RepostBatch(models.Model):
+    """A person's *Re-post* of selected bookings, done by one background task (never inside
+    the request). The task writes its progress here, so the batch's admin page shows how far
+    it is, and a batch whose task was lost (no worker, a crash) shows as such and can be run
+    again: bookings already handled are not touched twice (exactly-once itself is
+    ``posting.booking_post``'s)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    requested_by_name = models.CharField(max_length=150, blank=True)
+    booking_ids = models.JSONField(default=list)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0, help_text="Bookings handled so far.")
+    failed = models.PositiveIntegerField(default=0, help_text="Handled but not posted.")
+    state = models.CharField(
+        max_length=10, choices=RepostState.choices, default=RepostState.WAITING
+    )
+    # One entry per booking handled: {"booking": pk, "what": words, "outcome": code,
+    # "words": why in words, "posted": bool}. Bookings listed here are skipped on a re-run.
+    results = models.JSONField(default=list, blank=True)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Written after every booking: a running batch whose heartbeat is old lost its worker.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    runs = models.PositiveSmallIntegerField(default=1, help_text="Times the task was queued.")
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+        verbose_name = "re-post batch"
+        verbose_name_plural = "re-post batches"
+
+    def __str__(self) -> str:
+        return f"Re-post of {self.total} booking(s)"

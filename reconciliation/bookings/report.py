@@ -18,6 +18,7 @@ from exact.models import ExactReceivable, ReceivableKind
 from gocardless.models import Payment, Payout, Refund
 from reconciliation.collection.selectors import open_when_collected
 
+from .display import payment_status_words, state_words
 from .models import Booking, BookingSettings, BookingState, ReceiptOn, Rule
 from .rules import FEE_ITEM_TYPES, payment_owner
 
@@ -187,9 +188,10 @@ def _payment_rows(tenant, currency, start, end, by_gc, units) -> list[PaymentRow
                 reversal=reversals[-1].state if reversals else "",
                 booking_pks=[b.pk for b in mine],
                 note=(
-                    "ml-connector metadata incomplete (mlc_attempt, exact_invoice, exact_account)"
+                    "made by ml-connector, but its attempt, invoice or account is missing "
+                    "from the payment's metadata"
                     if not owner and (p.metadata or {}).get("mlc_attempt")
-                    else "no mlc_attempt metadata"
+                    else "not created by ml-connector (no collection attempt in its metadata)"
                 ),
             )
         )
@@ -254,7 +256,7 @@ def _mismatches(tenant, currency, payments, bookings, units) -> list[Mismatch]:
                 Mismatch(
                     "booking_not_posted",
                     b.key,
-                    f"{b.get_state_display()}; attempts {b.attempts}; {b.last_error}".strip("; "),
+                    f"{state_words(b.state)}; attempts {b.attempts}; {b.last_error}".strip("; "),
                     expected=units(b.amount_minor),
                     booking_pks=[b.pk],
                 )
@@ -265,7 +267,7 @@ def _mismatches(tenant, currency, payments, bookings, units) -> list[Mismatch]:
                 Mismatch(
                     "not_ours",
                     p.payment,
-                    f"{p.status}; {p.note}",
+                    f"{payment_status_words(p.status)}; {p.note}",
                     expected=p.amount,
                     payment_pks=[p.pk],
                 )

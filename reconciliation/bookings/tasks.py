@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from . import posting
+from . import posting, reposts
 
 logger = logging.getLogger(__name__)
 
@@ -22,3 +22,8 @@ def booking_post_task(booking_pk: int) -> str:
 
 def bookings_sweep_task() -> dict:
     return posting.bookings_sweep()
+
+
+def repost_batch_task(batch_pk: int) -> str:
+    """A person's *Re-post* of selected bookings (reposts.py), off the request."""
+    return reposts.repost_batch_run(batch_pk=batch_pk)

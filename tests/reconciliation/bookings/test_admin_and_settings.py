@@ -4,8 +4,6 @@ with drill-down links and CSV export."""
 
 from __future__ import annotations
 
-import csv
-import io
 from decimal import Decimal
 
 import pytest
@@ -14,7 +12,8 @@ from django.urls import reverse
 
 from core.models import AuditEntry
 from reconciliation.bookings.config import booking_settings_validate
-from reconciliation.bookings.models import Booking, BookingSettings, BookingState
+from reconciliation.bookings.models import Booking, BookingSettings, BookingState, RepostBatch
+from tests.reconciliation.bookings.csv_sections import csv_totals
 from tests.reconciliation.bookings.factories import BookingFactory
 
 pytestmark = pytest.mark.django_db
@@ -114,7 +113,15 @@ def test_operator_cannot_change_settings(client, tenant_a, operator_of_a):
 
 
 def test_bookings_by_state_and_repost(
-    client, tenant_a, tenant_b, operator_of_a, viewer_of_a, booking_settings, world
+    client,
+    tenant_a,
+    tenant_b,
+    operator_of_a,
+    viewer_of_a,
+    booking_settings,
+    world,
+    q_sync,
+    run_on_commit,
 ):
     customer = world.customer("Alpha BV")
     invoice = world.invoice(customer, "10.00")
@@ -123,6 +130,7 @@ def test_bookings_by_state_and_repost(
         state=BookingState.GAVE_UP,
         attempts=8,
         last_error="boom",
+        gocardless_id="PM1",
         facts={
             "payment": "PM1",
             "invoice": invoice["InvoiceNumber"],
@@ -136,25 +144,32 @@ def test_bookings_by_state_and_repost(
     url = reverse("admin:bookings_booking_changelist")
 
     client.force_login(viewer_of_a)
-    page = client.get(url, {"state": "gave_up"})
+    page = client.get(url, {"state__exact": "gave_up"})
     assert page.status_code == 200
     body = page.content.decode()
-    assert failed.key in body and other.key not in body
+    assert f"Payment PM1 collected for invoice {invoice['InvoiceNumber']}" in body
+    assert other.gocardless_id not in body
+    assert "Failed (needs attention)" in body and "EUR 10.00" in body
     assert "Reconciliation report" in body
-    response = client.post(url, {"action": "repost", "_selected_action": [failed.pk]})
+    with run_on_commit():
+        client.post(url, {"action": "repost", "_selected_action": [failed.pk]})
     failed.refresh_from_db()
     assert failed.state == BookingState.GAVE_UP  # viewers cannot re-post
     assert world.ledger() == []
+    assert not RepostBatch.objects.exists()
 
     client.force_login(operator_of_a)
-    response = client.post(
-        url, {"action": "repost", "_selected_action": [failed.pk, other.pk]}, follow=True
-    )
+    with run_on_commit():
+        response = client.post(
+            url, {"action": "repost", "_selected_action": [failed.pk, other.pk]}, follow=True
+        )
     assert response.status_code == 200
     failed.refresh_from_db()
     other.refresh_from_db()
     assert failed.state == BookingState.CONFIRMED and other.state == BookingState.GAVE_UP
     assert len(world.ledger()) == 1
+    (batch,) = RepostBatch.objects.all()
+    assert batch.tenant == tenant_a and batch.booking_ids == [failed.pk]
     entry = AuditEntry.objects.get(action="booking.repost_requested")
     assert entry.actor_user == operator_of_a and entry.object_id == str(failed.pk)
     change = client.get(reverse("admin:bookings_booking_change", args=[failed.pk]))
@@ -180,14 +195,19 @@ def test_report_page_and_csv(
     assert reverse("admin:gocardless_payment_changelist") in body
     assert reverse("admin:core_auditentry_changelist") in body
     assert reverse("admin:collection_collectionattempt_changelist") in body
-    assert Booking.objects.get(rule="payout").key in body
+    payout = Booking.objects.get(rule="payout")
+    assert reverse("admin:bookings_booking_change", args=[payout.pk]) in body
+    assert payout.sentence() in body
 
     response = client.get(url, {**query, "format": "csv"})
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(response.content.decode())))
-    totals = {r[1]: r[2] for r in rows if r and r[0] == "totals"}
-    assert Decimal(totals["collected"]) == Decimal("121.00")
-    assert totals["payouts_net"] == "119.31"  # 121.00 - 1.41 fee - 0.28 VAT
+    totals = csv_totals(response.content.decode())
+    assert Decimal(totals["Collected"]["Amount"]) == Decimal("121.00")
+    # 121.00 - 1.41 fee - 0.28 VAT
+    assert (totals["Paid to the bank"]["Amount"], totals["Paid to the bank"]["Currency"]) == (
+        "119.31",
+        "EUR",
+    )
 
     # Another tenant's report: not offered, refused.
     assert client.get(url, {**query, "tenant": tenant_b.pk}).status_code == 200

@@ -4,8 +4,6 @@ totals are the sums of its rows and match the simulators; the CSV reads back exa
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
 from decimal import Decimal
 
@@ -21,6 +19,7 @@ from reconciliation.bookings.posting import booking_repost, bookings_sweep
 from reconciliation.bookings.report import report_build
 from reconciliation.bookings.report_csv import report_csv
 from tests.gocardless.conftest import post_webhook, webhook_url
+from tests.reconciliation.bookings.csv_sections import csv_sections, csv_totals
 
 pytestmark = pytest.mark.django_db
 
@@ -211,15 +210,20 @@ def test_one_month_of_activity(
     )
     assert report.mismatches == []
 
-    # The CSV reads back with exact decimals.
-    rows = list(csv.reader(io.StringIO(report_csv(report=report))))
-    read_totals = {r[1]: r[2] for r in rows if r and r[0] == "totals"}
-    assert read_totals["collected"] == "571.00"
-    assert read_totals["payouts_net"] == f"{paid_out:.2f}"
-    payout_rows = [r for r in rows if r and r[0] == "payouts"]
-    assert sum(Decimal(r[10]) for r in payout_rows) == paid_out
-    assert all(len(r[6].split(".")[1]) == 2 for r in payout_rows)
-    payment_rows = [r for r in rows if r and r[0] == "payments"]
-    assert sum(Decimal(r[4]) for r in payment_rows if r[3] in ("confirmed", "paid_out")) == (
+    # The CSV reads back with exact decimals, in words, beside its currency.
+    text = report_csv(report=report)
+    sections = csv_sections(text)
+    read_totals = csv_totals(text)
+    assert read_totals["Collected"]["Amount"] == "571.00"
+    assert read_totals["Collected"]["Count"] == "3"
+    assert read_totals["Paid to the bank"]["Amount"] == f"{paid_out:.2f}"
+    assert read_totals["Collected"]["Currency"] == "EUR"
+    payout_rows = sections["Payout"]
+    assert sum(Decimal(r["Net"]) for r in payout_rows) == paid_out
+    assert all(len(r["Gross"].split(".")[1]) == 2 for r in payout_rows)
+    payment_rows = sections["Payment"]
+    collected = ("Collected", "Collected and paid out")
+    assert sum(Decimal(r["Amount"]) for r in payment_rows if r["Status"] in collected) == (
         Decimal("571.00")
     )
+    assert {r["Status"] for r in payment_rows} >= {"Failed", "Charged back by the customer"}

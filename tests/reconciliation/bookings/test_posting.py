@@ -144,12 +144,14 @@ def test_refused_post_retries_with_backoff_then_needs_attention(receipt, world):
 
 
 def test_reposting_a_confirmed_booking_is_refused_and_not_audited(
-    client, receipt, world, operator_of_a
+    client, receipt, world, operator_of_a, q_sync, run_on_commit
 ):
     """Issue 15: re-posting a confirmed booking wrote ``booking.repost_requested`` although
-    nothing happened. A refusal is a message to the person, not an audit entry."""
+    nothing happened. A refusal is a line on the batch's page, not an audit entry."""
     from django.contrib.messages import get_messages
     from django.urls import reverse
+
+    from reconciliation.bookings.models import RepostBatch, RepostState
 
     assert booking_post(booking_pk=receipt.pk) == "posted"
     assert posting.booking_repost(booking=receipt, actor=Actor.system("ops")) == (
@@ -158,14 +160,20 @@ def test_reposting_a_confirmed_booking_is_refused_and_not_audited(
     assert not AuditEntry.objects.filter(action__startswith="booking.repost").exists()
 
     client.force_login(operator_of_a)
-    response = client.post(
-        reverse("admin:bookings_booking_changelist"),
-        {"action": "repost", "_selected_action": [receipt.pk]},
-    )
+    with run_on_commit():
+        response = client.post(
+            reverse("admin:bookings_booking_changelist"),
+            {"action": "repost", "_selected_action": [receipt.pk]},
+        )
     (message,) = [str(m) for m in get_messages(response.wsgi_request)]
     assert message == (
-        f"{receipt.key}: not re-posted: already confirmed in Exact, so it is never posted again."
+        "Re-posting 1 booking(s) to Exact in the background; this page shows how far it is."
     )
+    batch = RepostBatch.objects.get()
+    assert batch.state == RepostState.FINISHED and (batch.done, batch.failed) == (1, 1)
+    assert batch.results[0]["outcome"] == "confirmed already"
+    page = client.get(response.url).content.decode()
+    assert "Already confirmed in Exact, so it is never posted again" in page
     assert not AuditEntry.objects.filter(action__startswith="booking.repost").exists()
     assert len(entries(world)) == 1
 

@@ -16,6 +16,7 @@ from reconciliation.bookings.report import report_build
 from reconciliation.bookings.report_csv import money, report_csv
 from reconciliation.collection.models import RunKind, RunState
 from tests.plugins.exact_sim import DIVISION
+from tests.reconciliation.bookings.csv_sections import csv_sections, csv_totals
 from tests.reconciliation.collection.factories import (
     CollectionAttemptFactory,
     CollectionItemFactory,
@@ -196,15 +197,21 @@ def test_everything_agrees_and_csv_round_trips(
 
     text = report_csv(report=report)
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0][0] == "section"
-    payments = [r for r in rows if r and r[0] == "payments"]
-    assert sorted(r[4] for r in payments) == ["1.99", "1234.56"]
-    payouts = [r for r in rows if r and r[0] == "payouts"]
-    gross, deductions, fees, vat, net = (Decimal(x) for x in payouts[0][6:11])
+    assert rows[0][0] == "Section" and "Currency" in rows[0]
+    sections = csv_sections(text)
+    payments = sections["Payment"]
+    assert sorted(r["Amount"] for r in payments) == ["1.99", "1234.56"]
+    assert {r["Currency"] for r in payments} == {"EUR"}
+    assert {r["Status"] for r in payments} == {"Collected and paid out"}
+    payouts = sections["Payout"]
+    gross, deductions, fees, vat, net = (
+        Decimal(payouts[0][name]) for name in ("Gross", "Deductions", "Fees", "VAT", "Net")
+    )
     assert gross + deductions + fees + vat == net
-    assert all(r[0] != "mismatches" for r in rows if r)
+    assert "Mismatch" not in sections
+    assert csv_totals(text)["Collected"]["Amount"] == "1236.55"
     assert money(Decimal("-3.6")) == "-3.60" and money(Decimal("1E+3")) == "1000.00"
-    assert "," not in payouts[0][10]  # no thousands separator
+    assert "," not in payouts[0]["Net"]  # no thousands separator
 
 
 def test_report_only_counts_the_period(tenant_a, booking_settings, world, gc_deliver):
