@@ -198,6 +198,13 @@ class ApiApp:
             raise errors.invalid_api_usage(400, "version_not_found",
                                            f"Version {version} not found")
 
+    def _source(self, token: str) -> dict:
+        """Event ``source`` of a call: a built-in access token, or the partner app whose
+        OAuth token it is."""
+        if token in self.sim.access_tokens:
+            return {"type": "access_token", "name": "Simulated access token"}
+        return {"type": "app", "name": self.sim.oauth.settings["app_name"]}
+
     def _count_rate(self, token: str) -> None:
         if not self.sim.take_rate(token):
             raise errors.rate_limited()
@@ -220,7 +227,11 @@ class ApiApp:
         with state.lock:
             if key is not None and (token, key) in state.idempotency:
                 raise errors.idempotency_conflict(state.idempotency[(token, key)][1])
-            status, response_body = handler(state, call, **path_args)
+            state.request_source = self._source(token)
+            try:
+                status, response_body = handler(state, call, **path_args)
+            finally:
+                state.request_source = None
             if key is not None and status == 201:
                 state.idempotency[(token, key)] = (creates, response_body[creates]["id"])
         return status, response_body

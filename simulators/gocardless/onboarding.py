@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from . import errors
+from .countries import ISO_3166_ALPHA2
 from .lifecycle import details
 from .resources import new_bank_account, new_mandate
 
@@ -69,6 +70,8 @@ def complete_flow(state, flow_id: str, payer: dict | None = None) -> dict:
     problems = [("email", "is required")] if not customer["email"] else []
     if not (customer["company_name"] or (customer["given_name"] and customer["family_name"])):
         problems.append(("family_name", "is required unless company_name is given"))
+    if customer.get("country_code") and customer["country_code"] not in ISO_3166_ALPHA2:
+        problems.append(("country_code", "is invalid"))
     problems += _bank_errors(currency, bank)
     if problems:
         check = errors.Validation("billing_requests")

@@ -7,7 +7,7 @@ from datetime import date
 from . import errors, lifecycle, listing, validation
 from .clock import add_working_days, roll_forward
 from .resources import update_metadata_only
-from .schemes import SCHEMES
+from .schemes import REFUND_REFERENCE_MAX, SCHEMES
 from .state import public
 
 PAYMENT_FIELDS = {"amount", "currency", "charge_date", "reference", "description", "metadata",
@@ -100,12 +100,23 @@ def payments_get(state, call, resource_id):
     return 200, {"payments": public(state.get("payments", resource_id))}
 
 
+SORT_FIELDS = {"charge_date": lambda r: (r["charge_date"] or "", r["id"]),
+               "amount": lambda r: (r["amount"], r["id"])}
+
+
 def payments_list(state, call):
     args = call.args
     listing.check_params(args, listing.created_at_params()
                          | listing.created_at_params("charge_date")
-                         | {"customer", "mandate", "status", "currency", "creditor", "payout",
-                            "scheme"})
+                         | {"customer", "mandate", "status", "currency", "creditor",
+                            "subscription", "sort_field", "sort_direction"})
+    if args.get("customer") and args.get("creditor"):
+        raise errors.query_validation("creditor", "cannot be combined with customer")
+    sort_field, sort_direction = args.get("sort_field"), args.get("sort_direction")
+    if sort_field is not None and sort_field not in SORT_FIELDS:
+        raise errors.query_validation("sort_field", "must be one of charge_date, amount")
+    if sort_direction is not None and sort_direction not in ("asc", "desc"):
+        raise errors.query_validation("sort_direction", "must be one of asc, desc")
     filters = [
         listing.compare_filter(args, "created_at", lambda r: r["created_at"]),
         listing.compare_filter(args, "charge_date", lambda r: r["charge_date"],
@@ -113,9 +124,8 @@ def payments_list(state, call):
         listing.equals(args, "mandate", lambda r: r["links"]["mandate"]),
         listing.equals(args, "status", lambda r: r["status"]),
         listing.equals(args, "currency", lambda r: r["currency"]),
-        listing.equals(args, "scheme", lambda r: r["scheme"]),
         listing.equals(args, "creditor", lambda r: r["links"]["creditor"]),
-        listing.equals(args, "payout", lambda r: r["links"].get("payout")),
+        listing.equals(args, "subscription", lambda r: r["links"].get("subscription")),
     ]
     customer = args.get("customer")
     if customer:
@@ -123,7 +133,12 @@ def payments_list(state, call):
         mandates = {m["id"] for m in state.resources["mandates"].values()
                     if m["links"]["customer"] == customer}
         filters.append(lambda r: r["links"]["mandate"] in mandates)
-    return listing.respond(state.newest_first("payments"), args, "payments", filters, public)
+    records = state.newest_first("payments")
+    if sort_field is not None:
+        records.sort(key=SORT_FIELDS[sort_field], reverse=sort_direction == "desc")
+    elif sort_direction == "asc":
+        records.reverse()
+    return listing.respond(records, args, "payments", filters, public)
 
 
 def _parse_date(value: str):
@@ -134,13 +149,20 @@ def _parse_date(value: str):
 
 
 def payments_update(state, call, resource_id):
+    """PUT accepts ``metadata`` and ``retry_if_possible`` (payment update request)."""
     payment = state.get("payments", resource_id)
     data = validation.envelope(call.body, "payments")
     check = errors.Validation("payments")
-    validation.reject_unknown(data, {"metadata"}, check)
-    metadata = validation.metadata(data.get("metadata"), check)
+    validation.reject_unknown(data, {"metadata", "retry_if_possible"}, check)
+    metadata = validation.metadata(data.get("metadata"), check) if "metadata" in data else None
+    retry = data.get("retry_if_possible")
+    if "retry_if_possible" in data and not isinstance(retry, bool):
+        check.add("retry_if_possible", "must be a boolean")
     check.raise_if_any()
-    payment["metadata"] = metadata
+    if metadata is not None:
+        payment["metadata"] = metadata
+    if "retry_if_possible" in data:
+        payment["retry_if_possible"] = retry
     return 200, {"payments": public(payment)}
 
 
@@ -193,17 +215,20 @@ def refunds_create(state, call):
     validation.reject_unknown(data, {"amount", "total_amount_confirmation", "reference",
                                      "metadata", "links"}, check)
     amount = validation.positive_integer(data, "amount", check)
-    confirmation = validation.positive_integer(data, "total_amount_confirmation", check,
-                                               required=False)
-    reference = validation.optional_string(data, "reference", check, max_length=18)
-    metadata = validation.metadata(data.get("metadata"), check)
     links = validation.links(data, check, {"payment", "mandate"})
+    # "Must be supplied if links[payment] is present."
+    confirmation = validation.positive_integer(data, "total_amount_confirmation", check,
+                                               required=bool(links.get("payment")))
+    metadata = validation.metadata(data.get("metadata"), check)
     if links.get("mandate"):
         check.add("mandate", "mandate refunds are not enabled", "links/mandate")
     payment = state.find("payments", links.get("payment"))
     if payment is None and not links.get("mandate"):
         check.add("payment", "not found" if links.get("payment") else "is required",
                   "links/payment")
+    reference = validation.optional_string(
+        data, "reference", check,
+        max_length=REFUND_REFERENCE_MAX.get(payment["scheme"]) if payment else None)
     check.raise_if_any()
     if payment["status"] not in REFUNDABLE:
         raise errors.invalid_state("refund_payment_invalid_state",
@@ -244,11 +269,17 @@ def refunds_get(state, call, resource_id):
 
 def refunds_list(state, call):
     args = call.args
-    listing.check_params(args, listing.created_at_params() | {"payment", "mandate"})
+    listing.check_params(args, listing.created_at_params() | {"payment", "mandate",
+                                                              "refund_type"})
+    refund_type = args.get("refund_type", "payment")
+    if refund_type not in ("payment", "mandate"):
+        raise errors.query_validation("refund_type", "must be one of payment, mandate")
     filters = [
         listing.compare_filter(args, "created_at", lambda r: r["created_at"]),
         listing.equals(args, "payment", lambda r: r["links"]["payment"]),
         listing.equals(args, "mandate", lambda r: r["links"]["mandate"]),
+        # Refunds against payments carry links.payment; mandate refunds do not.
+        lambda r: bool(r["links"].get("payment")) == (refund_type == "payment"),
     ]
     return listing.respond(state.newest_first("refunds"), args, "refunds", filters, public)
 

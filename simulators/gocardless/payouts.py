@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from . import errors, listing
+from .clock import parse_timestamp
 from .resources import update_metadata_only
 from .state import public
 
@@ -13,15 +16,35 @@ def _minor_units(amount: int) -> str:
 
 
 def render_item(item: dict) -> dict:
-    body = {"type": item["type"], "amount": _minor_units(item["amount"]),
-            "links": dict(item["links"])}
-    if "taxes" in item:
-        body["taxes"] = [
+    """Every item has ``taxes`` (an array): the VAT on GoCardless and surcharge fees, empty
+    for the others (payments, refunds, app fees)."""
+    return {
+        "type": item["type"],
+        "amount": _minor_units(item["amount"]),
+        "links": dict(item["links"]),
+        "taxes": [
             {**tax, "amount": _minor_units(tax["amount"]),
              "destination_amount": _minor_units(tax["destination_amount"])}
-            for tax in item["taxes"]
-        ]
-    return body
+            for tax in item.get("taxes", ())
+        ],
+    }
+
+
+ITEMS_KEPT_MONTHS = 6
+PAYOUT_ITEMS_GONE = ("Payout items can only be retrieved for payouts created in the last 6 "
+                     "months")
+
+
+def _months_before(day: date, months: int) -> date:
+    """The same day ``months`` calendar months earlier (clamped to the month's end)."""
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    month += 1
+    for last in (31, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
 
 
 def payouts_get(state, call, resource_id):
@@ -49,7 +72,11 @@ def payout_items_list(state, call):
     payout_id = call.args.get("payout")
     if not payout_id:
         raise errors.query_validation("payout", "is required")
-    state.get("payouts", payout_id)
+    payout = state.get("payouts", payout_id)
+    if _months_before(state.clock.today(), ITEMS_KEPT_MONTHS) > (
+            parse_timestamp(payout["created_at"]).date()):
+        raise errors.ApiError(410, "invalid_api_usage", PAYOUT_ITEMS_GONE,
+                              [{"reason": "gone", "message": PAYOUT_ITEMS_GONE}])
     items = state.payout_items[payout_id]
     # Items have no ids; their position in the payout is the cursor.
     cursors = {id(item): f"{payout_id}-{index}" for index, item in enumerate(items)}

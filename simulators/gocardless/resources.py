@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from . import errors, lifecycle, listing, validation
 from .clock import iso_timestamp
+from .countries import ISO_3166_ALPHA2
 from .schemes import DEFAULT_SCHEME_FOR_CURRENCY, SCHEMES
 from .state import public
 
@@ -63,7 +64,14 @@ def _customer_fields(data: dict, check: errors.Validation) -> dict:
     fields = {}
     for field in CUSTOMER_FIELDS:
         fields[field] = validation.optional_string(data, field, check, max_length=255)
+    country_code_check(fields.get("country_code"), check)
     return fields
+
+
+def country_code_check(value, check: errors.Validation, pointer: str = "country_code") -> None:
+    """``country_code`` is an ISO 3166-1 alpha-2 code (upper case), else ``is invalid``."""
+    if value is not None and value not in ISO_3166_ALPHA2:
+        check.add("country_code", "is invalid", pointer)
 
 
 def customers_create(state, call):
@@ -82,10 +90,39 @@ def customers_get(state, call, resource_id):
     return 200, {"customers": public(state.get("customers", resource_id))}
 
 
+CUSTOMER_SORT = {"name": lambda r: ((r["family_name"] or "").lower(),
+                                     (r["given_name"] or "").lower(), r["id"]),
+                 "company_name": lambda r: ((r["company_name"] or "").lower(), r["id"]),
+                 "created_at": lambda r: (r["created_at"], r["id"])}
+
+
 def customers_list(state, call):
-    listing.check_params(call.args, listing.created_at_params())
-    return _list(state, call, "customers",
-                 [listing.compare_filter(call.args, "created_at", lambda r: r["created_at"])])
+    args = call.args
+    listing.check_params(args, listing.created_at_params() | {
+        "currency", "sort_field", "sort_direction", "action_required"})
+    sort_field, sort_direction = args.get("sort_field"), args.get("sort_direction")
+    if sort_field is not None and sort_field not in CUSTOMER_SORT:
+        raise errors.query_validation("sort_field", "must be one of name, company_name, "
+                                      "created_at")
+    if sort_direction is not None and sort_direction not in ("asc", "desc"):
+        raise errors.query_validation("sort_direction", "must be one of asc, desc")
+    if args.get("action_required") not in (None, "true", "false"):
+        raise errors.query_validation("action_required", "must be one of true, false")
+    filters = [listing.compare_filter(args, "created_at", lambda r: r["created_at"])]
+    currency = args.get("currency")
+    if currency is not None:
+        # A customer's currencies are those of their bank accounts.
+        holders = {a["links"]["customer"] for a in state.resources["customer_bank_accounts"]
+                   .values() if a["currency"] == currency}
+        filters.append(lambda r: r["id"] in holders)
+    if args.get("action_required") == "true":
+        filters.append(lambda r: False)  # nothing in the simulator needs the merchant's action
+    records = state.newest_first("customers")
+    if sort_field is not None:
+        records.sort(key=CUSTOMER_SORT[sort_field], reverse=sort_direction == "desc")
+    elif sort_direction == "asc":
+        records.reverse()
+    return listing.respond(records, args, "customers", filters, public)
 
 
 def customers_update(state, call, resource_id):
@@ -193,7 +230,12 @@ def mandates_get(state, call, resource_id):
 
 def mandates_list(state, call):
     listing.check_params(call.args, listing.created_at_params() | {
-        "customer", "customer_bank_account", "status", "scheme", "reference", "creditor"})
+        "customer", "customer_bank_account", "status", "scheme", "reference", "creditor",
+        "mandate_type"})
+    owners = [name for name in ("creditor", "customer", "customer_bank_account")
+              if call.args.get(name)]
+    if len(owners) > 1:
+        raise errors.query_validation(owners[1], f"cannot be combined with {owners[0]}")
     filters = [
         listing.compare_filter(call.args, "created_at", lambda r: r["created_at"]),
         _equals(call, "customer", lambda r: r["links"]["customer"]),
@@ -202,6 +244,7 @@ def mandates_list(state, call):
         _equals(call, "status", lambda r: r["status"]),
         _equals(call, "scheme", lambda r: r["scheme"]),
         _equals(call, "reference", lambda r: r["reference"]),
+        _equals(call, "mandate_type", lambda r: r["mandate_type"]),
     ]
     return _list(state, call, "mandates", filters, lambda r: render_mandate(state, r))
 
@@ -422,6 +465,9 @@ def billing_request_flows_create(state, call):
     for field in ("prefilled_customer", "prefilled_bank_account"):
         if data.get(field) is not None and not isinstance(data[field], dict):
             check.add(field, "must be an object")
+    if isinstance(data.get("prefilled_customer"), dict):
+        country_code_check(data["prefilled_customer"].get("country_code"), check,
+                           "prefilled_customer/country_code")
     check.raise_if_any()
     if billing_request["status"] != "pending":
         raise errors.invalid_state("billing_request_not_pending",

@@ -43,6 +43,11 @@ SCHEMES: dict[str, Scheme] = {
     )
 }
 
+# Refund references have their own per-scheme limits (refund create, ``reference``): unlike
+# payments, PAD refunds take 12 characters.
+REFUND_REFERENCE_MAX = {"ach": 10, "autogiro": 11, "bacs": 10, "becs": 30, "becs_nz": 12,
+                        "betalingsservice": 30, "pad": 12, "sepa_core": 140}
+
 DEFAULT_SCHEME_FOR_CURRENCY = {s.currency: s.name for s in SCHEMES.values()}
 
 # Fee formula (deliberate choice, documented): 1% of the amount (rounded half up) + 20 minor

@@ -230,20 +230,22 @@ def test_refunds(gocardless_sdk, gocardless_simulator, bacs_mandate):
     payment = gocardless_sdk.payments.create(params={
         "amount": 5000, "currency": "GBP", "links": {"mandate": bacs_mandate}})
     with pytest.raises(gc_errors.InvalidStateError):  # not collected yet
-        gocardless_sdk.refunds.create(params={"amount": 100, "links": {"payment": payment.id}})
+        gocardless_sdk.refunds.create(params={"amount": 100, "total_amount_confirmation": 100,
+                                              "links": {"payment": payment.id}})
     sim.run_scenario("payment_paid_out", payment.id)
     with pytest.raises(gc_errors.InvalidStateError) as excinfo:
         gocardless_sdk.refunds.create(params={"amount": 1000, "total_amount_confirmation": 999,
                                               "links": {"payment": payment.id}})
     assert excinfo.value.errors[0]["reason"] == "total_amount_confirmation_invalid"
     refund = gocardless_sdk.refunds.create(params={
-        "amount": 1000, "total_amount_confirmation": 1000, "reference": "Acme refund",
+        "amount": 1000, "total_amount_confirmation": 1000, "reference": "ACME REFND",
         "metadata": {"reason": "late delivery"}, "links": {"payment": payment.id}})
     assert (refund.status, refund.currency, refund.links.mandate) == (
         "pending_submission", "GBP", bacs_mandate)
     assert gocardless_sdk.payments.get(payment.id).amount_refunded == 1000
     with pytest.raises(gc_errors.InvalidStateError) as excinfo:
-        gocardless_sdk.refunds.create(params={"amount": 4001, "links": {"payment": payment.id}})
+        gocardless_sdk.refunds.create(params={"amount": 4001, "total_amount_confirmation": 5001,
+                                              "links": {"payment": payment.id}})
     assert excinfo.value.errors[0]["reason"] == "available_refund_amount_insufficient"
     event = sim.events()[-1]
     assert (event["resource_type"], event["action"], event["links"]) == (

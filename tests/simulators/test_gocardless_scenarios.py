@@ -92,7 +92,8 @@ def test_late_failure_is_debited_from_a_later_payout(world, name):
     assert settled["links"]["payout"] != first_payout
     items = sim.resource("payout_items", settled["links"]["payout"])
     assert {"type": "payment_failed", "amount": "-2000.0",
-            "links": {"payment": world["payment"], "mandate": world["bacs"]}} in items
+            "links": {"payment": world["payment"], "mandate": world["bacs"]},
+            "taxes": []} in items
 
 
 @pytest.mark.parametrize("name", ["payment_charged_back", "payment_chargeback_settled"])
@@ -182,7 +183,7 @@ def test_mandate_activated(world):
 
 def refund_for(world):
     world["sim"].run_scenario("payment_paid_out", world["payment"])
-    return world["sdk"].refunds.create(params={"amount": 500,
+    return world["sdk"].refunds.create(params={"amount": 500, "total_amount_confirmation": 500,
                                                "links": {"payment": world["payment"]}}).id
 
 
@@ -196,7 +197,7 @@ def test_refund_paid_and_settled(world):
     assert settled["links"]["refund"] == refund
     items = sim.resource("payout_items", settled["links"]["payout"])
     assert items == [{"type": "payment_refunded", "amount": "-500.0", "links": {
-        "payment": world["payment"], "mandate": world["bacs"], "refund": refund}}]
+        "payment": world["payment"], "mandate": world["bacs"], "refund": refund}, "taxes": []}]
 
 
 @pytest.mark.parametrize("name", ["refund_failed", "refund_bounced"])
@@ -215,7 +216,8 @@ def test_refund_funds_returned(world):
     event = last(sim, "refunds", "funds_returned")
     items = sim.resource("payout_items", event["links"]["payout"])
     assert {"type": "refund_funds_returned", "amount": "500.0", "links": {
-        "payment": world["payment"], "mandate": world["bacs"], "refund": refund}} in items
+        "payment": world["payment"], "mandate": world["bacs"], "refund": refund},
+        "taxes": []} in items
 
 
 def test_payout_bounced(world):
