@@ -12,7 +12,15 @@ from .errors import ApiError
 from .ledger import post_entry
 from .models import User
 from .oauth import Chain
-from .query import Request, find, get_collection, get_entity, parse_key_literal, serialize
+from .query import (
+    Request,
+    count_collection,
+    find,
+    get_collection,
+    get_entity,
+    parse_key_literal,
+    serialize,
+)
 from .state import Division
 from .views import BY_PATH, ME, View
 from .writes import (
@@ -29,7 +37,7 @@ if TYPE_CHECKING:
 
 PATH = re.compile(
     r"^/api/v1/(?:(?P<me>current/Me)|(?P<division>\d+)/(?P<resource>[A-Za-z]+(?:/[A-Za-z]+)*))"
-    r"(?:\((?P<key>[^)]*)\))?/?$",
+    r"(?:\((?P<key>[^)]*)\))?(?P<count>/\$count)?/?$",
     re.IGNORECASE,
 )
 # Exact ignores the division in this URL (API-NOTES §2), so it needs no division access.
@@ -90,7 +98,10 @@ def handle(sim: Simulator, method: str, path: str, args: dict[str, str],
                                     f"'{method}'.")
             _fill_context(sim, ctx, view, chain, user)
             req = Request(args, base_url, None if match["me"] else div_code, ctx)
-            reply = _dispatch(sim, view, method, match["key"], req, ctx, body)
+            if match["count"]:
+                reply = _count(view, method, match["key"], req, ctx)
+            else:
+                reply = _dispatch(sim, view, method, match["key"], req, ctx, body)
     except ApiError as err:
         return Reply(err.status, err.body(), {**rate_headers, **err.headers})
     reply.headers.update(rate_headers)
@@ -115,7 +126,9 @@ def _division_access(sim: Simulator, chain: Chain, user: User, code: int) -> Div
 
 def _fill_context(sim: Simulator, ctx: Context, view: View, chain: Chain, user: User) -> None:
     state = sim.state
-    if view.path == "system/Divisions":
+    if view.path in ("system/Divisions", "hrm/Divisions"):
+        # hrm/Divisions is limited to one licence (the one owning the URL's division); every
+        # simulated division belongs to the same licence, so both list the same divisions.
         ctx.divisions = [state.divisions[c] for c in user.divisions
                          if chain.divisions is None or c in chain.divisions]
     elif view.path == "sync/Deleted":
@@ -123,6 +136,15 @@ def _fill_context(sim: Simulator, ctx: Context, view: View, chain: Chain, user: 
     elif view.path == "webhooks/WebhookSubscriptions":
         ctx.subscriptions = [s for s in state.subscriptions.values()
                              if s.division == ctx.division.code and s.client_id == chain.client_id]
+
+
+def _count(view: View, method: str, key: str | None, req: Request, ctx: Context) -> Reply:
+    """``/$count``: a bare integer as text, no JSON envelope."""
+    if method != "GET":
+        raise ApiError(405, f"The requested resource does not support http method '{method}'.")
+    if key is not None:
+        raise ApiError(400, "Bad Request - Error in query syntax: '$count' needs a collection.")
+    return Reply(200, str(count_collection(view, ctx.division, req)))
 
 
 def _dispatch(sim: Simulator, view: View, method: str, key: str | None, req: Request,

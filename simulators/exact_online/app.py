@@ -24,6 +24,9 @@ JSON = "application/json; charset=utf-8"
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     if body is None:
         return Response(status=status, headers=headers)
+    if isinstance(body, str):  # /$count answers a bare number
+        return Response(body, status=status, headers=headers,
+                        content_type="text/plain; charset=utf-8")
     return Response(json.dumps(body, separators=(",", ":")), status=status, headers=headers,
                     content_type=JSON)
 

@@ -17,13 +17,14 @@ from .errors import ApiError
 
 GUID = "Edm.Guid"
 STRING = "Edm.String"
+INT16 = "Edm.Int16"
 INT32 = "Edm.Int32"
 INT64 = "Edm.Int64"
 DOUBLE = "Edm.Double"
 BOOLEAN = "Edm.Boolean"
 DATETIME = "Edm.DateTime"
 NULL = "null"
-NUMERIC = {INT32, INT64, DOUBLE}
+NUMERIC = {INT16, INT32, INT64, DOUBLE}
 
 
 @dataclass(frozen=True)

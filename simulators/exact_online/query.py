@@ -14,8 +14,12 @@ from .odata import GUID, INT32, INT64, Field, compile_filter, parse_orderby, par
 from .state import Division
 from .views import BY_PATH, View
 
-KNOWN_OPTIONS = {"$select", "$filter", "$top", "$skiptoken", "$inlinecount", "$orderby",
-                 "$expand", "$format"}
+KNOWN_OPTIONS = {"$select", "$filter", "$top", "$skip", "$skiptoken", "$inlinecount",
+                 "$orderby", "$expand", "$format"}
+# The wording is the simulator's: Exact documents that new endpoints do not support $skip,
+# not the text of the refusal.
+SKIP_UNSUPPORTED = ("The query option '$skip' is not supported by this endpoint. Follow the "
+                    "__next link ($skiptoken) instead.")
 
 
 class Request:
@@ -91,6 +95,7 @@ def get_collection(view: View, div: Division, req: Request) -> dict:
     fields = view.fields(div, req.ctx)
     select_text = args.get("$select")
     top = _parse_top(args.get("$top"))
+    skip = _parse_skip(view, args.get("$skip"))
     if view.select_required and not select_text and top != 1:
         raise ApiError(400, SELECT_REQUIRED)
     selected, nav_selected = _select(view, fields, select_text)
@@ -112,7 +117,7 @@ def get_collection(view: View, div: Division, req: Request) -> dict:
         # Stable sorts, least significant first; the key breaks ties so pages are stable.
         for field, desc in reversed([*order, (key, False)]):
             rows.sort(key=lambda r, f=field: _sortable(f.get(r)), reverse=desc)
-        start = _parse_offset(args.get("$skiptoken"))
+        start = _parse_offset(args.get("$skiptoken")) + skip
         candidates: Iterable[Any] = rows[start:]
 
         def next_token(page: list[Any]) -> str:  # continue by position
@@ -124,6 +129,9 @@ def get_collection(view: View, div: Division, req: Request) -> dict:
         if "$skiptoken" in args:
             start = bisect_right(keys, parse_key_literal(order_field, args["$skiptoken"]))
         candidates = itertools.islice(ordered, start, None)
+        if skip:  # skip matching rows, in key order (OData v2: a full order by the key)
+            candidates = itertools.islice(
+                (r for r in candidates if _matches(r, include, predicate)), skip, None)
 
         def next_token(page: list[Any]) -> str:  # continue after the last sort key, like Exact
             return key_literal(order_field, order_field.get(page[-1]))
@@ -143,6 +151,22 @@ def get_collection(view: View, div: Division, req: Request) -> dict:
         result["__next"] = _next_url(req, view.path, args, next_token(page),
                                      None if top is None else top - len(page))
     return {"d": result}
+
+
+def count_collection(view: View, div: Division, req: Request) -> int:
+    """``…/{Entity}/$count``: how many rows match ``$filter`` (Exact KB "OData | Query string
+    options": "The $count option will only return an integer value without a response body
+    message"). The endpoint's filter rules apply as for a GET of the collection."""
+    args = req.args
+    check_options(args)
+    fields = view.fields(div, req.ctx)
+    predicate = None
+    used: set[str] = set()
+    if args.get("$filter"):
+        predicate, used = compile_filter(args["$filter"], fields, view.entity_type)
+    _check_filter_rules(view, used)
+    return sum(1 for r in view.source(div, req.ctx).values()
+               if _matches(r, view.include, predicate))
 
 
 def get_entity(view: View, div: Division, req: Request, key_text: str) -> dict:
@@ -226,6 +250,16 @@ def _parse_top(text: str | None) -> int | None:
     return int(text)
 
 
+def _parse_skip(view: View, text: str | None) -> int:
+    if text is None:
+        return 0
+    if not view.skip_supported:
+        raise ApiError(400, SKIP_UNSUPPORTED)
+    if not text.isdigit():
+        raise ApiError(400, f"Invalid value '{text}' for $skip query option found.")
+    return int(text)
+
+
 def _parse_offset(text: str | None) -> int:
     if text is None:
         return 0
@@ -241,7 +275,8 @@ def _sortable(value: Any) -> tuple:
 
 def _next_url(req: Request, path: str, args: dict[str, str], token: str,
               remaining_top: int | None) -> str:
-    params = {k: v for k, v in args.items() if k not in ("$skiptoken", "$top")}
+    # $skip was spent on this page; the continuation is the skiptoken alone.
+    params = {k: v for k, v in args.items() if k not in ("$skiptoken", "$top", "$skip")}
     if remaining_top is not None:
         params["$top"] = str(remaining_top)
     params["$skiptoken"] = token

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .odata import BOOLEAN, DATETIME, DOUBLE, GUID, INT32, INT64, STRING, Field
+from .odata import BOOLEAN, DATETIME, DOUBLE, GUID, INT16, INT32, INT64, STRING, Field
 from .state import Division
 from .table import Table
 
@@ -47,6 +47,13 @@ class View:
     methods: frozenset[str] = frozenset({"GET"})
     # navigation property -> (view path of the lines, row -> line rows)
     nav: dict[str, tuple[str, Callable[[Any], list]]] = field(default_factory=dict)
+
+    @property
+    def skip_supported(self) -> bool:
+        """Exact: "The $skip option is no longer supported for new endpoints that are released
+        after March 1st 2017" (KB "OData | Query string options"). Of the endpoints served
+        here the bulk and sync ones are the post-2017 ones; they refuse ``$skip``."""
+        return not (self.sync or self.path.startswith("bulk/"))
 
     def fields(self, div: Division, ctx: Any) -> dict[str, Field]:
         return {name: Field(name, typ, get) for name, typ, get in self.specs(div, ctx)}
@@ -377,24 +384,99 @@ def deleted_specs(div: Division, ctx: Any) -> FieldSpec:
     ]
 
 
-def division_specs(div: Division, ctx: Any) -> FieldSpec:
+def _division_common(ctx: Any) -> FieldSpec:
+    """Fields ``system/Divisions`` and ``hrm/Divisions`` share (Exact's reference pages
+    SystemSystemDivisions and HRMDivisions). The simulator keeps no address, registration or
+    classification data for a division: those fields are null."""
     return [
         ("Code", INT32, lambda d: d.code),
-        ("Description", STRING, lambda d: d.name),
-        ("Currency", STRING, lambda d: d.currency),
-        ("Country", STRING, lambda d: d.country),
-        ("Current", BOOLEAN, lambda d: d.code == ctx.user.current_division),
-        ("Hid", INT64, lambda d: d.code),
-        ("Status", INT32, lambda d: 1),
+        ("ArchiveDate", DATETIME, lambda d: None),
         ("BlockingStatus", INT32, lambda d: 0),
-        ("DivisionMoveDate", DATETIME, lambda d: None),
+        ("Country", STRING, lambda d: d.country),
         ("Created", DATETIME, lambda d: d.created),
+        ("Creator", GUID, lambda d: None),
+        ("CreatorFullName", STRING, lambda d: None),
+        ("Currency", STRING, lambda d: d.currency),
+        ("Customer", GUID, lambda d: DIVISION_CUSTOMER),
+        ("CustomerCode", STRING, lambda d: DIVISION_CUSTOMER_CODE),
+        ("CustomerName", STRING, lambda d: DIVISION_CUSTOMER_NAME),
+        ("Description", STRING, lambda d: d.name),
         ("Modified", DATETIME, lambda d: d.created),
+        ("Modifier", GUID, lambda d: None),
+        ("ModifierFullName", STRING, lambda d: None),
+        ("OBNumber", STRING, lambda d: None),
+        ("SiretNumber", STRING, lambda d: None),
+        ("StartDate", DATETIME, lambda d: d.created),
+        ("TaxOfficeNumber", STRING, lambda d: None),
+        ("TaxReferenceNumber", STRING, lambda d: None),
+        ("TemplateCode", STRING, lambda d: None),
+        ("VATNumber", STRING, lambda d: None),
+        ("Website", STRING, lambda d: None),
     ]
+
+
+def division_specs(div: Division, ctx: Any) -> FieldSpec:
+    """``system/Divisions``: lower-case ``Hid``; ``Status`` 0 inactive, 1 active, 2 archived."""
+    return [
+        *_division_common(ctx),
+        ("AddressLine1", STRING, lambda d: None),
+        ("AddressLine2", STRING, lambda d: None),
+        ("AddressLine3", STRING, lambda d: None),
+        ("BusinessTypeCode", STRING, lambda d: None),
+        ("BusinessTypeDescription", STRING, lambda d: None),
+        ("ChamberOfCommerceEstablishment", STRING, lambda d: None),
+        ("ChamberOfCommerceNumber", STRING, lambda d: None),
+        ("City", STRING, lambda d: None),
+        ("CompanySizeCode", STRING, lambda d: None),
+        ("CompanySizeDescription", STRING, lambda d: None),
+        ("Current", BOOLEAN, lambda d: d.code == ctx.user.current_division),
+        ("DatevAccountantNumber", STRING, lambda d: None),
+        ("DatevClientNumber", STRING, lambda d: None),
+        ("DivisionHRLinkUnlinkDate", DATETIME, lambda d: None),
+        ("DivisionMoveDate", DATETIME, lambda d: None),
+        ("Email", STRING, lambda d: None),
+        ("Fax", STRING, lambda d: None),
+        ("Hid", INT64, lambda d: d.code),
+        ("IsDossierDivision", BOOLEAN, lambda d: False),
+        ("IsHRDivision", BOOLEAN, lambda d: False),
+        ("IsMainDivision", BOOLEAN, lambda d: d.code == ctx.user.current_division),
+        ("IsPracticeDivision", BOOLEAN, lambda d: False),
+        ("Legislation", STRING, lambda d: d.country),
+        ("Phone", STRING, lambda d: None),
+        ("Postcode", STRING, lambda d: None),
+        ("SbiCode", STRING, lambda d: None),
+        ("SbiDescription", STRING, lambda d: None),
+        ("SectorCode", STRING, lambda d: None),
+        ("SectorDescription", STRING, lambda d: None),
+        ("ShareCapital", DOUBLE, lambda d: None),
+        ("State", STRING, lambda d: None),
+        ("Status", INT32, lambda d: 1),
+        ("SubsectorCode", STRING, lambda d: None),
+        ("SubsectorDescription", STRING, lambda d: None),
+    ]
+
+
+def hrm_division_specs(div: Division, ctx: Any) -> FieldSpec:
+    """``hrm/Divisions``: upper-case ``HID``; ``Status`` (Int16) 0 regular, 1 archived."""
+    return [
+        *_division_common(ctx),
+        ("CountryDescription", STRING, lambda d: COUNTRY_NAMES.get(d.country)),
+        ("CurrencyDescription", STRING, lambda d: CURRENCY_NAMES.get(d.currency)),
+        ("HID", INT64, lambda d: d.code),
+        ("Main", BOOLEAN, lambda d: d.code == ctx.user.current_division),
+        ("Status", INT16, lambda d: 0),
+    ]
+
+
+COUNTRY_NAMES = {"NL": "Nederland", "BE": "België", "GB": "United Kingdom", "DE": "Deutschland",
+                 "FR": "France", "ES": "España"}
+CURRENCY_NAMES = {"EUR": "Euro", "GBP": "Pound sterling", "USD": "US dollar"}
 
 
 # The licence holder behind every simulated division.
 DIVISION_CUSTOMER = "5e1f0c2a-0000-4000-8000-0000000000c1"
+DIVISION_CUSTOMER_CODE = "1"
+DIVISION_CUSTOMER_NAME = "Sim Customer"
 
 
 def me_specs(div: Division | None, ctx: Any) -> FieldSpec:
@@ -406,8 +488,8 @@ def me_specs(div: Division | None, ctx: Any) -> FieldSpec:
         ("CurrentDivision", INT32, lambda u: u.current_division),
         ("AccountingDivision", INT32, lambda u: u.current_division),
         ("DivisionCustomer", GUID, lambda u: DIVISION_CUSTOMER),
-        ("DivisionCustomerCode", STRING, lambda u: "1"),
-        ("DivisionCustomerName", STRING, lambda u: "Sim Customer"),
+        ("DivisionCustomerCode", STRING, lambda u: DIVISION_CUSTOMER_CODE),
+        ("DivisionCustomerName", STRING, lambda u: DIVISION_CUSTOMER_NAME),
         ("DivisionCustomerVatNumber", STRING, lambda u: None),
         ("Language", STRING, lambda u: u.language_code.split("-")[0].upper()),
         ("LanguageCode", STRING, lambda u: u.language_code),
@@ -521,6 +603,9 @@ VIEWS = [
          methods=frozenset({"GET", "POST", "DELETE"})),
     View("system/Divisions", entity_type="Exact.Web.Api.System.Division", key="Code",
          specs=division_specs,
+         source=lambda div, ctx: _rows_table(ctx.divisions, lambda d: str(d.code))),
+    View("hrm/Divisions", entity_type="Exact.Web.Api.Models.HRM.Division", key="Code",
+         specs=hrm_division_specs,
          source=lambda div, ctx: _rows_table(ctx.divisions, lambda d: str(d.code))),
 ]
 
