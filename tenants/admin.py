@@ -7,6 +7,15 @@ from tenants.admin_forms import TenantForm, membership_form_for
 from tenants.models import Membership, Role, Tenant
 from tenants.scoping import role_at_least, tenant_roles
 
+# Help texts that name a code on the model (GoCardless' retry_if_possible, a JSON example),
+# said the way finance staff read them on the company page.
+HELP_IN_WORDS = {
+    "use_success_plus": "Let GoCardless Success+ retry failed payments (its intelligent "
+    "retries) instead of this app's own retries.",
+    "currencies": "Invoices in these currencies are collected (each needs a GoCardless scheme "
+    "in that currency). None ticked: nothing is collected.",
+}
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership
@@ -88,6 +97,8 @@ class TenantAdmin(TenantScopedAdmin):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name == "is_active" and field is not None:
             field.help_text = f"Untick to deactivate the company. {WHAT_DEACTIVATION_STOPS}"
+        elif field is not None and db_field.name in HELP_IN_WORDS:
+            field.help_text = HELP_IN_WORDS[db_field.name]
         return field
 
     def save_model(self, request, obj, form, change):

@@ -1,10 +1,59 @@
 """The audit trail in the admin: the ground floor's records, seen through the tenant scoping
-every tenant-owned model has (core/ cannot hold this: it imports no other project app)."""
+every tenant-owned model has (core/ cannot hold this: it imports no other project app).
+
+Shown in words (tenants/audit_words.py): the action as a sentence, who did it, the object as
+a link to its own page, and the changes labelled by the fields' names as people read them."""
 
 from django.contrib import admin
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
 
+from core.display import NOTHING, local_time_display
 from core.models import AuditEntry
+from tenants import audit_words
 from tenants.admin_base import TenantScopedAdmin
+
+
+class ActionFilter(admin.SimpleListFilter):
+    title = "what happened"
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        actions = (model_admin.get_queryset(request).order_by().values_list("action", flat=True)
+                   .distinct())
+        shown = [(action, audit_words.action_words(action)) for action in actions]
+        return sorted(shown, key=lambda pair: pair[1])
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
+class ObjectTypeFilter(admin.SimpleListFilter):
+    title = "kind of object"
+    parameter_name = "object_type"
+
+    def lookups(self, request, model_admin):
+        kinds = (model_admin.get_queryset(request).order_by()
+                 .values_list("object_type", flat=True).distinct())
+        shown = [(kind, audit_words.object_words(kind)) for kind in kinds if kind]
+        return sorted(shown, key=lambda pair: pair[1])
+
+    def queryset(self, request, queryset):
+        return queryset.filter(object_type=self.value()) if self.value() else queryset
+
+
+class _Shown:
+    """The entry as the change page's breadcrumb and heading name it (``str(entry)`` is the
+    engineers' form); everything else is the entry itself."""
+
+    def __init__(self, entry, text):
+        self._entry, self._text = entry, text
+
+    def __getattr__(self, name):
+        return getattr(self._entry, name)
+
+    def __str__(self):
+        return self._text
 
 
 @admin.register(AuditEntry)
@@ -13,18 +62,76 @@ class AuditEntryAdmin(TenantScopedAdmin):
 
     read_only = True
     audit_changes = False
-    list_display = (
-        "created_at",
-        "tenant",
-        "actor_type",
-        "actor_label",
-        "action",
-        "object_type",
-        "object_id",
-        "message",
-    )
-    list_filter = ("actor_type", "action", "object_type")
+    list_display = ("when", "tenant", "who", "what", "object_link", "message_words")
+    list_filter = ("actor_type", ActionFilter, ObjectTypeFilter)
     list_select_related = ("tenant", "actor_user")
     search_fields = ("action", "object_id", "message", "actor_label")
     date_hierarchy = "created_at"
     actions = None
+    fields = ("when", "tenant", "who", "what", "object_link", "changes_table", "message_words")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("tenant", "actor_user")
+
+    @staticmethod
+    def title_of(entry) -> str:
+        return f"{audit_words.action_words(entry.action)}, {when_text(entry)}"
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="",
+                           obj=None):
+        if obj is not None:
+            context["original"] = _Shown(obj, self.title_of(obj))
+            context["subtitle"] = self.title_of(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # --- columns and fields ----------------------------------------------------------------
+    @admin.display(description="When", ordering="created_at")
+    def when(self, obj):
+        return when_text(obj)
+
+    @admin.display(description="Who", ordering="actor_label")
+    def who(self, obj):
+        return audit_words.actor_words(obj.actor_type, obj.actor_label, obj.actor_user)
+
+    @admin.display(description="What happened", ordering="action")
+    def what(self, obj):
+        return audit_words.action_words(obj.action)
+
+    @admin.display(description="About")
+    def object_link(self, obj):
+        if not obj.object_type:
+            return NOTHING
+        label = f"{audit_words.object_words(obj.object_type)} {obj.object_id}".strip()
+        model = audit_words.model_of(obj.object_type)
+        if model is None or model not in self.admin_site._registry or not obj.object_id:
+            return label
+        try:
+            url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change",
+                          args=[obj.object_id])
+        except NoReverseMatch:
+            return label
+        return format_html('<a href="{}">{}</a>', url, label)
+
+    @admin.display(description="Note")
+    def message_words(self, obj):
+        return audit_words.text_words(obj.message) or NOTHING
+
+    @admin.display(description="Changes")
+    def changes_table(self, obj):
+        rows = audit_words.changes(obj)
+        if not rows:
+            return NOTHING
+        body = format_html_join(
+            "", "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td></tr>",
+            ((row["label"], row["before"], row["after"]) for row in rows),
+        )
+        return format_html(
+            "<table><thead><tr><th>Field</th><th>Before</th><th>After</th></tr></thead>"
+            "<tbody>{}</tbody></table>", body)
+
+
+def when_text(entry) -> str:
+    if entry.tenant_id and entry.tenant is not None:
+        return local_time_display(entry.created_at, entry.tenant)
+    return f"{entry.created_at:%a} {entry.created_at.day} {entry.created_at:%b %Y, %H:%M} UTC"
