@@ -27,6 +27,7 @@ from .writes import (
     delete_subscription,
     post_bank_account,
     post_mandate,
+    post_sales_entry,
     post_subscription,
     put_account,
     put_mandate,
@@ -184,6 +185,8 @@ def _post(sim: Simulator, view: View, ctx: Context, body: dict) -> Any:
         return post_entry(state, div, "GeneralJournalEntry", body)
     if view.path == "crm/BankAccounts":
         return post_bank_account(state, div, body)
+    if view.path == "salesentry/SalesEntries":
+        return post_sales_entry(state, div, body)
     if view.path == "cashflow/DirectDebitMandates":
         return post_mandate(state, div, body)
     sub = post_subscription(state, div, ctx.chain.client_id, ctx.user.id, body)

@@ -175,6 +175,47 @@ def sync_invoice_specs(div: Division, ctx: Any) -> FieldSpec:
             ("Timestamp", INT64, lambda i: i.timestamp)]
 
 
+def sales_entry_specs(div: Division, ctx: Any) -> FieldSpec:
+    """``salesentry/SalesEntries``: the financial entry behind each invoice (Exact reference
+    SalesEntrySalesEntries). Invoices carry no VAT split here: ``VATAmount*`` is 0."""
+    def name(inv):
+        account = _account_of(div, inv.account_id)
+        return account.name if account else None
+
+    def journal_description(inv):
+        journal = div.journals.get(inv.journal)
+        return journal.description if journal else None
+
+    return [
+        ("EntryID", GUID, lambda i: i.entry_id),
+        ("EntryNumber", INT32, lambda i: i.entry_number),
+        ("InvoiceNumber", INT32, lambda i: i.number),
+        ("Customer", GUID, lambda i: i.account_id),
+        ("CustomerName", STRING, name),
+        ("Journal", STRING, lambda i: i.journal),
+        ("JournalDescription", STRING, journal_description),
+        ("EntryDate", DATETIME, lambda i: i.invoice_date),
+        ("DueDate", DATETIME, lambda i: i.due_date),
+        ("Currency", STRING, lambda i: i.currency),
+        ("AmountDC", DOUBLE, lambda i: i.amount),
+        ("AmountFC", DOUBLE, lambda i: i.amount),
+        ("VATAmountDC", DOUBLE, lambda i: 0),
+        ("VATAmountFC", DOUBLE, lambda i: 0),
+        ("Description", STRING, lambda i: i.description),
+        ("YourRef", STRING, lambda i: i.your_ref),
+        ("PaymentCondition", STRING, lambda i: i.payment_condition),
+        ("PaymentReference", STRING, lambda i: i.payment_reference),
+        ("ReportingYear", INT16, lambda i: i.invoice_date.year),
+        ("ReportingPeriod", INT16, lambda i: i.invoice_date.month),
+        ("Status", INT16, lambda i: 50),
+        # Exact's sales entry types: 20 sales entry, 21 sales credit note.
+        ("Type", INT32, lambda i: 21 if i.type == 8021 else 20),
+        ("Created", DATETIME, lambda i: i.created),
+        ("Modified", DATETIME, lambda i: i.modified),
+        ("Division", INT32, lambda i: i.division),
+    ]
+
+
 # --- receivables (one payment term per invoice) -----------------------------------------
 
 
@@ -563,6 +604,9 @@ VIEWS = [
     View("sync/SalesInvoice/SalesInvoices", entity_type="Exact.Web.Api.Models.Sync.SalesInvoice",
          key="InvoiceID", specs=sync_invoice_specs, source=_table("invoices"),
          page_size=BULK_PAGE, select_required=True, sync=True),
+    View("salesentry/SalesEntries", entity_type="Exact.Web.Api.Models.SalesEntry",
+         key="EntryID", specs=sales_entry_specs, source=_table("invoices"),
+         methods=frozenset({"GET", "POST"})),
     View("cashflow/Receivables", **_receivables),
     View("bulk/Cashflow/Receivables", **_receivables, page_size=BULK_PAGE, select_required=True,
          filterable=BULK_RECEIVABLES_FILTER),

@@ -4,10 +4,11 @@ direct debit mandates and webhook subscriptions."""
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from .errors import ApiError
-from .models import BankAccount, Mandate, Subscription
+from .models import CREDIT_NOTE, INVOICE, BankAccount, Mandate, Subscription
 from .odata import parse_datetime
 from .state import Division, State
 from .webhooks import TOPICS
@@ -172,3 +173,83 @@ def _guid(value: Any, name: str) -> str:
         return str(uuid.UUID(str(value)))
     except ValueError:
         raise ApiError(400, f"Cannot convert '{value}' to Edm.Guid ({name}).") from None
+
+
+# --- salesentry/SalesEntries -------------------------------------------------------------
+
+SALES_JOURNAL_TYPES = {20, 21}  # sales, return invoice
+
+
+def post_sales_entry(state: State, div: Division, body: dict[str, Any]):
+    """POST salesentry/SalesEntries: a financial sales entry with its open item.
+
+    Required (Exact's reference, SalesEntrySalesEntries): ``Journal`` (a sales journal),
+    ``Customer`` and ``SalesEntryLines``; each line needs ``GLAccount`` and ``AmountFC``
+    (excluding VAT; ``VATAmountFC`` optional). The header amount is the sum of the lines
+    including VAT. ``Type`` is read-only in Exact; a negative total is a credit note (21).
+    Lines are validated, not kept (invoice lines are not simulated)."""
+    code = body.get("Journal")
+    if not code:
+        raise ApiError(400, "Mandatory: Journal")
+    journal = div.journals.get(str(code))
+    if journal is None:
+        raise ApiError(500, f"Invalid journal: {code}")
+    if journal.type not in SALES_JOURNAL_TYPES:
+        raise ApiError(500, "Invalid journal. The journal must be a sales journal.")
+    customer = str(body.get("Customer") or "").lower()
+    if not customer:
+        raise ApiError(400, "Mandatory: Customer")
+    if div.accounts.get(customer) is None:
+        raise ApiError(500, f"Invalid account: {customer}")
+    lines = body.get("SalesEntryLines")
+    if not isinstance(lines, list) or not lines:
+        raise ApiError(400, "Mandatory: SalesEntryLines")
+    total = Decimal("0")
+    for line in lines:
+        if not isinstance(line, dict):
+            raise ApiError(400, "Invalid line")
+        gl = str(line.get("GLAccount") or "").lower()
+        if not gl:
+            raise ApiError(400, "Mandatory: GLAccount")
+        if gl not in div.gl_accounts:
+            raise ApiError(500, f"Invalid G/L account: {gl}")
+        if line.get("AmountFC") is None:
+            raise ApiError(400, "Mandatory: AmountFC")
+        total += _amount(line, "AmountFC") + _amount(line, "VATAmountFC")
+    number = body.get("EntryNumber") or body.get("InvoiceNumber")
+    if number is not None and int(number) in div.invoice_by_number:
+        raise ApiError(400, f"Entry number {number} already exists in journal {journal.code}.")
+    fields: dict[str, Any] = {
+        "journal": journal.code,
+        "description": body.get("Description"),
+        "your_ref": body.get("YourRef"),
+        "payment_reference": body.get("PaymentReference"),
+    }
+    if body.get("PaymentCondition"):
+        fields["payment_condition"] = body["PaymentCondition"]
+    if body.get("Currency"):
+        fields["currency"] = body["Currency"]
+    for prop, attr in (("EntryDate", "invoice_date"), ("DueDate", "due_date")):
+        if body.get(prop):
+            try:
+                fields[attr] = parse_datetime(str(body[prop]))
+            except ValueError:
+                raise ApiError(400, f"Invalid date: {prop}") from None
+    invoice = state.add_invoice(
+        div.code, account=customer, amount=abs(total), notify=False, number=number,
+        type=CREDIT_NOTE if total < 0 else INVOICE, **fields)
+    state.on_change(div.code, "SalesEntries", "Create", invoice.entry_id,
+                    "salesentry/SalesEntries")
+    return invoice
+
+
+def _amount(line: dict[str, Any], name: str) -> Decimal:
+    value = line.get(name)
+    if value is None:
+        return Decimal("0")
+    if isinstance(value, bool):
+        raise ApiError(400, f"Invalid value for {name}")
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        raise ApiError(400, f"Invalid value for {name}") from None

@@ -154,3 +154,64 @@ def test_unknown_field_in_select_is_refused_on_divisions(exact_api):
     resp = exact_api.get(f"{DIVISION}/hrm/Divisions", **{"$select": "Code,Hid"})
     assert resp.status_code == 400
     assert "No property 'Hid'" in resp.json()["error"]["message"]["value"]
+
+
+# --- salesentry/SalesEntries ------------------------------------------------------------
+
+
+@pytest.fixture
+def sales_setup(exact_simulator, exact_division):
+    acct = exact_simulator.seed_account(DIVISION, name="Acme")
+    return acct, exact_division["gl_accounts"]["8000"]
+
+
+def entry_body(acct, gl, **over):
+    body = {"Journal": "70", "Customer": acct["ID"], "YourRef": "PO-7",
+            "EntryDate": "2026-11-02T00:00", "DueDate": "2026-12-02T00:00",
+            "SalesEntryLines": [{"GLAccount": gl, "AmountFC": 100.0, "VATAmountFC": 21.0,
+                                 "Description": "Consulting"}]}
+    return {**body, **over}
+
+
+def test_sales_entry_post_creates_an_open_item(exact_api, sales_setup):
+    acct, gl = sales_setup
+    resp = exact_api.post(f"{DIVISION}/salesentry/SalesEntries", entry_body(acct, gl))
+    assert resp.status_code == 201, resp.text
+    entry = resp.json()["d"]
+    assert entry["AmountFC"] == 121.0 and entry["Type"] == 20 and entry["YourRef"] == "PO-7"
+    assert entry["Customer"] == acct["ID"] and entry["InvoiceNumber"] == entry["EntryNumber"]
+    by_key = exact_api.get(f"{DIVISION}/salesentry/SalesEntries(guid'{entry['EntryID']}')")
+    assert by_key.json()["d"]["EntryID"] == entry["EntryID"]
+    rows = exact_api.get(f"{DIVISION}/read/financial/ReceivablesList",
+                         **{"$filter": f"AccountId eq guid'{acct['ID']}'"}).json()["d"]["results"]
+    assert [(r["InvoiceNumber"], r["Amount"]) for r in rows] == [(entry["InvoiceNumber"], 121.0)]
+
+
+def test_sales_entry_with_a_negative_total_is_a_credit_note(exact_api, sales_setup):
+    acct, gl = sales_setup
+    body = entry_body(acct, gl, SalesEntryLines=[{"GLAccount": gl, "AmountFC": -50.0}])
+    entry = exact_api.post(f"{DIVISION}/salesentry/SalesEntries", body).json()["d"]
+    assert (entry["Type"], entry["AmountFC"]) == (21, -50.0)
+
+
+@pytest.mark.parametrize("change, status, message", [
+    ({"Journal": None}, 400, "Mandatory: Journal"),
+    ({"Customer": None}, 400, "Mandatory: Customer"),
+    ({"SalesEntryLines": []}, 400, "Mandatory: SalesEntryLines"),
+    ({"Journal": "90"}, 500, "The journal must be a sales journal."),
+    ({"Journal": "ZZ"}, 500, "Invalid journal: ZZ"),
+    ({"Customer": "00000000-0000-4000-8000-000000000000"}, 500, "Invalid account"),
+])
+def test_sales_entry_refusals(exact_api, sales_setup, change, status, message):
+    acct, gl = sales_setup
+    resp = exact_api.post(f"{DIVISION}/salesentry/SalesEntries", entry_body(acct, gl, **change))
+    assert resp.status_code == status
+    assert message in resp.json()["error"]["message"]["value"]
+
+
+def test_sales_entry_line_needs_gl_account_and_amount(exact_api, sales_setup):
+    acct, gl = sales_setup
+    for line in ({"AmountFC": 10.0}, {"GLAccount": gl}):
+        resp = exact_api.post(f"{DIVISION}/salesentry/SalesEntries",
+                              entry_body(acct, gl, SalesEntryLines=[line]))
+        assert resp.status_code == 400

@@ -4,7 +4,8 @@ The peer is ``exactonline`` from PyPI (ossobv/exactonline, OSSO B.V.), used as i
 shows: an ``ExactApi`` over a storage object. It does the OAuth authorisation-code flow,
 refreshes tokens itself (30 s before expiry, or after a 401), unwraps ``d.results`` and follows
 ``__next``, honours Exact's rate-limit headers, and talks ``current/Me``, ``hrm/Divisions``,
-``crm/Accounts``, ``read/financial/ReceivablesList`` and any raw resource.
+``crm/Accounts``, ``read/financial/ReceivablesList``, ``salesentry/SalesEntries`` and any raw
+resource.
 
 Two things are adapted, both transport only: the simulator listens on plain loopback HTTP, so
 the peer's HTTPS-only option is widened to allow ``http``; and the peer's rate limiter records
@@ -297,6 +298,22 @@ def test_post_a_general_journal_entry_and_read_it_back(sim, peer, ledger):
     assert sorted(line["AmountFC"] for line in lines) == [-100.0, 100.0]
     # the credit on the debtor settled invoice 250100: it left the outstanding list
     assert peer.receivables.filter(relation_id=ledger[0]["ID"]) == []
+
+
+def test_sales_entry_through_the_peers_invoices_manager(sim, peer, ledger):
+    revenue = peer.ledgeraccounts.get(code__in=["8000"])["ID"]
+    created = peer.invoices.create({
+        "Journal": "70", "Customer": ledger[5]["ID"], "YourRef": "F2026-0042",
+        "Description": "peer sales entry", "EntryDate": "2026-11-02T00:00",
+        "SalesEntryLines": [{"GLAccount": revenue, "AmountFC": 50.0, "VATAmountFC": 10.5}],
+    })
+    assert created["EntryID"] and created["AmountFC"] == 60.5
+    found = peer.invoices.get(invoice_number="F2026-0042")  # $filter=YourRef eq …, $top=2
+    assert found["EntryID"] == created["EntryID"]
+    assert peer.invoices.map_foreign2exact_invoice_numbers(["F2026-0042"]) == {
+        "F2026-0042": created["InvoiceNumber"]}
+    (item,) = peer.receivables.filter(relation_id=ledger[5]["ID"])
+    assert (item["InvoiceNumber"], item["Amount"]) == (created["InvoiceNumber"], 60.5)
 
 
 def test_post_without_mandatory_fields_is_refused(sim, peer, ledger):
