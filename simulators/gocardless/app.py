@@ -14,7 +14,7 @@ from werkzeug.http import http_date
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import errors, events_api, payments, payouts, resources, scenarios, validation
+from . import errors, events_api, payments, payouts, plans, resources, scenarios, validation
 from .faults import CLOUDFLARE_502
 
 API_VERSION = "2015-07-06"
@@ -61,6 +61,26 @@ ROUTES = [
     ("/payouts/<resource_id>", "GET", payouts.payouts_get, None),
     ("/payouts/<resource_id>", "PUT", payouts.payouts_update, None),
     ("/payout_items", "GET", payouts.payout_items_list, None),
+    ("/subscriptions", "POST", plans.subscriptions_create, "subscriptions"),
+    ("/subscriptions", "GET", plans.subscriptions_list, None),
+    ("/subscriptions/<resource_id>", "GET", plans.subscriptions_get, None),
+    ("/subscriptions/<resource_id>", "PUT", plans.subscriptions_update, None),
+    ("/subscriptions/<resource_id>/actions/pause", "POST", plans.subscriptions_pause, None),
+    ("/subscriptions/<resource_id>/actions/resume", "POST", plans.subscriptions_resume, None),
+    ("/subscriptions/<resource_id>/actions/cancel", "POST", plans.subscriptions_cancel, None),
+    # The API reference has both creates on POST /instalment_schedules (the Node client);
+    # the Python client 3.22.0 posts to .../create_with_dates and .../create_with_schedule.
+    ("/instalment_schedules", "POST", plans.instalment_schedules_create,
+     "instalment_schedules"),
+    ("/instalment_schedules/create_with_dates", "POST",
+     plans.instalment_schedules_create_with_dates, "instalment_schedules"),
+    ("/instalment_schedules/create_with_schedule", "POST",
+     plans.instalment_schedules_create_with_schedule, "instalment_schedules"),
+    ("/instalment_schedules", "GET", plans.instalment_schedules_list, None),
+    ("/instalment_schedules/<resource_id>", "GET", plans.instalment_schedules_get, None),
+    ("/instalment_schedules/<resource_id>", "PUT", plans.instalment_schedules_update, None),
+    ("/instalment_schedules/<resource_id>/actions/cancel", "POST",
+     plans.instalment_schedules_cancel, None),
     ("/events", "GET", events_api.events_list, None),
     ("/events/<resource_id>", "GET", events_api.events_get, None),
 ]

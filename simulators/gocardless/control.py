@@ -27,6 +27,8 @@ class ControlApp:
             ("GET", "/_control/clock"): self.clock,
             ("POST", "/_control/advance"): self.advance,
             ("POST", "/_control/seed"): self.seed,
+            ("POST", "/_control/subscriptions"): self.create_subscription,
+            ("POST", "/_control/instalment_schedules"): self.create_instalment_schedule,
             ("POST", "/_control/scenarios/<name>"): self.scenario,
             ("POST", "/_control/billing_request_flows/<flow_id>/complete"): self.complete_flow,
             ("GET", "/_control/faults"): self.faults,
@@ -90,6 +92,21 @@ class ControlApp:
                                    payments=body.get("payments", ()), bulk=body.get("bulk"),
                                    organisation=body.get("organisation")),
                      201)
+
+    def create_subscription(self, body):
+        """The body of POST /subscriptions (unwrapped), plus optional "organisation" and
+        "source" ({"type", "name"}); 201 with the subscription."""
+        body = dict(body)
+        organisation, source = body.pop("organisation", None), body.pop("source", None)
+        return _json({"subscriptions": self.sim.create_subscription(
+            body, organisation=organisation, source=source)}, 201)
+
+    def create_instalment_schedule(self, body):
+        """Like subscriptions, for instalment schedules."""
+        body = dict(body)
+        organisation, source = body.pop("organisation", None), body.pop("source", None)
+        return _json({"instalment_schedules": self.sim.create_instalment_schedule(
+            body, organisation=organisation, source=source)}, 201)
 
     def scenario(self, body, name):
         self.sim.run_scenario(name, body["resource_id"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import errors, listing
+from . import errors, listing, plans
 from .resources import render_mandate
 from .state import public
 
@@ -17,7 +17,8 @@ ID_FILTERS = ("payment", "mandate", "payout", "refund", "subscription", "instalm
 # include=<singular> -> the store its linked resources come from.
 INCLUDABLE = {"payment": "payments", "mandate": "mandates", "payout": "payouts",
               "refund": "refunds", "billing_request": "billing_requests",
-              "creditor": "creditors"}
+              "creditor": "creditors", "subscription": "subscriptions",
+              "instalment_schedule": "instalment_schedules"}
 
 
 def events_get(state, call, resource_id):
@@ -66,7 +67,9 @@ def events_list(state, call):
     if include:
         store = INCLUDABLE[include]
         linked_ids = dict.fromkeys(e["links"][include] for e in page if include in e["links"])
-        render = (lambda r: render_mandate(state, r)) if store == "mandates" else public
+        render = {"mandates": lambda r: render_mandate(state, r),
+                  "subscriptions": lambda r: plans.render_subscription(state, r)}.get(
+                      store, public)
         body["linked"] = {store: [render(state.resources[store][rid]) for rid in linked_ids
                                   if rid in state.resources[store]]}
     return 200, body

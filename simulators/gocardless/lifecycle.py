@@ -121,9 +121,12 @@ def mandate_activate(state, mandate: dict, at: datetime) -> None:
 def mandate_end(state, mandate: dict, status: str, action: str, event_details: dict,
                 at: datetime, *, payment_details: dict, metadata=None, links=None) -> dict:
     """Cancel/fail/expire a mandate and cancel its payments that are not yet submitted."""
+    from . import plans  # plans builds on this module
+
     mandate["status"] = status
     event = state.emit("mandates", action, {"mandate": mandate["id"], **(links or {})},
                        event_details, resource=mandate, metadata=metadata, at=at)
+    plans.mandate_ended(state, mandate, event, at)
     for payment in state.resources["payments"].values():
         if payment["links"]["mandate"] == mandate["id"] and payment["status"] in (
             "pending_customer_approval", "pending_submission"
@@ -373,6 +376,9 @@ def process_until(state, today: date) -> None:
 
 
 def _process_day(state, day: date, at: datetime) -> None:
+    from . import plans  # plans builds on this module
+
+    plans.process(state, day, at)
     for mandate in state.resources["mandates"].values():
         if mandate["status"] == "pending_submission" and mandate.get("_submit_on", day) <= day:
             mandate_submit(state, mandate, at)

@@ -6,7 +6,7 @@ produce, immediately, at the current simulated time. Callers hold ``state.lock``
 
 from __future__ import annotations
 
-from . import errors, lifecycle
+from . import errors, lifecycle, plans
 from .lifecycle import bank_details, details
 from .onboarding import complete_flow
 from .resources import new_bank_account, new_mandate
@@ -129,6 +129,7 @@ def mandate_replaced(state, mandate, at):
         if payment["links"]["mandate"] == mandate["id"] and payment["status"] in (
                 "pending_customer_approval", "pending_submission"):
             payment["links"]["mandate"] = replacement["id"]
+    plans.mandate_replaced(state, mandate["id"], replacement["id"])
     state.emit("mandates", "replaced", {"mandate": mandate["id"], "new_mandate": replacement["id"]},
                details("gocardless", "scheme_identifier_changed"), resource=mandate, at=at)
 

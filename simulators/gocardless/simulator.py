@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from datetime import date, datetime, timedelta
 
+from werkzeug.datastructures import MultiDict
+
 from simulators.harness import SimulatorServer, run_every
 
-from . import lifecycle, scenarios
-from .app import ApiApp
+from . import lifecycle, plans, scenarios
+from .app import ApiApp, Call
 from .clock import SimClock, iso_timestamp
 from .consent import OAuthApp
 from .control import ControlApp
@@ -111,6 +113,7 @@ class Simulator:
         with self.state.lock:
             for organisation in self.organisations:
                 lifecycle.process_until(organisation.state, today)
+                plans.settle(organisation.state)
 
     def advance(self, days: float = 0, seconds: float = 0) -> dict:
         """Move the clock, run the days' work, then deliver due webhooks."""
@@ -292,6 +295,34 @@ class Simulator:
             status=spec.get("status", "pending_submission"),
         )
 
+    def create_subscription(self, params: dict, *, organisation: str | None = None,
+                            source: dict | None = None) -> dict:
+        """A subscription set up outside the product (the merchant's dashboard, another
+        integration): same rules and events as ``POST /subscriptions``, events with
+        ``source`` = ``source`` (default: a dashboard user). Returns it as the API renders it;
+        validation errors raise ``errors.ApiError``."""
+        return self._create_plan(plans.subscriptions_create, "subscriptions", params,
+                                 organisation, source)
+
+    def create_instalment_schedule(self, params: dict, *, organisation: str | None = None,
+                                   source: dict | None = None) -> dict:
+        """Like ``create_subscription`` for ``POST /instalment_schedules`` (instalments as a
+        list of {charge_date, amount} or as {start_date, interval_unit, interval, amounts})."""
+        return self._create_plan(plans.instalment_schedules_create, "instalment_schedules",
+                                 params, organisation, source)
+
+    def _create_plan(self, handler, kind, params, organisation, source) -> dict:
+        self.tick()
+        with self.state.lock:
+            state = self.state_of(organisation)
+            state.request_source = dict(source or {"type": "user",
+                                                   "name": self.organisations_list()[0]["email"]})
+            try:
+                _, body = handler(state, Call(None, {kind: params}, MultiDict(), ""))
+            finally:
+                state.request_source = None
+        return body[kind]
+
     def run_scenario(self, name: str, resource_id: str) -> None:
         self.tick()
         with self.state.lock:
@@ -380,7 +411,9 @@ class Simulator:
                 state = self.state_of(organisation)
             if kind == "payout_items":
                 return [render_item(i) for i in state.payout_items.get(resource_id, [])]
-            render = (lambda r: render_mandate(state, r)) if kind == "mandates" else public
+            render = {"mandates": lambda r: render_mandate(state, r),
+                      "subscriptions": lambda r: plans.render_subscription(state, r)}.get(
+                          kind, public)
             if resource_id is not None:
                 return render(state.get(kind, resource_id))
             return [render(r) for r in state.resources[kind].values()]

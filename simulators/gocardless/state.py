@@ -28,6 +28,8 @@ RESOURCE_TYPES = (
     "payments",
     "refunds",
     "payouts",
+    "subscriptions",
+    "instalment_schedules",
 )
 
 ID_PREFIXES = {
@@ -40,6 +42,8 @@ ID_PREFIXES = {
     "payments": "PM",
     "refunds": "RF",
     "payouts": "PO",
+    "subscriptions": "SB",
+    "instalment_schedules": "IS",
     "events": "EV",
     "webhooks": "WB",
     "mandate_requests": "MRQ",
