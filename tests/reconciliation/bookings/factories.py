@@ -6,7 +6,7 @@ import datetime
 
 import factory
 
-from reconciliation.bookings.models import Booking, BookingSettings, Rule
+from reconciliation.bookings.models import Booking, BookingSettings, RepostBatch, Rule
 
 
 class BookingSettingsFactory(factory.django.DjangoModelFactory):
@@ -44,7 +44,18 @@ class BookingFactory(factory.django.DjangoModelFactory):
     )
 
 
+class RepostBatchFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RepostBatch
+
+    tenant = factory.SubFactory("tests.factories.TenantFactory")
+    requested_by_name = "operator"
+    booking_ids = factory.LazyFunction(list)
+    total = 0
+
+
 BOOKINGS_FACTORIES: dict = {
     Booking: BookingFactory,
     BookingSettings: BookingSettingsFactory,
+    RepostBatch: RepostBatchFactory,
 }
