@@ -251,7 +251,7 @@ class ExactClient:
                     url,
                     params=params,
                     json=json,
-                    headers={"Authorization": f"Bearer {bearer}"},
+                    headers=self._headers(method, bearer),
                     timeout=self.timeout,
                     allow_redirects=False,
                 )
@@ -293,6 +293,16 @@ class ExactClient:
             if status >= 400:
                 raise api_error_from_response(method=method, endpoint=endpoint, response=response)
             return response
+
+    @staticmethod
+    def _headers(method: str, bearer: str) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {bearer}"}
+        if method == "POST":
+            # Without it Exact answers a POST with the new entity's properties left NULL
+            # (Exact's REST tips; picqer sends it on every write): EntryNumber and friends
+            # would be missing from what posting.py records.
+            headers["Prefer"] = "return=representation"
+        return headers
 
     def _backoff(self, attempt: int) -> None:
         self.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
