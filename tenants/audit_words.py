@@ -99,6 +99,7 @@ ACTION_WORDS: dict[str, str] = {
     "collection.preview_created": "Collection preview prepared for approval",
     "collection.preview_approved": "Collection preview approved",
     "collection.approval_not_run": "Approved collection not run",
+    "collection.run_queued": "Collection run queued",
     "collection.run_finished": "Collection run finished",
     "collection.run_abandoned": "Collection run abandoned",
     "collection.attempt_created": "Collection attempt prepared",
@@ -160,6 +161,11 @@ ACTOR_WORDS: dict[str, str] = {
 
 # A code-like token: snake_case or dotted (``refer_to_payer``, ``billing_requests.fulfilled``).
 _CODE = re.compile(r"(?<![\w@/.:-])[a-z][a-z0-9]*(?:[._][a-z0-9]+)+(?![\w@/:-])")
+
+
+# Fields whose values are codes (``payment_status``: ``confirmed``), and what a code looks like.
+_CODE_KEY = re.compile(r"(status|state|cause|scheme|kind|mode|outcome|reason|type|action)$")
+_TOKEN = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def model_of(object_type: str):
@@ -306,6 +312,8 @@ def value_words(model, key: str, value, *, snapshot: dict, tenant=None) -> str:
             for k, v in value.items()
         ) or NOTHING
     if isinstance(value, str):
+        if _CODE_KEY.search(key) and _TOKEN.fullmatch(value):
+            return code_words(value)[:1].upper() + code_words(value)[1:]
         return text_words(value)
     return str(value)
 

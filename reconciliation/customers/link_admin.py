@@ -9,6 +9,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 
 from core.audit import Actor
+from core.display import NOTHING, sentence, words
 from gocardless.models import Customer
 from reconciliation.customers.issuing import invitation_create
 from reconciliation.customers.links import LinkError, link_confirm, link_relink, link_unlink
@@ -21,6 +22,72 @@ from reconciliation.customers.models import (
 )
 from reconciliation.customers.selectors import customer_collectable
 from tenants.admin_base import TenantScopedAdmin
+
+# GoCardless' mandate statuses and schemes in words (the customer pages; the GoCardless
+# pages have the same words for their own columns).
+MANDATE_STATUS_WORDS: dict[str, str] = {
+    "pending_customer_approval": "Waiting for the customer's approval",
+    "pending_submission": "Waiting to be sent to the bank",
+    "submitted": "Sent to the customer's bank",
+    "active": "Active (ready to collect)",
+    "suspended_by_payer": "Suspended by the customer",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+    "expired": "Expired (not used for too long)",
+    "consumed": "Used up (one payment only)",
+    "blocked": "Blocked by GoCardless",
+}
+
+SCHEME_WORDS: dict[str, str] = {
+    "sepa_core": "SEPA Direct Debit",
+    "sepa_cor1": "SEPA Direct Debit (COR1)",
+    "bacs": "Bacs Direct Debit",
+    "autogiro": "Autogiro (Sweden)",
+    "becs": "BECS Direct Debit (Australia)",
+    "becs_nz": "BECS Direct Debit (New Zealand)",
+    "betalingsservice": "Betalingsservice (Denmark)",
+    "pad": "Pre-authorised debit (Canada)",
+    "ach": "ACH Debit (United States)",
+    "faster_payments": "Faster Payments",
+    "pay_to": "PayTo (Australia)",
+}
+
+# Mandate invitations are e-mailed in these languages (templates/customers/invitation/).
+LANGUAGE_WORDS: dict[str, str] = {
+    "nl": "Dutch",
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+}
+
+
+def language_words(code: str | None) -> str:
+    if not code:
+        return ""
+    return LANGUAGE_WORDS.get(code.lower().split("-")[0]) or code.upper()
+
+
+def invitation_state_words(state: str | None) -> str:
+    if not state:
+        return ""
+    return str(dict(InvitationState.choices).get(state) or sentence(state))
+
+
+def reflected_words(reflected: dict | None) -> str:
+    """What Exact holds from us (``{"payment_condition": "DD", "mandates": {…}}``) as a
+    sentence."""
+    if not reflected:
+        return "Nothing written into Exact Online yet."
+    parts = []
+    if reflected.get("payment_condition"):
+        parts.append(f"Payment condition {reflected['payment_condition']}")
+    mandates = reflected.get("mandates") or {}
+    if mandates:
+        parts.append(f"mandate record{'s' if len(mandates) != 1 else ''} "
+                     + ", ".join(sorted(mandates)))
+    others = [sentence(key) for key in reflected if key not in ("payment_condition", "mandates")]
+    parts += others
+    return "; ".join(parts) + "." if parts else "Nothing written into Exact Online yet."
 
 
 def copy_link(url: str, ident) -> str:
@@ -44,7 +111,7 @@ class MandateStatusFilter(admin.SimpleListFilter):
             "expired",
             "blocked",
         )
-        return [("none", "No mandate"), *((s, s.replace("_", " ")) for s in statuses)]
+        return [("none", "No mandate"), *((s, MANDATE_STATUS_WORDS[s]) for s in statuses)]
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -152,7 +219,7 @@ class CustomerLinkAdmin(TenantScopedAdmin):
         "reflection_state",
         "reflection_error",
         "reflection_attempts",
-        "reflected",
+        "reflected_text",
     )
     actions = ("send_invitation", "confirm_match", "relink", "unlink", "run_matching")
 
@@ -185,15 +252,21 @@ class CustomerLinkAdmin(TenantScopedAdmin):
 
     @admin.display(description="Mandate", ordering="mandate__status")
     def mandate_status(self, obj):
-        return f"{obj.mandate.gocardless_id} {obj.mandate.status}" if obj.mandate else "-"
+        if not obj.mandate:
+            return NOTHING
+        return f"{obj.mandate.gocardless_id}: {words(obj.mandate.status, MANDATE_STATUS_WORDS)}"
 
     @admin.display(description="Scheme")
     def mandate_scheme(self, obj):
-        return obj.mandate.scheme if obj.mandate else "-"
+        return words(obj.mandate.scheme, SCHEME_WORDS) or NOTHING if obj.mandate else NOTHING
 
     @admin.display(description="Invitation")
     def invitation_state(self, obj):
-        return getattr(obj, "latest_invitation_state", None) or "-"
+        return invitation_state_words(getattr(obj, "latest_invitation_state", None)) or NOTHING
+
+    @admin.display(description="What Exact Online holds from us")
+    def reflected_text(self, obj):
+        return reflected_words(obj.reflected)
 
     @admin.display(description="Collectable", boolean=True)
     def collectable(self, obj):
