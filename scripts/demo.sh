@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: both simulators in the background, the product end to end against them
-# (manage.py demo_run), then the admin on runserver. The simulators stop when runserver does.
+# (manage.py demo_run), then the admin on runserver with the task workers (manage.py qcluster,
+# django-q2 on the ORM broker) beside it: Approve and Collect now queue their run for them.
+# The simulators and the workers stop when runserver does.
 #
 # Environment: PYTHON (the venv's python), DEMO_EXACT_PORT (8101), DEMO_GOCARDLESS_PORT
 # (8102), DEMO_ADDR (127.0.0.1:8000: where the admin is served). Simulators already answering
@@ -26,6 +28,8 @@ EXACT_URL="http://127.0.0.1:${EXACT_PORT}"
 GOCARDLESS_URL="http://127.0.0.1:${GOCARDLESS_PORT}"
 SIM_LOG=$(mktemp "${TMPDIR:-/tmp}/ml-connector-simulators.XXXXXX")
 SIM_PID=""
+QCLUSTER_LOG=$(mktemp "${TMPDIR:-/tmp}/ml-connector-qcluster.XXXXXX")
+QCLUSTER_PID=""
 
 # Does the simulator at $1 answer its control API? (no curl needed on a fresh machine)
 answers() {
@@ -44,7 +48,21 @@ stop_simulators() {
     SIM_PID=""
     rm -f "$SIM_LOG"
 }
-trap stop_simulators EXIT
+stop_qcluster() {
+    if [ -n "$QCLUSTER_PID" ] && kill -0 "$QCLUSTER_PID" 2>/dev/null; then
+        kill "$QCLUSTER_PID" 2>/dev/null || true  # qcluster stops its workers on TERM
+        wait "$QCLUSTER_PID" 2>/dev/null || true
+        echo "Task workers stopped."
+    fi
+    QCLUSTER_PID=""
+    rm -f "$QCLUSTER_LOG"
+}
+
+stop_all() {
+    stop_qcluster
+    stop_simulators
+}
+trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 if answers "${EXACT_URL}/_control/now" && answers "${GOCARDLESS_URL}/_control/clock"; then
@@ -73,7 +91,12 @@ fi
 "$PY" manage.py demo_run --exact-url "$EXACT_URL" --gocardless-url "$GOCARDLESS_URL"
 "$PY" -m demo.environment write-env .env
 
+# The task workers: Approve and Collect now in the admin queue their run for them.
+"$PY" manage.py qcluster >"$QCLUSTER_LOG" 2>&1 &
+QCLUSTER_PID=$!
+echo "Task workers: manage.py qcluster (log: ${QCLUSTER_LOG})"
+
 echo ""
-echo "  ml-connector admin: ${PUBLIC_BASE_URL}/admin/  (Ctrl-C stops the admin and the simulators)"
+echo "  ml-connector admin: ${PUBLIC_BASE_URL}/admin/  (Ctrl-C stops the admin, the task workers and the simulators)"
 echo ""
 "$PY" manage.py runserver "$ADDR"

@@ -304,6 +304,7 @@ def _fake_project(tmp_path: Path) -> Path:
     fake = project / "fake-python"
     fake.write_text(
         "#!/usr/bin/env bash\n"
+        "trap '' TERM\n"  # demo.sh stops the background qcluster: let it record its call first
         'if [ "$1" = "-" ]; then cat >/dev/null; exit 0; fi\n'  # the simulators answer
         f'if [ "$1" = "-m" ]; then exec {sys.executable} "$@"; fi\n'
         'echo "$* | PUBLIC_BASE_URL=$PUBLIC_BASE_URL EXACT_REDIRECT_URI=$EXACT_REDIRECT_URI'
@@ -336,13 +337,15 @@ def test_demo_sh_serves_and_builds_urls_on_demo_addr_and_leaves_a_dot_env(tmp_pa
     assert "ml-connector admin: http://127.0.0.1:8765/admin/" in result.stdout
     assert ":8000" not in result.stdout
     calls = (project / "calls.log").read_text().splitlines()
-    assert [c.split(" |")[0] for c in calls] == [
+    # The task workers run in the background beside runserver (their line may come first).
+    assert [c.split(" |")[0] for c in calls if "qcluster" not in c] == [
         "manage.py migrate --noinput",
         "manage.py demo_setup",
         "manage.py demo_run --exact-url http://127.0.0.1:8101 "
         "--gocardless-url http://127.0.0.1:8102",
         "manage.py runserver 127.0.0.1:8765",
     ]
+    assert [c.split(" |")[0] for c in calls if "qcluster" in c] == ["manage.py qcluster"]
     for call in calls:
         assert "PUBLIC_BASE_URL=http://127.0.0.1:8765 " in call
         assert "EXACT_REDIRECT_URI=http://127.0.0.1:8765/connect/exact/callback/" in call

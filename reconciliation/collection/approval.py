@@ -6,6 +6,11 @@ previewed charge date (``previews.plans_restrict_to_preview``); anything else is
 *not in the preview* or *changed since the preview*. Approving twice, a superseded preview,
 or with collection switched off is refused. When the live run could not start, the preview
 goes back to awaiting approval (or superseded, if a newer one exists).
+
+From the admin, approval is ``approval_queue``: in one transaction the preview is approved
+(re-checked under its row lock) and its live run stored ``queued`` (the tenant's one live run:
+refused, and the approval with it, while another is queued or running); the task carries it
+out with ``approval_carry_out``. ``run_approve`` does both in this process (the demo, tests).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
-from reconciliation.collection.live import run_live
+from reconciliation.collection.live import live_run_execute_queued, live_run_queue, run_live
 from reconciliation.collection.models import CollectionRun, RunKind, RunState, RunTrigger
 from reconciliation.collection.run_records import RunRefused
 from tenants.models import CollectionMode
@@ -63,6 +68,32 @@ def _approval_undo(*, preview: CollectionRun, live: CollectionRun, user) -> None
         after={"state": back, "live_run": live.pk},
         message=f"Approval not carried out: {live.error or live.get_state_display()}",
     )
+
+
+def approval_queue(*, preview: CollectionRun, user) -> CollectionRun:
+    """Approve the preview and queue the live run that submits it; returns the queued run.
+    ``RunRefused``: not awaiting approval (a second click), collection off, or another live
+    run queued or running (then nothing is approved)."""
+    with transaction.atomic():
+        locked = _preview_lock_approved(preview=preview, user=user)
+        return live_run_queue(
+            tenant=locked.tenant,
+            trigger=RunTrigger.APPROVAL,
+            user=user,
+            preview=locked,
+            only_receivables=locked.only_receivables or None,
+        )
+
+
+def approval_carry_out(*, live: CollectionRun, client=None) -> bool:
+    """The task's half: carry out the queued live run of an approval (False: it was not
+    queued any more); when it sent nothing (GoCardless not connected, Exact's copy stale)
+    the preview may be approved again."""
+    if not live_run_execute_queued(run=live, client=client):
+        return False
+    if live.state in (RunState.REFUSED, RunState.FAILED) and not live.attempts.exists():
+        _approval_undo(preview=live.preview, live=live, user=live.triggered_by)
+    return True
 
 
 def run_approve(*, preview: CollectionRun, user, client=None) -> CollectionRun:

@@ -10,6 +10,11 @@ The database holds the lock, so it works however many django-q2 clusters run:
   machine, the embedded default) has no advisory locks; there a row whose heartbeat is older
   than ``COLLECTION_RUN_LEASE_SECONDS`` is taken as abandoned.
 
+A run queued from the admin (*Approve*, *Collect now*) is stored ``queued`` in the request and
+holds the tenant's place under the same constraint; the task that carries it out takes it
+over (``live_run_take_queued``: ``queued`` to ``running`` in one conditional UPDATE, after
+the advisory lock on PostgreSQL), so a task delivered twice starts it once.
+
 Even without this lock nothing could be charged twice (attempt keys are unique per tenant and
 GoCardless answers a repeated ``Idempotency-Key`` with the payment it already made); the lock
 keeps two runs from doing the same work and from interleaving their counts.
@@ -90,6 +95,30 @@ def _take_over(run: CollectionRun, *, postgres: bool) -> bool:
         if postgres:
             live_run_release(run=run)
         return False
+    return True
+
+
+def live_run_take_queued(*, run: CollectionRun) -> bool:
+    """Make the stored queued live ``run`` running; False if it is not queued any more (a
+    second delivery of its task) or, on PostgreSQL, another process holds the tenant's lock
+    at this moment (the run stays queued; ``runs.queued_runs_resume`` hands it out again)."""
+    postgres = connection.vendor == "postgresql"
+    if postgres and not _advisory("SELECT pg_try_advisory_lock(%s, %s)", run.tenant_id):
+        return False
+    now = timezone.now()
+    try:
+        taken = CollectionRun.objects.filter(
+            pk=run.pk, kind=RunKind.LIVE, state=RunState.QUEUED
+        ).update(state=RunState.RUNNING, heartbeat_at=now)
+    except BaseException:
+        if postgres:
+            live_run_release(run=run)
+        raise
+    if not taken:
+        if postgres:
+            live_run_release(run=run)
+        return False
+    run.state, run.heartbeat_at = RunState.RUNNING, now
     return True
 
 

@@ -33,6 +33,7 @@ class RunTrigger(models.TextChoices):
 
 
 class RunState(models.TextChoices):
+    QUEUED = "queued", "Queued (waiting for the task workers)"
     RUNNING = "running", "Running"
     AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
     APPROVED = "approved", "Approved (submitted by a live run)"
@@ -80,7 +81,11 @@ class CollectionRun(models.Model):
     # {"EUR": "1234.50"}: Decimal strings per currency (to collect / actually submitted).
     totals = models.JSONField(default=dict, blank=True)
     submitted_totals = models.JSONField(default=dict, blank=True)
-    # Liveness of a running live run (SQLite has no advisory locks; see services.run_lock).
+    # Payments a live run sends (the pending attempts it resumes and every instalment of its
+    # lines to collect); known once it has evaluated. The run page's progress is out of this.
+    planned = models.PositiveIntegerField(default=0)
+    # Liveness of a running live run (SQLite has no advisory locks; see locking.py); for a
+    # queued run, when it was queued (or last handed to the task workers again).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -89,11 +94,18 @@ class CollectionRun(models.Model):
     class Meta:
         ordering = ["-started_at", "-id"]
         constraints = [
-            # Only one live run per tenant at a time, across every cluster.
+            # Only one live run per tenant at a time, across every cluster: a queued one (its
+            # task not yet started) holds the place as much as a running one.
             models.UniqueConstraint(
                 fields=["tenant"],
-                condition=Q(kind="live", state="running"),
+                condition=Q(kind="live", state__in=("queued", "running")),
                 name="collection_one_live_run",
+            ),
+            # One preview of a tenant waiting for the task workers at a time (Collect now).
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=Q(kind="preview", state="queued"),
+                name="collection_one_queued_preview",
             ),
         ]
         # A tenant's latest runs: the admin's list, "already ran today" and /metrics.
@@ -163,7 +175,10 @@ class CollectionItem(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.invoice_number}: {self.decision} {self.reason}".strip()
+        said = self.get_decision_display()
+        if self.reason:
+            said += f" ({self.get_reason_display().lower()})"
+        return f"Invoice {self.invoice_number}: {said}"
 
 
 class AttemptState(models.TextChoices):

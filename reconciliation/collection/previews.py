@@ -3,15 +3,20 @@
 In *review* mode the preview waits for approval (``approval.py``), and it supersedes the
 older previews it covers: only the newest view of an invoice may be approved. The live run
 that carries out an approval holds itself to the preview with ``plans_restrict_to_preview``.
+
+*Collect now* in review mode queues the preview (``preview_queue``: stored ``queued`` at once,
+one per tenant) and the task evaluates it (``preview_build_queued``): evaluating a large
+administration takes longer than a page load should.
 """
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.audit import audit_record
 from core.calendars import tenant_today
+from core.queue import enqueue_on_commit
 from reconciliation.collection.charge_dates import earliest_charge_date
 from reconciliation.collection.models import (
     CollectionItem,
@@ -21,7 +26,7 @@ from reconciliation.collection.models import (
     RunState,
     SkipReason,
 )
-from reconciliation.collection.run_records import run_actor, run_count, run_items
+from reconciliation.collection.run_records import RunRefused, run_actor, run_count, run_items
 from reconciliation.collection.selection import Plan, selection_evaluate
 from tenants.models import CollectionMode
 
@@ -43,6 +48,25 @@ def _older_previews_supersede(run: CollectionRun) -> None:
     CollectionRun.objects.filter(pk__in=stale).update(state=RunState.SUPERSEDED)
 
 
+def _preview_store(*, run: CollectionRun, plans: list[Plan], awaiting: bool, actor) -> None:
+    """Counts, lines, state and the audit entry of an evaluated preview (in a transaction)."""
+    run.state = RunState.AWAITING_APPROVAL if awaiting else RunState.COMPLETED
+    run.finished_at = timezone.now()
+    run_count(run, plans)
+    run.save()
+    CollectionItem.objects.bulk_create(run_items(run, plans), batch_size=500)
+    if awaiting:
+        _older_previews_supersede(run)
+    audit_record(
+        actor=actor,
+        action="collection.preview_created",
+        tenant=run.tenant,
+        obj=run,
+        after={"to_collect": run.to_collect, "skipped": run.skipped, "totals": run.totals},
+        message=f"Preview: {run.to_collect} to collect, {run.skipped} not",
+    )
+
+
 def run_preview(
     *, tenant, trigger: str, user=None, only_receivables: list | None = None
 ) -> CollectionRun:
@@ -50,7 +74,6 @@ def run_preview(
     today = tenant_today(tenant)
     plans = selection_evaluate(tenant=tenant, today=today, only_receivables=only_receivables)
     awaiting = tenant.collection_mode == CollectionMode.REVIEW
-    actor = run_actor(user, trigger)
     with transaction.atomic():
         run = CollectionRun(
             tenant=tenant,
@@ -59,23 +82,69 @@ def run_preview(
             triggered_by=user,
             as_of=today,
             only_receivables=[str(x) for x in only_receivables or []],
-            state=RunState.AWAITING_APPROVAL if awaiting else RunState.COMPLETED,
-            finished_at=timezone.now(),
         )
-        run_count(run, plans)
-        run.save()
-        CollectionItem.objects.bulk_create(run_items(run, plans), batch_size=500)
-        if awaiting:
-            _older_previews_supersede(run)
-        audit_record(
-            actor=actor,
-            action="collection.preview_created",
-            tenant=tenant,
-            obj=run,
-            after={"to_collect": run.to_collect, "skipped": run.skipped, "totals": run.totals},
-            message=f"Preview: {run.to_collect} to collect, {run.skipped} not",
-        )
+        _preview_store(run=run, plans=plans, awaiting=awaiting, actor=run_actor(user, trigger))
     return run
+
+
+def preview_queue(*, tenant, trigger: str, user=None) -> CollectionRun:
+    """Store a preview ``queued`` and queue its task (after the transaction commits).
+    ``RunRefused`` while another preview of the tenant is queued (a second click)."""
+    run = CollectionRun(
+        tenant=tenant,
+        kind=RunKind.PREVIEW,
+        trigger=trigger,
+        triggered_by=user,
+        as_of=tenant_today(tenant),
+        state=RunState.QUEUED,
+        heartbeat_at=timezone.now(),
+    )
+    try:
+        with transaction.atomic():
+            run.save()
+    except IntegrityError:
+        queued = CollectionRun.objects.filter(
+            tenant=tenant, kind=RunKind.PREVIEW, state=RunState.QUEUED
+        ).first()
+        which = f"preview #{queued.pk}" if queued is not None else "a preview"
+        raise RunRefused(
+            f"{tenant}: {which} is already being prepared; nothing new was started."
+        ) from None
+    enqueue_on_commit("reconciliation.collection.tasks.queued_run_task", run.pk, group="collection")
+    return run
+
+
+def preview_build_queued(*, run: CollectionRun) -> bool:
+    """The task's half of a queued preview: evaluate and store it. False when it was not
+    queued any more (its task delivered twice); evaluating twice stores it once."""
+    tenant = run.tenant
+    today = tenant_today(tenant)
+    try:
+        plans = selection_evaluate(tenant=tenant, today=today)
+    except Exception as exc:
+        CollectionRun.objects.filter(pk=run.pk, state=RunState.QUEUED).update(
+            state=RunState.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+        raise
+    with transaction.atomic():
+        locked = CollectionRun.objects.select_for_update().select_related("tenant").get(pk=run.pk)
+        if locked.state != RunState.QUEUED:
+            return False
+        locked.as_of = today
+        mode = locked.tenant.collection_mode
+        if not locked.tenant.is_active or mode == CollectionMode.OFF:
+            locked.state, locked.finished_at = RunState.FAILED, timezone.now()
+            locked.error = f"Collection was switched off for {locked.tenant} before it was ready"
+            locked.save()
+        else:
+            actor = run_actor(locked.triggered_by, locked.trigger)
+            _preview_store(
+                run=locked, plans=plans, awaiting=mode == CollectionMode.REVIEW, actor=actor
+            )
+    run.refresh_from_db()
+    return True
 
 
 # --- holding a live run to an approved preview ----------------------------------------------

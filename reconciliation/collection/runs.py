@@ -13,23 +13,58 @@
 - ``run_live`` (``live.py``; auto mode, *Retry now*, and approval) holds the tenant's
   live-run lock, first resubmits attempts a crashed run left *pending* (same keys), then
   writes each attempt before sending its payment.
+
+From the admin, nothing runs in the request: ``run_start_queued`` (*Collect now*) and
+``approval_queue`` (*Approve*) store the run ``queued`` and queue ``tasks.queued_run_task``,
+which calls ``queued_run_execute``. A queued run whose task never started (lost by the broker,
+the workers down) is handed out again by ``queued_runs_resume`` on the 15-minute sweep; a
+second delivery is harmless, since only one takes a queued run over.
 """
 
 from __future__ import annotations
 
-from reconciliation.collection.approval import run_approve
-from reconciliation.collection.live import run_live
-from reconciliation.collection.previews import run_preview
+import datetime as dt
+
+from django.db.models import Q
+from django.utils import timezone
+
+from core.queue import enqueue_on_commit
+from reconciliation.collection.approval import approval_carry_out, approval_queue, run_approve
+from reconciliation.collection.live import (
+    QUEUED_RUN_TASK,
+    live_run_execute_queued,
+    live_run_queue,
+    run_live,
+)
+from reconciliation.collection.models import CollectionRun, RunKind, RunState
+from reconciliation.collection.previews import preview_build_queued, preview_queue, run_preview
 from reconciliation.collection.run_records import RunRefused
 from tenants.models import CollectionMode
 
-__all__ = ["RunRefused", "run_approve", "run_live", "run_preview", "run_start"]
+__all__ = [
+    "RunRefused",
+    "approval_queue",
+    "queued_run_execute",
+    "queued_runs_resume",
+    "run_approve",
+    "run_live",
+    "run_preview",
+    "run_start",
+    "run_start_queued",
+]
+
+# A run queued longer than this without its task starting it is handed out again.
+QUEUED_GRACE = dt.timedelta(minutes=10)
+
+
+def _collection_on(tenant) -> None:
+    if not tenant.is_active or tenant.collection_mode == CollectionMode.OFF:
+        raise RunRefused(f"Collection is off for {tenant}")
 
 
 def run_start(*, tenant, trigger: str, user=None, only_receivables=None, client=None):
     """What the schedule, a webhook and *Collect now* call: the tenant's mode decides."""
-    if not tenant.is_active or tenant.collection_mode == CollectionMode.OFF:
-        raise RunRefused(f"Collection is off for {tenant}")
+    _collection_on(tenant)
     if tenant.collection_mode == CollectionMode.REVIEW:
         return run_preview(
             tenant=tenant, trigger=trigger, user=user, only_receivables=only_receivables
@@ -41,3 +76,51 @@ def run_start(*, tenant, trigger: str, user=None, only_receivables=None, client=
         only_receivables=only_receivables,
         client=client,
     )
+
+
+def run_start_queued(*, tenant, trigger: str, user=None) -> CollectionRun:
+    """*Collect now* from the admin: as ``run_start``, but the run is stored ``queued`` and
+    carried out by the task workers. ``RunRefused``: collection off, or the tenant's live run
+    (auto) or preview (review) is already queued or running."""
+    _collection_on(tenant)
+    if tenant.collection_mode == CollectionMode.REVIEW:
+        return preview_queue(tenant=tenant, trigger=trigger, user=user)
+    return live_run_queue(tenant=tenant, trigger=trigger, user=user)
+
+
+def queued_run_execute(run_id: int, *, client=None) -> str:
+    """What ``tasks.queued_run_task`` calls: build the queued preview, or carry out the
+    queued live run (an approval's, or Collect now's). Says what happened in one line."""
+    run = (
+        CollectionRun.objects.select_related("tenant", "preview", "triggered_by")
+        .filter(pk=run_id)
+        .first()
+    )
+    if run is None:
+        return f"run {run_id}: no such run"
+    if run.kind == RunKind.PREVIEW:
+        started = preview_build_queued(run=run)
+    elif run.preview_id:
+        started = approval_carry_out(live=run, client=client)
+    else:
+        started = live_run_execute_queued(run=run, client=client)
+    if not started:
+        run.refresh_from_db()
+        return f"run {run.pk}: not queued (it is {run.state}); nothing done"
+    return f"run {run.pk}: {run.state}"
+
+
+def queued_runs_resume(*, now: dt.datetime | None = None) -> list[int]:
+    """Queued runs whose task has not started them within ``QUEUED_GRACE``: their task is
+    queued again (and the clock restarted, so the next sweep waits again)."""
+    now = now or timezone.now()
+    cutoff = now - QUEUED_GRACE
+    stale = CollectionRun.objects.filter(state=RunState.QUEUED).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True)
+    )
+    resumed = []
+    for pk in stale.order_by("pk").values_list("pk", flat=True):
+        if CollectionRun.objects.filter(pk=pk, state=RunState.QUEUED).update(heartbeat_at=now):
+            enqueue_on_commit(QUEUED_RUN_TASK, pk, group="collection")
+            resumed.append(pk)
+    return resumed

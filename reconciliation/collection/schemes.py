@@ -34,3 +34,16 @@ SCHEME_RULES: dict[str, SchemeRule] = {
 
 def scheme_rule(scheme: str) -> SchemeRule | None:
     return SCHEME_RULES.get(scheme)
+
+
+# The schemes in the words finance staff read (the same words as the GoCardless pages use).
+SCHEME_WORDS: dict[str, str] = {
+    "sepa_core": "SEPA Direct Debit",
+    "bacs": "Bacs Direct Debit",
+    "autogiro": "Autogiro (Sweden)",
+    "betalingsservice": "Betalingsservice (Denmark)",
+    "becs": "BECS Direct Debit (Australia)",
+    "becs_nz": "BECS Direct Debit (New Zealand)",
+    "pad": "Pre-authorised debit (Canada)",
+    "ach": "ACH Debit (United States)",
+}

@@ -47,11 +47,21 @@ def attempts_check_task(tenant_id: int) -> dict:
     return attempts_check_against_exact(tenant=tenant)
 
 
+def queued_run_task(run_id: int) -> str:
+    """A run queued from the admin (*Approve*, *Collect now*): carry it out."""
+    from reconciliation.collection.runs import queued_run_execute
+
+    return queued_run_execute(run_id)
+
+
 def runs_due_task() -> list[str]:
-    """Periodic: start the daily run of every tenant whose local collection hour has come."""
+    """Periodic: hand out again the queued runs whose task never started, then start the
+    daily run of every tenant whose local collection hour has come."""
+    from reconciliation.collection.runs import queued_runs_resume
     from reconciliation.collection.schedules import tenants_due_for_run
 
-    return [run_task(tenant.pk, "schedule") for tenant in tenants_due_for_run()]
+    resumed = [f"queued run {pk} handed to the workers again" for pk in queued_runs_resume()]
+    return resumed + [run_task(tenant.pk, "schedule") for tenant in tenants_due_for_run()]
 
 
 def attention_digest_task() -> int:

@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from core.display import FAILURE_CAUSE_WORDS, NOTHING, PAYMENT_STATUS_WORDS, words
 from reconciliation.collection.actions import (
     ActionRefused,
     attempt_cancel,
@@ -18,7 +19,13 @@ from reconciliation.collection.actions import (
     attempt_retry_now,
     retry_not_sent_reason,
 )
-from reconciliation.collection.admin.display import admin_url, money, run_link
+from reconciliation.collection.admin.display import (
+    admin_url,
+    money,
+    run_link,
+    search_link,
+    when,
+)
 from reconciliation.collection.admin.filters import AttemptStateFilter, RunFilter, TenantFilter
 from reconciliation.collection.models import CollectionAttempt
 from tenants.admin_base import TenantScopedAdmin
@@ -55,7 +62,7 @@ class CollectionAttemptAdmin(TenantScopedAdmin):
         "next_retry_on",
         "tenant",
         "run_link",
-        "updated_at",
+        "updated",
     )
     list_filter = (AttemptStateFilter, TenantFilter, "currency", RunFilter)
     list_select_related = ("tenant", "run")
@@ -70,8 +77,8 @@ class CollectionAttemptAdmin(TenantScopedAdmin):
                     "run_link",
                     "invoice_number",
                     "account_label",
-                    "receivable_exact_id",
-                    "account_exact_id",
+                    "receivable_link",
+                    "account_link",
                     "attempt_number",
                     "part",
                     "parts",
@@ -86,9 +93,9 @@ class CollectionAttemptAdmin(TenantScopedAdmin):
                 "fields": (
                     "amount_display",
                     "charge_date",
-                    "mandate_gocardless_id",
-                    "payment_gocardless_id",
-                    "payment_status",
+                    "mandate_link",
+                    "payment",
+                    "payment_status_words",
                     "state",
                     "next_retry_on",
                     "send_count",
@@ -100,14 +107,14 @@ class CollectionAttemptAdmin(TenantScopedAdmin):
             {
                 "fields": (
                     "flag",
-                    "failure_cause",
+                    "failure_cause_words",
                     "failure_description",
                     "last_error",
                     "resolution",
                     "resolved_by",
-                    "resolved_at",
-                    "created_at",
-                    "updated_at",
+                    "resolved",
+                    "created",
+                    "updated",
                 )
             },
         ),
@@ -118,11 +125,43 @@ class CollectionAttemptAdmin(TenantScopedAdmin):
 
     @admin.display(description="Customer", ordering="account_label")
     def customer(self, obj):
-        return obj.account_label or "-"
+        return obj.account_label or NOTHING
 
     @admin.display(description="GoCardless payment", ordering="payment_gocardless_id")
     def payment(self, obj):
-        return obj.payment_gocardless_id or "-"
+        return search_link("gocardless_payment", obj.payment_gocardless_id)
+
+    @admin.display(description="GoCardless mandate")
+    def mandate_link(self, obj):
+        return search_link("gocardless_mandate", obj.mandate_gocardless_id)
+
+    @admin.display(description="Invoice in Exact")
+    def receivable_link(self, obj):
+        return search_link("exact_exactreceivable", obj.receivable_exact_id)
+
+    @admin.display(description="Account in Exact")
+    def account_link(self, obj):
+        return search_link("exact_exactaccount", obj.account_exact_id)
+
+    @admin.display(description="Payment status at GoCardless", ordering="payment_status")
+    def payment_status_words(self, obj):
+        return words(obj.payment_status, PAYMENT_STATUS_WORDS) or NOTHING
+
+    @admin.display(description="Why it failed", ordering="failure_cause")
+    def failure_cause_words(self, obj):
+        return words(obj.failure_cause, FAILURE_CAUSE_WORDS) or NOTHING
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, obj):
+        return when(obj.created_at, obj.tenant)
+
+    @admin.display(description="Updated", ordering="updated_at")
+    def updated(self, obj):
+        return when(obj.updated_at, obj.tenant)
+
+    @admin.display(description="Resolved at", ordering="resolved_at")
+    def resolved(self, obj):
+        return when(obj.resolved_at, obj.tenant)
 
     @admin.display(description="Attempt", ordering="key")
     def attempt(self, obj):
@@ -134,7 +173,7 @@ class CollectionAttemptAdmin(TenantScopedAdmin):
 
     @admin.display(description="Run", ordering="run")
     def run_link(self, obj):
-        return run_link(obj.run) if obj.run_id else "-"
+        return run_link(obj.run) if obj.run_id else NOTHING
 
     # --- actions ----------------------------------------------------------------------------
     def has_retry_permission(self, request, obj=None):

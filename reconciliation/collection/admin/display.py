@@ -1,22 +1,33 @@
-"""How the collection screens show money and link to runs."""
+"""How the collection screens show money, codes, times and links (``core.display`` words)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
+
+from core.display import NOTHING, local_time_display, money_display, totals_display, words
+from reconciliation.collection.schemes import SCHEME_WORDS
 
 
 def money(amount, currency: str) -> str:
     """``EUR 1,234.50``: amounts are Decimal (or Decimal strings in the totals JSON)."""
     if amount is None or amount == "":
-        return "-"
-    return f"{currency} {Decimal(str(amount)):,.2f}".strip()
+        return NOTHING
+    return money_display(amount, currency)
 
 
 def money_totals(totals: dict | None) -> str:
-    return ", ".join(money(v, c) for c, v in sorted((totals or {}).items())) or "-"
+    """Per-currency totals, ``EUR 1,234.50, GBP 10.00``; a dash when there are none."""
+    return ", ".join(totals_display(totals)) or NOTHING
+
+
+def scheme_words(scheme: str) -> str:
+    return words(scheme, SCHEME_WORDS) or NOTHING
+
+
+def when(moment, tenant) -> str:
+    """An instant in the company's own time zone."""
+    return local_time_display(moment, tenant)
 
 
 def admin_url(obj, view: str = "change") -> str:
@@ -26,3 +37,15 @@ def admin_url(obj, view: str = "change") -> str:
 
 def run_link(run) -> str:
     return format_html('<a href="{}">{}</a>', admin_url(run), run)
+
+
+def search_link(admin_name: str, value) -> str:
+    """An id linked to the list that finds it (``admin:gocardless_payment_changelist``);
+    the bare id when there is none (or the screen is not installed)."""
+    if not value:
+        return NOTHING
+    try:
+        url = reverse(f"admin:{admin_name}_changelist")
+    except NoReverseMatch:
+        return str(value)
+    return format_html('<a href="{}?q={}">{}</a>', url, value, value)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from reconciliation.collection.admin.display import money, run_link
-from reconciliation.collection.admin.filters import RunFilter, TenantFilter
+from core.display import NOTHING
+from reconciliation.collection.admin.display import money, run_link, scheme_words, search_link
+from reconciliation.collection.admin.filters import RunFilter, SchemeFilter, TenantFilter
 from reconciliation.collection.models import CollectionItem
 from tenants.admin_base import TenantScopedAdmin
 
@@ -26,16 +27,48 @@ class CollectionItemAdmin(TenantScopedAdmin):
         "amount_display",
         "due_date",
         "charge_date",
-        "scheme",
+        "scheme_display",
         "parts",
     )
-    list_filter = (RunFilter, "decision", "reason", TenantFilter)
+    list_filter = (RunFilter, "decision", "reason", SchemeFilter, TenantFilter)
     list_select_related = ("run",)
     search_fields = ("invoice_number", "account_label", "mandate_gocardless_id")
     actions = None
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "tenant",
+                    "run_link",
+                    "invoice_number",
+                    "customer",
+                    "receivable_link",
+                    "account_link",
+                    "due_date",
+                )
+            },
+        ),
+        (
+            "Decision",
+            {
+                "fields": (
+                    "decision",
+                    "reason_label",
+                    "detail",
+                    "outstanding_display",
+                    "amount_display",
+                    "charge_date",
+                    "mandate_link",
+                    "scheme_display",
+                    "parts",
+                )
+            },
+        ),
+    )
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
+        return [name for _, opts in self.fieldsets for name in opts["fields"]]
 
     @admin.display(description="Run", ordering="run")
     def run_link(self, obj):
@@ -43,12 +76,32 @@ class CollectionItemAdmin(TenantScopedAdmin):
 
     @admin.display(description="Customer", ordering="account_label")
     def customer(self, obj):
-        return obj.account_label or "-"
+        return obj.account_label or NOTHING
 
     @admin.display(description="Reason", ordering="reason")
     def reason_label(self, obj):
-        return obj.get_reason_display() if obj.reason else "-"
+        return obj.get_reason_display() if obj.reason else NOTHING
 
-    @admin.display(description="Amount", ordering="amount")
+    @admin.display(description="Outstanding", ordering="outstanding")
+    def outstanding_display(self, obj):
+        return money(obj.outstanding, obj.currency)
+
+    @admin.display(description="Amount to collect", ordering="amount")
     def amount_display(self, obj):
         return money(obj.amount, obj.currency)
+
+    @admin.display(description="Scheme", ordering="scheme")
+    def scheme_display(self, obj):
+        return scheme_words(obj.scheme)
+
+    @admin.display(description="Invoice in Exact")
+    def receivable_link(self, obj):
+        return search_link("exact_exactreceivable", obj.receivable_exact_id)
+
+    @admin.display(description="Account in Exact")
+    def account_link(self, obj):
+        return search_link("exact_exactaccount", obj.account_exact_id)
+
+    @admin.display(description="GoCardless mandate")
+    def mandate_link(self, obj):
+        return search_link("gocardless_mandate", obj.mandate_gocardless_id)

@@ -1,9 +1,11 @@
 """What operators do on the runs screen: *Collect now* and *Approve*, each behind a
-confirmation page, and the message that reports the live run they started.
+confirmation page, and the run page's live progress.
 
-The services decide (``run_start``, ``run_approve``); these views ask, call and report. A
-service's refusal becomes a message, and so does any other failure: a person's click never
-ends in a 500.
+Nothing is collected in the request: the services (``run_start_queued``, ``approval_queue``)
+store the run *queued* and queue its task, and the view redirects at once to the run's page,
+which follows the run (``progress_view``, polled by ``mlc/progress.js``) and reloads when it
+has finished. A service's refusal (a second click, another run under way, collection off)
+becomes a message, and so does any other failure: a person's click never ends in a 500.
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ import logging
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.db.models import Sum
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from reconciliation.collection.admin.display import admin_url, money_totals
-from reconciliation.collection.models import CollectionRun, Decision, RunKind, RunState, RunTrigger
-from reconciliation.collection.runs import RunRefused, run_approve, run_start
+from reconciliation.collection.admin.progress import UNDER_WAY, run_next_step, run_progress
+from reconciliation.collection.live import live_run_active
+from reconciliation.collection.models import Decision, RunKind, RunState, RunTrigger
+from reconciliation.collection.runs import RunRefused, approval_queue, run_start_queued
 from tenants.models import Role, Tenant
 from tenants.scoping import tenant_ids_with_role
 
@@ -66,6 +71,11 @@ class RunActionsMixin:
                 self.admin_site.admin_view(self.approve_view),
                 name="collection_collectionrun_approve",
             ),
+            path(
+                "<int:pk>/progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name="collection_collectionrun_progress",
+            ),
         ]
         return own + super().get_urls()
 
@@ -76,7 +86,20 @@ class RunActionsMixin:
             and self.approvable(obj)
             and self.has_approve_permission(request, obj)
         }
+        if obj is not None and obj.state in UNDER_WAY:
+            extra["progress"] = run_progress(obj)
+            extra["progress_live"] = obj.kind == RunKind.LIVE
+            extra["progress_url"] = reverse(
+                "admin:collection_collectionrun_progress", args=[obj.pk]
+            )
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    def progress_view(self, request, pk):
+        """The run's progress as JSON; scoped like its page (another company's run: 404)."""
+        run = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not self.has_view_permission(request, run):
+            raise PermissionDenied
+        return JsonResponse(run_progress(run))
 
     @admin.action(description="Approve the selected preview…", permissions=("approve",))
     def approve(self, request, queryset):
@@ -124,25 +147,38 @@ class RunActionsMixin:
 
     def _approve(self, request, run, change_url):
         # The service re-checks the state under a row lock, so a second click (or a second
-        # person) is refused there and becomes a message; nothing is submitted twice.
+        # person) is refused there and becomes a message; nothing is queued twice.
         try:
-            live = run_approve(preview=run, user=request.user)
+            live = approval_queue(preview=run, user=request.user)
         except RunRefused as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+            run.refresh_from_db()
+            again = ""
+            if run.state == RunState.AWAITING_APPROVAL:
+                when = "that run has finished" if live_run_active(run.tenant) else "that is fixed"
+                again = (
+                    f" Preview #{run.pk} was not approved; it can be approved again once {when}."
+                )
+            self.message_user(request, f"{exc}{again}", messages.ERROR)
             return HttpResponseRedirect(change_url)
         except Exception as exc:  # a person's click never ends in a 500
             logger.exception("approving collection preview %s failed", run.pk)
-            live = run.live_runs.order_by("-pk").first()
-            if live is not None:  # run_live stored its failure before re-raising
-                self._report_live(request, live, f"Preview #{run.pk} approved.")
-            else:
-                self.message_user(
-                    request,
-                    f"Approving run #{run.pk} failed ({type(exc).__name__}).",
-                    messages.ERROR,
-                )
+            self.message_user(
+                request,
+                f"Approving run #{run.pk} failed ({type(exc).__name__}); nothing was sent.",
+                messages.ERROR,
+            )
             return HttpResponseRedirect(change_url)
-        self._report_live(request, live, f"Preview #{run.pk} approved.")
+        live.refresh_from_db()
+        if live.state in UNDER_WAY:
+            payments = run.items.filter(decision=Decision.COLLECT).aggregate(n=Sum("parts"))["n"]
+            self.message_user(
+                request,
+                f"Preview #{run.pk} approved: {payments or 0} payment(s) are being sent; "
+                "this page shows their progress.",
+                messages.SUCCESS,
+            )
+        else:  # the task already ran (workers that were quicker than this page)
+            self._report_live(request, live, f"Preview #{run.pk} approved.")
         return HttpResponseRedirect(admin_url(live))
 
     def _report_live(self, request, live, prefix: str) -> None:
@@ -160,15 +196,7 @@ class RunActionsMixin:
             )
         else:
             level = messages.ERROR
-            # run_approve puts a preview back to "awaiting approval" when nothing was sent;
-            # otherwise the rest needs a fresh preview. Say which, so nobody guesses.
-            preview = CollectionRun.objects.filter(pk=live.preview_id).first()
-            if preview is not None and preview.state == RunState.AWAITING_APPROVAL:
-                next_step = "Nothing was sent; the preview can be approved again."
-            elif preview is not None and preview.state == RunState.SUPERSEDED:
-                next_step = "Nothing was sent; approve the newer preview."
-            else:
-                next_step = "Use Collect now for a fresh preview once the cause is fixed."
+            next_step = run_next_step(live)
             text = format_html(
                 "{} {} is {}: {}. {} payment(s) created. {}",
                 prefix,
@@ -179,6 +207,36 @@ class RunActionsMixin:
                 next_step,
             )
         self.message_user(request, text, level)
+
+    def _report_started(self, request, run, tenant) -> None:
+        """One sentence on what Collect now started (or, if the workers were quicker than
+        this page, what it did)."""
+        run.refresh_from_db()
+        if run.kind == RunKind.LIVE and run.state not in UNDER_WAY:
+            self._report_live(request, run, f"{tenant}: collected now.")
+            return
+        if run.kind == RunKind.LIVE:
+            text = (
+                f"{tenant}: live run #{run.pk} started: the open invoices are being checked "
+                "and collected; this page shows its progress."
+            )
+        elif run.state in UNDER_WAY:
+            text = (
+                f"{tenant}: preview #{run.pk} is being prepared; this page shows it when it is "
+                "ready to approve."
+            )
+        else:
+            text = format_html(
+                '{}: <a href="{}">preview #{}</a>: {} to collect ({}), {} not. {}',
+                tenant,
+                admin_url(run),
+                run.pk,
+                run.to_collect,
+                money_totals(run.totals),
+                run.skipped,
+                "Review it and approve." if run.state == RunState.AWAITING_APPROVAL else "",
+            )
+        self.message_user(request, text, messages.SUCCESS)
 
     def collect_now_view(self, request):
         if not self.has_collect_permission(request):
@@ -193,7 +251,7 @@ class RunActionsMixin:
             tenant = form.cleaned_data["tenant"]
             changelist = reverse("admin:collection_collectionrun_changelist")
             try:
-                run = run_start(tenant=tenant, trigger=RunTrigger.USER, user=request.user)
+                run = run_start_queued(tenant=tenant, trigger=RunTrigger.USER, user=request.user)
             except RunRefused as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 return HttpResponseRedirect(changelist)
@@ -203,23 +261,7 @@ class RunActionsMixin:
                     request, f"Collect now failed ({type(exc).__name__}).", messages.ERROR
                 )
                 return HttpResponseRedirect(changelist)
-            if run.kind == RunKind.LIVE:
-                self._report_live(request, run, f"{tenant}: collected now.")
-            else:
-                self.message_user(
-                    request,
-                    format_html(
-                        '{}: <a href="{}">preview #{}</a>: {} to collect ({}), {} not. {}',
-                        tenant,
-                        admin_url(run),
-                        run.pk,
-                        run.to_collect,
-                        money_totals(run.totals),
-                        run.skipped,
-                        "Review it and approve." if run.state == RunState.AWAITING_APPROVAL else "",
-                    ),
-                    messages.SUCCESS,
-                )
+            self._report_started(request, run, tenant)
             return HttpResponseRedirect(admin_url(run))
         return TemplateResponse(
             request,

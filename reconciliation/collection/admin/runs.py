@@ -9,8 +9,10 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
 
-from reconciliation.collection.admin.display import money_totals, run_link
+from core.display import NOTHING
+from reconciliation.collection.admin.display import money_totals, run_link, when
 from reconciliation.collection.admin.filters import TenantFilter
+from reconciliation.collection.admin.progress import run_next_step
 from reconciliation.collection.admin.run_actions import RunActionsMixin
 from reconciliation.collection.models import (
     CollectionAttempt,
@@ -45,7 +47,7 @@ class CollectionRunAdmin(RunActionsMixin, TenantScopedAdmin):
         "submitted_display",
         "triggered_by",
         "approved_by",
-        "started_at",
+        "started",
     )
     list_filter = ("kind", "state", "trigger", TenantFilter)
     list_select_related = ("tenant", "triggered_by", "approved_by")
@@ -65,9 +67,9 @@ class CollectionRunAdmin(RunActionsMixin, TenantScopedAdmin):
                     "preview_link",
                     "live_runs_links",
                     "approved_by",
-                    "approved_at",
-                    "started_at",
-                    "finished_at",
+                    "approved",
+                    "started",
+                    "finished",
                     "error",
                 )
             },
@@ -79,6 +81,7 @@ class CollectionRunAdmin(RunActionsMixin, TenantScopedAdmin):
                     "evaluated",
                     "to_collect",
                     "skipped",
+                    "planned_display",
                     "submitted",
                     "errors",
                     "totals_display",
@@ -91,7 +94,17 @@ class CollectionRunAdmin(RunActionsMixin, TenantScopedAdmin):
     )
 
     def get_readonly_fields(self, request, obj=None):
-        return [name for _, opts in self.fieldsets for name in opts["fields"]]
+        return [name for _, opts in self.fieldsets for name in opts["fields"]] + ["next_step"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not run_next_step(obj):
+            return fieldsets
+        # A live run that ended without finishing: what to do next, under its error.
+        (name, first), *rest = fieldsets
+        fields = list(first["fields"])
+        fields.insert(fields.index("error") + 1, "next_step")
+        return [(name, {**first, "fields": fields}), *rest]
 
     # --- columns ----------------------------------------------------------------------------
     @admin.display(description="Run", ordering="pk")
@@ -104,22 +117,42 @@ class CollectionRunAdmin(RunActionsMixin, TenantScopedAdmin):
             f"{obj.evaluated} / {obj.to_collect} / {obj.skipped} / {obj.submitted} / {obj.errors}"
         )
 
+    @admin.display(description="What next")
+    def next_step(self, obj):
+        return run_next_step(obj) or NOTHING
+
+    @admin.display(description="Started", ordering="started_at")
+    def started(self, obj):
+        return when(obj.started_at, obj.tenant)
+
+    @admin.display(description="Finished", ordering="finished_at")
+    def finished(self, obj):
+        return when(obj.finished_at, obj.tenant)
+
+    @admin.display(description="Approved at", ordering="approved_at")
+    def approved(self, obj):
+        return when(obj.approved_at, obj.tenant)
+
+    @admin.display(description="Payments to send")
+    def planned_display(self, obj):
+        return obj.planned if obj.kind == RunKind.LIVE else NOTHING
+
     @admin.display(description="To collect")
     def totals_display(self, obj):
         return money_totals(obj.totals)
 
     @admin.display(description="Submitted")
     def submitted_display(self, obj):
-        return money_totals(obj.submitted_totals) if obj.kind == RunKind.LIVE else "-"
+        return money_totals(obj.submitted_totals) if obj.kind == RunKind.LIVE else NOTHING
 
     @admin.display(description="Approved preview")
     def preview_link(self, obj):
-        return run_link(obj.preview) if obj.preview_id else "-"
+        return run_link(obj.preview) if obj.preview_id else NOTHING
 
     @admin.display(description="Submitted by")
     def live_runs_links(self, obj):
         runs = list(obj.live_runs.all()) if obj.pk else []
-        return format_html(", ".join(["{}"] * len(runs)), *map(run_link, runs)) if runs else "-"
+        return format_html(", ".join(["{}"] * len(runs)), *map(run_link, runs)) if runs else NOTHING
 
     @admin.display(description="Lines by decision and reason")
     def reasons(self, obj):

@@ -1,7 +1,9 @@
 """The collection admin: runs (Collect now, Approve), lines, attempts (Retry, Cancel, Resolve).
 
 The approve, collect-now and retry flows run against the GoCardless simulator through the real
-services; the admin only calls them. Roles come from tests/conftest.py (viewer / operator /
+services; the admin only calls them. Approve and Collect now only queue the run in the
+request: ``_post`` captures what the request queued, and ``_work`` then runs it as the task
+workers would (django-q2 inline). Roles come from tests/conftest.py (viewer / operator /
 admin of tenant A); tenant B's rows must stay invisible and untouched.
 """
 
@@ -55,6 +57,21 @@ def _collect_now_url():
 
 def _messages(response) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+@pytest.fixture
+def post(django_capture_on_commit_callbacks, q_sync):
+    """``post(client, url, data)``: the request, then the tasks it queued run (inline, after
+    its response, as the workers would). Returns the response and what was queued."""
+
+    def run(client, url, data):
+        with django_capture_on_commit_callbacks(execute=False) as queued:
+            response = client.post(url, data)
+        for callback in queued:
+            callback()
+        return response, queued
+
+    return run
 
 
 @pytest.fixture
@@ -179,7 +196,7 @@ def test_item_and_run_filters_offer_only_own_companies(client, tenant_a, tenant_
 
 
 def test_approve_shows_what_will_be_collected_then_submits_exactly_once(
-    client, tenant_a, operator_of_a, invoice, gc_sim
+    client, tenant_a, operator_of_a, invoice, gc_sim, django_capture_on_commit_callbacks, q_sync
 ):
     preview = _preview(tenant_a)
     assert preview.state == RunState.AWAITING_APPROVAL and preview.to_collect == 1
@@ -195,25 +212,45 @@ def test_approve_shows_what_will_be_collected_then_submits_exactly_once(
     assert "25000042" in body and "Omega BV" in body
     assert not CollectionAttempt.objects.exists()  # looking submits nothing
 
-    response = client.post(_approve_url(preview), {"confirm": "yes"})
+    with django_capture_on_commit_callbacks() as queued:
+        response = client.post(_approve_url(preview), {"confirm": "yes"})
+    # The request only queued the run: nothing reached GoCardless, the run waits.
     live = CollectionRun.objects.get(kind=RunKind.LIVE)
     assert response.status_code == 302 and response["Location"].endswith(
         reverse("admin:collection_collectionrun_change", args=[live.pk])
     )
+    assert live.state == RunState.QUEUED and live.preview == preview
+    assert not CollectionAttempt.objects.exists() and gc_sim.resource("payments") == []
     [message] = _messages(response)
-    assert f"Preview #{preview.pk} approved" in message and "1 payment(s) created" in message
-    assert "EUR 1,234.50" in message
+    assert message == (
+        f"Preview #{preview.pk} approved: 1 payment(s) are being sent; "
+        "this page shows their progress."
+    )
     preview.refresh_from_db()
     assert preview.state == RunState.APPROVED and preview.approved_by == operator_of_a
-    assert live.state == RunState.COMPLETED and live.submitted == 1
+    page = client.get(response["Location"]).content.decode()
+    progress = reverse("admin:collection_collectionrun_progress", args=[live.pk])
+    assert f'data-progress-url="{progress}"' in page
+    assert "Waiting for the task workers to start sending" in page
+
+    # The workers run the task: exactly one payment.
+    assert len(queued) == 1
+    queued[0]()
+    live.refresh_from_db()
+    assert live.state == RunState.COMPLETED and live.submitted == 1 and live.planned == 1
     [attempt] = CollectionAttempt.objects.all()
     assert attempt.amount == Decimal("1234.50") and attempt.payment_gocardless_id
     payment = gc_sim.resource("payments", attempt.payment_gocardless_id)
     assert payment["amount"] == 123450 and payment["currency"] == "EUR"
+    done = client.get(progress).json()
+    assert done["done"] is True and done["fields"]["sent"] == "1 of 1"
+    assert done["fields"]["money"] == "EUR 1,234.50"
+    assert "data-progress-url" not in client.get(response["Location"]).content.decode()
 
-    # approving again (a second click, another tab): refused, nothing more is sent
-    again = client.post(_approve_url(preview), {"confirm": "yes"})
-    assert again.status_code == 302
+    # approving again (a second click, another tab): refused, nothing more is queued or sent
+    with django_capture_on_commit_callbacks() as again_queued:
+        again = client.post(_approve_url(preview), {"confirm": "yes"})
+    assert again.status_code == 302 and again_queued == []
     assert any("not awaiting approval" in m for m in _messages(again))
     assert CollectionRun.objects.filter(kind=RunKind.LIVE).count() == 1
     assert CollectionAttempt.objects.count() == 1
@@ -226,53 +263,92 @@ def test_approve_shows_what_will_be_collected_then_submits_exactly_once(
 
 
 def test_approve_of_a_larger_preview_collects_each_shown_invoice_once(
-    client, tenant_a, operator_of_a, collection_world_factory
+    client, tenant_a, operator_of_a, collection_world_factory, post
 ):
     world = collection_world_factory(customers=12, collection_mode=CollectionMode.REVIEW)
     client.force_login(operator_of_a)
-    client.post(_collect_now_url(), {"tenant": tenant_a.pk})
+    post(client, _collect_now_url(), {"tenant": tenant_a.pk})
     preview = CollectionRun.objects.get(kind=RunKind.PREVIEW)
     assert preview.to_collect == 12
     # two clicks, as a double-submitting browser would send them
-    client.post(_approve_url(preview), {"confirm": "yes"})
-    client.post(_approve_url(preview), {"confirm": "yes"})
+    _first, queued = post(client, _approve_url(preview), {"confirm": "yes"})
+    second, queued_again = post(client, _approve_url(preview), {"confirm": "yes"})
+    assert len(queued) == 1 and queued_again == []
+    assert any("not awaiting approval" in m for m in _messages(second))
     world.assert_one_payment_per_invoice()
     live = CollectionRun.objects.get(kind=RunKind.LIVE)
     assert live.submitted == 12 and live.submitted_totals == preview.totals
 
 
+@pytest.mark.parametrize("state", [RunState.RUNNING, RunState.QUEUED])
 def test_approve_while_another_live_run_is_active_is_a_message_and_sends_nothing(
-    client, tenant_a, operator_of_a, invoice, gc_sim, monkeypatch
+    client, tenant_a, operator_of_a, invoice, gc_sim, post, state
 ):
     preview = _preview(tenant_a)
-    # Another process holds the tenant's live-run lock (its advisory lock on PostgreSQL).
-    monkeypatch.setattr("reconciliation.collection.live.live_run_acquire", lambda *, run: False)
+    other = CollectionRunFactory(tenant=tenant_a, kind=RunKind.LIVE, state=state)
     client.force_login(operator_of_a)
-    response = client.post(_approve_url(preview), {"confirm": "yes"})
-    assert response.status_code == 302
+    response, queued = post(client, _approve_url(preview), {"confirm": "yes"})
+    assert response.status_code == 302 and queued == []
     [message] = _messages(response)
-    assert "refused" in message and "0 payment(s) created" in message
-    assert "the preview can be approved again" in message
+    assert f"live run #{other.pk} is {state.label.split(' (')[0].lower()}" in message
+    assert "nothing new was started" in message and "can be approved again" in message
     assert not CollectionAttempt.objects.exists()
+    assert CollectionRun.objects.filter(kind=RunKind.LIVE).count() == 1
+    preview.refresh_from_db()  # the approval was rolled back with the refused run
+    assert preview.state == RunState.AWAITING_APPROVAL and preview.approved_by is None
+    assert not AuditEntry.objects.filter(action="collection.preview_approved").exists()
 
 
-def test_approve_without_a_gocardless_connection_is_a_message(client, tenant_a, operator_of_a):
-    tenant_a.collection_mode = CollectionMode.REVIEW
-    tenant_a.save()
-    preview = CollectionRunFactory(tenant=tenant_a)
+def test_approve_without_a_gocardless_connection_is_refused_at_once(
+    client, tenant_a, operator_of_a, invoice, gc_connection, post
+):
+    preview = _preview(tenant_a)
+    gc_connection.delete()
     client.force_login(operator_of_a)
-    response = client.post(_approve_url(preview), {"confirm": "yes"})
-    assert response.status_code == 302
+    response, queued = post(client, _approve_url(preview), {"confirm": "yes"})
+    assert response.status_code == 302 and queued == []
     [message] = _messages(response)
     assert "GoCardless is not connected" in message
-    assert "the preview can be approved again" in message
+    assert "it can be approved again once that is fixed" in message
+    assert not CollectionRun.objects.filter(kind=RunKind.LIVE).exists()
+    preview.refresh_from_db()
+    assert preview.state == RunState.AWAITING_APPROVAL
+
+
+def test_gocardless_disconnected_before_the_task_ran_says_so_on_the_run_page(
+    client,
+    tenant_a,
+    operator_of_a,
+    invoice,
+    gc_connection,
+    q_sync,
+    django_capture_on_commit_callbacks,
+):
+    preview = _preview(tenant_a)
+    client.force_login(operator_of_a)
+    with django_capture_on_commit_callbacks() as queued:
+        response = client.post(_approve_url(preview), {"confirm": "yes"})
+    gc_connection.delete()  # between the click and the workers
+    queued[0]()
+    live = CollectionRun.objects.get(kind=RunKind.LIVE)
+    assert live.state == RunState.FAILED and live.error == "GoCardless is not connected"
+    page = client.get(response["Location"]).content.decode()
+    assert "GoCardless is not connected" in page
+    assert "Nothing was sent; the preview can be approved again." in page
     assert not CollectionAttempt.objects.exists()
     preview.refresh_from_db()
     assert preview.state == RunState.AWAITING_APPROVAL
 
 
-def test_approve_when_gocardless_errors_is_a_message_not_a_500(
-    client, tenant_a, operator_of_a, invoice, gc_sim, monkeypatch
+def test_approve_when_gocardless_errors_is_shown_on_the_run_page_not_a_500(
+    client,
+    tenant_a,
+    operator_of_a,
+    invoice,
+    gc_sim,
+    monkeypatch,
+    q_sync,
+    django_capture_on_commit_callbacks,
 ):
     preview = _preview(tenant_a)
 
@@ -281,10 +357,16 @@ def test_approve_when_gocardless_errors_is_a_message_not_a_500(
 
     monkeypatch.setattr("reconciliation.collection.live.attempt_submit", boom)
     client.force_login(operator_of_a)
-    response = client.post(_approve_url(preview), {"confirm": "yes"})
+    with django_capture_on_commit_callbacks() as queued:
+        response = client.post(_approve_url(preview), {"confirm": "yes"})
     assert response.status_code == 302
-    [message] = _messages(response)
-    assert "failed" in message and "ConnectionError" in message and "live run #" in message
+    # The task fails (inline, django-q2 re-raises; the workers record it as a failed task).
+    with pytest.raises(ConnectionError):
+        queued[0]()
+    live = CollectionRun.objects.get(kind=RunKind.LIVE)
+    assert live.state == RunState.FAILED and "ConnectionError" in live.error
+    page = client.get(response["Location"])
+    assert page.status_code == 200 and "simulated network failure" in page.content.decode()
 
 
 def test_approve_action_leads_to_the_confirmation_page(client, tenant_a, operator_of_a):
@@ -350,36 +432,74 @@ def test_operator_of_a_cannot_approve_a_run_of_b(client, tenant_b, operator_of_a
 # --- collect now ----------------------------------------------------------------------------
 
 
-def test_collect_now_in_review_mode_makes_a_preview_to_approve(
-    client, tenant_a, operator_of_a, invoice
+def test_collect_now_in_review_mode_queues_a_preview_to_approve(
+    client, tenant_a, operator_of_a, invoice, post
 ):
     client.force_login(operator_of_a)
     assert _collect_now_url() in client.get(reverse(RUNS)).content.decode()
     page = client.get(_collect_now_url())
     assert page.status_code == 200 and "Alpha BV" in page.content.decode()
 
-    response = client.post(_collect_now_url(), {"tenant": tenant_a.pk})
+    response, queued = post(client, _collect_now_url(), {"tenant": tenant_a.pk})
     run = CollectionRun.objects.get()
+    assert len(queued) == 1
     assert run.kind == RunKind.PREVIEW and run.state == RunState.AWAITING_APPROVAL
+    assert run.to_collect == 1 and run.totals == {"EUR": "1234.50"}
     assert run.trigger == RunTrigger.USER and run.triggered_by == operator_of_a
     assert response["Location"].endswith(
         reverse("admin:collection_collectionrun_change", args=[run.pk])
     )
     [message] = _messages(response)
-    assert "1 to collect (EUR 1,234.50)" in message and "approve" in message
+    assert message == (
+        f"Alpha BV: preview #{run.pk} is being prepared; this page shows it when it is "
+        "ready to approve."
+    )
     assert not CollectionAttempt.objects.exists()
 
 
-def test_collect_now_in_auto_mode_collects(client, tenant_a, operator_of_a, invoice, gc_sim):
+def test_collect_now_twice_while_the_preview_is_queued_is_refused(
+    client, tenant_a, operator_of_a, invoice, django_capture_on_commit_callbacks
+):
+    client.force_login(operator_of_a)
+    with django_capture_on_commit_callbacks() as queued:
+        client.post(_collect_now_url(), {"tenant": tenant_a.pk})
+        again = client.post(_collect_now_url(), {"tenant": tenant_a.pk})
+    [run] = CollectionRun.objects.all()
+    assert run.state == RunState.QUEUED and len(queued) == 1
+    assert _messages(again)[-1] == (
+        f"Alpha BV: preview #{run.pk} is already being prepared; nothing new was started."
+    )
+
+
+def test_collect_now_in_auto_mode_queues_a_live_run_that_collects(
+    client, tenant_a, operator_of_a, invoice, gc_sim, django_capture_on_commit_callbacks, q_sync
+):
     tenant_a.collection_mode = CollectionMode.AUTO
     tenant_a.save()
     client.force_login(operator_of_a)
-    response = client.post(_collect_now_url(), {"tenant": tenant_a.pk})
+    with django_capture_on_commit_callbacks() as queued:
+        response = client.post(_collect_now_url(), {"tenant": tenant_a.pk})
+        again = client.post(_collect_now_url(), {"tenant": tenant_a.pk})  # a second click
     run = CollectionRun.objects.get()
-    assert run.kind == RunKind.LIVE and run.state == RunState.COMPLETED and run.submitted == 1
-    assert any("1 payment(s) created" in m for m in _messages(response))
+    assert run.kind == RunKind.LIVE and run.state == RunState.QUEUED
+    assert response["Location"].endswith(
+        reverse("admin:collection_collectionrun_change", args=[run.pk])
+    )
+    assert _messages(response) == [
+        f"Alpha BV: live run #{run.pk} started: the open invoices are being checked and "
+        "collected; this page shows its progress."
+    ]
+    assert f"live run #{run.pk} is queued; nothing new was started" in _messages(again)[-1]
+    assert not CollectionAttempt.objects.exists() and gc_sim.resource("payments") == []
+
+    assert len(queued) == 1
+    queued[0]()  # the workers
+    queued[0]()  # and a second delivery of the same task: nothing more
+    run.refresh_from_db()
+    assert run.state == RunState.COMPLETED and run.submitted == 1
     [attempt] = CollectionAttempt.objects.all()
     assert gc_sim.resource("payments", attempt.payment_gocardless_id)["amount"] == 123450
+    assert len(gc_sim.resource("payments")) == 1
 
 
 def test_collect_now_when_collection_is_off_is_a_message(client, tenant_a, operator_of_a):
@@ -517,12 +637,12 @@ def test_cancel_requires_a_reason_and_cancels(client, tenant_a, operator_of_a):
 
 
 def test_cancel_of_a_submitted_payment_cancels_it_at_gocardless(
-    client, tenant_a, operator_of_a, invoice, gc_sim
+    client, tenant_a, operator_of_a, invoice, gc_sim, post
 ):
     tenant_a.collection_mode = CollectionMode.AUTO
     tenant_a.save()
     client.force_login(operator_of_a)
-    client.post(_collect_now_url(), {"tenant": tenant_a.pk})
+    post(client, _collect_now_url(), {"tenant": tenant_a.pk})
     [attempt] = CollectionAttempt.objects.all()
     assert attempt.state == AttemptState.SUBMITTED
     response = _act(client, "cancel", [attempt], apply="yes", reason="Invoice disputed")
@@ -584,9 +704,7 @@ def test_retry_now_says_gocardless_refused_and_why(
     assert "request_id" not in why
 
 
-def test_retry_now_says_the_invoice_was_skipped_and_why(
-    client, tenant_a, operator_of_a, invoice
-):
+def test_retry_now_says_the_invoice_was_skipped_and_why(client, tenant_a, operator_of_a, invoice):
     failed = _failed_attempt(tenant_a, invoice)
     MandateFactory._meta.model.objects.filter(tenant=tenant_a).update(status="cancelled")
     client.force_login(operator_of_a)

@@ -123,7 +123,7 @@ def test_without_the_run_lock_unique_attempt_keys_still_prevent_duplicates(
     world.sim.inject("latency", ms=LATENCY_MS)
 
     def acquire_without_lock(*, run):
-        # Saved outside the one-running-run constraint (it covers state "running" only).
+        # Saved outside the one-live-run constraint (it covers "queued" and "running" only).
         run.state = RunState.FAILED
         run.save()
         run.state = RunState.RUNNING

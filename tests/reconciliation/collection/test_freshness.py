@@ -20,6 +20,8 @@ from reconciliation.collection.freshness import exact_copy_problem
 from reconciliation.collection.models import (
     AttemptState,
     CollectionAttempt,
+    CollectionRun,
+    RunKind,
     RunState,
     RunTrigger,
 )
@@ -33,19 +35,32 @@ pytestmark = [pytest.mark.django_db, pytest.mark.exact_freshness_gate]
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
 
-def sync(tenant, *, minutes_ago: float, mode=SyncMode.INCREMENTAL, error="", finished=True,
-         entity=SyncEntity.RECEIVABLES):
+def sync(
+    tenant,
+    *,
+    minutes_ago: float,
+    mode=SyncMode.INCREMENTAL,
+    error="",
+    finished=True,
+    entity=SyncEntity.RECEIVABLES,
+):
     started = NOW - dt.timedelta(minutes=minutes_ago)
     return SyncRun.objects.create(
-        tenant=tenant, entity=entity, mode=mode, trigger="test", started_at=started,
-        finished_at=started + dt.timedelta(seconds=5) if finished else None, error=error,
+        tenant=tenant,
+        entity=entity,
+        mode=mode,
+        trigger="test",
+        started_at=started,
+        finished_at=started + dt.timedelta(seconds=5) if finished else None,
+        error=error,
     )
 
 
 @pytest.fixture
 def connected(tenant_a):
-    ExactConnection.objects.create(tenant=tenant_a, status=ConnectionStatus.CONNECTED,
-                                   division=100_001)
+    ExactConnection.objects.create(
+        tenant=tenant_a, status=ConnectionStatus.CONNECTED, division=100_001
+    )
     return tenant_a
 
 
@@ -55,8 +70,10 @@ def test_no_exact_connection_is_a_refusal(tenant_a):
 
 @pytest.mark.parametrize(
     ("status", "words"),
-    [(ConnectionStatus.NEEDS_REAUTH, "needs to be reconnected"),
-     (ConnectionStatus.DISCONNECTED, "not connected")],
+    [
+        (ConnectionStatus.NEEDS_REAUTH, "needs to be reconnected"),
+        (ConnectionStatus.DISCONNECTED, "not connected"),
+    ],
 )
 def test_a_connection_that_cannot_sync_is_a_refusal_however_recent_the_copy(
     connected, status, words
@@ -212,3 +229,5 @@ def test_collect_now_on_a_stale_copy_is_an_error_message_not_a_500(
     [message] = [str(m) for m in get_messages(response.wsgi_request)]
     assert "Not collecting: the copy of the open invoices is 10 h 0 min old" in message
     assert collection_world.sim_payments() == []
+    # Refused in the request: no run was queued to fail later.
+    assert not CollectionRun.objects.filter(kind=RunKind.LIVE).exists()
