@@ -1,8 +1,7 @@
-"""Admin: the connection (Connect, Test connection), the inbound log and the mirrors.
+"""Admin: the connection (Connect, Test connection); the inbound log (admin_log.py) and the
+mirrors (admin_mirrors.py) are registered from their own modules, imported at the end.
 
-All via TenantScopedAdmin. Logs and mirrors are never edited here. The events admin is not
-``read_only`` only because TenantScopedAdmin then refuses every non-view action; it blocks
-add/change/delete itself and offers one action, "Reprocess selected events", to operators.
+All via TenantScopedAdmin. Logs and mirrors are never edited here.
 """
 
 from __future__ import annotations
@@ -14,9 +13,10 @@ from django.db import models
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
 
 from core.audit import Actor
+from core.display import NOTHING
+from gocardless.admin_display import moment
 from gocardless.conf import custom_base_url_allowed
 from gocardless.connect import (
     ConnectError,
@@ -27,23 +27,7 @@ from gocardless.connect import (
 )
 from gocardless.connect_oauth import oauth_authorize_url
 from gocardless.connection_status import connection_set_status
-from gocardless.events_replay import events_reprocess
-from gocardless.models import (
-    BillingRequest,
-    ConnectionStatus,
-    Customer,
-    CustomerBankAccount,
-    Environment,
-    EventOutcome,
-    GoCardlessConnection,
-    GoCardlessEvent,
-    Mandate,
-    Payment,
-    Payout,
-    PayoutItem,
-    Refund,
-    WebhookDelivery,
-)
+from gocardless.models import ConnectionStatus, Environment, GoCardlessConnection
 from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Role
 
@@ -133,11 +117,11 @@ class GoCardlessConnectionAdmin(TenantScopedAdmin):
         "creditor_id",
         "status",
         "status_reason",
-        "connected_at",
+        "connected",
         "webhook_url",
-        "events_cursor_created_at",
+        "events_cursor",
         "events_cursor_id",
-        "last_polled_at",
+        "last_polled",
     )
     actions = ("test_connection",)
     change_form_template = "gocardless/admin/connection_change_form.html"
@@ -211,6 +195,19 @@ class GoCardlessConnectionAdmin(TenantScopedAdmin):
                 reverse("admin:gocardless_gocardlessconnection_change", args=[obj.pk]))
         return response
 
+    @admin.display(description="Connected")
+    def connected(self, obj):
+        return moment(obj.connected_at, obj.tenant) if obj and obj.tenant_id else NOTHING
+
+    @admin.display(description="Newest event seen by polling")
+    def events_cursor(self, obj):
+        return (moment(obj.events_cursor_created_at, obj.tenant) if obj and obj.tenant_id
+                else NOTHING)
+
+    @admin.display(description="Last polled")
+    def last_polled(self, obj):
+        return moment(obj.last_polled_at, obj.tenant) if obj and obj.tenant_id else NOTHING
+
     @admin.display(description="Webhook URL (give this to GoCardless)")
     def webhook_url(self, obj):
         return obj.tenant.webhook_url("gocardless") if obj and obj.tenant_id else "-"
@@ -263,155 +260,5 @@ class GoCardlessConnectionAdmin(TenantScopedAdmin):
                                                 args=[obj.pk]))
 
 
-@admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(TenantScopedAdmin):
-    read_only = True
-    audit_changes = False
-    list_display = ("received_at", "tenant", "endpoint", "valid", "response_status",
-                    "body_size", "source_address", "event_count", "unrouted_count")
-    list_filter = ("valid", "response_status", "endpoint")
-    list_select_related = ("tenant",)
-    date_hierarchy = "received_at"
-    fields = ("tenant", "endpoint", "received_at", "valid", "response_status", "error",
-              "event_count", "unrouted_count", "source_address", "body_size", "body_sha256",
-              "headers", "body_text")
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer("body")  # up to 1 MiB each
-
-    @admin.display(description="Body (as stored)")
-    def body_text(self, obj):
-        raw = bytes(obj.body or b"")
-        text = raw[:20000].decode("utf-8", errors="replace").replace("\x00", "\\u0000")
-        kept = "" if len(raw) >= obj.body_size else (
-            f"(the first {len(raw)} of {obj.body_size} bytes: a refused delivery keeps "
-            "metadata only)\n")
-        return format_html("<pre class='mlc-pre-wrap'>{}{}</pre>", kept, text)
-
-
-class ProcessingFilter(admin.SimpleListFilter):
-    title = "processing"
-    parameter_name = "processing"
-
-    def lookups(self, request, model_admin):
-        return (("processed", "Processed"), ("pending", "Pending"), ("failed", "Failed"),
-                ("quarantined", "Quarantined (never processed)"))
-
-    def queryset(self, request, queryset):
-        if self.value() == "processed":
-            return queryset.filter(processed_at__isnull=False).exclude(
-                outcome=EventOutcome.QUARANTINED)
-        if self.value() == "quarantined":
-            return queryset.filter(outcome=EventOutcome.QUARANTINED)
-        if self.value() == "pending":
-            return queryset.filter(processed_at__isnull=True, failed_at__isnull=True)
-        if self.value() == "failed":
-            return queryset.filter(processed_at__isnull=True, failed_at__isnull=False)
-        return queryset
-
-
-@admin.register(GoCardlessEvent)
-class GoCardlessEventAdmin(TenantScopedAdmin):
-    read_only = True  # events change only through processing; operators may reprocess them
-    action_roles = {"reprocess": Role.OPERATOR}
-    audit_changes = False
-    list_display = ("event_id", "tenant", "resource_type", "action", "resource_id",
-                    "created_at", "source", "processed_at", "outcome", "attempts", "failed_at")
-    list_filter = (ProcessingFilter, "resource_type", "action", "outcome", "source")
-    list_select_related = ("tenant",)
-    search_fields = ("event_id", "resource_id")
-    actions = ("reprocess",)
-    exclude = ("delivery",)
-
-    def has_reprocess_permission(self, request, obj=None):
-        return self.has_action_permission(request, "reprocess", obj)
-
-    @admin.action(description="Reprocess selected events", permissions=("reprocess",))
-    def reprocess(self, request, queryset):
-        counts = events_reprocess(
-            event_pks=list(queryset.values_list("pk", flat=True)),
-            actor=Actor.for_user(request.user),
-        )
-        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to do"
-        self.message_user(request, f"Reprocessed: {summary}.",
-                          messages.WARNING if counts.get("failed") else messages.SUCCESS)
-
-
-class MirrorAdmin(TenantScopedAdmin):
-    read_only = True
-    audit_changes = False
-    list_select_related = ("tenant",)
-    search_fields = ("gocardless_id",)
-    base_filters: tuple = ("status",)
-
-    def get_list_filter(self, request):
-        return self.base_filters
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-
-@admin.register(Customer)
-class CustomerAdmin(MirrorAdmin):
-    list_display = ("gocardless_id", "tenant", "name", "email", "synced_at")
-    search_fields = ("gocardless_id", "name", "email")
-    base_filters = ()
-
-
-@admin.register(CustomerBankAccount)
-class CustomerBankAccountAdmin(MirrorAdmin):
-    list_display = ("gocardless_id", "tenant", "customer_id", "currency", "enabled")
-    search_fields = ("gocardless_id", "customer_id")
-    base_filters = ("enabled", "currency")
-
-
-@admin.register(Mandate)
-class MandateAdmin(MirrorAdmin):
-    list_display = ("gocardless_id", "tenant", "status", "scheme", "customer_id",
-                    "next_possible_charge_date", "synced_at")
-    search_fields = ("gocardless_id", "customer_id", "reference")
-    base_filters = ("status", "scheme")
-
-
-@admin.register(Payment)
-class PaymentAdmin(MirrorAdmin):
-    list_display = ("gocardless_id", "tenant", "status", "amount", "currency", "charge_date",
-                    "mandate_id", "payout_id", "synced_at")
-    search_fields = ("gocardless_id", "mandate_id", "payout_id", "reference")
-    base_filters = ("status", "currency")
-    date_hierarchy = "charge_date"
-
-
-@admin.register(Payout)
-class PayoutAdmin(MirrorAdmin):
-    list_display = ("gocardless_id", "tenant", "status", "amount", "deducted_fees", "currency",
-                    "arrival_date")
-    search_fields = ("gocardless_id", "reference")
-    base_filters = ("status", "currency")
-
-
-@admin.register(PayoutItem)
-class PayoutItemAdmin(TenantScopedAdmin):
-    read_only = True
-    audit_changes = False
-    list_display = ("payout", "position", "item_type", "amount", "payment_id", "refund_id")
-    list_filter = ("item_type",)
-    list_select_related = ("tenant", "payout")
-    search_fields = ("payout__gocardless_id", "payment_id", "refund_id")
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-
-@admin.register(Refund)
-class RefundAdmin(MirrorAdmin):
-    list_display = ("gocardless_id", "tenant", "status", "amount", "currency", "payment_id")
-    search_fields = ("gocardless_id", "payment_id", "reference")
-    base_filters = ("status", "currency")
-
-
-@admin.register(BillingRequest)
-class BillingRequestAdmin(MirrorAdmin):
-    list_display = ("gocardless_id", "tenant", "status", "customer_id", "mandate_id")
-    search_fields = ("gocardless_id", "customer_id", "mandate_id")
+# The inbound log and the mirrors register themselves on import (Django imports admin.py).
+from gocardless import admin_log, admin_mirrors  # noqa: E402, F401

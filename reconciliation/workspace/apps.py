@@ -12,8 +12,12 @@ class WorkspaceConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib import admin
 
-        from reconciliation.workspace import company_admin
+        from reconciliation.workspace import company_admin, payments_admin, payout_admin
         from reconciliation.workspace.admin_index import install
 
         install(admin.site)
         company_admin.install(admin.site)
+        # GoCardless' payments list and payout page, with reconciliation's customers,
+        # invoices and bookings on them.
+        payments_admin.install(admin.site)
+        payout_admin.install(admin.site)
