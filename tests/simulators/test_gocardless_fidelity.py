@@ -218,3 +218,22 @@ def test_six_months_is_calendar_months():
     assert _months_before(date(2026, 9, 3), 6) == date(2026, 3, 3)
     assert _months_before(date(2026, 8, 31), 6) == date(2026, 2, 28)
     assert _months_before(date(2026, 3, 2), 6) == date(2025, 9, 2)
+
+
+def test_events_of_an_oauth_app_carry_the_app_as_source(gocardless_simulator):
+    import gocardless_pro
+
+    sim = gocardless_simulator
+    redirect = "https://connector.example.test/connect/gocardless/callback/"
+    code = sim.oauth.issue_code(redirect_uri=redirect, organisation_id="OR000SIM",
+                                scope="read_write", email="owner@simulated-creditor.test")
+    token = sim.oauth.exchange({"grant_type": "authorization_code", "code": code,
+                                "redirect_uri": redirect, "client_id": "sim-gc-client-id",
+                                "client_secret": "sim-gc-client-secret"}, None)
+    app = gocardless_pro.Client(access_token=token["access_token"], base_url=sim.url,
+                                timeout=5)
+    mandate = sim.seed(mandates=[{"scheme": "bacs"}])["mandates"][0]
+    payment = app.payments.create(params={"amount": 1000, "currency": "GBP",
+                                          "links": {"mandate": mandate}})
+    (created,) = app.events.list(params={"payment": payment.id}).records
+    assert (created.source.type, created.source.name) == ("app", "Simulated partner app")
