@@ -143,11 +143,12 @@ def test_reset_forgets_everything(exact_simulator_shared):
     assert sim.state.divisions == {}
 
 
-def test_bulk_seed_is_fast_and_syncs_completely(exact_simulator):
+def test_bulk_seed_syncs_completely(exact_simulator):
+    # How fast seeding is, is the benches' business (bench/exact_sync.py seeds through it);
+    # a wall-clock bound here failed on a loaded machine without anything being wrong.
     sim = exact_simulator
     sim.seed_division(division=DIVISION)
     sim.settings(minutely_limit=1000)
-    started = time.perf_counter()
     out = control(
         sim,
         "seed_bulk",
@@ -157,7 +158,6 @@ def test_bulk_seed_is_fast_and_syncs_completely(exact_simulator):
         open_invoices=12000,
         seed=1,
     )
-    assert time.perf_counter() - started < 5
     assert out == {
         "division": DIVISION,
         "accounts": 20000,
