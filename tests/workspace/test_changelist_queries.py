@@ -183,13 +183,7 @@ CASES = {
 
 # Changelists known to do a query per row; the owners remove the entry when it is fixed
 # (strict: the test fails as soon as it passes).
-XFAIL: dict[tuple[str, str], str] = {
-    ("bookings", "changelist"): (
-        "BookingAdmin.exact_entry reads obj.tenant.exact_connection (and its grant for the "
-        "host) per posted booking: two queries a row; list_select_related needs "
-        "'tenant__exact_connection__grant'"
-    ),
-}
+XFAIL: dict[tuple[str, str], str] = {}
 
 
 def _params():
