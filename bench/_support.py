@@ -142,3 +142,18 @@ def exact_connect_simulator(*, sim, division: int, slug: str):
         access_expires_at=now + timedelta(seconds=600),
     )
     return tenant, connection
+
+
+def drop_database(url: str) -> None:
+    """Drop the PostgreSQL database a bench made (no-op for SQLite, or when it is absent).
+
+    Only for a database the bench itself names and creates: never point it at another."""
+    if not url.startswith(("postgres://", "postgresql://")):
+        return
+    import psycopg
+
+    parsed = urlsplit(url)
+    name = parsed.path.lstrip("/")
+    admin = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
