@@ -20,7 +20,9 @@ machine the wall clock is more: the load average is printed). Then the peak RSS.
 
 PostgreSQL by default: ``DATABASE_URL`` (default
 ``postgres://postgres@127.0.0.1:5432/mlc_bench_admin``) names a database the bench creates,
-and drops at the end; ``BENCH_ADMIN_DB=sqlite`` runs on a temporary SQLite file instead.
+and drops at the end (a name without "bench" in it is never used: the bench then takes
+``mlc_bench_admin`` on that server); ``BENCH_ADMIN_DB=sqlite`` runs on a temporary SQLite
+file instead.
 ``BENCH_KEEP_DB=1`` keeps the database and reuses its rows on the next run (for iterating
 on indexes: migrations still run, the build is skipped when the rows are there).
 
@@ -43,6 +45,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -71,7 +74,7 @@ def _environ() -> str:
         tmp = tempfile.mkdtemp(prefix="mlc-bench-admin-")
         url = f"sqlite:///{tmp}/bench.sqlite3"
     else:
-        url = os.environ.get("DATABASE_URL") or DEFAULT_URL
+        url = _bench_url(os.environ.get("DATABASE_URL") or DEFAULT_URL)
     os.environ.update(
         {
             "DATABASE_URL": url,
@@ -90,6 +93,18 @@ def _environ() -> str:
         }
     )
     return url
+
+
+def _bench_url(url: str) -> str:
+    """The bench drops its database at the end: it only ever uses one whose name says it is
+    a bench's. Any other DATABASE_URL (a developer's, CI's) lends its server and credentials,
+    and the bench uses its own database there."""
+    if not url.startswith(("postgres://", "postgresql://")):
+        return DEFAULT_URL
+    parsed = urlsplit(url)
+    if "bench" in parsed.path.lstrip("/"):
+        return url
+    return parsed._replace(path="/" + urlsplit(DEFAULT_URL).path.lstrip("/")).geturl()
 
 
 @contextlib.contextmanager
