@@ -151,3 +151,50 @@ def live_simulators(live_server, browser_settings, monkeypatch):
     finally:
         exact.stop()
         gocardless.stop()
+
+
+class TaskQueue:
+    """django-q2's ``async_task`` replaced by a list: the tasks the pages queue wait here
+    until the journey carries them out (``run``), in the test's thread, as a worker would.
+    A journey that does this routes the page's requests through the test's thread
+    (``page.route("**/*", lambda route: route.continue_())``): they wait while a task runs,
+    so that the page and the task never use the database at the same moment (with SQLite the
+    live server shares the test's connection)."""
+
+    def __init__(self):
+        import threading
+
+        self.queued: list[tuple[str, tuple, dict]] = []
+        self._lock = threading.Lock()
+
+    def async_task(self, func, *args, **kwargs):
+        with self._lock:
+            self.queued.append((func, args, kwargs))
+        return f"task-{len(self.queued)}"
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return [func for func, _, _ in self.queued]
+
+    def run(self, prefix: str) -> list:
+        """Carry out the queued tasks whose dotted path starts with ``prefix`` (and those
+        they queue), oldest first; the others stay queued. Returns their results."""
+        from django.utils.module_loading import import_string
+
+        results = []
+        while True:
+            with self._lock:
+                found = next((t for t in self.queued if t[0].startswith(prefix)), None)
+                if found is None:
+                    return results
+                self.queued.remove(found)
+            func, args, kwargs = found
+            kwargs = {k: v for k, v in kwargs.items() if not k.startswith(("group", "q_", "hook"))}
+            results.append(import_string(func)(*args, **kwargs))
+
+
+@pytest.fixture
+def task_queue(monkeypatch):
+    queue = TaskQueue()
+    monkeypatch.setattr("django_q.tasks.async_task", queue.async_task)
+    return queue
