@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.calendars import tenant_today
+from reconciliation.collection.models import CollectionRun
 from tenants.models import Role
 from tests.conftest import _member
 from tests.exact.factories import ExactAccountFactory
@@ -118,8 +119,15 @@ def test_a_member_of_one_company_cannot_reach_another_companys_pages(journey, tw
     assert page.locator("h1").first.inner_text() == "Alpha BV"
     journey.shot("dashboard-tenant-bravo-refused")
 
-    # Bravo's pages, by URL
-    for name, path in two_companies["bravo_pages"].items():
+    # Bravo's pages, by URL; and its run's approval page and live progress (JSON)
+    bravo_run = CollectionRun.objects.get(tenant=bravo)
+    pages = {
+        **two_companies["bravo_pages"],
+        "approve run": reverse("admin:collection_collectionrun_approve", args=[bravo_run.pk]),
+        "run progress": reverse("admin:collection_collectionrun_progress",
+                                args=[bravo_run.pk]),
+    }
+    for name, path in pages.items():
         response = journey.open(path)
         landed = page.url.removeprefix(journey.base_url)
         denied = response.status in (403, 404) or landed != path
