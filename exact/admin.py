@@ -117,6 +117,11 @@ class ExactConnectionAdmin(TenantScopedAdmin):
     def paused(self, obj):
         return bool(obj.paused_until and obj.paused_until > timezone.now())
 
+    @staticmethod
+    def _when(obj, moment, otherwise: str) -> str:
+        """A moment in the company's time zone (token and budget times)."""
+        return local_time_display(moment, obj.tenant) if moment else otherwise
+
     @admin.display(description="Token health")
     def token_health(self, obj):
         if obj is None or obj.pk is None:
@@ -125,10 +130,10 @@ class ExactConnectionAdmin(TenantScopedAdmin):
         return format_html(
             "{} — issued {}, expires {}{}, last refresh {}; refresh token {}{}",
             h["status"],
-            h["issued"] or "never",
-            h["expires"] or "-",
+            self._when(obj, h["issued"], "never"),
+            self._when(obj, h["expires"], "-"),
             " (expired; renewed on next use)" if h["expired"] else "",
-            h["last_refresh"] or "never",
+            self._when(obj, h["last_refresh"], "never"),
             "stored" if h["has_refresh_token"] else "not stored",
             f". Reason: {h['reason']}" if h["reason"] else "",
         )
@@ -164,16 +169,16 @@ class ExactConnectionAdmin(TenantScopedAdmin):
             "Daily: {} of {} left (resets {}). This minute: {} of {} left (resets {}).",
             b["daily_remaining"] if b["daily_remaining"] is not None else "?",
             b["daily_limit"] or "?",
-            b["daily_reset"] or "-",
+            self._when(obj, b["daily_reset"], "-"),
             b["minutely_remaining"] if b["minutely_remaining"] is not None else "?",
             b["minutely_limit"] or "?",
-            b["minutely_reset"] or "-",
+            self._when(obj, b["minutely_reset"], "-"),
         )
         if b["paused_until"]:
             text = format_html(
                 "{} <strong>Paused until {} (daily budget spent).</strong>",
                 text,
-                b["paused_until"],
+                self._when(obj, b["paused_until"], "-"),
             )
         return text
 
