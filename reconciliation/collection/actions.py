@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from core.audit import Actor
 from core.calendars import tenant_today
+from core.display import money_display
 from exact.models import ExactReceivable
 from gocardless import errors
 from reconciliation.collection.changes import attempt_change
@@ -139,8 +140,8 @@ def retry_not_sent_reason(*, run: CollectionRun, attempt: CollectionAttempt) -> 
         return f"{invoice} is no longer open in Exact (not in the last sync)"
     if receivable.is_fully_paid or receivable.outstanding <= 0:
         return (
-            f"{invoice} is paid in Exact (open amount {receivable.outstanding} "
-            f"{receivable.currency} as last synced)"
+            f"{invoice} is paid in Exact (open amount "
+            f"{money_display(receivable.outstanding, receivable.currency)} as last synced)"
         )
     return f"{invoice} was not evaluated by the run"
 

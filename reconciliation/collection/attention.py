@@ -12,6 +12,7 @@ import datetime as dt
 
 from django.utils import timezone
 
+from core.display import FAILURE_CAUSE_WORDS, money_display, words
 from reconciliation.collection.selectors import NEEDS_ATTENTION_QUERY, attempts_needing_attention
 from tenants.alerts import admin_url, alert_new_objects
 from tenants.models import Tenant
@@ -46,7 +47,8 @@ def attention_digests_send(*, now: dt.datetime | None = None) -> int:
             ),
             line=lambda a: (
                 f"Invoice {a.invoice_number or '?'}, {a.account_label or 'unknown customer'}, "
-                f"{a.amount} {a.currency}: {a.flag or a.failure_cause or 'see the attempt'}"
+                f"{money_display(a.amount, a.currency)}: "
+                f"{a.flag or words(a.failure_cause, FAILURE_CAUSE_WORDS) or 'see the attempt'}"
             ),
             todo=(
                 "open the collections below and, for each, choose Retry now (collect again), "

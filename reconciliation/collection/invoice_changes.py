@@ -21,6 +21,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from core.audit import Actor
+from core.display import PAYMENT_STATUS_WORDS, money_display, words
 from exact.models import ExactReceivable
 from gocardless import errors
 from gocardless.models import Payment
@@ -72,7 +73,8 @@ class _Allowance:
         allowed = min(item.outstanding, self.balance[key] - others)
         return (
             allowed,
-            f"invoice now needs {max(allowed, Decimal('0'))} instead of {attempt.amount}",
+            f"invoice now needs {money_display(max(allowed, Decimal('0')), attempt.currency)} "
+            f"instead of {money_display(attempt.amount, attempt.currency)}",
         )
 
 
@@ -134,6 +136,7 @@ def _payment_cancel(attempt: CollectionAttempt, *, client, actor: Actor, why: st
 
 
 def _refund_flag(attempt: CollectionAttempt, *, actor: Actor, why: str, status: str) -> None:
+    said = words(status, PAYMENT_STATUS_WORDS).lower()
     with transaction.atomic():
         attempt_change(
             attempt,
@@ -141,7 +144,7 @@ def _refund_flag(attempt: CollectionAttempt, *, actor: Actor, why: str, status: 
             action="collection.attempt_needs_attention",
             message=f"{why}, but payment is already {status}: a refund may be due",
             state=AttemptState.NEEDS_ATTENTION,
-            flag=f"Invoice changed after the payment left ({status}); refund?"[:300],
+            flag=f"Invoice changed after the payment left ({said}); refund?"[:300],
         )
 
 

@@ -21,6 +21,7 @@ import datetime as dt
 
 from core.audit import Actor
 from core.calendars import tenant_today
+from core.display import sentence
 from gocardless.actors import actor_for_event
 from reconciliation.collection.changes import attempt_change
 from reconciliation.collection.models import AttemptState, CollectionAttempt
@@ -172,7 +173,7 @@ def attempt_payment_changed(
     elif status == "cancelled":
         mandate = _mandate_status(attempt)
         why = (
-            f"Mandate {mandate}: GoCardless cancels its pending payments"
+            f"Mandate {sentence(mandate).lower()}: GoCardless cancels its pending payments"
             if mandate in STOPPED_MANDATE_STATUSES
             else "Payment cancelled at GoCardless (not by this app)"
         )
@@ -218,7 +219,7 @@ def mandate_stopped_handle(*, tenant, mandate, event) -> int:
     from django.db.models import Q
 
     flagged = 0
-    why = f"Mandate {mandate.status}: GoCardless cancels its pending payments"
+    why = f"Mandate {sentence(mandate.status).lower()}: GoCardless cancels its pending payments"
     for attempt in CollectionAttempt.objects.filter(
         Q(state__in=(AttemptState.PENDING, AttemptState.SUBMITTED, AttemptState.RETRY_SCHEDULED))
         | Q(state=AttemptState.NEEDS_ATTENTION, payment_status="cancelled"),

@@ -22,7 +22,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from reconciliation.collection.admin.display import admin_url, money_totals
+from reconciliation.collection.admin.display import (
+    admin_url,
+    money,
+    money_totals,
+    scheme_words,
+)
 from reconciliation.collection.admin.progress import UNDER_WAY, run_next_step, run_progress
 from reconciliation.collection.live import live_run_active
 from reconciliation.collection.models import Decision, RunKind, RunState, RunTrigger
@@ -137,7 +142,14 @@ class RunActionsMixin:
                 "opts": self.model._meta,
                 "run": run,
                 "totals": money_totals(run.totals),
-                "items": collect,
+                "items": [
+                    {
+                        "item": item,
+                        "amount": money(item.amount, item.currency),
+                        "scheme": scheme_words(item.scheme),
+                    }
+                    for item in collect
+                ],
                 "skipped": run.skipped,
                 "skipped_url": reverse("admin:collection_collectionitem_changelist")
                 + f"?run={run.pk}&decision__exact={Decision.SKIP}",

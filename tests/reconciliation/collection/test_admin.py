@@ -718,7 +718,9 @@ def test_retry_now_says_the_invoice_is_paid_in_exact(client, tenant_a, operator_
     invoice.save()
     client.force_login(operator_of_a)
     why = _not_sent(_messages(_act(client, "retry_now", [failed])))
-    assert why.startswith(f"invoice {invoice.invoice_number} is paid in Exact (open amount 0.00")
+    assert why.startswith(
+        f"invoice {invoice.invoice_number} is paid in Exact (open amount EUR 0.00"
+    )
 
 
 def test_retry_not_sent_reason_of_a_refused_or_failed_run(tenant_a):

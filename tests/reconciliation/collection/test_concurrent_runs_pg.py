@@ -137,3 +137,39 @@ def test_without_the_run_lock_unique_attempt_keys_still_prevent_duplicates(
     assert all(r.state == RunState.COMPLETED for r in results)
     assert sum(r.submitted for r in results) >= INVOICES
     world.assert_one_payment_per_invoice()
+
+
+def test_a_queued_run_delivered_to_two_workers_at_once_is_carried_out_once(
+    collection_world_factory,
+):
+    """Issue 15: Collect now stores the live run queued; the broker may hand its task to two
+    workers (a redelivery after the visibility timeout, the sweep handing out a slow one)."""
+    world = collection_world_factory(customers=INVOICES)
+    world.sim.inject("latency", ms=LATENCY_MS)
+    queued = runs.run_start_queued(tenant=world.tenant, trigger=RunTrigger.USER)
+    assert queued.state == RunState.QUEUED
+
+    barrier = threading.Barrier(2)
+    said: list[str] = []
+    errors: list[BaseException] = []
+
+    def worker():
+        try:
+            barrier.wait(timeout=10)
+            said.append(runs.queued_run_execute(queued.pk))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert sorted(s.endswith("nothing done") for s in said) == [False, True], said
+    queued.refresh_from_db()
+    assert queued.state == RunState.COMPLETED and queued.submitted == INVOICES
+    assert CollectionRun.objects.filter(kind=RunKind.LIVE).count() == 1
+    world.assert_one_payment_per_invoice()
