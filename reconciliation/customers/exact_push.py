@@ -44,7 +44,9 @@ def customer_changes(*, before: dict, after: dict) -> dict:
         value = after.get(name) or ""
         if value == (before.get(name) or "") or not value:
             continue
-        changes[target] = country_code(value) if name == "country" else value.strip()
+        value = country_code(value) if name == "country" else value.strip()
+        if value:  # a country that is not an ISO code is not pushed (GoCardless refuses it)
+            changes[target] = value
     return changes
 
 

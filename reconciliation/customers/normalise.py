@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from core.countries import iso_country
+
 # Legal-form words dropped from company names before comparing (Benelux, UK, DE, FR, US).
 LEGAL_FORMS = {
     "bv",
@@ -165,4 +167,7 @@ def template_language(language: str | None) -> str:
 
 
 def country_code(exact_country: str | None) -> str:
-    return (exact_country or "").strip().upper()[:2]
+    """Exact's country as the ISO code GoCardless requires, or "" (left out of what we send:
+    GoCardless refuses a country it does not know, and the first two letters of a name such
+    as "Netherlands" would be another country)."""
+    return iso_country(exact_country)
