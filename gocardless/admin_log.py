@@ -178,7 +178,7 @@ class GoCardlessEventAdmin(WordsLabelMixin, TenantScopedAdmin):
         return mirror_link(RESOURCE_MODELS.get(obj.resource_type, ""), obj.tenant_id,
                            obj.resource_id)
 
-    @admin.display(description="Why")
+    @admin.display(description="Details")
     def why(self, obj):
         details = obj.details or {}
         if not details:

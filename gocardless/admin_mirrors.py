@@ -11,6 +11,8 @@ stays on the page, folded away under "As received from GoCardless".
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.http import HttpResponseRedirect
@@ -51,8 +53,7 @@ from tenants.admin_base import TenantScopedAdmin
 
 
 def _changelist(model_name: str, **params) -> str:
-    query = "&".join(f"{key}={value}" for key, value in params.items())
-    return f"{reverse(f'admin:gocardless_{model_name}_changelist')}?{query}"
+    return f"{reverse(f'admin:gocardless_{model_name}_changelist')}?{urlencode(params)}"
 
 
 class PageChangeList(ChangeList):
