@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from core.audit import Actor
 from core.display import NOTHING, sentence, words
 from gocardless.models import Customer
+from gocardless.words import MANDATE_STATUS_WORDS, SCHEME_WORDS
 from reconciliation.customers.issuing import invitation_create
 from reconciliation.customers.links import LinkError, link_confirm, link_relink, link_unlink
 from reconciliation.customers.matching import customers_match
@@ -22,35 +23,6 @@ from reconciliation.customers.models import (
 )
 from reconciliation.customers.selectors import customer_collectable
 from tenants.admin_base import TenantScopedAdmin
-
-# GoCardless' mandate statuses and schemes in words (the customer pages; the GoCardless
-# pages have the same words for their own columns).
-MANDATE_STATUS_WORDS: dict[str, str] = {
-    "pending_customer_approval": "Waiting for the customer's approval",
-    "pending_submission": "Waiting to be sent to the bank",
-    "submitted": "Sent to the customer's bank",
-    "active": "Active (ready to collect)",
-    "suspended_by_payer": "Suspended by the customer",
-    "failed": "Failed",
-    "cancelled": "Cancelled",
-    "expired": "Expired (not used for too long)",
-    "consumed": "Used up (one payment only)",
-    "blocked": "Blocked by GoCardless",
-}
-
-SCHEME_WORDS: dict[str, str] = {
-    "sepa_core": "SEPA Direct Debit",
-    "sepa_cor1": "SEPA Direct Debit (COR1)",
-    "bacs": "Bacs Direct Debit",
-    "autogiro": "Autogiro (Sweden)",
-    "becs": "BECS Direct Debit (Australia)",
-    "becs_nz": "BECS Direct Debit (New Zealand)",
-    "betalingsservice": "Betalingsservice (Denmark)",
-    "pad": "Pre-authorised debit (Canada)",
-    "ach": "ACH Debit (United States)",
-    "faster_payments": "Faster Payments",
-    "pay_to": "PayTo (Australia)",
-}
 
 # Mandate invitations are e-mailed in these languages (templates/customers/invitation/).
 LANGUAGE_WORDS: dict[str, str] = {

@@ -29,13 +29,9 @@ from core.models import AuditEntry
 from exact.models import ExactReceivable
 from exact.words import account_status_words, language_words, payment_condition_words
 from gocardless.models import Mandate, Payment
+from gocardless.words import MANDATE_STATUS_WORDS, SCHEME_WORDS
 from reconciliation.collection.models import CollectionAttempt
-from reconciliation.customers.link_admin import (
-    MANDATE_STATUS_WORDS,
-    SCHEME_WORDS,
-    CustomerLinkAdmin,
-    invitation_state_words,
-)
+from reconciliation.customers.link_admin import CustomerLinkAdmin, invitation_state_words
 from reconciliation.customers.link_admin import language_words as invitation_language
 from reconciliation.customers.models import CustomerLink, MandateInvitation
 from tenants import audit_words
