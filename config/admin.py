@@ -1,13 +1,8 @@
-"""The admin's top-floor wiring (issue 15).
-
-1. django-q2's task queue pages in words: durations as "5 ms" / "3,400 ms" / "12 s" (never a
-   float of seconds), task functions by what they do ("Exact sync", not
-   ``exact.tasks.exact_sync_task``; the dotted path stays in a tooltip for support). django_q's
-   own admin classes are unregistered and re-registered as subclasses (config is installed
-   after django_q, so its admin module is imported after theirs), and stay superuser-only.
-2. The customer page: the customer link's admin registered by reconciliation/customers is
-   replaced by the workspace's customer page (it reads every app, so only a module above
-   them all may install it; config is that floor).
+"""django-q2's task queue pages in words (issue 15): durations as "5 ms" / "3,400 ms" /
+"12 s" (never a float of seconds), task functions by what they do ("Exact sync", not
+``exact.tasks.exact_sync_task``; the dotted path stays in a tooltip for support). django_q's
+own admin classes are unregistered and re-registered as subclasses (config is installed after
+django_q, so its admin module is imported after theirs), and stay superuser-only.
 """
 
 from __future__ import annotations
@@ -193,14 +188,3 @@ _replace(Failure, FailureAdmin)
 _replace(Schedule, ScheduleAdmin)
 _replace(OrmQ, QueueAdmin)
 
-
-def _install_customer_page() -> None:
-    # The customers app registers its admin when autodiscovery reaches it, after this module;
-    # importing it here first makes that registration happen now, so the replacement sticks.
-    import reconciliation.customers.admin  # noqa: F401
-    from reconciliation.workspace import customer_admin
-
-    customer_admin.install(admin.site)
-
-
-_install_customer_page()

@@ -12,7 +12,12 @@ class WorkspaceConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib import admin
 
-        from reconciliation.workspace import company_admin, payments_admin, payout_admin
+        from reconciliation.workspace import (
+            company_admin,
+            customer_admin,
+            payments_admin,
+            payout_admin,
+        )
         from reconciliation.workspace.admin_index import install
 
         install(admin.site)
@@ -21,3 +26,6 @@ class WorkspaceConfig(AppConfig):
         # invoices and bookings on them.
         payments_admin.install(admin.site)
         payout_admin.install(admin.site)
+        # The customer link's page becomes the customer page (every app's data about one
+        # customer). ready() runs after the admin's autodiscovery, so the replacement sticks.
+        customer_admin.install(admin.site)
