@@ -51,6 +51,11 @@ stop_simulators() {
 stop_qcluster() {
     if [ -n "$QCLUSTER_PID" ] && kill -0 "$QCLUSTER_PID" 2>/dev/null; then
         kill "$QCLUSTER_PID" 2>/dev/null || true  # qcluster stops its workers on TERM
+        for _ in $(seq 1 50); do
+            kill -0 "$QCLUSTER_PID" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -9 "$QCLUSTER_PID" 2>/dev/null || true  # still there after 10 s: stop it anyway
         wait "$QCLUSTER_PID" 2>/dev/null || true
         echo "Task workers stopped."
     fi
@@ -94,6 +99,15 @@ fi
 # The task workers: Approve and Collect now in the admin queue their run for them.
 "$PY" manage.py qcluster >"$QCLUSTER_LOG" 2>&1 &
 QCLUSTER_PID=$!
+for _ in $(seq 1 50); do
+    grep -q "running" "$QCLUSTER_LOG" 2>/dev/null && break  # "Q Cluster … running."
+    if ! kill -0 "$QCLUSTER_PID" 2>/dev/null; then
+        echo "The task workers did not start:" >&2
+        cat "$QCLUSTER_LOG" >&2
+        exit 1
+    fi
+    sleep 0.2
+done
 echo "Task workers: manage.py qcluster (log: ${QCLUSTER_LOG})"
 
 echo ""
