@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 
 
@@ -26,3 +28,20 @@ def client_address(request) -> str:
     if len(forwarded) >= proxies:
         return forwarded[-proxies]
     return forwarded[0] if forwarded else remote
+
+
+def csp_allow_form_target(response, url: str):
+    """Let this one page's forms lead to ``url``'s origin (django-csp's per-response update).
+
+    A Connect button posts to our view, which redirects to the provider's consent page; the
+    browser checks that redirect against the *form's page* ``form-action``. The provider hosts
+    of the region tables are in the policy for every page (settings.OAUTH_FORM_TARGETS); a
+    custom host (the simulators, only where the installation allows custom base URLs) is
+    added only to the page whose connection uses it."""
+    parts = urlsplit(url or "")
+    if not parts.scheme or not parts.netloc:
+        return response
+    update = dict(getattr(response, "_csp_update", None) or {})
+    update["form-action"] = [*update.get("form-action", []), f"{parts.scheme}://{parts.netloc}"]
+    response._csp_update = update
+    return response

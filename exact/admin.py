@@ -13,9 +13,10 @@ from django.utils.html import format_html
 
 from core.audit import Actor, audit_record
 from core.display import local_time_display
+from core.http import csp_allow_form_target
 from exact import oauth, queue
 from exact.admin_mirrors import sync_queued_message
-from exact.connect import connection_disconnect, connection_test
+from exact.connect import connection_disconnect, connection_test, exact_consent_origin
 from exact.connections import connection_require_usable
 from exact.errors import ExactError
 from exact.models import (
@@ -281,7 +282,8 @@ class ExactConnectionAdmin(TenantScopedAdmin):
             extra["exact_can_configure"] = self._has_role(request, obj, Role.ADMIN)
             extra["exact_connected"] = obj.status == ConnectionStatus.CONNECTED
             extra["exact_has_consent"] = bool(obj.grant_id)
-        return super().change_view(request, object_id, form_url, extra_context=extra)
+        response = super().change_view(request, object_id, form_url, extra_context=extra)
+        return csp_allow_form_target(response, exact_consent_origin(obj))
 
     @admin.action(description="Sync now (incremental)", permissions=["change"])
     def sync_now(self, request, queryset):

@@ -16,7 +16,7 @@ from exact.connections import (
     division_holder,
 )
 from exact.errors import ExactConnectionUnavailable, ExactDivisionTaken, ExactError
-from exact.models import ConnectionStatus, ExactConnection, ExactGrant
+from exact.models import ConnectionStatus, ExactConnection, ExactGrant, Region
 from exact.schedules import exact_schedules_ensure
 from exact.webhooks import subscriptions_create, subscriptions_remove
 
@@ -30,6 +30,18 @@ class DivisionChosen:
     old_division_warnings: list[str] = field(default_factory=list)
     subscriptions: list[str] = field(default_factory=list)
     subscribe_error: ExactError | None = None
+
+
+def exact_consent_origin(connection: ExactConnection | None) -> str:
+    """Where this connection's Connect button leads when that is not one of the region table's
+    hosts (which every page's policy allows): its custom base URL, only where the installation
+    allows custom hosts; "" otherwise."""
+    if connection is None or connection.region != Region.CUSTOM:
+        return ""
+    try:
+        return connection.base_url  # ExactHostNotAllowed where custom hosts are not allowed
+    except ExactConnectionUnavailable:
+        return ""
 
 
 def connection_division_set(

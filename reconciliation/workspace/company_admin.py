@@ -13,6 +13,8 @@ from django.urls import path, reverse
 
 from core.audit import Actor
 from core.display import local_time_display
+from core.http import csp_allow_form_target
+from exact.connect import exact_consent_origin
 from exact.connections import connection_ensure
 from exact.errors import ExactConnectionUnavailable
 from exact.models import ConnectionStatus as ExactStatus
@@ -84,7 +86,9 @@ class CompanyAdmin(TenantAdmin):
                 "gocardless_panel": gocardless_panel(tenant),
                 "may_connect": self.has_change_permission(request, tenant),
             }
-        return super().change_view(request, object_id, form_url, extra_context)
+        response = super().change_view(request, object_id, form_url, extra_context)
+        connection = getattr(tenant, "exact_connection", None) if tenant else None
+        return csp_allow_form_target(response, exact_consent_origin(connection))
 
     def connect_exact_view(self, request, pk):
         """Connect Exact Online / Reconnect: make sure the company has a connection, then send
