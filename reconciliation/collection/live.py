@@ -51,6 +51,7 @@ from reconciliation.collection.previews import plans_restrict_to_preview, previe
 from reconciliation.collection.run_records import RunRefused, run_actor, run_count, run_items
 from reconciliation.collection.selection import Plan, selection_evaluate
 from reconciliation.collection.submission import attempt_redate, attempt_submit, attempts_write
+from tenants.models import CollectionMode
 
 logger = logging.getLogger(__name__)
 
@@ -309,5 +310,13 @@ def live_run_execute_queued(*, run: CollectionRun, client=None) -> bool:
     was not queued any more (its task delivered twice, or already resumed)."""
     if not live_run_take_queued(run=run):
         return False
+    tenant = run.tenant
+    tenant.refresh_from_db(fields=["is_active", "collection_mode"])
+    if not tenant.is_active or tenant.collection_mode == CollectionMode.OFF:
+        # Switched off between the click and the workers: nothing is sent.
+        run.state = RunState.FAILED
+        run.error = f"Collection was switched off for {tenant} before the run started"
+        _run_finish(run=run, actor=run_actor(run.triggered_by, run.trigger))
+        return True
     _live_execute(run=run, client=client)
     return True

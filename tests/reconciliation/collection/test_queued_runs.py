@@ -110,6 +110,27 @@ def test_a_queued_live_run_holds_the_tenants_place(
     assert auto_world.sim_payments() == []
 
 
+def test_an_approval_switched_off_before_its_task_ran_sends_nothing(
+    review_world, operator_of_a, django_capture_on_commit_callbacks, q_sync
+):
+    tenant = review_world.tenant
+    preview = run_preview(tenant=tenant, trigger=RunTrigger.USER)
+    live, queued = _queued(
+        django_capture_on_commit_callbacks,
+        lambda: approval_queue(preview=preview, user=operator_of_a),
+    )
+    tenant.collection_mode = CollectionMode.OFF
+    tenant.save()
+    queued[0]()
+    live.refresh_from_db()
+    assert live.state == RunState.FAILED and "switched off" in live.error
+    assert review_world.sim_payments() == [] and not CollectionAttempt.objects.exists()
+    preview.refresh_from_db()  # nothing was sent: it may be approved again once back on
+    assert preview.state == RunState.AWAITING_APPROVAL
+    # The tenant's place for a live run is free again.
+    assert not CollectionRun.objects.filter(state__in=(RunState.QUEUED, RunState.RUNNING)).exists()
+
+
 def test_a_lost_task_is_handed_out_again_by_the_sweep(
     review_world, operator_of_a, django_capture_on_commit_callbacks, q_sync, run_on_commit
 ):
