@@ -573,6 +573,9 @@ def main() -> int:
             for model, page, page_url in pages(main_tenant):
                 result = measure(client, page_url)
                 if result["status"] != 200:
+                    if page == "page 50" and result["where"].endswith("?e=1"):
+                        print(f"  {who:<10}{model:<10}{page:<18}  (fewer than 50 pages)")
+                        continue
                     print(f"  {who:<10}{model:<10}{page:<18}  HTTP {result['status']} "
                           f"{result['where']}")
                     over += 1
