@@ -100,7 +100,7 @@ def _entity_sync(
                 select=(*spec.select, *spec.sync_select, "Timestamp"),
                 filter=f"Timestamp gt {int64_literal(cursor.timestamp)}",
             )
-        for page in pages_counted(pages, ctx.counts):
+        for page in pages_counted(pages, ctx):
             now = timezone.now()
             # The page's highest Timestamp, rows we skip included: they are behind us too.
             top = max((int(r.get("Timestamp") or 0) for r in page), default=0)
@@ -207,7 +207,7 @@ def deletions_sync(
             select=DELETED_SELECT,
             filter=f"Timestamp gt {int64_literal(cursor.timestamp)}",
         )
-        for page in pages_counted(pages, ctx.counts):
+        for page in pages_counted(pages, ctx):
             accounts = [r["EntityKey"] for r in page if r.get("EntityType") == DELETED_ACCOUNT]
             terms = [r["EntityKey"] for r in page if r.get("EntityType") == DELETED_PAYMENT_TERM]
             if accounts:
