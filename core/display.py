@@ -91,6 +91,12 @@ def totals_display(totals: dict | None) -> list[str]:
     return shown
 
 
+def counted(n: int, singular: str, plural: str | None = None) -> str:
+    """``1 booking`` / ``3 bookings`` / ``0 bookings``: a count with its noun, never
+    ``booking(s)``. ``plural`` for nouns that do not just take an s (``1 entry``/``2 entries``)."""
+    return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"
+
+
 # --- codes in words ----------------------------------------------------------------------------
 
 

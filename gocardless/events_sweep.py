@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from core.display import counted
 from gocardless.event_processing import events_process
 from gocardless.models import GoCardlessEvent
 from tenants.activity import of_active_tenants
@@ -65,7 +66,7 @@ def events_gave_up_alert(*, now=None) -> int:
         candidates=gave_up
         .defer("raw", "links", "details")
         .order_by("-failed_at", "-pk"),
-        subject=lambda n: f"{n} GoCardless event(s) could not be processed",
+        subject=lambda n: f"{counted(n, 'GoCardless event')} could not be processed",
         what=(
             f"ml-connector gave up processing these GoCardless events after "
             f"{settings.GOCARDLESS_EVENT_MAX_ATTEMPTS} attempts. Until they are processed, "

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
 from core.audit import Actor, audit_record, model_snapshot, snapshot_diff
+from core.display import counted
 from core.fields import EncryptedSecretField
 from tenants.models import Role, Tenant
 from tenants.scoping import (
@@ -202,8 +203,8 @@ class TenantScopedAdmin(admin.ModelAdmin):
             if skipped:
                 self.message_user(
                     request,
-                    f"{skipped} selected item(s) were skipped: your role does not allow "
-                    "this action on them.",
+                    f"{counted(skipped, 'selected item was', 'selected items were')} skipped: "
+                    "your role does not allow this action on them.",
                     messages.WARNING,
                 )
             if not narrowed.exists():

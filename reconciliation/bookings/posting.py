@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
-from core.money import from_minor_units
+from core.display import counted, local_date_display, minor_display
 from exact.client import ExactClient
 from exact.errors import (
     ExactApiError,
@@ -389,16 +389,15 @@ def bookings_gave_up_alert(*, now=None) -> int:
         candidates=gave_up
         .defer("facts", "request_body")
         .order_by("-id"),
-        subject=lambda n: f"{n} booking(s) could not be posted to Exact Online",
+        subject=lambda n: f"{counted(n, 'booking')} could not be posted to Exact Online",
         what=(
             f"ml-connector stopped trying to post these entries to Exact Online after "
             f"{MAX_ATTEMPTS} attempts. They are not in your administration until they are "
             "posted, and later bookings of the same payment or payout wait for them:"
         ),
         line=lambda b: (
-            f"{b.key} ({b.get_rule_display()}, "
-            f"{from_minor_units(b.amount_minor, b.currency)} {b.currency}, "
-            f"{b.booking_date:%Y-%m-%d}): {b.last_error[:200]}"
+            f"{b.sentence()} ({minor_display(b.amount_minor, b.currency)}, "
+            f"{local_date_display(b.booking_date)}): {b.last_error[:200]}"
         ),
         todo=(
             "open the bookings below, fix what the last error says (for example a closed "
@@ -407,7 +406,7 @@ def bookings_gave_up_alert(*, now=None) -> int:
             "entry twice."
         ),
         link=admin_url(
-            "admin:bookings_booking_changelist", query=f"state={BookingState.GAVE_UP}"
+            "admin:bookings_booking_changelist", query=f"state__exact={BookingState.GAVE_UP}"
         ),
         quiet_since=now - ALERT_REPEAT_AFTER,
         kind="booking.gave_up",

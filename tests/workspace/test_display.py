@@ -193,3 +193,12 @@ def test_the_no_float_guard_covers_core_display():
     assert "core/display.py" in _money_modules()
     tree = ast.parse((ROOT / "core/display.py").read_text())
     assert _floats(tree, "core/display.py") == []
+
+
+def test_counts_are_said_with_their_noun_never_with_an_s_in_brackets():
+    from core.display import counted
+
+    assert counted(1, "booking") == "1 booking"
+    assert counted(0, "booking") == "0 bookings"
+    assert counted(1250, "payment") == "1,250 payments"
+    assert counted(2, "entry", "entries") == "2 entries"
