@@ -12,7 +12,7 @@ import datetime as dt
 
 from django.utils import timezone
 
-from core.display import FAILURE_CAUSE_WORDS, money_display, words
+from core.display import FAILURE_CAUSE_WORDS, counted, money_display, words
 from reconciliation.collection.selectors import NEEDS_ATTENTION_QUERY, attempts_needing_attention
 from tenants.alerts import admin_url, alert_new_objects
 from tenants.models import Tenant
@@ -40,7 +40,7 @@ def attention_digests_send(*, now: dt.datetime | None = None) -> int:
         listed += alert_new_objects(
             tenant=tenant,
             candidates=attempts_needing_attention(tenant=tenant).order_by("-updated_at", "-pk"),
-            subject=lambda n: f"{n} collection(s) need attention",
+            subject=lambda n: f"{counted(n, 'collection needs', 'collections need')} attention",
             what=(
                 "These direct-debit collections stopped and will not be collected again "
                 "automatically. Each needs a decision by a person:"

@@ -264,6 +264,12 @@ class CollectionAttempt(models.Model):
         ]
         indexes = [
             models.Index(fields=["tenant", "state"], name="collection_attempt_state"),
+            # The attempts list's default order, for everyone and per company: without them
+            # every page sorted the whole table (docs/admin-performance.md).
+            models.Index(fields=["-created_at", "-id"], name="coll_attempt_latest"),
+            models.Index(
+                fields=["tenant", "-created_at", "-id"], name="coll_attempt_tenant_latest"
+            ),
         ]
 
     def __str__(self) -> str:

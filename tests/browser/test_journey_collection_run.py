@@ -103,7 +103,7 @@ def test_an_operator_previews_approves_and_watches_a_run(journey, world, task_qu
     live = CollectionRun.objects.get(tenant=world.tenant, kind=RunKind.LIVE)
     assert live.state == RunState.QUEUED and live.preview_id == preview.pk
     assert page.url.endswith(f"/admin/collection/collectionrun/{live.pk}/change/")
-    assert "3 payment(s) are being sent" in page.locator(".messagelist").inner_text()
+    assert "3 payments are being sent" in page.locator(".messagelist").inner_text()
     assert "Waiting for the task workers to start sending" in page.inner_text("#content")
 
     # watch it: the page follows the run and shows the outcome

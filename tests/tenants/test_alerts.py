@@ -467,7 +467,7 @@ def test_needs_attention_digest_once_a_day_with_what_is_new(
             message,
             to=people["alice"],
             tenant=tenant_a,
-            words=("2 collection(s) need attention", f"Invoice {charged_back.invoice_number}",
+            words=("2 collections need attention", f"Invoice {charged_back.invoice_number}",
                    "Charged back by the customer", f"Invoice {used_up.invoice_number}",
                    "Retry now"),
             link=f"{BASE}/admin/collection/collectionattempt/?state=needs_attention",

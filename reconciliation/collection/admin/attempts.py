@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from core.display import FAILURE_CAUSE_WORDS, NOTHING, PAYMENT_STATUS_WORDS, words
+from core.display import FAILURE_CAUSE_WORDS, NOTHING, PAYMENT_STATUS_WORDS, counted, words
 from reconciliation.collection.actions import (
     ActionRefused,
     attempt_cancel,
@@ -26,7 +26,12 @@ from reconciliation.collection.admin.display import (
     search_link,
     when,
 )
-from reconciliation.collection.admin.filters import AttemptStateFilter, RunFilter, TenantFilter
+from reconciliation.collection.admin.filters import (
+    AttemptStateFilter,
+    CurrencyFilter,
+    RunFilter,
+    TenantFilter,
+)
 from reconciliation.collection.models import CollectionAttempt
 from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Role
@@ -64,9 +69,12 @@ class CollectionAttemptAdmin(TenantScopedAdmin):
         "run_link",
         "updated",
     )
-    list_filter = (AttemptStateFilter, TenantFilter, "currency", RunFilter)
+    list_filter = (AttemptStateFilter, TenantFilter, CurrencyFilter, RunFilter)
     list_select_related = ("tenant", "run")
-    search_fields = ("invoice_number", "account_label", "payment_gocardless_id", "key")
+    # Identifiers match exactly (an index, not a scan of every attempt); the customer's name
+    # is what a person types partially.
+    search_fields = ("=invoice_number", "account_label", "=payment_gocardless_id", "=key")
+    list_per_page = 50
     actions = ("retry_now", "cancel", "mark_resolved")
     fieldsets = (
         (
@@ -208,7 +216,7 @@ class CollectionAttemptAdmin(TenantScopedAdmin):
                 continue
             done += 1
         if done:
-            self.message_user(request, f"{verb}: {done} attempt(s).", messages.SUCCESS)
+            self.message_user(request, f"{verb}: {counted(done, 'attempt')}.", messages.SUCCESS)
 
     @admin.action(description="Retry now", permissions=("retry",))
     def retry_now(self, request, queryset):

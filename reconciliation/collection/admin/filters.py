@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from core.money import MINOR_UNIT_EXPONENT
 from reconciliation.collection.admin.display import scheme_words
 from reconciliation.collection.models import AttemptState, CollectionRun
 from reconciliation.collection.selectors import attempts_needing_attention
@@ -27,6 +28,22 @@ class TenantFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         return queryset.filter(tenant_id=self.value()) if self.value() else queryset
+
+
+class CurrencyFilter(admin.SimpleListFilter):
+    """By currency, from the currencies GoCardless collects (core.money), not from a
+    ``SELECT DISTINCT`` over every attempt on each page view (measured 15-150 ms at 100,000
+    attempts, docs/admin-performance.md). Same parameter as Django's field filter, so links
+    made for it keep working."""
+
+    title = "currency"
+    parameter_name = "currency__exact"
+
+    def lookups(self, request, model_admin):
+        return [(code, code) for code in sorted(MINOR_UNIT_EXPONENT)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(currency=self.value()) if self.value() else queryset
 
 
 class RunFilter(admin.SimpleListFilter):

@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from core.display import counted
 from reconciliation.collection.admin.display import (
     admin_url,
     money,
@@ -185,7 +186,8 @@ class RunActionsMixin:
             payments = run.items.filter(decision=Decision.COLLECT).aggregate(n=Sum("parts"))["n"]
             self.message_user(
                 request,
-                f"Preview #{run.pk} approved: {payments or 0} payment(s) are being sent; "
+                f"Preview #{run.pk} approved: "
+                f"{counted(payments or 0, 'payment is', 'payments are')} being sent; "
                 "this page shows their progress.",
                 messages.SUCCESS,
             )
@@ -198,24 +200,24 @@ class RunActionsMixin:
         if live.state == RunState.COMPLETED:
             level = messages.WARNING if live.errors else messages.SUCCESS
             text = format_html(
-                "{} {}: {} payment(s) created ({}), {} error(s), {} line(s) not collected.",
+                "{} {}: {} created ({}), {}, {} not collected.",
                 prefix,
                 link,
-                live.submitted,
+                counted(live.submitted, "payment"),
                 money_totals(live.submitted_totals),
-                live.errors,
-                live.skipped,
+                counted(live.errors, "error"),
+                counted(live.skipped, "line"),
             )
         else:
             level = messages.ERROR
             next_step = run_next_step(live)
             text = format_html(
-                "{} {} is {}: {}. {} payment(s) created. {}",
+                "{} {} is {}: {}. {} created. {}",
                 prefix,
                 link,
                 live.get_state_display().lower(),
                 live.error or "no detail",
-                live.submitted,
+                counted(live.submitted, "payment"),
                 next_step,
             )
         self.message_user(request, text, level)

@@ -223,7 +223,7 @@ def test_approve_shows_what_will_be_collected_then_submits_exactly_once(
     assert not CollectionAttempt.objects.exists() and gc_sim.resource("payments") == []
     [message] = _messages(response)
     assert message == (
-        f"Preview #{preview.pk} approved: 1 payment(s) are being sent; "
+        f"Preview #{preview.pk} approved: 1 payment is being sent; "
         "this page shows their progress."
     )
     preview.refresh_from_db()
@@ -592,7 +592,7 @@ def test_mark_resolved_requires_a_reason_then_resolves_and_audits(client, tenant
 
     done = _act(client, "mark_resolved", [first, second], apply="yes", reason="Paid by transfer")
     assert done.status_code == 302
-    assert _messages(done) == ["Marked resolved: 2 attempt(s)."]
+    assert _messages(done) == ["Marked resolved: 2 attempts."]
     for attempt in (first, second):
         attempt.refresh_from_db()
         assert attempt.state == AttemptState.RESOLVED
@@ -613,7 +613,7 @@ def test_refusals_are_messages_per_attempt_and_successes_are_counted(
     client.force_login(operator_of_a)
     response = _act(client, "mark_resolved", [ok, collected], apply="yes", reason="done")
     msgs = _messages(response)
-    assert "Marked resolved: 1 attempt(s)." in msgs
+    assert "Marked resolved: 1 attempt." in msgs
     assert any(str(collected) in m and "confirmed" in m for m in msgs)
     collected.refresh_from_db()
     assert collected.state == AttemptState.CONFIRMED
@@ -628,7 +628,7 @@ def test_cancel_requires_a_reason_and_cancels(client, tenant_a, operator_of_a):
     response = _act(client, "cancel", [attempt], apply="yes", reason="")
     assert response.status_code == 200 and response.context["form"].errors
     response = _act(client, "cancel", [attempt], apply="yes", reason="Customer disputes it")
-    assert _messages(response) == ["Cancelled: 1 attempt(s)."]
+    assert _messages(response) == ["Cancelled: 1 attempt."]
     attempt.refresh_from_db()
     assert attempt.state == AttemptState.CANCELLED
     assert attempt.resolution == "Customer disputes it" and attempt.resolved_by == operator_of_a
@@ -646,7 +646,7 @@ def test_cancel_of_a_submitted_payment_cancels_it_at_gocardless(
     [attempt] = CollectionAttempt.objects.all()
     assert attempt.state == AttemptState.SUBMITTED
     response = _act(client, "cancel", [attempt], apply="yes", reason="Invoice disputed")
-    assert "Cancelled: 1 attempt(s)." in _messages(response)
+    assert "Cancelled: 1 attempt." in _messages(response)
     assert gc_sim.resource("payments", attempt.payment_gocardless_id)["status"] == "cancelled"
 
 
@@ -662,7 +662,7 @@ def test_retry_now_makes_a_new_attempt_at_gocardless(
     )
     client.force_login(operator_of_a)
     response = _act(client, "retry_now", [failed])
-    assert _messages(response) == ["Retried: 1 attempt(s)."]
+    assert _messages(response) == ["Retried: 1 attempt."]
     new = CollectionAttempt.objects.get(attempt_number=2)
     assert new.state == AttemptState.SUBMITTED
     assert gc_sim.resource("payments", new.payment_gocardless_id)["amount"] == 123450
