@@ -148,7 +148,9 @@ class GoCardlessEventAdmin(WordsLabelMixin, TenantScopedAdmin):
                    words_filter("resource_type", "resource type", RESOURCE_TYPE_WORDS),
                    "outcome", "source")
     list_select_related = ("tenant",)
-    search_fields = ("event_id", "resource_id")
+    # Ids are typed whole: exact lookups, an index each (docs/admin-performance.md).
+    search_fields = ("event_id__exact", "resource_id__exact")
+    list_per_page = 50
     actions = ("reprocess",)
     fieldsets = (
         (None, {"fields": ("event_id", "tenant", "resource", "what_happened", "resource_link",
