@@ -169,6 +169,10 @@ class Booking(models.Model):
         indexes = [
             models.Index(fields=["state", "next_retry_at"], name="booking_due"),
             models.Index(fields=["tenant", "rule", "gocardless_id"], name="booking_rule_gc"),
+            # The admin's list in its ordering (Meta.ordering), for all tenants and for one
+            # (docs/admin-performance.md): without them every page sorts the whole table.
+            models.Index(fields=["-created_at", "-id"], name="booking_latest"),
+            models.Index(fields=["tenant", "-created_at", "-id"], name="booking_tenant_latest"),
         ]
 
     def __str__(self) -> str:

@@ -14,6 +14,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from core.audit import Actor, audit_record
 from core.display import PAYMENT_STATUS_WORDS
 from reconciliation.bookings.models import Booking, BookingState, Rule
 from tests.reconciliation.bookings.csv_sections import csv_sections
@@ -150,6 +151,40 @@ def test_booking_page_in_words_with_the_body_as_sent(client, viewer_of_a, bookin
     html = client.get(reverse("admin:bookings_booking_change", args=[receipt.pk])).content.decode()
     assert "Payment PM" in html and "EUR 486.40" in html and "Failed (needs attention)" in html
     assert findings(html, codes=CODES, minor=_minor(*bookings.values())) == []
+
+
+def test_bookings_searched_by_whole_ids_filtered_by_period_and_their_audit_trail(
+    client, viewer_of_a, bookings, tenant_a,
+):
+    """The list reads its table for the page and its count only (docs/admin-performance.md):
+    ids are searched whole, the booking date is a filter of fixed periods (no date
+    hierarchy), and a booking's audit trail is the entries about it (an index lookup)."""
+    client.force_login(viewer_of_a)
+    url = reverse("admin:bookings_booking_changelist")
+
+    def shown(**params):
+        return {b.pk for b in client.get(url, params).context["cl"].result_list}
+
+    payout, bank = bookings["payout"], bookings["bank"]
+    assert shown(q="PO00000000006G") == {payout.pk, bank.pk}
+    assert shown(q="PO00000000006") == set()
+    assert shown(q="payout_bank:PO00000000006G") == {bank.pk}
+    html = client.get(url).content.decode()
+    assert 'class="toplinks"' not in html and "This month" in html
+    today = timezone.localdate()
+    Booking.objects.filter(pk=payout.pk).update(booking_date=today - dt.timedelta(days=200))
+    Booking.objects.filter(pk=bank.pk).update(booking_date=today)
+    assert bank.pk in shown(booking_date_period="this_month")
+    assert payout.pk not in shown(booking_date_period="last_90_days")
+
+    audit_record(actor=Actor.system("bookings"), action="booking.confirmed", tenant=tenant_a,
+                 obj=payout, message=f"{payout.key} is Exact entry 23")
+    audit_record(actor=Actor.system("bookings"), action="booking.failed", tenant=tenant_a,
+                 obj=bank, message=f"{bank.key}: refused")
+    page = client.get(reverse("admin:bookings_booking_change", args=[payout.pk])).content
+    link = re.search(r'href="([^"]+)">What happened to it', page.decode()).group(1)
+    trail = client.get(link.replace("&amp;", "&")).context["cl"].result_list
+    assert [e.action for e in trail] == ["booking.confirmed"]
 
 
 def test_report_and_csv_in_words(
