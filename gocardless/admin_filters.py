@@ -33,7 +33,10 @@ class WordsFilter(admin.SimpleListFilter):
     codes: tuple[str, ...] = ()
 
     def lookups(self, request, model_admin):
-        shown = [(code, words(code, self.table)) for code in (self.codes or self.table)]
+        codes = list(self.codes or self.table)
+        if self.value() and self.value() not in codes:
+            codes.append(self.value())  # a link's code stays selectable (and highlighted)
+        shown = [(code, words(code, self.table)) for code in codes]
         return sorted(shown, key=lambda choice: choice[1].lower())
 
     def queryset(self, request, queryset):
