@@ -79,7 +79,7 @@ def test_a_superuser_onboards_a_company(journey, installer, live_simulators):
     # 3. back at our callback: the division picker
     assert page.url.startswith(journey.base_url + "/connect/exact/callback/")
     # (the page shows its title twice: the admin's and its own; docs in the report)
-    assert page.locator("#content-main h1").inner_text() == "Choose the Exact Online division"
+    assert page.locator("#content h1").inner_text() == "Choose the Exact Online division"
     assert "Delta Trading BV" in page.locator("#content-main").inner_text()
     journey.shot("division-picker")
     page.get_by_label(re.compile(rf"{DIVISION}\s+—\s+Delta administratie")).check()
