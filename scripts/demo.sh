@@ -102,6 +102,8 @@ QCLUSTER_PID=$!
 for _ in $(seq 1 50); do
     grep -q "running" "$QCLUSTER_LOG" 2>/dev/null && break  # "Q Cluster … running."
     if ! kill -0 "$QCLUSTER_PID" 2>/dev/null; then
+        # It may have said so just before ending (the check above ran first).
+        grep -q "running" "$QCLUSTER_LOG" 2>/dev/null && break
         echo "The task workers did not start:" >&2
         cat "$QCLUSTER_LOG" >&2
         exit 1
