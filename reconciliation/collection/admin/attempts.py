@@ -20,6 +20,7 @@ from reconciliation.collection.actions import (
     retry_not_sent_reason,
 )
 from reconciliation.collection.admin.display import (
+    ExternalLinksMixin,
     admin_url,
     money,
     run_link,
@@ -49,7 +50,7 @@ class ReasonForm(forms.Form):
 
 
 @admin.register(CollectionAttempt)
-class CollectionAttemptAdmin(TenantScopedAdmin):
+class CollectionAttemptAdmin(ExternalLinksMixin, TenantScopedAdmin):
     """Payments we created (or are creating); operators retry, cancel or resolve them."""
 
     read_only = True
@@ -139,17 +140,6 @@ class CollectionAttemptAdmin(TenantScopedAdmin):
     def payment(self, obj):
         return search_link("gocardless_payment", obj.payment_gocardless_id)
 
-    @admin.display(description="GoCardless mandate")
-    def mandate_link(self, obj):
-        return search_link("gocardless_mandate", obj.mandate_gocardless_id)
-
-    @admin.display(description="Invoice in Exact")
-    def receivable_link(self, obj):
-        return search_link("exact_exactreceivable", obj.receivable_exact_id)
-
-    @admin.display(description="Account in Exact")
-    def account_link(self, obj):
-        return search_link("exact_exactaccount", obj.account_exact_id)
 
     @admin.display(description="Payment status at GoCardless", ordering="payment_status")
     def payment_status_words(self, obj):

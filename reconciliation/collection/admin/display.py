@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
@@ -49,3 +50,20 @@ def search_link(admin_name: str, value) -> str:
     except NoReverseMatch:
         return str(value)
     return format_html('<a href="{}?q={}">{}</a>', url, value, value)
+
+
+class ExternalLinksMixin:
+    """The Exact invoice, Exact account and GoCardless mandate of a line or an attempt, each a
+    link to the list that finds it (both models carry the same three ids)."""
+
+    @admin.display(description="Invoice in Exact")
+    def receivable_link(self, obj):
+        return search_link("exact_exactreceivable", obj.receivable_exact_id)
+
+    @admin.display(description="Account in Exact")
+    def account_link(self, obj):
+        return search_link("exact_exactaccount", obj.account_exact_id)
+
+    @admin.display(description="GoCardless mandate")
+    def mandate_link(self, obj):
+        return search_link("gocardless_mandate", obj.mandate_gocardless_id)

@@ -5,14 +5,19 @@ from __future__ import annotations
 from django.contrib import admin
 
 from core.display import NOTHING
-from reconciliation.collection.admin.display import money, run_link, scheme_words, search_link
+from reconciliation.collection.admin.display import (
+    ExternalLinksMixin,
+    money,
+    run_link,
+    scheme_words,
+)
 from reconciliation.collection.admin.filters import RunFilter, SchemeFilter, TenantFilter
 from reconciliation.collection.models import CollectionItem
 from tenants.admin_base import TenantScopedAdmin
 
 
 @admin.register(CollectionItem)
-class CollectionItemAdmin(TenantScopedAdmin):
+class CollectionItemAdmin(ExternalLinksMixin, TenantScopedAdmin):
     """One line of a run: what it decided for a receivable, and why."""
 
     read_only = True
@@ -93,15 +98,3 @@ class CollectionItemAdmin(TenantScopedAdmin):
     @admin.display(description="Scheme", ordering="scheme")
     def scheme_display(self, obj):
         return scheme_words(obj.scheme)
-
-    @admin.display(description="Invoice in Exact")
-    def receivable_link(self, obj):
-        return search_link("exact_exactreceivable", obj.receivable_exact_id)
-
-    @admin.display(description="Account in Exact")
-    def account_link(self, obj):
-        return search_link("exact_exactaccount", obj.account_exact_id)
-
-    @admin.display(description="GoCardless mandate")
-    def mandate_link(self, obj):
-        return search_link("gocardless_mandate", obj.mandate_gocardless_id)
