@@ -210,6 +210,8 @@ def test_approve_shows_what_will_be_collected_then_submits_exactly_once(
     body = confirm.content.decode()
     assert body.count("EUR 1,234.50") >= 3  # intro, the line, the button
     assert "25000042" in body and "Omega BV" in body
+    as_of = preview.as_of
+    assert f"Evaluated on {as_of:%a} {as_of.day} {as_of:%b %Y}." in body  # as every page says
     assert not CollectionAttempt.objects.exists()  # looking submits nothing
 
     with django_capture_on_commit_callbacks() as queued:
