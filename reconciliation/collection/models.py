@@ -143,6 +143,10 @@ class SkipReason(models.TextChoices):
     RUN_LIMIT = "run_limit", "Over the maximum payments per run"
     CHANGED_SINCE_PREVIEW = "changed_since_preview", "Changed since the preview"
     NOT_IN_PREVIEW = "not_in_preview", "Not in the approved preview"
+    # A GoCardless subscription or instalment schedule of this customer will pay it.
+    PLAN_COLLECTS = "plan_collects", "Collected by a GoCardless subscription or instalment plan"
+    # The customer was e-mailed a payment link for it (the mandate is gone or retries ran out).
+    PAY_LINK_SENT = "pay_link_sent", "A payment link was sent to the customer"
 
 
 class CollectionItem(models.Model):
