@@ -299,6 +299,11 @@ class Payment(Mirror):
     reference = models.CharField(max_length=140, blank=True)
     mandate_id = models.CharField(max_length=40, blank=True, db_index=True)
     payout_id = models.CharField(max_length=40, blank=True, db_index=True)
+    # Set for payments a GoCardless plan created (links.subscription /
+    # links.instalment_schedule): they carry none of our metadata, and the plan, not the
+    # collection engine, decides when they are taken (docs/gocardless.md, plans).
+    subscription_id = models.CharField(max_length=40, blank=True, db_index=True)
+    instalment_schedule_id = models.CharField(max_length=40, blank=True, db_index=True)
 
     class Meta(Mirror.Meta):
         constraints = _unique("payment")
@@ -311,12 +316,27 @@ class Payment(Mirror):
         ]
 
 
+class PayoutItemsState(models.TextChoices):
+    NOT_FETCHED = "", "Not fetched yet"
+    FETCHED = "fetched", "Fetched"
+    # GET /payout_items answers 410 Gone for payouts created more than six months ago: the
+    # lines are gone for good, only the payout's own amount and deducted fees remain.
+    UNAVAILABLE = "unavailable", "No longer available at GoCardless (payout older than six months)"
+
+
 class Payout(Mirror):
     amount = models.BigIntegerField(default=0, help_text="Minor units.")
     deducted_fees = models.BigIntegerField(default=0, help_text="Minor units; may be negative.")
     currency = models.CharField(max_length=3, blank=True, db_index=True)
     arrival_date = models.DateField(null=True, blank=True, db_index=True)
     reference = models.CharField(max_length=140, blank=True)
+    items_state = models.CharField(
+        max_length=20, choices=PayoutItemsState.choices, blank=True,
+        default=PayoutItemsState.NOT_FETCHED,
+    )
+    items_checked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its items were last fetched (or refused)."
+    )
 
     class Meta(Mirror.Meta):
         constraints = _unique("payout")
@@ -356,6 +376,49 @@ class Refund(Mirror):
 
     class Meta(Mirror.Meta):
         constraints = _unique("refund")
+
+
+class Subscription(Mirror):
+    """A GoCardless subscription: GoCardless itself creates a payment each interval."""
+
+    mandate_id = models.CharField(max_length=40, blank=True, db_index=True)
+    amount = models.BigIntegerField(default=0, help_text="Minor units, per payment.")
+    currency = models.CharField(max_length=3, blank=True)
+    name = models.CharField(max_length=300, blank=True)
+    interval_unit = models.CharField(max_length=20, blank=True,
+                                     help_text="weekly, monthly or yearly.")
+    interval = models.PositiveSmallIntegerField(default=1)
+    day_of_month = models.SmallIntegerField(null=True, blank=True, help_text="-1: last day.")
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    upcoming_payments = models.JSONField(
+        default=list, blank=True,
+        help_text='[{"charge_date": "YYYY-MM-DD", "amount": minor units}], as GoCardless '
+        "forecasts them.",
+    )
+
+    class Meta(Mirror.Meta):
+        verbose_name = "GoCardless subscription"
+        constraints = _unique("subscription")
+
+
+class InstalmentSchedule(Mirror):
+    """A GoCardless instalment schedule: a fixed set of payments GoCardless creates at once."""
+
+    mandate_id = models.CharField(max_length=40, blank=True, db_index=True)
+    currency = models.CharField(max_length=3, blank=True)
+    total_amount = models.BigIntegerField(default=0, help_text="Minor units.")
+    name = models.CharField(max_length=300, blank=True)
+    payment_ids = models.JSONField(default=list, blank=True)
+    upcoming_payments = models.JSONField(
+        default=list, blank=True,
+        help_text='[{"charge_date": "YYYY-MM-DD", "amount": minor units}]: its payments not '
+        "yet collected.",
+    )
+
+    class Meta(Mirror.Meta):
+        verbose_name = "GoCardless instalment schedule"
+        constraints = _unique("instalment_schedule")
 
 
 class BillingRequest(Mirror):
