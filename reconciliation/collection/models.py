@@ -59,6 +59,14 @@ class CollectionRun(models.Model):
     )
     state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.RUNNING)
     as_of = models.DateField(help_text="The tenant's local date the run evaluated.")
+    # A scheduled run's slot (schedule_slots.py): the instant the tenant's schedule came due.
+    # The unique constraint below makes "one run per slot" the database's decision, whatever
+    # the timing of two clusters' sweeps.
+    slot_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Scheduled runs: the schedule's slot this run is for (empty for other runs).",
+    )
     # A live run that submits an approved preview points at it; only its items are collected.
     preview = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="live_runs"
@@ -106,6 +114,15 @@ class CollectionRun(models.Model):
                 fields=["tenant"],
                 condition=Q(kind="preview", state="queued"),
                 name="collection_one_queued_preview",
+            ),
+            # One scheduled run per slot of a tenant's schedule, across every cluster. A run
+            # refused (another live run was active) or failed leaves the slot free, so the
+            # next sweep tries it again, as the daily run always did.
+            models.UniqueConstraint(
+                fields=["tenant", "slot_at"],
+                condition=Q(trigger="schedule", slot_at__isnull=False)
+                & ~Q(state__in=("refused", "failed")),
+                name="collection_one_run_per_slot",
             ),
         ]
         # A tenant's latest runs: the admin's list, "already ran today" and /metrics.
