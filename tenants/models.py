@@ -38,6 +38,42 @@ class OverMaximumPolicy(models.TextChoices):
     SKIP = "skip", "Skip (shown with that reason)"
 
 
+class ScheduleKind(models.TextChoices):
+    DAILY = "daily", "Every day"
+    WEEKDAYS = "weekdays", "On chosen weekdays"
+    MONTH_DAYS = "month_days", "On chosen days of the month"
+
+
+# Monday is 0, as in ``datetime.date.weekday()``; Saturday and Sunday are never working days,
+# so a run chosen on them would always move to Monday: they are not offered.
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+SCHEDULE_WEEKDAYS = range(0, 5)
+
+
+def validate_schedule_weekdays(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(d, int) for d in value):
+        raise ValidationError("Weekdays must be a list of day numbers (Monday is 0).")
+    for day in value:
+        if day in (5, 6):
+            raise ValidationError(
+                f"{WEEKDAY_NAMES[day]} is not a working day: a run chosen on it would always "
+                "move to Monday. Choose Monday instead."
+            )
+        if day not in SCHEDULE_WEEKDAYS:
+            raise ValidationError(f"{day} is not a weekday (Monday is 0, Friday is 4).")
+
+
+def validate_schedule_month_days(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(d, int) for d in value):
+        raise ValidationError("Days of the month must be a list of numbers such as [1, 15].")
+    for day in value:
+        if not 1 <= day <= 31:
+            raise ValidationError(
+                f"{day} is not a day of the month: choose days from 1 to 31 "
+                "(29, 30 and 31 mean the month's last day in shorter months)."
+            )
+
+
 class Tenant(models.Model):
     """A company whose Exact Online division is connected to its GoCardless account."""
 
@@ -101,7 +137,31 @@ class Tenant(models.Model):
     collection_hour = models.PositiveSmallIntegerField(
         default=6,
         validators=[MaxValueValidator(23)],
-        help_text="Local hour (0-23) of the daily scheduled run.",
+        help_text="Local hour (0-23) of the scheduled run.",
+    )
+    # When the scheduled run happens (reconciliation/collection/schedule_slots.py computes the
+    # slots; docs/schedules.md): every day, or on chosen weekdays or days of the month, moved
+    # to the next working day of the collected currencies' scheme calendars when a chosen day
+    # is a weekend day or holiday.
+    schedule_kind = models.CharField(
+        "Collection days",
+        max_length=10,
+        choices=ScheduleKind.choices,
+        default=ScheduleKind.DAILY,
+    )
+    schedule_weekdays = models.JSONField(
+        "Weekdays",
+        default=list,
+        blank=True,
+        validators=[validate_schedule_weekdays],
+        help_text="For a weekly schedule: the weekdays of the run (Monday is 0).",
+    )
+    schedule_month_days = models.JSONField(
+        "Days of the month",
+        default=list,
+        blank=True,
+        validators=[validate_schedule_month_days],
+        help_text="For a monthly schedule: the days of the run, e.g. [1, 15].",
     )
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -114,6 +174,18 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        super().clean()
+        # The chosen days only matter for their kind; an empty choice would never run.
+        if self.schedule_kind == ScheduleKind.WEEKDAYS and not self.schedule_weekdays:
+            raise ValidationError(
+                {"schedule_weekdays": "Choose at least one weekday for a weekly schedule."}
+            )
+        if self.schedule_kind == ScheduleKind.MONTH_DAYS and not self.schedule_month_days:
+            raise ValidationError(
+                {"schedule_month_days": "Choose at least one day of the month (from 1 to 31)."}
+            )
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
