@@ -69,6 +69,8 @@ SERVICES = {
     "payouts": "payouts",
     "refunds": "refunds",
     "billing_requests": "billing_requests",
+    "subscriptions": "subscriptions",
+    "instalment_schedules": "instalment_schedules",
     "creditors": "creditors",
     "events": "events",
 }
@@ -334,6 +336,8 @@ class GoCardlessClient:
             return errors.InvalidStateError(message, **fields)
         if code == 404:
             return errors.NotFoundError(message, **fields)
+        if code == 410:
+            return errors.GoneError(message, **fields)
         return errors.ApiUsageError(message, **fields)
 
     def _iter(self, service_name: str, params: dict | None = None) -> Iterator[dict]:
@@ -474,6 +478,19 @@ class GoCardlessClient:
 
     def payout_items_iter(self, payout_id: str) -> Iterator[dict]:
         return self._iter("payout_items", {"payout": payout_id})
+
+    # --- plans: subscriptions and instalment schedules (GoCardless creates their payments) --
+    def subscription_get(self, subscription_id: str) -> dict:
+        return self._get("subscriptions", subscription_id)
+
+    def subscriptions_iter(self, params: dict | None = None) -> Iterator[dict]:
+        return self._iter("subscriptions", params)
+
+    def instalment_schedule_get(self, schedule_id: str) -> dict:
+        return self._get("instalment_schedules", schedule_id)
+
+    def instalment_schedules_iter(self, params: dict | None = None) -> Iterator[dict]:
+        return self._iter("instalment_schedules", params)
 
     # --- events ------------------------------------------------------------------------------
     def events_page(self, params: dict | None = None) -> tuple[list[dict], str | None]:

@@ -11,6 +11,8 @@ Callers decide by class, never by the SDK's exception types:
   meant (metadata/amount/currency differ). Loud on purpose: adopting it could book the wrong
   money against an invoice.
 - ``ApiUsageError``: any other client-side error (bad request shape, unknown parameter).
+- ``GoneError`` (an ``ApiUsageError``): 410 Gone, what is asked for is no longer kept, e.g.
+  the items of a payout created more than six months ago. Asking again will not help.
 """
 
 from __future__ import annotations
@@ -81,4 +83,8 @@ class ApiUsageError(GoCardlessError):
 
 
 class IdempotencyMismatchError(GoCardlessError):
+    pass
+
+
+class GoneError(ApiUsageError):
     pass

@@ -2,7 +2,7 @@
 mirror row in memory, decide the signals and the audit entry, then write.
 
 Two ways to write, the same rows either way (tests/gocardless/test_performance_shape.py):
-- a resource that sends signals (or is a paid payout, with its items) is written on its own,
+- a resource that sends signals (or a payout with its items) is written on its own,
   in a savepoint, and its signals are sent there: their receivers see every earlier write,
   and a receiver that raises rolls back this resource only;
 - resources with nothing to send are written together: one statement per mirror model and
@@ -23,12 +23,13 @@ from gocardless import errors, signals
 from gocardless.actors import actor_for_event
 from gocardless.client import GoCardlessClient
 from gocardless.mirrors import mirror_set, mirrors_save, payout_items_replace
-from gocardless.models import EventOutcome, GoCardlessEvent, Mirror
+from gocardless.models import EventOutcome, GoCardlessEvent, Mirror, PayoutItemsState
 
 logger = logging.getLogger(__name__)
 
 # Status changes of these are audited (money, and the mandates that allow collecting it).
-AUDITED_TYPES = {"payments", "payouts", "refunds", "mandates"}
+AUDITED_TYPES = {"payments", "payouts", "refunds", "mandates", "subscriptions",
+                 "instalment_schedules"}
 
 
 @dataclass
@@ -39,7 +40,7 @@ class AppliedResource:
     outcomes: list[str]
     obj: Mirror | None = None
     changed: bool = False  # re-fetched: the row must be written
-    items: list[dict] | None = None  # a paid payout's items, to replace
+    items: list[dict] | None = None  # a payout's items, to replace
     audit: AuditEntry | None = None
     sends: list = field(default_factory=list)  # (signal, event, previous) in event order
 
@@ -119,8 +120,8 @@ def resource_apply(
         except errors.NotFoundError:
             return AppliedResource(group, [EventOutcome.GONE] * len(group), obj)
         items = None
-        if rtype == "payouts" and data.get("status") == "paid":
-            items = list(client.payout_items_iter(rid))
+        if rtype == "payouts" and _items_wanted(obj, data, force=force):
+            items = _payout_items_fetch(obj, client=client, started=started)
         obj.fetched_at = started
         previous = mirror_set(obj=obj, resource_type=rtype, data=data)
         applied.changed, applied.items = True, items
@@ -135,6 +136,33 @@ def resource_apply(
         for signal in _signals(event, obj, previous, status=event is cause):
             applied.sends.append((signal, event, previous))
     return applied
+
+
+def _items_wanted(payout, data: dict, *, force: bool) -> bool:
+    """A payout's items are fetched when it is first seen, whatever its status: GoCardless
+    keeps them for six months only (410 Gone after that), and a payout may be first seen
+    late (a backlog, a new connection, a replay). Fetched again once it is paid (its lines
+    are final then), never again once GoCardless said they are gone (unless forced)."""
+    state = payout.items_state
+    if state == PayoutItemsState.UNAVAILABLE:
+        return force
+    return state == PayoutItemsState.NOT_FETCHED or data.get("status") == "paid" or force
+
+
+def _payout_items_fetch(payout, *, client: GoCardlessClient, started) -> list[dict] | None:
+    """The payout's items, and its ``items_state`` set (not saved); None when GoCardless
+    answers 410 Gone: then the payout says its lines are unavailable, unless an earlier fetch
+    already has them (those stay, they never change once fetched)."""
+    payout.items_checked_at = started
+    try:
+        items = list(client.payout_items_iter(payout.gocardless_id))
+    except errors.GoneError:
+        if payout.items_state != PayoutItemsState.FETCHED:
+            payout.items_state = PayoutItemsState.UNAVAILABLE
+        logger.info("gocardless payout %s: items gone (410)", payout.gocardless_id)
+        return None
+    payout.items_state = PayoutItemsState.FETCHED
+    return items
 
 
 def resource_write(*, applied: AppliedResource) -> None:

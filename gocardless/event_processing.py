@@ -33,20 +33,23 @@ from gocardless.event_apply import (
     resource_write,
     resources_write_together,
 )
-from gocardless.mirrors import MIRROR_MODELS, mirrors_lock
+from gocardless.mirrors import MIRROR_MODELS, instalment_schedules_upcoming, mirrors_lock
 from gocardless.models import (
     ConnectionStatus,
     EventOutcome,
     GoCardlessConnection,
     GoCardlessEvent,
+    InstalmentSchedule,
     Mirror,
+    Payment,
 )
 from tenants.activity import of_active_tenants
 
 logger = logging.getLogger(__name__)
 
 # What we mirror from events (customer bank accounts are fetched on demand only).
-PROCESSED_TYPES = {"payments", "mandates", "payouts", "refunds", "billing_requests", "customers"}
+PROCESSED_TYPES = {"payments", "mandates", "payouts", "refunds", "billing_requests", "customers",
+                   "subscriptions", "instalment_schedules"}
 # The event columns processing changes, written back with one UPDATE per distinct outcome.
 EVENT_FIELDS = ("attempts", "processed_at", "outcome", "error", "failed_at", "next_attempt_at")
 
@@ -245,6 +248,28 @@ class _ChunkWrite:
         self.flush()
         for obj in self.drop:
             obj.delete()
+        self.schedules_upcoming()
+
+    def schedules_upcoming(self) -> None:
+        """The instalment schedules whose payments (or themselves) changed in this chunk get
+        their upcoming payments derived again (mirrors.instalment_schedules_upcoming). Derived
+        data: should that fail, the chunk's writes stand and the next change derives it."""
+        touched: dict[int, set[str]] = {}
+        for applied in self.succeeded():
+            obj = applied.obj
+            if not applied.changed or obj is None:
+                continue
+            if isinstance(obj, InstalmentSchedule):
+                touched.setdefault(obj.tenant_id, set()).add(obj.gocardless_id)
+            elif isinstance(obj, Payment) and obj.instalment_schedule_id:
+                touched.setdefault(obj.tenant_id, set()).add(obj.instalment_schedule_id)
+        for tenant_id, schedule_ids in touched.items():
+            try:
+                with transaction.atomic():
+                    instalment_schedules_upcoming(tenant_id=tenant_id, schedule_ids=schedule_ids)
+            except Exception:
+                logger.exception("gocardless: upcoming payments of instalment schedules %s "
+                                 "(tenant %s) not derived", sorted(schedule_ids), tenant_id)
 
     def succeeded(self) -> list[AppliedResource]:
         return [a for a in self.done if id(a.group) not in self.failures]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from django.db import models
 from django.utils.dateparse import parse_datetime
 
 from core.money import minor_units_from_api, parse_minor_string
@@ -17,12 +18,14 @@ from gocardless.models import (
     BillingRequest,
     Customer,
     CustomerBankAccount,
+    InstalmentSchedule,
     Mandate,
     Mirror,
     Payment,
     Payout,
     PayoutItem,
     Refund,
+    Subscription,
 )
 
 MIRROR_MODELS: dict[str, type[Mirror]] = {
@@ -33,7 +36,13 @@ MIRROR_MODELS: dict[str, type[Mirror]] = {
     "payouts": Payout,
     "refunds": Refund,
     "billing_requests": BillingRequest,
+    "subscriptions": Subscription,
+    "instalment_schedules": InstalmentSchedule,
 }
+
+# A plan's payment that has not been collected yet: what "upcoming" means for an instalment
+# schedule (GoCardless lists no upcoming payments for those; a subscription's come with it).
+PAYMENT_NOT_YET_COLLECTED = ("pending_customer_approval", "pending_submission", "submitted")
 
 
 def _date(value) -> date | None:
@@ -84,6 +93,8 @@ def _payment(data: dict, links: dict) -> dict:
         "reference": data.get("reference") or "",
         "mandate_id": links.get("mandate", ""),
         "payout_id": links.get("payout") or "",
+        "subscription_id": links.get("subscription") or "",
+        "instalment_schedule_id": links.get("instalment_schedule") or "",
     }
 
 
@@ -114,6 +125,43 @@ def _billing_request(data: dict, links: dict) -> dict:
     }
 
 
+def _upcoming(entries) -> list[dict]:
+    """GoCardless' forecast, as {"charge_date": "YYYY-MM-DD", "amount": minor units}."""
+    return [
+        {"charge_date": str(entry.get("charge_date") or ""),
+         "amount": minor_units_from_api(entry.get("amount"))}
+        for entry in entries or [] if isinstance(entry, dict)
+    ]
+
+
+def _subscription(data: dict, links: dict) -> dict:
+    interval = data.get("interval")
+    return {
+        "mandate_id": links.get("mandate", ""),
+        "amount": minor_units_from_api(data.get("amount")),
+        "currency": data.get("currency") or "",
+        "name": (data.get("name") or "")[:300],
+        "interval_unit": data.get("interval_unit") or "",
+        "interval": interval if isinstance(interval, int) and interval > 0 else 1,
+        "day_of_month": data.get("day_of_month"),
+        "start_date": _date(data.get("start_date")),
+        "end_date": _date(data.get("end_date")),
+        "upcoming_payments": _upcoming(data.get("upcoming_payments")),
+    }
+
+
+def _instalment_schedule(data: dict, links: dict) -> dict:
+    # upcoming_payments is derived from the schedule's payments (instalment_schedules_upcoming),
+    # which the schedule's own JSON does not describe.
+    return {
+        "mandate_id": links.get("mandate", ""),
+        "currency": data.get("currency") or "",
+        "total_amount": minor_units_from_api(data.get("total_amount")),
+        "name": (data.get("name") or "")[:300],
+        "payment_ids": [str(p) for p in links.get("payments") or []],
+    }
+
+
 # resource_type → its own columns (on top of the common ones; may override ``status``).
 COLUMNS = {
     "customers": _customer,
@@ -123,6 +171,8 @@ COLUMNS = {
     "payouts": _payout,
     "refunds": _refund,
     "billing_requests": _billing_request,
+    "subscriptions": _subscription,
+    "instalment_schedules": _instalment_schedule,
 }
 
 
@@ -232,3 +282,33 @@ def payout_items_replace(*, payout: Payout, items: list[dict]) -> int:
         ]
     )
     return len(items)
+
+
+def instalment_schedules_upcoming(*, tenant_id: int, schedule_ids: set[str]) -> int:
+    """Derive each schedule's ``upcoming_payments`` from its payments' mirrors: those not yet
+    collected, by charge date. Run after the schedule or one of its payments changed; two
+    queries and one UPDATE per schedule whose list changed. Returns how many changed."""
+    if not schedule_ids:
+        return 0
+    schedules = list(InstalmentSchedule.objects.filter(tenant_id=tenant_id,
+                                                       gocardless_id__in=schedule_ids))
+    linked = {pid for s in schedules for pid in s.payment_ids}
+    rows = Payment.objects.filter(tenant_id=tenant_id).filter(
+        models.Q(instalment_schedule_id__in=schedule_ids) | models.Q(gocardless_id__in=linked)
+    ).values_list("gocardless_id", "instalment_schedule_id", "status", "charge_date", "amount")
+    pending: dict[str, list[tuple]] = {}
+    for pid, schedule_id, status, charge_date, amount in rows:
+        if status not in PAYMENT_NOT_YET_COLLECTED or charge_date is None:
+            continue
+        for schedule in schedules:
+            if schedule_id == schedule.gocardless_id or pid in schedule.payment_ids:
+                pending.setdefault(schedule.gocardless_id, []).append(
+                    (charge_date, pid, amount))
+    changed = 0
+    for schedule in schedules:
+        upcoming = [{"charge_date": day.isoformat(), "amount": amount}
+                    for day, _pid, amount in sorted(pending.get(schedule.gocardless_id, []))]
+        if upcoming != schedule.upcoming_payments:
+            InstalmentSchedule.objects.filter(pk=schedule.pk).update(upcoming_payments=upcoming)
+            changed += 1
+    return changed

@@ -200,9 +200,9 @@ def test_unknown_types_are_ignored_and_missing_resources_are_gone(sim, connectio
         {
             "id": "EVX1",
             "created_at": "2026-03-02T10:00:00.000Z",
-            "resource_type": "subscriptions",
-            "action": "created",
-            "links": {"subscription": "SB1"},
+            "resource_type": "exports",
+            "action": "started",
+            "links": {"export": "EX1"},
             "details": {},
         },
         {
