@@ -213,6 +213,9 @@ class AttemptState(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
     SUPERSEDED = "superseded", "Superseded (invoice changed or closed in Exact)"
     RESOLVED = "resolved", "Resolved by a person"
+    # The failure rules e-mailed the customer a payment link (pay_links.py).
+    PAY_LINK_SENT = "pay_link_sent", "Failed; payment link sent to the customer"
+    PAID_BY_LINK = "paid_by_link", "Paid through the payment link"
 
 
 # States in which the receivable must not get a new attempt from a run.
@@ -225,6 +228,8 @@ BLOCKING_STATES = (
     AttemptState.NEEDS_ATTENTION,
     AttemptState.CANCELLED,
     AttemptState.RESOLVED,
+    AttemptState.PAY_LINK_SENT,
+    AttemptState.PAID_BY_LINK,
 )
 # States in which money is (possibly) on its way at GoCardless.
 IN_FLIGHT_STATES = (AttemptState.PENDING, AttemptState.SUBMITTED)
@@ -264,6 +269,8 @@ class CollectionAttempt(models.Model):
     failure_cause = models.CharField(max_length=100, blank=True)
     failure_description = models.TextField(blank=True)
     flag = models.CharField(max_length=300, blank=True, help_text="Why a person should look.")
+    # The failure rule that decided what happened after the payment failed, in words.
+    decided_by = models.CharField(max_length=300, blank=True)
     send_count = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     resolution = models.TextField(blank=True)
@@ -299,6 +306,146 @@ class CollectionAttempt(models.Model):
     @property
     def payment_metadata(self) -> dict[str, str]:
         """The three metadata keys every payment we create carries (docs/collections.md)."""
+        return {
+            "mlc_attempt": self.key,
+            "exact_invoice": "" if self.invoice_number is None else str(self.invoice_number),
+            "exact_account": "" if self.account_exact_id is None else str(self.account_exact_id),
+        }
+
+
+# --- failures handled by cause, and the pay-by-link fallback (docs/failures.md) ------------
+
+
+class FailureAction(models.TextChoices):
+    RETRY = "retry", "Collect again after some days"
+    SUCCESS_PLUS = "success_plus", "Let GoCardless Success+ retry"
+    NO_RETRY = "no_retry", "Do not retry (needs attention)"
+
+
+class FailureRule(models.Model):
+    """A tenant's own answer to one GoCardless failure cause; a cause without a row follows
+    the defaults in ``failure_rules.DEFAULT_RULES`` (docs/failures.md)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    cause = models.CharField(
+        max_length=100,
+        help_text="The failure cause GoCardless gives (details.cause of the payment's event).",
+    )
+    action = models.CharField(max_length=20, choices=FailureAction.choices)
+    retry_after_days = models.PositiveSmallIntegerField(
+        default=5, help_text="Days between a failure and the next collection (Collect again)."
+    )
+    retry_times = models.PositiveSmallIntegerField(
+        default=1, help_text="How many times the invoice is collected again (Collect again)."
+    )
+    pay_link = models.BooleanField(
+        default=False,
+        verbose_name="E-mail a payment link",
+        help_text="When the retries are used up or the mandate is gone, e-mail the customer a "
+        "link to pay the invoice by bank (only while payment links are switched on).",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant", "cause"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "cause"], name="collection_failure_rule"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cause}: {self.get_action_display().lower()}"
+
+
+class FailureSettings(models.Model):
+    """Per-tenant switch for payment links (off until the company turns it on: a new kind of
+    e-mail to its customers), and how long a link stays open."""
+
+    tenant = models.OneToOneField(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="collection_failure_settings"
+    )
+    pay_links_enabled = models.BooleanField(
+        default=False,
+        verbose_name="Send payment links",
+        help_text="E-mail customers a link to pay by bank when the failure rules say so.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "failure settings"
+        verbose_name_plural = "failure settings"
+
+    def __str__(self) -> str:
+        return f"Failure settings of {self.tenant}"
+
+
+class PayLinkState(models.TextChoices):
+    CREATING = "creating", "Being created"
+    SENT = "sent", "Sent to the customer"
+    PAID = "paid", "Paid"
+    EXPIRED = "expired", "Expired unpaid"
+    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", "Not sent (GoCardless or the e-mail refused)"
+
+
+# A link in these states keeps collection runs away from its invoice (pay_link_rules.py).
+OPEN_PAY_LINK_STATES = (PayLinkState.CREATING, PayLinkState.SENT, PayLinkState.PAID)
+
+
+class PayLink(models.Model):
+    """A GoCardless billing request for a one-off payment of a failed attempt's invoice, its
+    hosted page and the e-mail to the customer. Written (with its idempotency keys) before
+    any call, so a crash and a rerun reuse the same keys."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    attempt = models.ForeignKey(
+        CollectionAttempt, on_delete=models.PROTECT, related_name="pay_links"
+    )
+    receivable_exact_id = models.UUIDField(db_index=True)
+    invoice_number = models.BigIntegerField(null=True, blank=True)
+    account_exact_id = models.UUIDField(null=True, blank=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    # What the payment's metadata carries as mlc_attempt: the next attempt number of the
+    # invoice, so bookings book the receipt like any other (rules.payment_owner).
+    key = models.CharField(max_length=100)
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    email = models.CharField(max_length=254, blank=True)
+    rule = models.CharField(max_length=300, blank=True, help_text="The rule that sent it.")
+    state = models.CharField(
+        max_length=20, choices=PayLinkState.choices, default=PayLinkState.CREATING
+    )
+    billing_request_gocardless_id = models.CharField(max_length=40, blank=True, db_index=True)
+    flow_gocardless_id = models.CharField(max_length=40, blank=True)
+    authorisation_url = models.URLField(max_length=1000, blank=True)
+    instant = models.BooleanField(
+        default=False, help_text="Instant bank payment (else a mandate and a payment)."
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    payment_gocardless_id = models.CharField(max_length=40, blank=True, db_index=True)
+    payment_status = models.CharField(max_length=40, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="collection_pay_link_key"),
+            # One open link per invoice: a second failure never e-mails the customer twice.
+            models.UniqueConstraint(
+                fields=["tenant", "receivable_exact_id"],
+                condition=Q(state__in=("creating", "sent", "paid")),
+                name="collection_one_open_pay_link",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Payment link for invoice {self.invoice_number}"
+
+    @property
+    def payment_metadata(self) -> dict[str, str]:
+        """The three keys every payment of ours carries (bookings' ``payment_owner``)."""
         return {
             "mlc_attempt": self.key,
             "exact_invoice": "" if self.invoice_number is None else str(self.invoice_number),
