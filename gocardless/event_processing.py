@@ -318,7 +318,7 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def _database_now() -> datetime:
+def database_now() -> datetime:
     """The database's clock, the one ``GoCardlessEvent.received_at`` comes from. On
     PostgreSQL it is the transaction's start: never later than the GETs that follow, so
     "fetched after this event arrived" is decided conservatively."""
@@ -328,6 +328,9 @@ def _database_now() -> datetime:
             return datetime.fromisoformat(cursor.fetchone()[0]).replace(tzinfo=UTC)
         cursor.execute("SELECT CURRENT_TIMESTAMP")
         return cursor.fetchone()[0]
+
+
+_database_now = database_now
 
 
 def _connection(tenant_id: int, cache: dict) -> GoCardlessConnection | None:
