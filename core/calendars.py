@@ -40,6 +40,18 @@ def _closed_days(scheme: str, year: int) -> frozenset[dt.date]:
     return frozenset(calendar([year]).keys())
 
 
+@lru_cache(maxsize=64)
+def _closed_day_names(scheme: str, year: int) -> dict[dt.date, str]:
+    return dict(_SCHEME_CALENDARS[scheme]([year]).items()) if scheme in _SCHEME_CALENDARS else {}
+
+
+def holiday_name(day: dt.date, scheme: str) -> str:
+    """The name of the holiday that closes ``scheme`` on ``day`` ("Easter Monday"), or ""
+    (a working day, or a weekend day that is no holiday)."""
+    _closed_days(scheme, day.year)  # an unknown scheme raises, as everywhere here
+    return _closed_day_names(scheme, day.year).get(day, "")
+
+
 def is_working_day(day: dt.date, scheme: str) -> bool:
     return day.weekday() < 5 and day not in _closed_days(scheme, day.year)
 
