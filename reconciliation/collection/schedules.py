@@ -1,22 +1,25 @@
 """The collection engine's periodic jobs: which tenants it starts, and the daily e-mail of
 what needs attention.
 
-One schedule (every 15 minutes) rather than one per tenant: each tenant runs once a day at
-its own local ``collection_hour``, and a tenant added or moved to another time zone needs no
-schedule change. "Already ran today" is read from the runs themselves, so two clusters
-firing the same schedule start one run (the second is refused by the live-run lock, or sees
-today's scheduled run and skips).
+One schedule (every 15 minutes) rather than one per tenant: each tenant's own schedule
+(every day, chosen weekdays or chosen days of the month, at its local ``collection_hour``:
+``schedule_slots``) says which slot is due, and a tenant added, moved to another time zone
+or given another schedule needs no schedule change here. Whether a slot has had its run is
+read from the runs themselves, and the database decides between two clusters firing the
+same schedule: ``scheduled_runs.scheduled_run_start`` stores one run per slot (a unique
+constraint), the other sweep is refused ("already started for this slot").
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from django.db.models import Q
 from django.utils import timezone
 
-from core.calendars import tenant_today
 from core.schedules import schedule_upsert
 from reconciliation.collection.models import CollectionRun, RunState, RunTrigger
+from reconciliation.collection.schedule_slots import Slot, schedule_slot_due
 from tenants.models import CollectionMode, Tenant
 
 SCHEDULE_NAME = "collection.runs_due"
@@ -42,19 +45,33 @@ def collection_schedules_ensure() -> list[str]:
     return [SCHEDULE_NAME, DIGEST_SCHEDULE_NAME]
 
 
-def tenants_due_for_run(*, now: dt.datetime | None = None) -> list[Tenant]:
+def slots_due_for_run(*, now: dt.datetime | None = None) -> list[tuple[Tenant, Slot]]:
+    """Each active, collecting tenant whose schedule has a slot due at ``now`` that has not
+    had its run yet, with that slot. A refused or failed run leaves its slot due (the next
+    sweep tries again). A scheduled run of the slot's local day without a slot (one started
+    before slots were stored) or for another slot that day (the hour was changed after it ran)
+    counts too: one scheduled run a day at most."""
     now = now or timezone.now()
     due = []
     for tenant in Tenant.objects.filter(is_active=True).exclude(collection_mode=CollectionMode.OFF):
-        local = now.astimezone(tenant.zone)
-        if local.hour < tenant.collection_hour:
+        slot = schedule_slot_due(tenant=tenant, now=now)
+        if slot is None:
             continue
-        today = tenant_today(tenant, now=now)
-        ran = (
-            CollectionRun.objects.filter(tenant=tenant, trigger=RunTrigger.SCHEDULE, as_of=today)
-            .exclude(state__in=(RunState.REFUSED, RunState.FAILED))
-            .exists()
-        )
-        if not ran:
-            due.append(tenant)
+        if not slot_has_run(tenant=tenant, slot=slot):
+            due.append((tenant, slot))
     return due
+
+
+def slot_has_run(*, tenant, slot: Slot) -> bool:
+    """Whether ``slot`` has had its scheduled run (see ``slots_due_for_run``)."""
+    return (
+        CollectionRun.objects.filter(tenant=tenant, trigger=RunTrigger.SCHEDULE)
+        .filter(Q(slot_at=slot.at) | Q(as_of=slot.day))
+        .exclude(state__in=(RunState.REFUSED, RunState.FAILED))
+        .exists()
+    )
+
+
+def tenants_due_for_run(*, now: dt.datetime | None = None) -> list[Tenant]:
+    """The tenants of ``slots_due_for_run``."""
+    return [tenant for tenant, _slot in slots_due_for_run(now=now)]

@@ -55,13 +55,14 @@ def queued_run_task(run_id: int) -> str:
 
 
 def runs_due_task() -> list[str]:
-    """Periodic: hand out again the queued runs whose task never started, then start the
-    daily run of every tenant whose local collection hour has come."""
+    """Periodic: hand out again the queued runs whose task never started, then queue the
+    scheduled run of every tenant whose schedule has a slot due (one run per slot, however
+    many clusters sweep: ``scheduled_runs.scheduled_runs_start``)."""
     from reconciliation.collection.runs import queued_runs_resume
-    from reconciliation.collection.schedules import tenants_due_for_run
+    from reconciliation.collection.scheduled_runs import scheduled_runs_start
 
     resumed = [f"queued run {pk} handed to the workers again" for pk in queued_runs_resume()]
-    return resumed + [run_task(tenant.pk, "schedule") for tenant in tenants_due_for_run()]
+    return resumed + scheduled_runs_start()
 
 
 def attention_digest_task() -> int:
