@@ -31,6 +31,7 @@ class ControlApp:
             ("POST", "/_control/instalment_schedules"): self.create_instalment_schedule,
             ("POST", "/_control/scenarios/<name>"): self.scenario,
             ("POST", "/_control/billing_request_flows/<flow_id>/complete"): self.complete_flow,
+            ("POST", "/_control/payments/<payment_id>/fail"): self.fail_payment,
             ("GET", "/_control/faults"): self.faults,
             ("POST", "/_control/faults"): self.inject,
             ("DELETE", "/_control/faults"): self.clear_faults,
@@ -113,7 +114,12 @@ class ControlApp:
         return _json({"scenario": name, "resource_id": body["resource_id"]})
 
     def complete_flow(self, body, flow_id):
-        return _json({"mandates": self.sim.complete_billing_request_flow(flow_id, **body)})
+        made = self.sim.complete_billing_request_flow(flow_id, **body)
+        return _json({"mandates" if made["id"].startswith("MD") else "payments": made})
+
+    def fail_payment(self, body, payment_id):
+        """{"cause": "mandate_cancelled"}: the payer's bank fails the payment with it."""
+        return _json({"payments": self.sim.fail_payment(payment_id, body["cause"])})
 
     def faults(self, body):
         return _json(self.sim.faults.describe())

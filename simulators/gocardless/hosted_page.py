@@ -28,23 +28,48 @@ def _page(title: str, body: str, status: int = 200) -> Response:
                     content_type="text/html; charset=utf-8")
 
 
+PAYER_FIELDS = ("given_name", "family_name", "company_name", "email")
+
+
+def _amount(payment_request: dict) -> str:
+    minor = payment_request["amount"]
+    return f"{payment_request['currency']} {minor // 100}.{minor % 100:02d}"
+
+
 def _form(state, flow: dict, billing_request: dict, customer: dict, message: str = "") -> str:
-    currency = billing_request["mandate_request"]["currency"]
+    mandate_request = billing_request["mandate_request"]
+    payment_request = billing_request.get("payment_request")
+    currency = (mandate_request or payment_request)["currency"]
     values = {**DEFAULT_BANK_DETAILS.get(currency, {}),
               **{k: v for k, v in customer.items() if isinstance(v, str)},
               **flow["prefilled_customer"], **flow["prefilled_bank_account"]}
-    wanted = [f for f in FIELDS if not (currency == "EUR" and f in ("account_number",
-                                                                     "branch_code"))
-              and not (currency != "EUR" and f == "iban")]
+    if mandate_request is None:
+        wanted = list(PAYER_FIELDS)  # instant: the payer authorises at their own bank
+    else:
+        wanted = [f for f in FIELDS if not (currency == "EUR" and f in ("account_number",
+                                                                         "branch_code"))
+                  and not (currency != "EUR" and f == "iban")]
     rows = "".join(
         f'<p><label>{f}<input name="{f}" value="{escape(str(values.get(f) or ""))}"></label></p>'
         for f in wanted)
     note = f'<p role="alert">{escape(message)}</p>' if message else ""
-    return (f"{note}<p>Set up a {escape(currency)} Direct Debit with "
-            f"{escape(state.creditor_name)} "
-            f"({escape(billing_request['mandate_request']['scheme'])}).</p>"
-            f'<form method="post">{rows}<button type="submit">Set up Direct Debit</button>'
-            "</form>")
+    creditor = escape(state.creditor_name)
+    if payment_request is not None and mandate_request is None:
+        what = (f"<p>Pay {escape(_amount(payment_request))} to {creditor} from your bank "
+                f"({escape(payment_request['scheme'])}): "
+                f"{escape(payment_request.get('description') or '')}</p>")
+        button = "Pay with my bank"
+    elif payment_request is not None:
+        what = (f"<p>Pay {escape(_amount(payment_request))} to {creditor} by Direct Debit "
+                f"({escape(mandate_request['scheme'])}): "
+                f"{escape(payment_request.get('description') or '')}</p>")
+        button = "Set up Direct Debit and pay"
+    else:
+        what = (f"<p>Set up a {escape(currency)} Direct Debit with {creditor} "
+                f"({escape(mandate_request['scheme'])}).</p>")
+        button = "Set up Direct Debit"
+    return (f'{note}{what}<form method="post">{rows}<button type="submit">{escape(button)}'
+            "</button></form>")
 
 
 class HostedPage:
@@ -65,20 +90,28 @@ class HostedPage:
                 return _page("Page not found", "<p>This link is not valid.</p>", 404)
             billing_request = state.get("billing_requests", flow["links"]["billing_request"])
             customer = state.get("customers", billing_request["links"]["customer"])
+            paying = billing_request.get("payment_request") is not None
+            title = "Pay your invoice" if paying else "Set up a Direct Debit"
             if billing_request["status"] == "fulfilled":
+                if paying:
+                    return _page("Already paid", "<p>This payment is already made.</p>")
                 return _page("Already set up", "<p>This Direct Debit is already set up.</p>")
+            if billing_request["status"] == "cancelled":
+                return _page("Link cancelled", "<p>This link is no longer valid.</p>", 410)
             if state.clock.now() > flow["_expires"]:
                 return _page("Link expired", "<p>This link has expired.</p>", 410)
             if request.method != "POST":
-                return _page("Set up a Direct Debit", _form(state, flow, billing_request, customer))
+                return _page(title, _form(state, flow, billing_request, customer))
             payer = {f: request.form.get(f, "").strip() for f in FIELDS}
             try:
-                mandate = complete_flow(state, flow_id, payer)
+                made = complete_flow(state, flow_id, payer)
             except errors.ApiError as exc:
                 problems = "; ".join(f"{e.get('field', '')} {e['message']}" for e in exc.errors)
-                return _page("Set up a Direct Debit",
-                             _form(state, flow, billing_request, customer, problems), 422)
+                return _page(title, _form(state, flow, billing_request, customer, problems), 422)
         if flow["redirect_uri"]:
             return redirect(flow["redirect_uri"], code=303)
+        if made["id"].startswith("PM"):
+            return _page("Payment made",
+                         f"<p>Thank you: your payment is made (payment {escape(made['id'])}).</p>")
         return _page("Direct Debit set up",
-                     f"<p>Your Direct Debit is set up (mandate {escape(mandate['id'])}).</p>")
+                     f"<p>Your Direct Debit is set up (mandate {escape(made['id'])}).</p>")

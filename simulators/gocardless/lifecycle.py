@@ -16,6 +16,7 @@ MANDATE_USABLE = ("pending_customer_approval", "pending_submission", "submitted"
 
 DESCRIPTIONS = {
     "payment_created": "Payment created via the API.",
+    "payment_created_by_billing_request": "Payment created by a billing request.",
     "payment_submitted": "Payment submitted to the banks. As a result it can no longer be "
                          "cancelled.",
     "payment_confirmed": "Enough time has passed since the payment was submitted for the banks "
@@ -168,12 +169,26 @@ def payment_cancel(state, payment: dict, at: datetime, event_details: dict, *,
                event_details, resource=payment, metadata=metadata, at=at)
 
 
-def payment_fail(state, payment: dict, at: datetime, *, late: bool = False) -> dict:
-    """Fail a submitted (or, late, a paid-out) payment with the scheme's usual bank cause."""
+# Causes Success+ retries: insufficient funds only (Bacs reports it as refer to payer);
+# GoCardless, "Which failed payments can be retried with Success+?".
+SUCCESS_PLUS_CAUSES = ("insufficient_funds", "refer_to_payer")
+
+
+def payment_fail(state, payment: dict, at: datetime, *, late: bool = False,
+                 cause: str | None = None) -> dict:
+    """Fail a submitted (or, late, a paid-out) payment with the scheme's usual bank cause,
+    or with ``cause`` (the control API's ``/payments/{id}/fail``)."""
     scheme = SCHEMES[payment["scheme"]]
-    cause = "refer_to_payer" if scheme.name == "bacs" else "insufficient_funds"
-    retry = bool(payment.get("retry_if_possible")) and not late and payment["_retries"] < 3
-    event_details = bank_details(scheme.name, cause, scheme.reason_code_failed)
+    usual = "refer_to_payer" if scheme.name == "bacs" else "insufficient_funds"
+    cause = cause or usual
+    retry = (bool(payment.get("retry_if_possible")) and not late and payment["_retries"] < 3
+             and cause in SUCCESS_PLUS_CAUSES)
+    if cause == usual:
+        event_details = bank_details(scheme.name, cause, scheme.reason_code_failed)
+    else:
+        event_details = {"origin": "bank", "cause": cause, "scheme": scheme.name,
+                         "reason_code": None,
+                         "description": DESCRIPTIONS.get(cause, f"The payment failed ({cause}).")}
     event_details["will_attempt_retry"] = retry
     if retry:
         payment["_autoretry_on"] = add_working_days(at.date(), 1, scheme.name)
@@ -264,7 +279,8 @@ def refund_fail(state, refund: dict, at: datetime) -> None:
 # -- payouts ------------------------------------------------------------------------------
 
 def _fee_items(payment: dict) -> list[dict]:
-    links = {"payment": payment["id"], "mandate": payment["links"]["mandate"]}
+    # An instant bank payment has no mandate.
+    links = {"payment": payment["id"], "mandate": payment["links"].get("mandate")}
     fee = transaction_fee(payment["amount"])
     vat = vat_on(fee)
     items = [

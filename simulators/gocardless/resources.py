@@ -318,7 +318,7 @@ VERIFY_VALUES = ("minimum", "recommended", "when_available", "always")
 def _mandate_request(state, data, check: errors.Validation) -> dict | None:
     request = data.get("mandate_request")
     if not isinstance(request, dict):
-        check.add("mandate_request", "is required (the simulator supports mandate requests)")
+        check.add("mandate_request", "or payment_request is required")
         return None
     for key in request:
         if key not in MANDATE_REQUEST_FIELDS:
@@ -351,29 +351,113 @@ def _mandate_request(state, data, check: errors.Validation) -> dict | None:
     }
 
 
-def _actions(customer_collected: bool) -> list[dict]:
+def _actions(customer_collected: bool, *, bank_account: bool = True) -> list[dict]:
     def action(kind, status, requires=(), completes=()):
         return {"type": kind, "required": True, "completes_actions": list(completes),
                 "requires_actions": list(requires), "status": status}
 
-    return [
+    actions = [
         action("choose_currency", "completed"),
         action("collect_customer_details", "completed" if customer_collected else "pending",
                requires=["choose_currency"]),
-        action("collect_bank_account", "pending", completes=["choose_currency"]),
-        action("confirm_payer_details", "pending",
-               requires=["collect_customer_details", "collect_bank_account"]),
     ]
+    if bank_account:
+        actions += [
+            action("collect_bank_account", "pending", completes=["choose_currency"]),
+            action("confirm_payer_details", "pending",
+                   requires=["collect_customer_details", "collect_bank_account"]),
+        ]
+    else:
+        # An instant payment: the payer picks their bank and authorises it there.
+        actions += [
+            action("select_institution", "pending", requires=["collect_customer_details"]),
+            action("bank_authorisation", "pending", requires=["select_institution"]),
+        ]
+    return actions
+
+
+PAYMENT_REQUEST_FIELDS = {"amount", "currency", "description", "metadata", "app_fee",
+                          "reference", "scheme", "funds_settlement", "retry_if_possible"}
+# Instant Bank Pay: GBP over Faster Payments, EUR over SEPA credit transfers ("Take a one-off
+# Instant bank payment"; docs/simulator-gocardless.md, "Billing requests for payments").
+INSTANT_SCHEMES = {"GBP": "faster_payments", "EUR": "sepa_credit_transfer"}
+
+
+def _amount(request: dict, check: errors.Validation) -> int | None:
+    """Minor units; the guide's examples send a string of digits ("500"), the SDK an integer."""
+    value = request.get("amount")
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if value is None:
+        check.add("amount", "is required", "payment_request/amount")
+    elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        check.add("amount", "must be greater than 0", "payment_request/amount")
+        return None
+    return value
+
+
+def _payment_request(state, data, check: errors.Validation,
+                     mandate_request: dict | None) -> dict | None:
+    request = data.get("payment_request")
+    if request is None:
+        return None
+    if not isinstance(request, dict):
+        check.add("payment_request", "must be an object")
+        return None
+    for key in request:
+        if key not in PAYMENT_REQUEST_FIELDS:
+            check.add(key, "is not a permitted parameter", f"payment_request/{key}")
+    amount = _amount(request, check)
+    currency = request.get("currency")
+    if currency is None:
+        check.add("currency", "is required", "payment_request/currency")
+    elif mandate_request is not None:
+        # Paid by Direct Debit on the mandate the same request sets up.
+        if currency != mandate_request["currency"]:
+            check.add("currency", "must match the mandate request's currency",
+                      "payment_request/currency")
+        scheme = mandate_request["scheme"]
+    elif currency not in INSTANT_SCHEMES:
+        check.add("currency", "is not supported for instant payments (add a "
+                  "mandate_request to collect it by Direct Debit)", "payment_request/currency")
+    description = request.get("description")
+    if description is not None and not isinstance(description, str):
+        check.add("description", "must be a string", "payment_request/description")
+    metadata = validation.metadata(request.get("metadata"), check, "payment_request/metadata")
+    if amount is None or currency is None:
+        return None
+    if mandate_request is None:
+        scheme = INSTANT_SCHEMES.get(currency)
+        if scheme is None:
+            return None
+    elif scheme in SCHEMES:
+        rule = SCHEMES[scheme]
+        if amount < rule.minimum or amount > rule.maximum:
+            check.add("amount", f"must be between {rule.minimum} and {rule.maximum} for "
+                      f"{scheme}", "payment_request/amount")
+    return {
+        "amount": amount,
+        "currency": currency,
+        "description": description,
+        "scheme": scheme,
+        "metadata": metadata,
+        "app_fee": request.get("app_fee"),
+        "reference": request.get("reference"),
+        "funds_settlement": request.get("funds_settlement", "managed"),
+        "retry_if_possible": bool(request.get("retry_if_possible", False)),
+        "links": {},
+    }
 
 
 def billing_requests_create(state, call):
     data = validation.envelope(call.body, "billing_requests")
     check = errors.Validation("billing_requests")
-    validation.reject_unknown(data, {"mandate_request", "metadata", "links", "fallback_enabled",
-                                     "purpose_code"}, check)
-    if "payment_request" in data:
-        check.add("payment_request", "is not supported by the simulator")
-    mandate_request = _mandate_request(state, data, check)
+    validation.reject_unknown(data, {"mandate_request", "payment_request", "metadata", "links",
+                                     "fallback_enabled", "purpose_code"}, check)
+    mandate_request = None
+    if "mandate_request" in data or "payment_request" not in data:
+        mandate_request = _mandate_request(state, data, check)
+    payment_request = _payment_request(state, data, check, mandate_request)
     metadata = validation.metadata(data.get("metadata"), check)
     links = validation.links(data, check, {"customer", "creditor"})
     customer = state.find("customers", links.get("customer"))
@@ -385,13 +469,23 @@ def billing_requests_create(state, call):
         customer = new_customer(state, {})
     collected = bool(customer["email"] and (customer["company_name"] or customer["family_name"]))
     request_id = state.new_id("billing_requests")
-    mandate_request["links"] = {}
+    request_links = {
+        "creditor": state.creditor_id,
+        "organisation": state.organisation_id,
+        "customer": customer["id"],
+        "customer_billing_detail": state.new_id("customer_billing_details"),
+    }
+    if mandate_request is not None:
+        mandate_request["links"] = {}
+        request_links["mandate_request"] = state.new_id("mandate_requests")
+    if payment_request is not None:
+        request_links["payment_request"] = state.new_id("payment_requests")
     billing_request = state.add("billing_requests", {
         "id": request_id,
         "created_at": state.now_iso(),
         "status": "pending",
         "mandate_request": mandate_request,
-        "payment_request": None,
+        "payment_request": payment_request,
         "subscription_request": None,
         "instalment_schedule_request": None,
         "metadata": metadata,
@@ -400,16 +494,10 @@ def billing_requests_create(state, call):
         "purpose_code": data.get("purpose_code"),
         "payment_purpose_code": None,
         "payment_context_code": None,
-        "actions": _actions(collected),
+        "actions": _actions(collected, bank_account=mandate_request is not None),
         "resources": {"customer": public(customer), "customer_billing_detail": None,
                       "customer_bank_account": None},
-        "links": {
-            "creditor": state.creditor_id,
-            "organisation": state.organisation_id,
-            "customer": customer["id"],
-            "customer_billing_detail": state.new_id("customer_billing_details"),
-            "mandate_request": state.new_id("mandate_requests"),
-        },
+        "links": request_links,
     })
     state.emit("billing_requests", "created", {"billing_request": request_id,
                                                "customer": customer["id"]},

@@ -9,7 +9,7 @@ from werkzeug.datastructures import MultiDict
 
 from simulators.harness import SimulatorServer, run_every
 
-from . import lifecycle, plans, scenarios
+from . import errors, lifecycle, plans, scenarios
 from .app import ApiApp, Call
 from .clock import SimClock, iso_timestamp
 from .consent import OAuthApp
@@ -328,12 +328,30 @@ class Simulator:
         with self.state.lock:
             scenarios.run(self.organisations.holding(resource_id).state, name, resource_id)
 
+    def fail_payment(self, payment_id: str, cause: str) -> dict:
+        """Simulator only (no such sandbox scenario): the payer's bank fails the payment with
+        ``cause`` (e.g. ``mandate_cancelled``), submitting it first when it is pending."""
+        self.tick()
+        with self.state.lock:
+            state = self.organisations.holding(payment_id).state
+            payment = state.get("payments", payment_id)
+            if payment["status"] not in ("pending_submission", "submitted"):
+                raise errors.invalid_state("invalid_state_for_scenario",
+                                           f"payment is {payment['status']}")
+            now = self.clock.now()
+            if payment["status"] == "pending_submission":
+                lifecycle.payment_submit(state, payment, now)
+            lifecycle.payment_fail(state, payment, now, cause=cause)
+            return public(payment)
+
     def complete_billing_request_flow(self, flow_id: str, **payer) -> dict:
-        """What the payer does on the hosted page; returns the new mandate."""
+        """What the payer does on the hosted page; returns the new mandate (or, for an
+        instant payment request, the payment)."""
         self.tick()
         with self.state.lock:
             state = self.organisations.holding(flow_id).state
-            return render_mandate(state, complete_flow(state, flow_id, payer))
+            made = complete_flow(state, flow_id, payer)
+            return render_mandate(state, made) if made["id"].startswith("MD") else public(made)
 
     def inject(self, kind: str, count: int = 1, *, seconds: float = 0.0, ms: int | None = None,
                method: str | None = None, path: str | None = None) -> dict:

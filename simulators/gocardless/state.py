@@ -47,6 +47,7 @@ ID_PREFIXES = {
     "events": "EV",
     "webhooks": "WB",
     "mandate_requests": "MRQ",
+    "payment_requests": "PRQ",
     "customer_billing_details": "CBD",
 }
 
