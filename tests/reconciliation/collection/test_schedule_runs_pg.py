@@ -1,0 +1,98 @@
+"""PostgreSQL: two clusters sweeping at the same moment start one scheduled run per slot.
+
+Each thread has its own database connection (as two django-q2 clusters on two machines
+have); both decide, behind a barrier, that the slot is due (neither sees the other's
+uncommitted run) and both try to store it: the partial unique index
+``collection_one_run_per_slot`` lets one in and the other is refused ("already started for
+this slot"), whichever wins the race.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connections
+
+from reconciliation.collection.models import CollectionRun, RunState, RunTrigger
+from reconciliation.collection.runs import RunRefused
+from reconciliation.collection.scheduled_runs import scheduled_run_start, scheduled_runs_start
+from reconciliation.collection.schedules import slots_due_for_run
+from tenants.models import CollectionMode, Tenant
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+SLOT = dt.datetime(2027, 3, 15, 5, 0, tzinfo=dt.UTC)  # Monday 06:00 in Amsterdam
+
+
+@pytest.fixture
+def tenant(tenant_a):
+    tenant_a.time_zone = "Europe/Amsterdam"
+    tenant_a.currencies = ["EUR"]
+    tenant_a.collection_mode = CollectionMode.AUTO
+    tenant_a.collection_hour = 6
+    tenant_a.save()
+    return tenant_a
+
+
+def _at_once(work, count: int = 2) -> list:
+    barrier = threading.Barrier(count)
+    results: list = []
+    errors: list[BaseException] = []
+
+    def worker():
+        try:
+            barrier.wait(timeout=10)
+            results.append(work())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    return results
+
+
+def _store_after_both_decided(tenant_pk: int, count: int):
+    """Both threads read "due" before either stores its run: the check-then-create race."""
+    decided = threading.Barrier(count)
+
+    def work():
+        due = slots_due_for_run(now=SLOT)
+        decided.wait(timeout=10)
+        [(tenant, slot)] = [(t, s) for t, s in due if t.pk == tenant_pk]
+        try:
+            return scheduled_run_start(tenant=tenant, slot_at=slot.at)
+        except RunRefused as exc:
+            return str(exc)
+
+    return work
+
+
+@pytest.mark.parametrize("clusters", [2, 4])
+def test_clusters_that_all_decided_the_slot_is_due_start_one_run(tenant, clusters):
+    results = _at_once(_store_after_both_decided(tenant.pk, clusters), clusters)
+    runs = [r for r in results if isinstance(r, CollectionRun)]
+    refused = [r for r in results if isinstance(r, str)]
+    assert len(runs) == 1 and len(refused) == clusters - 1, results
+    assert all(f"already started for this slot (run #{runs[0].pk})" in r for r in refused)
+    stored = CollectionRun.objects.filter(tenant=tenant, trigger=RunTrigger.SCHEDULE)
+    assert list(stored.values_list("state", "slot_at")) == [(RunState.QUEUED, SLOT)]
+
+
+def test_two_whole_sweeps_at_the_same_moment_start_one_run(tenant):
+    said = _at_once(lambda: scheduled_runs_start(now=SLOT))
+    lines = sorted(line for lines in said for line in lines)
+    stored = CollectionRun.objects.get(tenant=tenant, trigger=RunTrigger.SCHEDULE)
+    started = f"{tenant}: scheduled run #{stored.pk} queued (waiting for the task workers)"
+    assert started in lines
+    # The other sweep either saw the run already (said nothing) or was refused by the index.
+    assert all(line == started or "already started for this slot" in line for line in lines)
+    assert lines.count(started) == 1
+    assert Tenant.objects.get(pk=tenant.pk).collection_runs.count() == 1
