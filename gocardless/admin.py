@@ -261,4 +261,4 @@ class GoCardlessConnectionAdmin(TenantScopedAdmin):
 
 
 # The inbound log and the mirrors register themselves on import (Django imports admin.py).
-from gocardless import admin_log, admin_mirrors  # noqa: E402, F401
+from gocardless import admin_log, admin_mirrors, admin_plans  # noqa: E402, F401

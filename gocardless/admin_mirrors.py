@@ -30,6 +30,7 @@ from gocardless.admin_display import (
     metadata_list,
     minor_amount,
     mirror_link,
+    mirror_url,
     moment,
     raw_block,
 )
@@ -38,11 +39,14 @@ from gocardless.models import (
     BillingRequest,
     Customer,
     CustomerBankAccount,
+    InstalmentSchedule,
     Mandate,
     Payment,
     Payout,
     PayoutItem,
+    PayoutItemsState,
     Refund,
+    Subscription,
 )
 from gocardless.words import (
     PAYOUT_ITEM_TYPE_WORDS,
@@ -194,7 +198,7 @@ class MandateAdmin(MirrorAdmin):
     base_filters = (words_filter("status", "status", STATUS_WORDS["mandate"]),
                     words_filter("scheme", "scheme", SCHEME_WORDS))
     detail_fields = ("scheme_words", "reference", "customer", "bank_account", "next_charge",
-                     "payments")
+                     "payments", "plans")
 
     @admin.display(description="Scheme", ordering="scheme")
     def scheme_words(self, obj):
@@ -217,6 +221,21 @@ class MandateAdmin(MirrorAdmin):
         url = _changelist("payment", mandate_id__exact=obj.gocardless_id,
                           tenant__id__exact=obj.tenant_id)
         return format_html('<a href="{}">Payments on this mandate</a>', url)
+
+    @admin.display(description="Subscriptions and instalment plans")
+    def plans(self, obj):
+        from gocardless.admin_plans import SCHEDULE_LABEL, SUBSCRIPTION_LABEL
+
+        links = []
+        for model, kind, label in ((Subscription, "subscription", SUBSCRIPTION_LABEL),
+                                   (InstalmentSchedule, "instalmentschedule", SCHEDULE_LABEL)):
+            rows = model.objects.filter(tenant_id=obj.tenant_id, mandate_id=obj.gocardless_id)
+            for gid, name in rows.order_by("gocardless_id").values_list("gocardless_id", "name"):
+                url = mirror_url(kind, obj.tenant_id, gid)
+                links.append((url, f"{label}: {name or gid}"))
+        if not links:
+            return "None"
+        return format_html_join(", ", '<a href="{}">{}</a>', links)
 
 
 # The statuses a payment has at GoCardless (PAYMENT_STATUS_WORDS also names payment events
@@ -241,12 +260,22 @@ class PaymentAdmin(MirrorAdmin):
                                  codes=PAYMENT_STATUSES),
                     CurrencyFilter, date_period_filter("charge_date", "charge date"))
     list_per_page = 50
-    detail_fields = ("amount_display", "refunded_display", "charge_day", "reference", "mandate",
-                     "customer", "payout", "refunds")
+    detail_fields = ("amount_display", "refunded_display", "charge_day", "reference", "plan",
+                     "mandate", "customer", "payout", "refunds")
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj):
         return minor_amount(obj.amount, obj.currency)
+
+    @admin.display(description="Created by")
+    def plan(self, obj):
+        """The GoCardless plan that created it (it carries none of our metadata), else us or
+        someone else at GoCardless."""
+        from gocardless.admin_plans import plan_link
+
+        if obj.subscription_id or obj.instalment_schedule_id:
+            return plan_link(obj, getattr(obj, "mlc_plan_names", None))
+        return "Not a subscription or instalment plan" if obj.raw else NOTHING
 
     @admin.display(description="Refunded")
     def refunded_display(self, obj):
@@ -283,7 +312,8 @@ class PayoutAdmin(MirrorAdmin):
                     "arrival_day", "reference")
     search_fields = ("gocardless_id", "reference")
     base_filters = (words_filter("status", "status", STATUS_WORDS["payout"]), "currency")
-    detail_fields = ("amount_display", "fees_display", "arrival_day", "reference", "items")
+    detail_fields = ("amount_display", "fees_display", "arrival_day", "reference", "items",
+                     "items_state_words")
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj):
@@ -301,6 +331,20 @@ class PayoutAdmin(MirrorAdmin):
     def items(self, obj):
         url = _changelist("payoutitem", payout__id__exact=obj.pk)
         return format_html('<a href="{}">The items of this payout</a>', url)
+
+    @admin.display(description="Its lines at GoCardless")
+    def items_state_words(self, obj):
+        return payout_items_state_words(obj)
+
+
+def payout_items_state_words(payout) -> str:
+    """Whether the payout's lines (payout items) are here, in words."""
+    if payout.items_state == PayoutItemsState.UNAVAILABLE:
+        return ("No longer available: GoCardless keeps a payout's lines for six months only "
+                "(410 Gone); only its amount and the fees it deducted are known")
+    if payout.items_state == PayoutItemsState.FETCHED:
+        return f"Fetched {moment(payout.items_checked_at, payout.tenant)}"
+    return "Not fetched yet"
 
 
 # GoCardless' payout item types ("refund" is the older name of "payment_refunded": the same

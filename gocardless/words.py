@@ -48,6 +48,31 @@ BILLING_REQUEST_STATUS_WORDS: dict[str, str] = {
     "cancelled": "Cancelled",
 }
 
+SUBSCRIPTION_STATUS_WORDS: dict[str, str] = {
+    "pending_customer_approval": "Waiting for the customer's approval",
+    "customer_approval_denied": "Refused by the customer",
+    "active": "Active (GoCardless collects each period)",
+    "finished": "Finished (all its payments taken)",
+    "cancelled": "Cancelled",
+    "paused": "Paused",
+}
+
+INSTALMENT_SCHEDULE_STATUS_WORDS: dict[str, str] = {
+    "pending": "Being set up by GoCardless",
+    "active": "Active (collecting its instalments)",
+    "creation_failed": "Could not be set up",
+    "completed": "Completed (every instalment collected)",
+    "cancelled": "Cancelled",
+    "errored": "An instalment failed",
+}
+
+INTERVAL_UNIT_WORDS: dict[str, tuple[str, str]] = {
+    # unit: (one, several)
+    "weekly": ("week", "weeks"),
+    "monthly": ("month", "months"),
+    "yearly": ("year", "years"),
+}
+
 BANK_ACCOUNT_STATUS_WORDS: dict[str, str] = {
     "enabled": "In use",
     "disabled": "Disabled",
@@ -78,7 +103,7 @@ RESOURCE_TYPE_WORDS: dict[str, str] = {
     "customer_bank_accounts": "Customer's bank account",
     "billing_requests": "Mandate request",
     "subscriptions": "Subscription",
-    "instalment_schedules": "Instalment schedule",
+    "instalment_schedules": "Instalment plan",
     "creditors": "Our GoCardless account",
     "payer_authorisations": "Payer authorisation",
     "exports": "Export",
@@ -165,6 +190,27 @@ EVENT_ACTION_WORDS: dict[str, dict[str, str]] = {
     "customers": {
         "removed": "Customer removed (personal data erased)",
     },
+    "subscriptions": {
+        "created": "Subscription created",
+        "customer_approval_granted": "The customer approved it",
+        "customer_approval_denied": "Refused by the customer",
+        "payment_created": "Payment created by the subscription",
+        "amended": "Amount changed",
+        "paused": "Paused",
+        "resumed": "Resumed",
+        "scheduled_pause": "Pause planned",
+        "scheduled_pause_cancelled": "Planned pause called off",
+        "finished": "Finished (all its payments taken)",
+        "cancelled": "Cancelled",
+    },
+    "instalment_schedules": {
+        "created": "Instalment plan created",
+        "creation_failed": "Could not be set up",
+        "completed": "Completed (every instalment collected)",
+        "errored": "An instalment failed",
+        "resumed": "Collecting again",
+        "cancelled": "Cancelled",
+    },
 }
 
 ACTION_WORDS: dict[str, str] = {
@@ -204,6 +250,8 @@ STATUS_WORDS: dict[str, dict[str, str]] = {
     "billingrequest": BILLING_REQUEST_STATUS_WORDS,
     "customerbankaccount": BANK_ACCOUNT_STATUS_WORDS,
     "customer": {},
+    "subscription": SUBSCRIPTION_STATUS_WORDS,
+    "instalmentschedule": INSTALMENT_SCHEDULE_STATUS_WORDS,
 }
 
 
@@ -216,3 +264,27 @@ def event_action_words(resource_type: str, action: str) -> str:
 def status_words(model_name: str, status: str) -> str:
     """A mirror's status in words (``("payout", "paid")`` → ``"Paid to the bank"``)."""
     return words(status, STATUS_WORDS.get(model_name, {}))
+
+
+def ordinal(day: int) -> str:
+    """1 → "1st", 22 → "22nd", 13 → "13th"."""
+    if 10 <= day % 100 <= 20:
+        return f"{day}th"
+    return f"{day}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(day % 10, 'th')}"
+
+
+def interval_words(unit: str, interval: int | None = 1, day_of_month: int | None = None
+                   ) -> str:
+    """How often a plan collects: ``("monthly", 1, 10)`` → "Every month, on the 10th";
+    ``("weekly", 2)`` → "Every 2 weeks"; ``("monthly", 1, -1)`` → "Every month, on the last
+    day". An unknown unit still reads as words."""
+    if not unit:
+        return ""
+    one, several = INTERVAL_UNIT_WORDS.get(unit, (words(unit, {}).lower(),) * 2)
+    interval = interval or 1
+    text = f"Every {one}" if interval == 1 else f"Every {interval} {several}"
+    if day_of_month == -1:
+        text += ", on the last day"
+    elif day_of_month:
+        text += f", on the {ordinal(day_of_month)}"
+    return text

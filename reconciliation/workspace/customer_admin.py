@@ -1,7 +1,7 @@
 """The customer page (issue 15): a customer link's change page shows one customer the way
 finance staff think of them: the Exact account, the GoCardless customer and mandates, the
-open invoices, the payments (with the invoices they were for), the mandate invitations and
-the audit trail, each in words and linked to its own page.
+open invoices, the subscriptions and instalment plans, the payments (with the invoices or the
+plan they were for), the mandate invitations and the audit trail, each in words and linked to its own page.
 
 It lives here, above customers, collection and both providers, because it reads them all;
 the admin registered by reconciliation/customers is replaced by this subclass at start (as
@@ -28,8 +28,15 @@ from core.display import (
 from core.models import AuditEntry
 from exact.models import ExactReceivable
 from exact.words import account_status_words, language_words, payment_condition_words
-from gocardless.models import Mandate, Payment
-from gocardless.words import MANDATE_STATUS_WORDS, SCHEME_WORDS
+from gocardless.admin_plans import plan_label, plan_names, upcoming_rows
+from gocardless.models import InstalmentSchedule, Mandate, Payment, Subscription
+from gocardless.words import (
+    INSTALMENT_SCHEDULE_STATUS_WORDS,
+    MANDATE_STATUS_WORDS,
+    SCHEME_WORDS,
+    SUBSCRIPTION_STATUS_WORDS,
+    interval_words,
+)
 from reconciliation.collection.models import CollectionAttempt
 from reconciliation.customers.link_admin import CustomerLinkAdmin, invitation_state_words
 from reconciliation.customers.link_admin import language_words as invitation_language
@@ -90,6 +97,24 @@ def customer_page(link: CustomerLink, site) -> dict:
         .order_by("-charge_date", "-id")[:MOST]
     ) if mandate_ids else []
 
+    subscriptions = list(
+        Subscription.objects.filter(tenant=tenant, mandate_id__in=mandate_ids)
+        .order_by("-gocardless_created_at", "-id")[:MOST]
+    ) if mandate_ids else []
+    schedules = list(
+        InstalmentSchedule.objects.filter(tenant=tenant, mandate_id__in=mandate_ids)
+        .order_by("-gocardless_created_at", "-id")[:MOST]
+    ) if mandate_ids else []
+    # The plans' names for the payments they created (read from the rows above, no query).
+    names = {("subscription", p.gocardless_id): p.name for p in subscriptions}
+    names.update({("instalmentschedule", p.gocardless_id): p.name for p in schedules})
+    missing = [p for p in payments
+               if (p.subscription_id and ("subscription", p.subscription_id) not in names)
+               or (p.instalment_schedule_id
+                   and ("instalmentschedule", p.instalment_schedule_id) not in names)]
+    if missing:
+        names.update(plan_names(payments=missing))
+
     invitations = list(
         MandateInvitation.objects.filter(link=link).order_by("-attempt")[:MOST]
     )
@@ -147,9 +172,13 @@ def customer_page(link: CustomerLink, site) -> dict:
             "amount": minor_display(p.amount, p.currency),
             "status": words(p.status, PAYMENT_STATUS_WORDS) or NOTHING,
             "charge_date": local_date_display(p.charge_date),
-            "invoices": ", ".join(invoices_of.get(p.gocardless_id, [])) or NOTHING,
+            # A payment a plan created was for the plan (and, once matched, its invoices).
+            "invoices": "; ".join(part for part in (
+                plan_label(p, names), ", ".join(invoices_of.get(p.gocardless_id, []))) if part)
+            or NOTHING,
             "url": admin_url(site, p),
         } for p in payments],
+        "plans": [_plan_row(plan, site) for plan in [*subscriptions, *schedules]],
         "invitations": [{
             "attempt": i.attempt,
             "state": invitation_state_words(i.state) or NOTHING,
@@ -169,6 +198,34 @@ def customer_page(link: CustomerLink, site) -> dict:
             if AuditEntry in site._registry else "",
         } for e in entries],
         "most": MOST,
+    }
+
+
+def _plan_row(plan, site) -> dict:
+    """A subscription or an instalment plan as the customer page lists it."""
+    upcoming = upcoming_rows(plan.upcoming_payments, plan.currency)
+    if isinstance(plan, Subscription):
+        return {
+            "kind": "Subscription",
+            "name": plan.name or "Unnamed subscription",
+            "amount": minor_display(plan.amount, plan.currency) if plan.currency else NOTHING,
+            "interval": interval_words(plan.interval_unit, plan.interval,
+                                       plan.day_of_month) or NOTHING,
+            "status": words(plan.status, SUBSCRIPTION_STATUS_WORDS) or NOTHING,
+            "upcoming": upcoming,
+            "url": admin_url(site, plan),
+        }
+    count = len(plan.payment_ids)
+    return {
+        "kind": "Instalment plan",
+        "name": plan.name or "Unnamed instalment plan",
+        "amount": (f"{minor_display(plan.total_amount, plan.currency)} in total"
+                   if plan.currency else NOTHING),
+        "interval": (f"{count} instalment{'s' if count != 1 else ''}" if count
+                     else "Instalments not created yet"),
+        "status": words(plan.status, INSTALMENT_SCHEDULE_STATUS_WORDS) or NOTHING,
+        "upcoming": upcoming,
+        "url": admin_url(site, plan),
     }
 
 

@@ -3,9 +3,11 @@ invoice(s), on which mandate, its status in words, the amount and the charge dat
 
 The GoCardless admin (gocardless/admin_mirrors.py) knows only GoCardless; the customer and
 the invoices live in reconciliation (customer links, collection attempts), so this subclass,
-registered in its place at start (``install``), adds them. A page of rows costs three more
-queries whatever its length: the mandates, the customer links and the attempts of the
-payments shown (``payments_context``), never one per row.
+registered in its place at start (``install``), adds them. A payment a GoCardless plan created
+(a subscription, an instalment plan) names its plan in the invoice column. A page of rows
+costs at most five more queries whatever its length: the mandates, the customer links and the
+attempts of the payments shown (``payments_context``), and the names of their plans
+(``plan_names``), never one per row.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from core.display import NOTHING
 from gocardless.admin_display import mirror_link
 from gocardless.admin_mirrors import PaymentAdmin
+from gocardless.admin_plans import plan_link, plan_names
 from gocardless.models import Mandate, Payment
 from reconciliation.collection.models import CollectionAttempt
 from reconciliation.customers.models import CustomerLink
@@ -117,8 +120,10 @@ class PaymentsListAdmin(PaymentAdmin):
 
     def page_prefetch(self, request, rows: list) -> None:
         contexts = payments_context(payments=rows)
+        names = plan_names(payments=rows)
         for row in rows:
             row.mlc_context = contexts.get((row.tenant_id, row.gocardless_id))
+            row.mlc_plan_names = names
 
     def _context(self, obj) -> PaymentContext | None:
         if not hasattr(obj, "mlc_context"):
@@ -131,7 +136,13 @@ class PaymentsListAdmin(PaymentAdmin):
 
     @admin.display(description="Invoice")
     def invoices(self, obj):
-        return invoices_cell(self._context(obj))
+        """The invoices we collected it for; for a payment a GoCardless plan created, the plan
+        ("Subscription: Gym membership"), which is what it was for."""
+        cell = invoices_cell(self._context(obj))
+        if obj.subscription_id or obj.instalment_schedule_id:
+            plan = plan_link(obj, getattr(obj, "mlc_plan_names", None))
+            return plan if cell == NOTHING else format_html("{}; {}", cell, plan)
+        return cell
 
 
 def install(site: admin.AdminSite) -> None:

@@ -8,7 +8,9 @@ the bookings in Exact. The page shows
 - every payout item: payments paid out (linked, with customer and invoice), refunds,
   chargebacks and late failures, fees (GoCardless fee, app fee, surcharges) with their VAT;
 - the sums: gross (everything but fees), fees incl. VAT, net = the payout's amount, and the
-  check that the fee lines add up to the fees GoCardless says it deducted. Fees and gross
+  check that the fee lines add up to the fees GoCardless says it deducted. A payout whose
+  lines GoCardless no longer gives (410 Gone: older than six months when first seen) says
+  so instead, with the amount and fees it has. Fees and gross
   come from ``bookings.rules.payout_facts``, the same numbers the payout's booking posts;
 - "Booked in Exact": the payout's bookings, their state in words, the Exact entry number.
 
@@ -23,6 +25,7 @@ from decimal import Decimal
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.db.models import Q
 from django.http import Http404
 from django.urls import reverse
 
@@ -35,8 +38,9 @@ from gocardless.admin_display import (
     mirror_link,
     moment,
 )
-from gocardless.admin_mirrors import PayoutAdmin
-from gocardless.models import Payout
+from gocardless.admin_mirrors import PayoutAdmin, payout_items_state_words
+from gocardless.admin_plans import plan_link, plan_names
+from gocardless.models import Payment, Payout, PayoutItemsState
 from gocardless.words import PAYOUT_ITEM_TYPE_WORDS, STATUS_WORDS
 from reconciliation.bookings.models import Booking, Rule
 from reconciliation.bookings.payout_facts import receipted_payments
@@ -71,6 +75,7 @@ class Line:
 class Check:
     ok: bool
     text: str
+    label: str = ""  # instead of "Agrees." / "Does not agree." (a check that cannot be made)
 
 
 def _money(minor: int | Decimal, currency: str) -> str:
@@ -87,6 +92,7 @@ def payout_page(payout: Payout) -> dict:
     facts = payout_facts(payout, owned_payments=owned)
     contexts = payment_refs_context(
         refs=[(tenant_id, i.payment_id, i.mandate_id) for i in items if i.payment_id])
+    plans = _plan_cells(tenant_id, {i.payment_id for i in items if i.payment_id})
 
     grouped: dict[str, list[Line]] = {title: [] for title, _types in GROUPS}
     grouped["Other"] = []
@@ -97,7 +103,7 @@ def payout_page(payout: Payout) -> dict:
             kind=coded(words(item.item_type, PAYOUT_ITEM_TYPE_WORDS), item.item_type),
             payment=mirror_link("payment", tenant_id, item.payment_id),
             customer=customer_cell(tenant_id, context) if item.payment_id else NOTHING,
-            invoice=invoices_cell(context),
+            invoice=plans.get(item.payment_id) or invoices_cell(context),
             refund=mirror_link("refund", tenant_id, item.refund_id),
             amount=item_amount(item.amount, currency),
             vat=_money(vat, currency) if vat else NOTHING,
@@ -112,7 +118,16 @@ def payout_page(payout: Payout) -> dict:
     other = sum(facts["unknown"].values())
     gross = facts["payment_items"] + other
     net = gross + fees
+    unavailable = payout.items_state == PayoutItemsState.UNAVAILABLE and not items
+    if unavailable:  # the payout's own numbers: what it paid and what it deducted
+        fees, gross, vat = -payout.deducted_fees, payout.amount + payout.deducted_fees, 0
     checks = [
+        # Its lines are gone at GoCardless (410 after six months): nothing to add up; what
+        # is known is the payout's own amount and fees, which is what its booking uses.
+        Check(False, label="Cannot be checked.", text="GoCardless no longer lists this payout's lines (it keeps them for six "
+              f"months): only its amount {_money(payout.amount, currency)} and the fees it "
+              f"deducted, {_money(payout.deducted_fees, currency)}, are known."),
+    ] if unavailable else [
         Check(-fees == payout.deducted_fees,
               f"The fee lines add up to {_money(-fees, currency)}; GoCardless says it deducted "
               f"{_money(payout.deducted_fees, currency)}."),
@@ -134,6 +149,8 @@ def payout_page(payout: Payout) -> dict:
         "created": moment(payout.gocardless_created_at, payout.tenant),
         "groups": [(title, lines) for title, lines in grouped.items() if lines],
         "item_count": len(items),
+        "items_state": payout_items_state_words(payout),
+        "items_unavailable": unavailable,
         "gross": _money(gross, currency),
         "fees": _money(fees, currency),
         "vat": _money(vat, currency),
@@ -143,6 +160,19 @@ def payout_page(payout: Payout) -> dict:
         "all_ok": all(check.ok for check in checks),
         "bookings": payout_bookings(payout),
     }
+
+
+def _plan_cells(tenant_id: int, payment_ids: set[str]) -> dict:
+    """Payment id → "Subscription: <name>" (linked) for the payments a GoCardless plan
+    created: what they were for. Two queries at most."""
+    if not payment_ids:
+        return {}
+    payments = list(Payment.objects.filter(tenant_id=tenant_id, gocardless_id__in=payment_ids)
+                    .filter(Q(subscription_id__gt="") | Q(instalment_schedule_id__gt=""))
+                    .only("tenant_id", "gocardless_id", "subscription_id",
+                          "instalment_schedule_id"))
+    names = plan_names(payments=payments)
+    return {p.gocardless_id: plan_link(p, names) for p in payments}
 
 
 def payout_bookings(payout: Payout) -> list[dict]:

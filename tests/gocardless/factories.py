@@ -11,11 +11,13 @@ from gocardless.models import (
     CustomerBankAccount,
     EventSource,
     GoCardlessEvent,
+    InstalmentSchedule,
     Mandate,
     Payment,
     Payout,
     PayoutItem,
     Refund,
+    Subscription,
     WebhookDelivery,
 )
 from tests.factories import TenantFactory
@@ -125,6 +127,27 @@ class BillingRequestFactory(_MirrorFactory):
     status = "pending"
 
 
+class SubscriptionFactory(_MirrorFactory):
+    class Meta:
+        model = Subscription
+
+    gocardless_id = factory.Sequence(lambda n: f"SB{n:010d}")
+    amount = 2500
+    currency = "EUR"
+    name = "Monthly service"
+    interval_unit = "monthly"
+
+
+class InstalmentScheduleFactory(_MirrorFactory):
+    class Meta:
+        model = InstalmentSchedule
+
+    gocardless_id = factory.Sequence(lambda n: f"IS{n:010d}")
+    currency = "EUR"
+    total_amount = 30000
+    name = "Three parts"
+
+
 GOCARDLESS_FACTORIES: dict = {
     WebhookDelivery: WebhookDeliveryFactory,
     GoCardlessEvent: GoCardlessEventFactory,
@@ -136,4 +159,6 @@ GOCARDLESS_FACTORIES: dict = {
     PayoutItem: PayoutItemFactory,
     Refund: RefundFactory,
     BillingRequest: BillingRequestFactory,
+    Subscription: SubscriptionFactory,
+    InstalmentSchedule: InstalmentScheduleFactory,
 }

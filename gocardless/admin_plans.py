@@ -1,0 +1,179 @@
+"""Admin of the plans GoCardless collects by itself: subscriptions (a payment each period)
+and instalment schedules ("instalment plans": a fixed set of payments).
+
+Read-only mirrors like the others (admin_mirrors.py): name, amount with its currency, how
+often in words, the next payments with their dates, the status in words; linked to their
+mandate and customer, and to their payments (the payments list, filtered). ``plan_label`` is
+how any page names the plan a payment belongs to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+
+from core.display import NOTHING, local_date_display
+from gocardless.admin_display import minor_amount, mirror_link, mirror_url
+from gocardless.admin_filters import CurrencyFilter, words_filter
+from gocardless.admin_mirrors import MirrorAdmin, _changelist
+from gocardless.models import InstalmentSchedule, Mandate, Subscription
+from gocardless.words import (
+    INSTALMENT_SCHEDULE_STATUS_WORDS,
+    SUBSCRIPTION_STATUS_WORDS,
+    interval_words,
+)
+
+SUBSCRIPTION_LABEL = "Subscription"
+SCHEDULE_LABEL = "Instalment plan"
+
+
+def _day(value) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def upcoming_rows(upcoming: list | None, currency: str) -> list[tuple[str, str]]:
+    """A plan's next payments as (date in words, amount with currency), soonest first."""
+    rows = []
+    for entry in sorted(upcoming or [], key=lambda e: str(e.get("charge_date") or "")):
+        rows.append((local_date_display(_day(entry.get("charge_date"))),
+                     minor_amount(entry.get("amount"), currency)))
+    return rows
+
+
+def upcoming_list(upcoming: list | None, currency: str):
+    rows = upcoming_rows(upcoming, currency)
+    if not rows:
+        return "None planned"
+    return format_html("<ul class='mlc-upcoming'>{}</ul>", format_html_join(
+        "", "<li>{}: {}</li>", rows))
+
+
+def plan_label(payment, names: dict[tuple[str, str], str] | None = None) -> str:
+    """"Subscription: Gym membership" / "Instalment plan: Kitchen" for a payment a plan
+    created; "" for any other. ``names``: (kind, GoCardless id) → name, read for a page of
+    payments at once (``plan_names``); without it, one query."""
+    for kind, plan_id, label in (("subscription", payment.subscription_id, SUBSCRIPTION_LABEL),
+                                 ("instalmentschedule", payment.instalment_schedule_id,
+                                  SCHEDULE_LABEL)):
+        if plan_id:
+            if names is None:
+                names = plan_names(payments=[payment])
+            return f"{label}: {names.get((kind, plan_id)) or plan_id}"
+    return ""
+
+
+def plan_names(*, payments: list) -> dict[tuple[str, str], str]:
+    """The names of the plans of ``payments`` (two queries at most, whatever their number)."""
+    found: dict[tuple[str, str], str] = {}
+    for kind, model, field in (("subscription", Subscription, "subscription_id"),
+                               ("instalmentschedule", InstalmentSchedule,
+                                "instalment_schedule_id")):
+        wanted = {(p.tenant_id, getattr(p, field)) for p in payments if getattr(p, field)}
+        if not wanted:
+            continue
+        rows = model.objects.filter(tenant_id__in={t for t, _ in wanted},
+                                    gocardless_id__in={i for _, i in wanted})
+        for tenant_id, gid, name in rows.values_list("tenant_id", "gocardless_id", "name"):
+            if (tenant_id, gid) in wanted:
+                found[(kind, gid)] = name or ("Unnamed subscription" if kind == "subscription"
+                                              else "Unnamed instalment plan")
+    return found
+
+
+def plan_link(payment, names: dict | None = None):
+    """``plan_label`` linked to the plan's page; a dash for a payment no plan created."""
+    label = plan_label(payment, names)
+    if not label:
+        return NOTHING
+    kind, plan_id = (("subscription", payment.subscription_id) if payment.subscription_id
+                     else ("instalmentschedule", payment.instalment_schedule_id))
+    url = mirror_url(kind, payment.tenant_id, plan_id)
+    return format_html('<a href="{}">{}</a>', url, label) if url else label
+
+
+class PlanAdmin(MirrorAdmin):
+    search_fields = ("gocardless_id__exact", "mandate_id__exact", "name")
+    list_per_page = 50
+    #: The payments field that points at this kind of plan.
+    payment_field = ""
+
+    @admin.display(description="Name", ordering="name")
+    def name_display(self, obj):
+        return obj.name or NOTHING
+
+    @admin.display(description="Mandate", ordering="mandate_id")
+    def mandate(self, obj):
+        return mirror_link("mandate", obj.tenant_id, obj.mandate_id)
+
+    @admin.display(description="GoCardless customer")
+    def customer(self, obj):
+        customer_id = (Mandate.objects.filter(tenant_id=obj.tenant_id,
+                                              gocardless_id=obj.mandate_id)
+                       .values_list("customer_id", flat=True).first())
+        return mirror_link("customer", obj.tenant_id, customer_id)
+
+    @admin.display(description="Next payments")
+    def upcoming(self, obj):
+        return upcoming_list(obj.upcoming_payments, obj.currency)
+
+    @admin.display(description="Next payment")
+    def next_payment(self, obj):
+        rows = upcoming_rows(obj.upcoming_payments, obj.currency)
+        return f"{rows[0][0]}: {rows[0][1]}" if rows else NOTHING
+
+    @admin.display(description="Payments")
+    def payments(self, obj):
+        url = _changelist("payment", **{f"{self.payment_field}__exact": obj.gocardless_id,
+                                        "tenant__id__exact": obj.tenant_id})
+        return format_html('<a href="{}">The payments it created</a>', url)
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(PlanAdmin):
+    list_display = ("gocardless_id", "tenant", "name_display", "status_words", "amount_display",
+                    "interval_display", "next_payment", "mandate")
+    base_filters = (words_filter("status", "status", SUBSCRIPTION_STATUS_WORDS),
+                    CurrencyFilter)
+    detail_fields = ("name_display", "amount_display", "interval_display", "start_day",
+                     "end_day", "upcoming", "mandate", "customer", "payments")
+    payment_field = "subscription_id"
+
+    @admin.display(description="Amount each time", ordering="amount")
+    def amount_display(self, obj):
+        return minor_amount(obj.amount, obj.currency)
+
+    @admin.display(description="How often")
+    def interval_display(self, obj):
+        return interval_words(obj.interval_unit, obj.interval, obj.day_of_month) or NOTHING
+
+    @admin.display(description="First payment", ordering="start_date")
+    def start_day(self, obj):
+        return local_date_display(obj.start_date)
+
+    @admin.display(description="Ends", ordering="end_date")
+    def end_day(self, obj):
+        return local_date_display(obj.end_date) if obj.end_date else "No end date"
+
+
+@admin.register(InstalmentSchedule)
+class InstalmentScheduleAdmin(PlanAdmin):
+    list_display = ("gocardless_id", "tenant", "name_display", "status_words", "total_display",
+                    "instalments", "next_payment", "mandate")
+    base_filters = (words_filter("status", "status", INSTALMENT_SCHEDULE_STATUS_WORDS),
+                    CurrencyFilter)
+    detail_fields = ("name_display", "total_display", "instalments", "upcoming", "mandate",
+                     "customer", "payments")
+    payment_field = "instalment_schedule_id"
+
+    @admin.display(description="Total", ordering="total_amount")
+    def total_display(self, obj):
+        return minor_amount(obj.total_amount, obj.currency)
+
+    @admin.display(description="Instalments")
+    def instalments(self, obj):
+        return len(obj.payment_ids) if obj.payment_ids else NOTHING
