@@ -49,7 +49,7 @@ _MOVE_DAYS = 14
 class Slot:
     at: dt.datetime  # the instant, in UTC
     day: dt.date  # the local date it runs on
-    why_moved: str = ""  # "the 1st is a holiday (New Year's Day)"; "" when not moved
+    why_moved: str = ""  # "the 1st is a holiday: New Year's Day"; "" when not moved
 
 
 def schedule_schemes(tenant) -> tuple[str, ...]:
@@ -90,7 +90,7 @@ def _closed_reason(day: dt.date, schemes: tuple[str, ...]) -> str:
     for scheme in schemes:
         name = holiday_name(day, scheme)
         if name:
-            return f"a holiday ({name})"
+            return f"a holiday: {name}"
     return f"a {WEEKDAY_NAMES[day.weekday()]}" if day.weekday() >= 5 else "not a working day"
 
 

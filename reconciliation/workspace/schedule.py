@@ -1,8 +1,10 @@
 """*Next collection run* and *API budget left today* for one company.
 
-The next run follows ``collection.schedules.tenants_due_for_run``: a sweep every 15
-minutes starts a company's scheduled run once its local ``collection_hour`` has come, once a
-day (a refused or failed run does not count). The Exact budget is the row the rate limiter
+The next run is the slot the sweep will start (``collection.schedule_slots``: every day,
+chosen weekdays or chosen days of the month at the company's local hour, moved to the next
+working day; ``collection.schedules.slots_due_for_run``: a slot that has come and has no run
+yet is due, and the sweep every 15 minutes starts it; a refused or failed run does not
+count). The Exact budget is the row the rate limiter
 keeps from Exact's headers (``exact.selectors.connection_budget``); without one, or for
 GoCardless (whose limit is per minute and not stored), it says "unknown".
 """
@@ -14,7 +16,12 @@ from dataclasses import dataclass
 
 from core.display import local_time_display
 from exact.selectors import connection_budget
-from reconciliation.collection.models import CollectionRun, RunState, RunTrigger
+from reconciliation.collection.schedule_slots import (
+    Slot,
+    schedule_next_slot,
+    schedule_slot_due,
+)
+from reconciliation.collection.schedules import slot_has_run
 from reconciliation.workspace.links import change
 from tenants.models import CollectionMode
 
@@ -29,33 +36,31 @@ class Budget:
     url: str = ""
 
 
+def _slot_words(slot: Slot, tenant, today: dt.date) -> str:
+    when = local_time_display(slot.at, tenant)
+    if slot.day == today:
+        when = f"Today, {when}"
+    elif slot.day == today + dt.timedelta(days=1):
+        when = f"Tomorrow, {when}"
+    return f"{when} ({slot.why_moved})" if slot.why_moved else when
+
+
 def next_run(tenant, now: dt.datetime, today: dt.date) -> tuple[str, str]:
-    """When the scheduled collection starts next (``collection.schedules``: the sweep every
-    15 minutes starts a company's run once its local hour has come, once a day)."""
+    """When the scheduled collection starts next: the slot due now without its run yet
+    ("Due now"), else the next slot of the company's schedule (``schedule_slots``)."""
     if not tenant.is_active:
         return "None", "This company is deactivated: nothing is collected or booked."
     if tenant.collection_mode == CollectionMode.OFF:
         return "None", "Collection is switched off in this company's collection policy."
-    hour = dt.time(tenant.collection_hour)
-    zone = tenant.zone
     what = (
         "A preview for you to approve"
         if tenant.collection_mode == CollectionMode.REVIEW
         else "Collects automatically"
     )
-    local = now.astimezone(zone)
-    if local.hour < tenant.collection_hour:
-        at = dt.datetime.combine(today, hour, tzinfo=zone)
-        return f"Today, {local_time_display(at, tenant)}", what
-    ran = (
-        CollectionRun.objects.filter(tenant=tenant, trigger=RunTrigger.SCHEDULE, as_of=today)
-        .exclude(state__in=(RunState.REFUSED, RunState.FAILED))
-        .exists()
-    )
-    if not ran:
+    due = schedule_slot_due(tenant=tenant, now=now)
+    if due is not None and not slot_has_run(tenant=tenant, slot=due):
         return f"Due now: starts within {SWEEP_MINUTES} minutes", what
-    at = dt.datetime.combine(today + dt.timedelta(days=1), hour, tzinfo=zone)
-    return f"Tomorrow, {local_time_display(at, tenant)}", what
+    return _slot_words(schedule_next_slot(tenant=tenant, after=now), tenant, today), what
 
 
 def budgets_build(tenant, exact, now: dt.datetime) -> list[Budget]:

@@ -141,7 +141,7 @@ def test_new_year_moves_the_1st_to_the_next_working_day():
     assert [s.day for s in found] == [
         dt.date(2027, 1, 4), dt.date(2027, 1, 15), dt.date(2027, 2, 1)
     ]
-    assert found[0].why_moved == "the 1st is a holiday (New Year's Day)"
+    assert found[0].why_moved == "the 1st is a holiday: New Year's Day"
     assert found[0].at == dt.datetime(2027, 1, 4, 5, 0, tzinfo=UTC)  # 06:00 CET
 
 
@@ -151,7 +151,7 @@ def test_christmas_in_the_uk_moves_past_both_bank_holidays():
                month_days=[25])
     slot = schedule_next_slot(tenant=t, after=dt.datetime(2027, 12, 1, tzinfo=UTC))
     assert slot.day == dt.date(2027, 12, 29)
-    assert slot.why_moved == "the 25th is a holiday (Christmas Day)"
+    assert slot.why_moved == "the 25th is a holiday: Christmas Day"
     assert slot.at == dt.datetime(2027, 12, 29, 6, 0, tzinfo=UTC)
 
 
@@ -159,7 +159,7 @@ def test_easter_monday_moves_a_monday_run_to_tuesday_once():
     t = tenant(kind=ScheduleKind.WEEKDAYS, weekdays=[0])
     found = slots(t, dt.datetime(2027, 3, 23, tzinfo=UTC), 2)
     assert [s.day for s in found] == [dt.date(2027, 3, 30), dt.date(2027, 4, 5)]
-    assert found[0].why_moved == "Monday 29 March is a holiday (Easter Monday)"
+    assert found[0].why_moved == "Monday 29 March is a holiday: Easter Monday"
     # With Tuesday chosen as well, the two land on one day: one run, unmoved words.
     both = tenant(kind=ScheduleKind.WEEKDAYS, weekdays=[0, 1])
     found = slots(both, dt.datetime(2027, 3, 23, tzinfo=UTC), 3)
@@ -178,7 +178,7 @@ def test_a_uk_bank_holiday_is_no_target_holiday():
     assert schedule_next_slot(tenant=eur, after=after).day == dt.date(2027, 8, 30)
     slot = schedule_next_slot(tenant=gbp, after=after)
     assert slot.day == dt.date(2027, 8, 31)
-    assert slot.why_moved == "the 30th is a holiday (Late Summer Bank Holiday)"
+    assert slot.why_moved == "the 30th is a holiday: Late Summer Bank Holiday"
     # Collecting both: a working day of both calendars.
     both = tenant(currencies=["EUR", "GBP"], kind=ScheduleKind.MONTH_DAYS, month_days=[30])
     assert schedule_schemes(both) == ("bacs", "sepa_core")
