@@ -14,7 +14,9 @@ Where the numbers come from (docs/workspace.md says the same for people):
 - *This month* (calendar month in the company's time zone): GoCardless' own records (our
   mirrors), so they agree with GoCardless and the bank: payments charged this month by
   their status now; refunds paid and payouts paid (and their fees) created this month.
-- *Next run*: the company's collection hour in its zone, as ``collection.schedules``
+- *Next run*: the next slot of the company's schedule (``collection.schedule_slots``: its
+  collection days and hour in its zone, a day moved to the next working day said with
+  why), or "Due now" while a slot has come without its run, as ``collection.schedules``
   decides it; *API budget*: Exact's budget row as last reported, "unknown" without one.
 - Charts: GoCardless payments per charge date over 90 days; why ml-connector's payments
   failed (the cause is kept on the attempt), as a share of those sent.
