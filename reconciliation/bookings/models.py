@@ -263,3 +263,69 @@ class RepostBatch(models.Model):
 
     def __str__(self) -> str:
         return f"Re-post of {self.total} booking(s)"
+
+
+class PlanMatchState(models.TextChoices):
+    WAITING = "waiting", "Waiting for a person: no single open invoice fits"
+    MATCHED = "matched", "Pays an invoice"
+    NOT_INVOICE = "not_invoice", "Not an invoice payment (decided by a person)"
+
+
+class PlanMatchedBy(models.TextChoices):
+    NOBODY = "", "Not decided"
+    AUTOMATIC = "automatic", "Automatically: exactly one open invoice fits"
+    PERSON = "person", "A person"
+
+
+class PlanPaymentMatch(models.Model):
+    """Which Exact invoice a payment of a GoCardless subscription or instalment schedule pays
+    (docs/subscriptions.md). Such payments carry none of our metadata: without this row the
+    receipt would go to the suspense account and the collection engine would not know the
+    invoice is being paid.
+
+    One row per plan payment (the payment's reverse relation ``plan_match``: the collection
+    engine reads it through the payment without importing this app, which imports it).
+    A matched row, or one a person decided, is never re-matched automatically.
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    payment = models.OneToOneField(
+        "gocardless.Payment", on_delete=models.CASCADE, related_name="plan_match"
+    )
+    plan = models.CharField(max_length=40, help_text="The subscription (SB…) or schedule (IS…).")
+    state = models.CharField(
+        max_length=12, choices=PlanMatchState.choices, default=PlanMatchState.WAITING
+    )
+    matched_by = models.CharField(
+        max_length=10, choices=PlanMatchedBy.choices, blank=True, default=PlanMatchedBy.NOBODY
+    )
+    # The invoice it pays (kept when Exact closes the open item and the mirror row goes).
+    receivable_exact_id = models.UUIDField(null=True, blank=True, db_index=True)
+    invoice_number = models.BigIntegerField(null=True, blank=True)
+    account_exact_id = models.UUIDField(null=True, blank=True)
+    # Open invoices a person may choose from when waiting: [{"receivable", "invoice",
+    # "due_date", "outstanding", "account"}], as found by the last matching.
+    candidates = models.JSONField(default=list, blank=True)
+    note = models.CharField(max_length=300, blank=True, help_text="Why it waits, in words.")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # Its latest receipt: the collection engine reads its state and time (through
+    # ``plan_match__receipt``) to tell whether Exact's open amount already reflects it.
+    receipt = models.ForeignKey(
+        Booking, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "subscription or instalment payment"
+        verbose_name_plural = "subscription and instalment payments"
+        indexes = [models.Index(fields=["tenant", "state"], name="plan_match_state")]
+
+    def __str__(self) -> str:
+        if self.state == PlanMatchState.MATCHED and self.invoice_number:
+            return f"Payment {self.payment.gocardless_id} pays invoice {self.invoice_number}"
+        return f"Payment {self.payment.gocardless_id} of {self.plan}"

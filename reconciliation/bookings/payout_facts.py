@@ -11,7 +11,7 @@ from datetime import timedelta
 from gocardless.models import Payment, Payout
 
 from . import rules
-from .models import Booking, Rule
+from .models import Booking, PlanMatchState, PlanPaymentMatch, Rule
 
 # A payout's payments may be processed after the payout itself (webhooks in other batches,
 # reordered): wait this long for their receipts before booking them as not ours.
@@ -19,13 +19,19 @@ RECEIPTS_GRACE = timedelta(hours=1)
 
 
 def receipted_payments(*, payout) -> set[str]:
-    """Payments in the payout whose money entered the clearing journal through a receipt."""
+    """Payments in the payout whose money entered the clearing journal through a receipt.
+
+    A receipt that took a plan payment out of THIS payout's suspense line
+    (``facts["from_suspense"]``, docs/subscriptions.md) does not count: the payout's entry
+    keeps that line, the receipt moved it on."""
     payment_ids = set(payout.items.exclude(payment_id="").values_list("payment_id", flat=True))
-    return set(
-        Booking.objects.filter(
+    return {
+        gocardless_id
+        for gocardless_id, facts in Booking.objects.filter(
             tenant_id=payout.tenant_id, rule=Rule.RECEIPT, gocardless_id__in=payment_ids
-        ).values_list("gocardless_id", flat=True)
-    )
+        ).values_list("gocardless_id", "facts")
+        if (facts or {}).get("from_suspense") != payout.gocardless_id
+    }
 
 
 def payout_facts_refresh(*, booking: Booking, now) -> str | None:
@@ -37,16 +43,30 @@ def payout_facts_refresh(*, booking: Booking, now) -> str | None:
     if payout is None or not payout.items.exists():
         return None  # keep the facts captured when it was paid
     owned = receipted_payments(payout=payout)
+    unreceipted = Payment.objects.filter(
+        tenant_id=booking.tenant_id,
+        gocardless_id__in=set(
+            payout.items.exclude(payment_id="").values_list("payment_id", flat=True)
+        )
+        - owned,
+    )
+    # Plan payments matched to an invoice are waited for like ours (their receipt may be
+    # processed after the payout); unmatched ones go to suspense at once.
+    matched = set(
+        PlanPaymentMatch.objects.filter(
+            payment__in=unreceipted, state=PlanMatchState.MATCHED
+        ).values_list("payment__gocardless_id", flat=True)
+    )
+    # ... except one whose receipt takes it out of this payout's suspense line.
+    moved = set(
+        Booking.objects.filter(
+            tenant_id=booking.tenant_id, rule=Rule.RECEIPT, gocardless_id__in=matched
+        ).values_list("gocardless_id", flat=True)
+    )
     waiting = [
         p.gocardless_id
-        for p in Payment.objects.filter(
-            tenant_id=booking.tenant_id,
-            gocardless_id__in=set(
-                payout.items.exclude(payment_id="").values_list("payment_id", flat=True)
-            )
-            - owned,
-        )
-        if rules.payment_owner(p.metadata) is not None
+        for p in unreceipted
+        if rules.payment_owner(p.metadata) is not None or p.gocardless_id in matched - moved
     ]
     if waiting and booking.created_at > now - RECEIPTS_GRACE:
         return f"waiting for the receipts of {', '.join(sorted(waiting))}"

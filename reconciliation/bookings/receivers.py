@@ -8,14 +8,21 @@ Which signal reaches which receiver (and in what order) is config/wiring.py's ta
 
 from __future__ import annotations
 
-from . import services
+import logging
+
+from . import plan_bookings, services
+
+logger = logging.getLogger(__name__)
 
 
 def on_payment_confirmed(sender, *, tenant, instance, event, previous_status, **kwargs):
+    # A subscription / instalment payment is matched to its invoice first (no-op for ours).
+    plan_bookings.plan_payment_seen(tenant=tenant, payment=instance, event=event)
     services.receipt_book(tenant=tenant, payment=instance, event=event, on="confirmed")
 
 
 def on_payment_paid_out(sender, *, tenant, instance, event, previous_status, **kwargs):
+    plan_bookings.plan_payment_seen(tenant=tenant, payment=instance, event=event)
     services.receipt_book(tenant=tenant, payment=instance, event=event, on="paid_out")
 
 
@@ -38,3 +45,22 @@ def on_refund_paid(sender, *, tenant, instance, event, previous_status, **kwargs
 def on_refund_returned(sender, *, tenant, instance, event, previous_status, **kwargs):
     services.refund_return_book(tenant=tenant, refund=instance, event=event)
 
+
+
+def on_sync_run_saved(sender, *, instance, created, **kwargs):
+    """An Exact receivables sync finished: plan payments waiting for their invoice may find
+    it now (queued after commit; the sync must never fail because of us)."""
+    try:
+        if created or instance.finished_at is None or instance.error:
+            return
+        if instance.entity != "receivables" or not (instance.created or instance.updated):
+            return
+        from core.queue import enqueue_on_commit
+
+        enqueue_on_commit(
+            "reconciliation.bookings.tasks.plan_payments_match_task",
+            instance.tenant_id,
+            group="bookings",
+        )
+    except Exception:
+        logger.exception("could not queue plan payment matching for sync run %s", instance.pk)

@@ -71,11 +71,28 @@ def payment_owner(metadata: dict | None) -> dict | None:
     }
 
 
+def plan_owner(match) -> dict | None:
+    """The owner of a plan payment matched to an invoice (``PlanPaymentMatch``), in the
+    shape of ``payment_owner``: no attempt, the plan instead. None when not matched."""
+    if match is None or match.state != "matched" or not match.invoice_number:
+        return None
+    return {
+        "attempt": "",
+        "plan": match.plan,
+        "receivable": str(match.receivable_exact_id),
+        "attempt_number": 0,
+        "invoice": int(match.invoice_number),
+        "account": str(match.account_exact_id),
+    }
+
+
 # --- facts ---------------------------------------------------------------------------------
 
 
 def payment_facts(payment, owner: dict, *, event=None) -> dict:
+    plan = {"plan": owner["plan"]} if owner.get("plan") else {}
     return {
+        **plan,
         "payment": payment.gocardless_id,
         "attempt": owner["attempt"],
         "receivable": owner["receivable"],
@@ -199,6 +216,18 @@ def _receipt_lines(booking: Booking, settings: BookingSettings, line) -> list[di
     facts = booking.facts
     sign = 1 if booking.rule == Rule.RECEIPT else -1
     what = "receipt" if sign > 0 else f"reversal ({facts.get('cause') or 'failed'})"
+    lines = []
+    if booking.rule == Rule.RECEIPT and facts.get("from_suspense"):
+        # A plan payment matched after its payout booked it to suspense: the money is in the
+        # clearing journal already; it moves from the suspense account to the invoice.
+        lines.append(
+            line(
+                GLAccount=_gl(settings, "unmatched_gl_code"),
+                AmountFC=_units(-facts["amount"], booking.currency),
+                Description=f"GoCardless {facts['payment']} out of suspense (payout "
+                f"{facts['from_suspense']}) to invoice {facts['invoice']}",
+            )
+        )
     return [
         line(
             Account=facts["account"],
@@ -206,7 +235,8 @@ def _receipt_lines(booking: Booking, settings: BookingSettings, line) -> list[di
             AmountFC=_units(sign * facts["amount"], booking.currency),
             OurRef=facts["invoice"],
             Description=f"GoCardless {facts['payment']} {what} invoice {facts['invoice']}",
-        )
+        ),
+        *lines,
     ]
 
 

@@ -13,6 +13,8 @@ from core.schedules import schedule_upsert
 SCHEDULES = {
     # name: (task, minutes)
     "bookings-sweep": ("reconciliation.bookings.tasks.bookings_sweep_task", 1),
+    # Subscription / instalment payments GoCardless created that no money signal named yet.
+    "plan-payments-match": ("reconciliation.bookings.tasks.plan_payments_sweep_task", 15),
 }
 
 

@@ -12,11 +12,12 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from core.audit import Actor, audit_record
+from exact.locks import lock_row
 from gocardless.actors import actor_for_event
 from gocardless.models import Payment
 
 from . import rules
-from .models import Booking, BookingSettings, Rule
+from .models import Booking, BookingSettings, PlanPaymentMatch, Rule
 from .payout_facts import receipted_payments
 
 logger = logging.getLogger(__name__)
@@ -109,32 +110,74 @@ def _count(tenant, rule: str, gocardless_id: str) -> int:
     return Booking.objects.filter(tenant=tenant, rule=rule, gocardless_id=gocardless_id).count()
 
 
+def payment_owner_of(payment: Payment | None) -> dict | None:
+    """Whose invoice ``payment`` pays: our metadata (the collection engine's payments), or
+    the invoice a subscription / instalment payment was matched to (plan_matching.py)."""
+    if payment is None:
+        return None
+    owner = rules.payment_owner(payment.metadata)
+    if owner is None and (payment.subscription_id or payment.instalment_schedule_id):
+        owner = rules.plan_owner(PlanPaymentMatch.objects.filter(payment=payment).first())
+    return owner
+
+
+def _suspense_payout(tenant, payment: Payment) -> str:
+    """The payout whose booking put ``payment`` in the suspense account ("" = none).
+
+    Decided under the payout booking's row lock, the lock its post takes to recompute which
+    payments are ours: either that post ran first (the payment is in its ``foreign`` facts:
+    the receipt moves the money out of suspense), or it runs after and finds the receipt
+    (``receipted_payments`` then leaves the payment out of suspense). Never both, never
+    neither."""
+    if not payment.payout_id:
+        return ""
+    booked = Booking.objects.filter(
+        tenant=tenant, rule=Rule.PAYOUT, gocardless_id=payment.payout_id
+    ).first()
+    if booked is None:
+        return ""
+    booked = lock_row(Booking, booked.pk)
+    if payment.gocardless_id in (booked.facts.get("foreign") or {}):
+        return booked.gocardless_id
+    return ""
+
+
 def receipt_book(*, tenant, payment: Payment, event, on: str) -> Booking | None:
     """Payment collected → receipt on the customer naming the invoice (closes the open item).
 
     Receipt n and reversal n pair up: a new receipt only when every earlier one was reversed,
     so a payment collected again after a late failure is booked again, a replay never is.
+    A plan payment matched only after its payout booked it to suspense gets a receipt that
+    also takes it out of suspense (``from_suspense``): still one receipt, exactly once.
     """
     settings = _settings_if_enabled(tenant)
     if settings is None or settings.receipt_on != on:
         return None
-    owner = rules.payment_owner(payment.metadata)
+    owner = payment_owner_of(payment)
     if owner is None:
-        return None  # not created by ml-connector: reported as unmatched, never booked
+        return None  # not ours, nor a matched plan payment: reported, never booked
     receipts = _count(tenant, Rule.RECEIPT, payment.gocardless_id)
     if receipts != _count(tenant, Rule.REVERSAL, payment.gocardless_id):
         return None
-    return booking_create(
+    facts = rules.payment_facts(payment, owner, event=event)
+    if owner.get("plan") and receipts == 0:
+        suspense = _suspense_payout(tenant, payment)
+        if suspense:
+            facts["from_suspense"] = suspense
+    booking = booking_create(
         tenant=tenant,
         rule=Rule.RECEIPT,
         gocardless_id=payment.gocardless_id,
         sequence=receipts + 1,
-        facts=rules.payment_facts(payment, owner, event=event),
+        facts=facts,
         currency=payment.currency,
         amount_minor=payment.amount,
         booking_date=payment.charge_date or _event_date(event),
         event=event,
     )
+    if owner.get("plan"):
+        PlanPaymentMatch.objects.filter(payment=payment).update(receipt=booking)
+    return booking
 
 
 def reversal_book(*, tenant, payment: Payment, event) -> Booking | None:
@@ -249,8 +292,7 @@ def payout_bounce_book(*, tenant, payout, event) -> Booking | None:
 
 def _refund_owner(tenant, refund):
     payment = Payment.objects.filter(tenant=tenant, gocardless_id=refund.payment_id).first()
-    owner = rules.payment_owner(payment.metadata if payment else None)
-    return payment, owner
+    return payment, payment_owner_of(payment)
 
 
 def refund_book(*, tenant, refund, event) -> Booking | None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 
-from . import posting, reposts
+from core.audit import Actor
+
+from . import plan_bookings, posting, reposts
 
 logger = logging.getLogger(__name__)
 
@@ -27,3 +29,19 @@ def bookings_sweep_task() -> dict:
 def repost_batch_task(batch_pk: int) -> str:
     """A person's *Re-post* of selected bookings (reposts.py), off the request."""
     return reposts.repost_batch_run(batch_pk=batch_pk)
+
+
+def plan_payments_match_task(tenant_id: int) -> dict:
+    """Match one tenant's waiting plan payments (after an Exact receivables sync)."""
+    from tenants.models import Tenant
+
+    tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first()
+    if tenant is None:
+        return {}
+    return plan_bookings.plan_payments_match(
+        tenant=tenant, actor=Actor.system("plan payment matching")
+    )
+
+
+def plan_payments_sweep_task() -> dict:
+    return plan_bookings.plan_payments_sweep()

@@ -18,10 +18,20 @@ import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
+from django.db.models import Q
+
+from core.money import from_minor_units
 from exact.models import ExactReceivable, ReceivableKind
+from gocardless.models import InstalmentSchedule, Mandate, Payment, Subscription
 from reconciliation.collection.models import AttemptState, CollectionAttempt
-from reconciliation.collection.selection_rules import Evaluation, Line, Plan, line_decide
-from reconciliation.customers.models import CustomerLink
+from reconciliation.collection.selection_rules import (
+    Evaluation,
+    Line,
+    Plan,
+    PlanFacts,
+    line_decide,
+)
+from reconciliation.customers.models import CustomerLink, LinkState
 
 __all__ = ["Plan", "selection_evaluate"]
 
@@ -33,6 +43,13 @@ _MONEY_ON_ITS_WAY = (
     AttemptState.PAID_OUT,
 )
 
+
+# Plans that will still create payments (GoCardless statuses; docs/subscriptions.md). A
+# paused subscription counts: it resumes by itself or when the merchant resumes it.
+LIVE_SUBSCRIPTION_STATUSES = ("pending_customer_approval", "active", "paused")
+LIVE_SCHEDULE_STATUSES = ("pending", "active")
+# Plan payments whose money will not come (failed, cancelled, charged back).
+_DEAD_PAYMENT_STATUSES = ("failed", "cancelled", "customer_approval_denied", "charged_back")
 
 # --- loading what the rules read -------------------------------------------------------------
 
@@ -69,11 +86,112 @@ def _links_by_account(tenant) -> dict:
     links: dict = {}
     for link in (
         CustomerLink.objects.filter(tenant=tenant)
-        .select_related("mandate", "exact_account")
+        .select_related("mandate", "exact_account", "gocardless_customer")
         .order_by("pk")
     ):
         links[link.exact_account_guid] = link  # newest wins, as link_for_account does
     return links
+
+
+def _money(minor: int, currency: str) -> str:
+    return f"{currency} {from_minor_units(int(minor), currency)}"
+
+
+def _plan_facts(tenant, *, links: dict, receivables: list) -> PlanFacts:
+    """What GoCardless plans pay or will pay, per invoice and per customer (four queries).
+
+    A plan reaches an Exact account through its mandate's GoCardless customer and that
+    customer's link. The plan payments matched to an invoice are read through the payment's
+    ``plan_match`` (reconciliation/bookings; this app cannot import it: bookings imports
+    collection)."""
+    facts = PlanFacts()
+    account_of_customer = {
+        link.gocardless_customer.gocardless_id: link.exact_account_guid
+        for link in links.values()
+        if link.gocardless_customer is not None and link.state != LinkState.UNLINKED
+    }
+    if not account_of_customer:
+        return facts
+    synced = {r.exact_id: r.synced_at for r in receivables}
+    subscriptions = list(
+        Subscription.objects.filter(tenant=tenant, status__in=LIVE_SUBSCRIPTION_STATUSES).only(
+            "gocardless_id", "mandate_id", "amount", "currency", "upcoming_payments", "status"
+        )
+    )
+    schedules = list(
+        InstalmentSchedule.objects.filter(tenant=tenant, status__in=LIVE_SCHEDULE_STATUSES).only(
+            "gocardless_id", "mandate_id", "currency", "upcoming_payments", "status"
+        )
+    )
+    payments = list(
+        Payment.objects.filter(tenant=tenant)
+        .filter(~Q(subscription_id="") | ~Q(instalment_schedule_id=""))
+        .exclude(status__in=_DEAD_PAYMENT_STATUSES)
+        .filter(
+            Q(plan_match__isnull=True)
+            | Q(plan_match__state="waiting")
+            | Q(plan_match__state="matched", plan_match__receivable_exact_id__in=list(synced))
+        )
+        .select_related("plan_match", "plan_match__receipt")
+        .only(
+            "gocardless_id", "mandate_id", "amount", "currency", "subscription_id",
+            "instalment_schedule_id", "plan_match__state", "plan_match__receivable_exact_id",
+            "plan_match__receipt__state", "plan_match__receipt__confirmed_at",
+        )
+    )
+    mandate_ids = {p.mandate_id for p in [*subscriptions, *schedules, *payments]}
+    customer_of_mandate = dict(
+        Mandate.objects.filter(tenant=tenant, gocardless_id__in=mandate_ids).values_list(
+            "gocardless_id", "customer_id"
+        )
+    )
+
+    def account(obj):
+        return account_of_customer.get(customer_of_mandate.get(obj.mandate_id))
+
+    for sub in subscriptions:
+        amounts = {sub.amount} | {int(u.get("amount") or 0) for u in sub.upcoming_payments or []}
+        for minor in sorted(amounts - {0}):
+            money = _money(minor, sub.currency)
+            words = f"subscription {sub.gocardless_id} ({sub.status}, {money})"
+            facts.upcoming.setdefault((account(sub), sub.currency), []).append(
+                (from_minor_units(minor, sub.currency), words)
+            )
+    for schedule in schedules:
+        for u in schedule.upcoming_payments or []:
+            minor = int(u.get("amount") or 0)
+            money = _money(minor, schedule.currency)
+            words = (
+                f"instalment schedule {schedule.gocardless_id} "
+                f"({money} on {u.get('charge_date')})"
+            )
+            facts.upcoming.setdefault((account(schedule), schedule.currency), []).append(
+                (from_minor_units(minor, schedule.currency), words)
+            )
+    for p in payments:
+        plan = p.subscription_id or p.instalment_schedule_id
+        words = f"payment {p.gocardless_id} of {plan} ({_money(p.amount, p.currency)})"
+        match = getattr(p, "plan_match", None)
+        if match is None or match.state == "waiting":
+            facts.unmatched.setdefault((account(p), p.currency), []).append(
+                (from_minor_units(p.amount, p.currency), words)
+            )
+            continue
+        receipt = match.receipt
+        # Exact shows the money once its receipt is confirmed and the invoice was read
+        # again after that; until then the invoice is being paid by this payment.
+        shown = (
+            receipt is not None
+            and receipt.state == "confirmed"
+            and receipt.confirmed_at is not None
+            and synced.get(match.receivable_exact_id) is not None
+            and receipt.confirmed_at <= synced[match.receivable_exact_id]
+        )
+        if not shown:
+            facts.paying.setdefault(match.receivable_exact_id, []).append(
+                (from_minor_units(p.amount, p.currency), words)
+            )
+    return facts
 
 
 def _open_receivables(tenant) -> list[ExactReceivable]:
@@ -90,6 +208,7 @@ def _open_receivables(tenant) -> list[ExactReceivable]:
             "currency",
             "outstanding",
             "kind",
+            "synced_at",
         )
     )
 
@@ -118,12 +237,21 @@ def _evaluation_start(*, tenant, today, receivables, invoices, previewed) -> Eva
     ).only("receivable_exact_id", "amount", "account_exact_id", "currency"):
         if a.receivable_exact_id not in open_ids:
             balance[(a.account_exact_id, a.currency)] -= a.amount
+    links = _links_by_account(tenant)
+    plans = _plan_facts(tenant, links=links, receivables=receivables)
+    # A plan payment matched to an invoice and not yet shown by Exact is money on its way
+    # for that invoice and lowers what the customer owes, like an attempt of ours.
+    for r in receivables:
+        for amount, _words in plans.paying.get(r.exact_id, ()):
+            balance[(r.account_exact_id, r.currency)] -= amount
+            on_its_way[r.exact_id] += amount
     return Evaluation(
         tenant=tenant,
         today=today,
         window_end=today + dt.timedelta(days=tenant.lead_days),
         currencies=set(tenant.currencies or []),
-        links=_links_by_account(tenant),
+        links=links,
+        plans=plans,
         attempts=attempts,
         balance=balance,
         on_its_way=on_its_way,

@@ -58,6 +58,20 @@ class Plan:
         return self
 
 
+@dataclass
+class PlanFacts:
+    """What GoCardless subscriptions and instalment schedules will pay or are paying
+    (selection.py loads it; docs/subscriptions.md, "Never charged twice")."""
+
+    # receivable guid → [(amount, words)] plan payments matched to it whose money Exact
+    # does not show yet
+    paying: dict = field(default_factory=dict)
+    # (account guid, currency) → [(amount, words)] plan payments not matched to an invoice
+    unmatched: dict = field(default_factory=dict)
+    # (account guid, currency) → [(amount, words)] payments live plans will create
+    upcoming: dict = field(default_factory=dict)
+
+
 # --- what the rules share ------------------------------------------------------------------
 
 
@@ -76,6 +90,7 @@ class Evaluation:
     on_its_way: dict  # receivable guid → money already on its way for that invoice
     previewed: set | None
     payments_left: int
+    plans: PlanFacts = field(default_factory=lambda: PlanFacts())
 
 
 @dataclass
@@ -136,6 +151,26 @@ def _earlier_attempt(line: Line, ev: Evaluation) -> _Skip | None:
         # Collected; the receipt booking closes the invoice. Anything Exact still shows
         # open after that is for a person (a second automatic charge is never safe here).
         return SkipReason.ALREADY_IN_FLIGHT, f"attempt {number} collected"
+    return None
+
+
+def _plan_collects(line: Line, ev: Evaluation) -> _Skip | None:
+    """A GoCardless subscription or instalment schedule pays this invoice, or may: never
+    charge it as well. Errs on the side of not charging (docs/subscriptions.md): a matched
+    plan payment whose money Exact does not show yet; a plan payment not matched to any
+    invoice yet, of this customer, for exactly this open amount; a live plan of this customer
+    (active, pending or paused) that will collect exactly this amount."""
+    r = line.receivable
+    paying = ev.plans.paying.get(r.exact_id)
+    if paying:
+        return SkipReason.PLAN_COLLECTS, f"{paying[0][1]} pays it"
+    key = (r.account_exact_id, r.currency)
+    for amount, words in ev.plans.unmatched.get(key, ()):
+        if amount == r.outstanding:
+            return SkipReason.PLAN_COLLECTS, f"{words}, not yet matched, is for this amount"
+    for amount, words in ev.plans.upcoming.get(key, ()):
+        if amount == r.outstanding:
+            return SkipReason.PLAN_COLLECTS, f"{words} collects this amount"
     return None
 
 
@@ -278,6 +313,7 @@ def _run_limit(line: Line, ev: Evaluation) -> _Skip | None:
 
 _RULES = (
     _earlier_attempt,
+    _plan_collects,
     _no_customer_link,
     _link_ambiguous,
     _link_not_matched,

@@ -6,7 +6,13 @@ import datetime
 
 import factory
 
-from reconciliation.bookings.models import Booking, BookingSettings, RepostBatch, Rule
+from reconciliation.bookings.models import (
+    Booking,
+    BookingSettings,
+    PlanPaymentMatch,
+    RepostBatch,
+    Rule,
+)
 
 
 class BookingSettingsFactory(factory.django.DjangoModelFactory):
@@ -54,7 +60,24 @@ class RepostBatchFactory(factory.django.DjangoModelFactory):
     total = 0
 
 
+class PlanPaymentMatchFactory(factory.django.DjangoModelFactory):
+    """A subscription payment waiting for a person (no single open invoice fitted)."""
+
+    class Meta:
+        model = PlanPaymentMatch
+
+    tenant = factory.SubFactory("tests.factories.TenantFactory")
+    payment = factory.SubFactory(
+        "tests.gocardless.factories.PaymentFactory",
+        tenant=factory.SelfAttribute("..tenant"),
+        subscription_id="SB0000000001",
+    )
+    plan = factory.LazyAttribute(lambda m: m.payment.subscription_id)
+    note = "No open invoice of EUR 12.50 due around its charge date."
+
+
 BOOKINGS_FACTORIES: dict = {
+    PlanPaymentMatch: PlanPaymentMatchFactory,
     Booking: BookingFactory,
     BookingSettings: BookingSettingsFactory,
     RepostBatch: RepostBatchFactory,

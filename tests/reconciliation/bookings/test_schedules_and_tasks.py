@@ -12,11 +12,14 @@ pytestmark = pytest.mark.django_db
 
 
 def test_sweeper_schedule_is_registered_once():
-    assert booking_schedules_ensure() == ["bookings-sweep"]
+    assert booking_schedules_ensure() == ["bookings-sweep", "plan-payments-match"]
     booking_schedules_ensure()
     (schedule,) = Schedule.objects.filter(name="bookings-sweep")
     assert schedule.func == "reconciliation.bookings.tasks.bookings_sweep_task"
     assert schedule.minutes == 1
+    (matching,) = Schedule.objects.filter(name="plan-payments-match")
+    assert matching.func == "reconciliation.bookings.tasks.plan_payments_sweep_task"
+    assert matching.minutes == 15
 
 
 def test_post_task_never_raises(monkeypatch):

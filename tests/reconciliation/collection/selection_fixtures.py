@@ -18,7 +18,7 @@ from exact.models import ReceivableKind
 from gocardless.models import Mandate
 from reconciliation.customers.models import LinkState
 from tests.exact.factories import ExactAccountFactory, ExactReceivableFactory
-from tests.gocardless.factories import MandateFactory
+from tests.gocardless.factories import CustomerFactory, MandateFactory
 from tests.reconciliation.factories import CustomerLinkFactory
 
 TODAY = dt.date(2026, 3, 2)  # Monday; the simulator's frozen clock date
@@ -117,6 +117,17 @@ def invoice(
     if number is not None:
         fields["invoice_number"] = number
     return ExactReceivableFactory(**fields)
+
+
+def gocardless_customer(tenant, link, mandate):
+    """Give ``link`` its GoCardless customer, and ``mandate`` that customer (what a plan's
+    mandate leads back to the Exact account through). Returns the customer mirror."""
+    mirror = CustomerFactory(tenant=tenant)
+    link.gocardless_customer = mirror
+    link.save(update_fields=["gocardless_customer"])
+    Mandate.objects.filter(pk=mandate.pk).update(customer_id=mirror.gocardless_id)
+    mandate.customer_id = mirror.gocardless_id
+    return mirror
 
 
 def sim_customer(sim, tenant, *, scheme: str = "sepa_core", status: str = "active", **kw):

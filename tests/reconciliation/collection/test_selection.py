@@ -13,11 +13,20 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.calendars import add_working_days
+from exact.models import ExactReceivable
+from reconciliation.bookings.models import (
+    BookingState,
+    PlanMatchedBy,
+    PlanMatchState,
+    PlanPaymentMatch,
+)
 from reconciliation.collection.models import (
     BLOCKING_STATES,
     AttemptState,
@@ -34,11 +43,19 @@ from reconciliation.collection.schemes import SCHEME_RULES
 from reconciliation.collection.selection import selection_evaluate
 from reconciliation.collection.submission import attempt_key, idempotency_key_for
 from reconciliation.customers.models import CustomerLink, LinkState
+from tests.gocardless.factories import (
+    InstalmentScheduleFactory,
+    MandateFactory,
+    PaymentFactory,
+    SubscriptionFactory,
+)
+from tests.reconciliation.bookings.factories import BookingFactory
 from tests.reconciliation.collection.selection_fixtures import (
     TODAY,
     customer,
     freeze_today,
     gc_calls,
+    gocardless_customer,
     invoice,
     policy,
 )
@@ -631,6 +648,241 @@ def test_only_receivables_restricts_the_preview(tenant):
     assert run.only_receivables == [str(wanted.exact_id)]
 
 
+# --- GoCardless plans: never charge what a subscription or instalment schedule collects ------
+
+
+def plan_customer(tenant):
+    account, link, mandate = customer(tenant)
+    gocardless_customer(tenant, link, mandate)
+    return account, link, mandate
+
+
+def plan_payment(tenant, mandate, minor, *, status="submitted", subscription="SB0000000001"):
+    return PaymentFactory(
+        tenant=tenant,
+        mandate_id=mandate.gocardless_id,
+        amount=minor,
+        status=status,
+        charge_date=TODAY,
+        subscription_id=subscription,
+    )
+
+
+def matched(tenant, payment, receivable, *, receipt=None):
+    return PlanPaymentMatch.objects.create(
+        tenant=tenant,
+        payment=payment,
+        plan=payment.subscription_id,
+        state=PlanMatchState.MATCHED,
+        matched_by=PlanMatchedBy.AUTOMATIC,
+        receivable_exact_id=receivable.exact_id,
+        invoice_number=receivable.invoice_number,
+        account_exact_id=receivable.account_exact_id,
+        receipt=receipt,
+    )
+
+
+def test_an_invoice_a_plan_payment_is_matched_to_is_never_collected(tenant):
+    account, _, mandate = plan_customer(tenant)
+    paid = invoice(tenant, account, "25.00")
+    other = invoice(tenant, account, "40.00")
+    matched(tenant, plan_payment(tenant, mandate, 2500, status="confirmed"), paid)
+
+    _, items = preview(tenant)
+
+    assert_skip(items, paid, SkipReason.PLAN_COLLECTS, "of SB0000000001 (EUR 25.00) pays it")
+    assert_collect(items, other, "40.00")
+
+
+def test_a_failed_plan_payment_no_longer_blocks_its_invoice(tenant):
+    account, _, mandate = plan_customer(tenant)
+    paid = invoice(tenant, account, "25.00")
+    matched(tenant, plan_payment(tenant, mandate, 2500, status="failed"), paid)
+
+    _, items = preview(tenant)
+
+    assert_collect(items, paid, "25.00")
+
+
+def test_a_part_paid_invoice_is_collected_for_the_rest_once_exact_shows_the_plan_payment(tenant):
+    account, _, mandate = plan_customer(tenant)
+    now = timezone.now()
+    r = invoice(tenant, account, "60.00", amount="100.00")
+    receipt = BookingFactory(
+        tenant=tenant, state=BookingState.CONFIRMED, confirmed_at=now - dt.timedelta(hours=1)
+    )
+    match = matched(tenant, plan_payment(tenant, mandate, 4000, status="paid_out"), r,
+                    receipt=receipt)
+    ExactReceivable.objects.filter(pk=r.pk).update(synced_at=now)
+
+    _, items = preview(tenant)
+    assert_collect(items, r, "60.00")  # the rest, never the 40.00 again
+
+    # Until Exact was read again after the receipt, the payment is still paying it.
+    ExactReceivable.objects.filter(pk=r.pk).update(synced_at=now - dt.timedelta(hours=2))
+    _, items = preview(tenant)
+    assert_skip(items, r, SkipReason.PLAN_COLLECTS, match.payment.gocardless_id)
+
+
+def test_a_matched_plan_payment_lowers_what_the_customer_owes(tenant):
+    account, _, mandate = plan_customer(tenant)
+    paid = invoice(tenant, account, "50.00", due=TODAY - dt.timedelta(days=3))
+    rest = invoice(tenant, account, "80.00")
+    invoice(tenant, account, "-60.00", credit_note=True)
+    matched(tenant, plan_payment(tenant, mandate, 5000), paid)
+
+    _, items = preview(tenant)
+
+    assert_skip(items, paid, SkipReason.PLAN_COLLECTS)
+    # Owed net: 50 + 80 - 60 = 70, of which the plan payment brings 50.
+    assert_collect(items, rest, "20.00")
+
+
+def test_an_unmatched_plan_payment_of_the_same_amount_blocks_the_invoice(tenant):
+    account, _, mandate = plan_customer(tenant)
+    same = invoice(tenant, account, "25.00")
+    other = invoice(tenant, account, "25.01")
+    plan_payment(tenant, mandate, 2500, status="pending_submission")
+
+    _, items = preview(tenant)
+
+    assert_skip(items, same, SkipReason.PLAN_COLLECTS, "not yet matched")
+    assert_collect(items, other, "25.01")
+
+
+def test_a_plan_payment_a_person_said_is_no_invoice_payment_blocks_nothing(tenant):
+    account, _, mandate = plan_customer(tenant)
+    r = invoice(tenant, account, "25.00")
+    payment = plan_payment(tenant, mandate, 2500, status="paid_out")
+    PlanPaymentMatch.objects.create(
+        tenant=tenant, payment=payment, plan="SB0000000001", state=PlanMatchState.NOT_INVOICE
+    )
+
+    _, items = preview(tenant)
+
+    assert_collect(items, r, "25.00")
+
+
+@pytest.mark.parametrize("status", ["active", "pending_customer_approval", "paused"])
+def test_a_live_subscription_of_the_same_amount_blocks_the_invoice(tenant, status):
+    account, _, mandate = plan_customer(tenant)
+    r = invoice(tenant, account, "25.00")
+    other = invoice(tenant, account, "30.00")
+    SubscriptionFactory(
+        tenant=tenant, mandate_id=mandate.gocardless_id, amount=2500, status=status
+    )
+
+    _, items = preview(tenant)
+
+    assert_skip(items, r, SkipReason.PLAN_COLLECTS, f"({status}, EUR 25.00) collects")
+    assert_collect(items, other, "30.00")
+
+
+@pytest.mark.parametrize("status", ["finished", "cancelled", "customer_approval_denied"])
+def test_a_finished_or_cancelled_subscription_blocks_nothing(tenant, status):
+    account, _, mandate = plan_customer(tenant)
+    r = invoice(tenant, account, "25.00")
+    SubscriptionFactory(
+        tenant=tenant, mandate_id=mandate.gocardless_id, amount=2500, status=status
+    )
+
+    _, items = preview(tenant)
+
+    assert_collect(items, r, "25.00")
+
+
+def test_a_subscription_in_another_currency_or_of_another_customer_blocks_nothing(tenant):
+    account, _, mandate = plan_customer(tenant)
+    r = invoice(tenant, account, "25.00")
+    _, _, stranger = plan_customer(tenant)
+    SubscriptionFactory(tenant=tenant, mandate_id=mandate.gocardless_id, amount=2500,
+                        currency="GBP")
+    SubscriptionFactory(tenant=tenant, mandate_id=stranger.gocardless_id, amount=2500)
+
+    _, items = preview(tenant)
+
+    assert_collect(items, r, "25.00")
+
+
+def test_an_upcoming_amended_subscription_amount_blocks_the_invoice(tenant):
+    account, _, mandate = plan_customer(tenant)
+    r = invoice(tenant, account, "27.50")
+    SubscriptionFactory(
+        tenant=tenant,
+        mandate_id=mandate.gocardless_id,
+        amount=2500,
+        upcoming_payments=[{"charge_date": "2026-04-01", "amount": 2750}],
+    )
+
+    _, items = preview(tenant)
+
+    assert_skip(items, r, SkipReason.PLAN_COLLECTS)
+
+
+@pytest.mark.parametrize(("status", "blocked"), [("active", True), ("pending", True),
+                                                 ("completed", False), ("cancelled", False)])
+def test_an_instalment_schedule_with_an_instalment_of_the_amount(tenant, status, blocked):
+    account, _, mandate = plan_customer(tenant)
+    r = invoice(tenant, account, "100.00")
+    InstalmentScheduleFactory(
+        tenant=tenant,
+        mandate_id=mandate.gocardless_id,
+        status=status,
+        total_amount=30000,
+        upcoming_payments=[
+            {"charge_date": "2026-03-10", "amount": 10000},
+            {"charge_date": "2026-04-10", "amount": 20000},
+        ],
+    )
+
+    _, items = preview(tenant)
+
+    if blocked:
+        assert_skip(items, r, SkipReason.PLAN_COLLECTS, "instalment schedule IS")
+    else:
+        assert_collect(items, r, "100.00")
+
+
+def test_a_plan_on_another_mandate_of_the_same_customer_blocks_the_invoice(tenant):
+    account, link, _ = plan_customer(tenant)
+    r = invoice(tenant, account, "25.00")
+    old = MandateFactory(tenant=tenant, customer_id=link.gocardless_customer.gocardless_id)
+    SubscriptionFactory(tenant=tenant, mandate_id=old.gocardless_id, amount=2500)
+
+    _, items = preview(tenant)
+
+    assert_skip(items, r, SkipReason.PLAN_COLLECTS)
+
+
+def test_plans_are_loaded_in_a_constant_number_of_queries(tenant, django_assert_num_queries):
+    def world(n):
+        for i in range(n):
+            account, _, mandate = plan_customer(tenant)
+            paid = invoice(tenant, account, "25.00")
+            invoice(tenant, account, f"{30 + i}.00")
+            matched(tenant, plan_payment(tenant, mandate, 2500, subscription=f"SB{i}"), paid)
+            plan_payment(tenant, mandate, 1000 + i, status="pending_submission")
+            SubscriptionFactory(tenant=tenant, mandate_id=mandate.gocardless_id, amount=2600)
+            InstalmentScheduleFactory(
+                tenant=tenant,
+                mandate_id=mandate.gocardless_id,
+                upcoming_payments=[{"charge_date": "2026-03-10", "amount": 2700}],
+            )
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            plans = selection_evaluate(tenant=tenant, today=TODAY)
+        return len(queries), plans
+
+    world(1)
+    one, _ = count()
+    world(6)
+    seven, plans = count()
+    assert one == seven
+    assert sum(p.reason == SkipReason.PLAN_COLLECTS for p in plans) == 7
+    assert sum(p.decision == Decision.COLLECT for p in plans) == 7
+
+
 def test_every_skip_reason_selection_can_give_is_covered_here():
     """A new SkipReason must get a preview test (and a line in this list)."""
     covered = {
@@ -652,6 +904,9 @@ def test_every_skip_reason_selection_can_give_is_covered_here():
         SkipReason.DISPUTED,
         SkipReason.OVER_SCHEME_MAXIMUM,
         SkipReason.RUN_LIMIT,
+        SkipReason.PLAN_COLLECTS,
+        # Given by pay_link_rules.py (its own tests; wired by the coordinator):
+        SkipReason.PAY_LINK_SENT,
         # Given by approval (test_preview_approval.py), not by selection:
         SkipReason.CHANGED_SINCE_PREVIEW,
         SkipReason.NOT_IN_PREVIEW,
