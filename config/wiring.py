@@ -102,6 +102,7 @@ WIRING: list[tuple[Signal, type, Callable, str]] = [
     # --- Exact: a finished sync run ---------------------------------------------------------
     (post_save, SyncRun, customers.on_sync_run_saved, "customers.sync_run_saved"),
     (post_save, SyncRun, collection.on_sync_run_saved, "collection.sync_run_saved"),
+    (post_save, SyncRun, bookings.on_sync_run_saved, "bookings.sync_run_saved"),
 ]
 
 # Sent, with no handler today (listed so that one connected elsewhere is noticed):

@@ -52,7 +52,8 @@ EXPECTED = {
     "customers.collection_stopped": [],
     "customers.collection_resumed": [],
     "post_save(exact.SyncRun)": [f"{CUSTOMERS}.on_sync_run_saved [SyncRun]",
-                                 f"{COLLECTION}.on_sync_run_saved [SyncRun]"],
+                                 f"{COLLECTION}.on_sync_run_saved [SyncRun]",
+                                 f"{BOOKINGS}.on_sync_run_saved [SyncRun]"],
 }
 
 
