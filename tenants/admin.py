@@ -5,6 +5,7 @@ from tenants.activity import WHAT_DEACTIVATION_STOPS
 from tenants.admin_base import TenantScopedAdmin
 from tenants.admin_forms import TenantForm, membership_form_for
 from tenants.models import Membership, Role, Tenant
+from tenants.schedule_fields import MonthDaysField, ScheduleKindField, WeekdaysField
 from tenants.scoping import role_at_least, tenant_roles
 
 # Help texts that name a code on the model (GoCardless' retry_if_possible, a JSON example),
@@ -14,7 +15,18 @@ HELP_IN_WORDS = {
     "retries) instead of this app's own retries.",
     "currencies": "Invoices in these currencies are collected (each needs a GoCardless scheme "
     "in that currency). None ticked: nothing is collected.",
+    "collection_hour": "The hour (0 to 23, in the company's time zone) the scheduled run "
+    "starts on its collection days.",
+    "schedule_kind": "Every day, or only on the weekdays or days of the month chosen below. "
+    "A chosen day that is a weekend day or a bank holiday of the currencies collected "
+    "(TARGET for euros, England and Wales for pounds) moves to the next working day.",
+    "schedule_weekdays": "For a schedule on chosen weekdays.",
+    "schedule_month_days": "For a schedule on chosen days of the month, separated by commas, "
+    "such as 1, 15. 29, 30 and 31 mean the month's last day in shorter months.",
 }
+
+# The schedule's lists, entered as people think of them (tenants/schedule_fields.py).
+SCHEDULE_FORM_FIELDS = {"schedule_weekdays": WeekdaysField, "schedule_month_days": MonthDaysField}
 
 
 class MembershipInline(admin.TabularInline):
@@ -76,6 +88,9 @@ class TenantAdmin(TenantScopedAdmin):
                     "use_success_plus",
                     "collect_new_invoices",
                     "collection_hour",
+                    "schedule_kind",
+                    "schedule_weekdays",
+                    "schedule_month_days",
                 )
             },
         ),
@@ -94,6 +109,10 @@ class TenantAdmin(TenantScopedAdmin):
         return [MembershipInline] if obj is not None else []
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name in SCHEDULE_FORM_FIELDS:
+            kwargs["form_class"] = SCHEDULE_FORM_FIELDS[db_field.name]
+        elif db_field.name == "schedule_kind":
+            kwargs["choices_form_class"] = ScheduleKindField
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name == "is_active" and field is not None:
             field.help_text = f"Untick to deactivate the company. {WHAT_DEACTIVATION_STOPS}"
