@@ -24,7 +24,13 @@ from core.calendars import tenant_today
 from core.display import sentence
 from gocardless.actors import actor_for_event
 from reconciliation.collection.changes import attempt_change
-from reconciliation.collection.models import AttemptState, CollectionAttempt
+from reconciliation.collection.failure_rules import (
+    NEVER_RETRIED,
+    failure_decide,
+    pay_links_enabled,
+)
+from reconciliation.collection.models import AttemptState, CollectionAttempt, FailureAction
+from reconciliation.collection.pay_links import pay_link_payment_changed, pay_link_prepare
 from reconciliation.customers.selectors import STOPPED_MANDATE_STATUSES
 
 # States a payment event may still move (final states are left alone).
@@ -34,7 +40,6 @@ _LIVE_STATES = (
     AttemptState.CONFIRMED,
     AttemptState.PAID_OUT,
 )
-_NEVER_RETRIED = ("authorisation_disputed", "charged_back", "refund_requested")
 
 
 def attempt_for_payment(*, tenant, payment) -> CollectionAttempt | None:
@@ -62,67 +67,96 @@ def _set(attempt: CollectionAttempt, actor: Actor, action: str, message: str, **
 
 
 def _failure(attempt: CollectionAttempt, *, cause: str, details: dict, actor: Actor, status):
+    """The failure rules decide (failure_rules.py, docs/failures.md); the attempt records
+    which rule it was."""
     tenant = attempt.tenant
     description = (details.get("description") or "")[:2000]
-    common = {"payment_status": status, "failure_cause": cause[:100]}
-    if status == "charged_back" or cause in _NEVER_RETRIED:
+    decision = failure_decide(tenant=tenant, cause=cause, status=status)
+    common = {
+        "payment_status": status,
+        "failure_cause": cause[:100],
+        "failure_description": description,
+        "decided_by": decision.rule[:300],
+    }
+    said = f"Payment {status} ({cause or 'no cause given'})"
+    if status == "charged_back" or cause in NEVER_RETRIED:
         _set(
             attempt,
             actor,
             "collection.attempt_needs_attention",
-            f"Payment {status} ({cause or 'no cause given'}): not retried automatically",
+            f"{said}: not retried automatically ({decision.rule})",
             state=AttemptState.NEEDS_ATTENTION,
-            failure_description=description,
             flag="Charged back by the customer" if status == "charged_back" else "Disputed",
             **common,
         )
         return
-    if tenant.use_success_plus and details.get("will_attempt_retry"):
-        # GoCardless resubmits the same payment; the attempt stays with it.
+    if details.get("will_attempt_retry"):
+        # GoCardless resubmits the same payment (Success+ was asked for when it was created);
+        # the attempt stays with it whatever the rule says: a payment of ours beside it would
+        # charge the customer twice.
         _set(
             attempt,
             actor,
             "collection.attempt_failed_success_plus",
             f"Payment failed ({cause}); GoCardless Success+ retries it",
             state=AttemptState.SUBMITTED,
-            failure_description=description,
             flag="Failed once; GoCardless Success+ retries it",
             **common,
         )
         return
     if (
         attempt.parts == 1
-        and not tenant.use_success_plus
-        and (attempt.attempt_number <= tenant.retry_count)
+        and decision.action == FailureAction.RETRY
+        and attempt.attempt_number <= decision.retry_times
     ):
-        retry_on = tenant_today(tenant) + dt.timedelta(days=tenant.retry_spacing_days)
+        retry_on = tenant_today(tenant) + dt.timedelta(days=decision.retry_after_days)
         _set(
             attempt,
             actor,
             "collection.attempt_retry_scheduled",
-            f"Payment failed ({cause or 'no cause given'}); retry on {retry_on.isoformat()}",
+            f"{said}; retry on {retry_on.isoformat()} ({decision.rule})",
             state=AttemptState.RETRY_SCHEDULED,
             next_retry_on=retry_on,
-            failure_description=description,
             **common,
         )
         return
-    why = (
-        "instalment failed"
-        if attempt.parts > 1
-        else "retries used up"
-        if not tenant.use_success_plus
-        else "GoCardless will not retry"
-    )
+    if attempt.parts > 1:
+        why = "instalment failed"
+    elif decision.action == FailureAction.RETRY:
+        why = "retries used up"
+    elif decision.action == FailureAction.SUCCESS_PLUS:
+        why = "GoCardless will not retry"
+    else:
+        why = "not retried for this cause"
+    _stopped(attempt, actor=actor, why=f"{said}; {why}", decision=decision, **common)
+
+
+def _stopped(attempt: CollectionAttempt, *, actor: Actor, why: str, decision, **changes):
+    """Nothing more is collected by Direct Debit: a payment link when the rule and the
+    company say so (and the invoice is one payment), else *needs attention*."""
+    if attempt.parts == 1 and decision.pay_link and pay_links_enabled(tenant=attempt.tenant):
+        link = pay_link_prepare(attempt=attempt, rule=decision.rule, actor=actor)
+        if link is not None:
+            _set(
+                attempt,
+                actor,
+                "collection.attempt_pay_link",
+                f"{why}; a payment link is e-mailed to the customer ({decision.rule})",
+                state=AttemptState.PAY_LINK_SENT,
+                flag="",
+                **changes,
+            )
+            return
     _set(
         attempt,
         actor,
         "collection.attempt_needs_attention",
-        f"Payment failed ({cause or 'no cause given'}); {why}",
+        f"{why} ({decision.rule})",
         state=AttemptState.NEEDS_ATTENTION,
-        failure_description=description,
-        flag=f"Payment failed: {why}",
-        **common,
+        flag=f"Payment failed: {why.split('; ', 1)[-1]}"[:300]
+        if why.startswith("Payment ")
+        else why[:300],
+        **changes,
     )
 
 
@@ -141,7 +175,13 @@ def attempt_payment_changed(
     *, attempt: CollectionAttempt, status: str, details: dict, actor: Actor
 ) -> None:
     """Apply a payment's new status (from a webhook/poll, or an adopted payment)."""
-    if attempt.state not in _LIVE_STATES and not (
+    if _mandate_flagged_then_cancelled(attempt, status) and pay_links_enabled(
+        tenant=attempt.tenant
+    ):
+        # The mandate's event came first and flagged it; now that GoCardless cancelled the
+        # payment too, nothing will be collected: the mandate-gone rule applies.
+        pass
+    elif attempt.state not in _LIVE_STATES and not (
         attempt.state == AttemptState.RETRY_SCHEDULED and status == "charged_back"
     ):
         # Final or already handled by a person: record the status only.
@@ -172,11 +212,21 @@ def attempt_payment_changed(
         _failure(attempt, cause=cause, details=details, actor=actor, status=status)
     elif status == "cancelled":
         mandate = _mandate_status(attempt)
-        why = (
-            f"Mandate {sentence(mandate).lower()}: GoCardless cancels its pending payments"
-            if mandate in STOPPED_MANDATE_STATUSES
-            else "Payment cancelled at GoCardless (not by this app)"
-        )
+        if mandate in STOPPED_MANDATE_STATUSES:
+            # The mandate is gone: the rule of the cause GoCardless gave decides whether the
+            # customer gets a payment link.
+            decision = failure_decide(tenant=attempt.tenant, cause=cause or "mandate_cancelled")
+            _stopped(
+                attempt,
+                actor=actor,
+                why=_mandate_why(mandate),
+                decision=decision,
+                payment_status=status,
+                failure_cause=cause[:100],
+                decided_by=decision.rule[:300],
+            )
+            return
+        why = "Payment cancelled at GoCardless (not by this app)"
         _set(
             attempt,
             actor,
@@ -200,26 +250,47 @@ def attempt_payment_changed(
 
 def payment_signal_handle(*, tenant, payment, event) -> None:
     """Receiver body for the payment status signals."""
-    attempt = attempt_for_payment(tenant=tenant, payment=payment)
-    if attempt is None:
-        return  # not a payment we created
     details = {}
     if event is not None and event.action in ("failed", "charged_back", "late_failure_settled"):
         details = event.details or {}
     actor = actor_for_event(event, without_event="collection")
+    attempt = attempt_for_payment(tenant=tenant, payment=payment)
+    if attempt is None:
+        # A payment a customer made through one of our payment links (pay_links.py), or
+        # not a payment we created at all.
+        pay_link_payment_changed(tenant=tenant, payment=payment, details=details, actor=actor)
+        return
     attempt_payment_changed(attempt=attempt, status=payment.status, details=details, actor=actor)
+
+
+def _mandate_why(status: str) -> str:
+    return f"Mandate {sentence(status).lower()}: GoCardless cancels its pending payments"
+
+
+def _mandate_flagged_then_cancelled(attempt: CollectionAttempt, status: str) -> bool:
+    return (
+        status == "cancelled"
+        and attempt.state == AttemptState.NEEDS_ATTENTION
+        and attempt.payment_status != "cancelled"
+        and attempt.flag.startswith("Mandate ")
+        and attempt.flag.endswith("GoCardless cancels its pending payments")
+    )
 
 
 def mandate_stopped_handle(*, tenant, mandate, event) -> int:
     """Flag the in-flight attempts of a mandate that can no longer be charged.
 
     GoCardless cancels the mandate's pending payments too; whichever event is processed
-    first, the attempt ends up in *needs attention* naming the mandate as the reason.
+    first, the attempt ends up in *needs attention* naming the mandate as the reason, or —
+    when the failure rules and the company say so — with a payment link to the customer
+    (a retry that was scheduled can no longer be collected: the mandate is gone).
     """
     from django.db.models import Q
 
     flagged = 0
-    why = f"Mandate {sentence(mandate.status).lower()}: GoCardless cancels its pending payments"
+    why = _mandate_why(mandate.status)
+    actor = actor_for_event(event, without_event="collection")
+    cause = str(((getattr(event, "details", None) or {}).get("cause")) or "mandate_cancelled")
     for attempt in CollectionAttempt.objects.filter(
         Q(state__in=(AttemptState.PENDING, AttemptState.SUBMITTED, AttemptState.RETRY_SCHEDULED))
         | Q(state=AttemptState.NEEDS_ATTENTION, payment_status="cancelled"),
@@ -228,9 +299,24 @@ def mandate_stopped_handle(*, tenant, mandate, event) -> int:
     ).select_related("tenant"):
         if attempt.flag == why:
             continue
+        if attempt.state == AttemptState.RETRY_SCHEDULED or (
+            attempt.state == AttemptState.NEEDS_ATTENTION
+        ):
+            # Its payment already failed or was cancelled: nothing is in flight any more.
+            decision = failure_decide(tenant=tenant, cause=cause)
+            _stopped(
+                attempt,
+                actor=actor,
+                why=why,
+                decision=decision,
+                next_retry_on=None,
+                decided_by=decision.rule[:300],
+            )
+            flagged += 1
+            continue
         _set(
             attempt,
-            actor_for_event(event, without_event="collection"),
+            actor,
             "collection.attempt_needs_attention",
             f"Mandate {mandate.gocardless_id} {mandate.status}",
             state=AttemptState.NEEDS_ATTENTION,

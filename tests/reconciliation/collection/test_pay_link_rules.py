@@ -1,0 +1,143 @@
+"""The selection's payment-link check (pay_link_rules.py) and the link's life after it was
+sent: expiry, a person's cancel, a payment through the link that fails."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from core.audit import Actor
+from reconciliation.collection.models import (
+    AttemptState,
+    CollectionAttempt,
+    PayLink,
+    PayLinkState,
+    SkipReason,
+)
+from reconciliation.collection.pay_link_rules import pay_link_skip, pay_links_open
+from reconciliation.collection.pay_links import (
+    PayLinkRefused,
+    pay_link_cancel,
+    pay_link_payment_changed,
+    pay_links_expire,
+)
+from tests.factories import TenantFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2027, 3, 28, 10, 0, tzinfo=dt.UTC)
+
+
+def make_link(tenant, *, state=PayLinkState.SENT, number=1, **fields) -> PayLink:
+    receivable = uuid.uuid4()
+    attempt = CollectionAttempt.objects.create(
+        tenant=tenant,
+        receivable_exact_id=receivable,
+        invoice_number=number,
+        attempt_number=1,
+        key=f"{receivable}/1",
+        idempotency_key=f"mlc-pay-{receivable.hex}",
+        amount=Decimal("10.00"),
+        currency="EUR",
+        mandate_gocardless_id="MD1",
+        payment_gocardless_id=f"PM{number}",
+        state=AttemptState.PAY_LINK_SENT,
+    )
+    fields.setdefault("sent_at", NOW - dt.timedelta(days=1))
+    return PayLink.objects.create(
+        tenant=tenant,
+        attempt=attempt,
+        receivable_exact_id=receivable,
+        invoice_number=number,
+        amount=Decimal("10.00"),
+        currency="EUR",
+        key=f"{receivable}/1.0",
+        idempotency_key=f"mlc-link-{receivable.hex}",
+        email="ap@example.test",
+        state=state,
+        **fields,
+    )
+
+
+def test_open_links_skip_their_invoice_and_nothing_else(tenant_a):
+    sent = make_link(tenant_a, number=1)
+    paid = make_link(tenant_a, state=PayLinkState.PAID, number=2)
+    creating = make_link(tenant_a, state=PayLinkState.CREATING, number=3, sent_at=None)
+    expired = make_link(tenant_a, state=PayLinkState.EXPIRED, number=4)
+    cancelled = make_link(tenant_a, state=PayLinkState.CANCELLED, number=5)
+    other_company = make_link(TenantFactory(), number=6)
+    open_links = pay_links_open(tenant=tenant_a)
+    assert set(open_links) == {
+        sent.receivable_exact_id,
+        paid.receivable_exact_id,
+        creating.receivable_exact_id,
+    }
+    reason, detail = pay_link_skip(sent.receivable_exact_id, open_links)
+    assert reason == SkipReason.PAY_LINK_SENT and detail.startswith("payment link e-mailed on")
+    assert "paid through the payment link" in pay_link_skip(paid.receivable_exact_id, open_links)[1]
+    assert "being made" in pay_link_skip(creating.receivable_exact_id, open_links)[1]
+    for link in (expired, cancelled, other_company):
+        assert pay_link_skip(link.receivable_exact_id, open_links) is None
+    assert pay_link_skip(uuid.uuid4(), open_links) is None
+
+
+def test_open_links_are_loaded_in_one_query(tenant_a, django_assert_num_queries):
+    for number in range(5):
+        make_link(tenant_a, number=number + 1)
+    with django_assert_num_queries(1):
+        assert len(pay_links_open(tenant=tenant_a)) == 5
+
+
+def test_an_expired_link_goes_back_to_a_person(tenant_a):
+    link = make_link(tenant_a, expires_at=NOW - dt.timedelta(minutes=1))
+    still_open = make_link(tenant_a, number=2, expires_at=NOW + dt.timedelta(days=1))
+    assert pay_links_expire(now=NOW) == 1
+    link.refresh_from_db()
+    assert link.state == PayLinkState.EXPIRED
+    attempt = CollectionAttempt.objects.get(pk=link.attempt_id)
+    assert attempt.state == AttemptState.NEEDS_ATTENTION and "expired" in attempt.flag
+    still_open.refresh_from_db()
+    assert still_open.state == PayLinkState.SENT
+    assert pay_links_expire(now=NOW) == 0
+
+
+def test_a_person_cancels_a_link(tenant_a):
+    user = get_user_model().objects.create_user("fin", password="x")
+    link = make_link(tenant_a)  # no billing request yet: nothing to cancel at GoCardless
+    pay_link_cancel(link=link, user=user)
+    link.refresh_from_db()
+    assert link.state == PayLinkState.CANCELLED
+    assert CollectionAttempt.objects.get(pk=link.attempt_id).state == AttemptState.NEEDS_ATTENTION
+    with pytest.raises(PayLinkRefused):
+        pay_link_cancel(link=link, user=user)
+
+
+def test_a_payment_through_the_link_that_fails_goes_back_to_a_person(tenant_a):
+    link = make_link(tenant_a)
+    payment = {"id": "PMLINK", "status": "failed", "metadata": link.payment_metadata}
+    pay_link_payment_changed(
+        tenant=tenant_a,
+        payment=payment,
+        details={"cause": "insufficient_funds"},
+        actor=Actor.system("test"),
+    )
+    link.refresh_from_db()
+    assert link.state == PayLinkState.FAILED and link.payment_gocardless_id == "PMLINK"
+    attempt = CollectionAttempt.objects.get(pk=link.attempt_id)
+    assert attempt.state == AttemptState.NEEDS_ATTENTION and "insufficient_funds" in attempt.flag
+
+
+def test_a_payment_that_is_not_a_links_is_left_alone(tenant_a):
+    make_link(tenant_a)
+    payment = {"id": "PMOTHER", "status": "confirmed", "metadata": {"mlc_attempt": "x/1"}}
+    assert (
+        pay_link_payment_changed(
+            tenant=tenant_a, payment=payment, details={}, actor=Actor.system("test")
+        )
+        is None
+    )
+    assert PayLink.objects.get().state == PayLinkState.SENT
