@@ -54,7 +54,8 @@ class Slot:
 
 def schedule_schemes(tenant) -> tuple[str, ...]:
     """The schemes whose working days the schedule follows (see the module docstring)."""
-    schemes = sorted({CURRENCY_SCHEMES[c] for c in tenant.currencies or [] if c in CURRENCY_SCHEMES})
+    currencies = tenant.currencies or []
+    schemes = sorted({CURRENCY_SCHEMES[c] for c in currencies if c in CURRENCY_SCHEMES})
     return tuple(schemes) or (_ZONE_SCHEMES.get(tenant.time_zone, _DEFAULT_SCHEME),)
 
 

@@ -24,7 +24,7 @@ def page_data(client, url) -> dict:
     }
     for inline in context["inline_admin_formsets"]:
         formset = inline.formset
-        for name, field in formset.management_form.fields.items():
+        for name in formset.management_form.fields:
             data[f"{formset.prefix}-{name}"] = formset.management_form[name].value()
         for sub in formset.forms:
             for name in sub.fields:
