@@ -1,5 +1,6 @@
 """The demo company's customer base: twelve customers, thirty open items (one a credit note,
-one partly paid), some overdue, some not yet due, in EUR and GBP. Each customer has a bank
+one partly paid), some overdue, some not yet due, in EUR and GBP; one of them also pays a
+monthly subscription GoCardless collects by itself. Each customer has a bank
 account in Exact (crm/BankAccounts: Exact's mandate records need one); payers who complete
 GoCardless' hosted page give the same bank details there.
 
@@ -36,6 +37,16 @@ class Item:
 
 
 @dataclass(frozen=True)
+class DemoSubscription:
+    """A subscription the customer already pays at GoCardless, set up in GoCardless'
+    dashboard: GoCardless creates its payments itself, without our metadata."""
+
+    name: str
+    amount: str  # each payment, in currency units
+    interval_unit: str = "monthly"
+
+
+@dataclass(frozen=True)
 class DemoCustomer:
     name: str
     email: str
@@ -47,6 +58,7 @@ class DemoCustomer:
     items: tuple[Item, ...] = field(default_factory=tuple)
     iban: str = ""  # the customer's bank account in Exact (crm/BankAccounts)
     bic: str = ""
+    subscription: DemoSubscription | None = None  # only for an EXISTING customer
 
     def gocardless_bank_details(self) -> dict[str, str]:
         """The same bank account as the payer enters it on GoCardless' hosted page: an IBAN
@@ -67,6 +79,9 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (
         items=(Item("1250.00", -12), Item("486.40", 3), Item("2100.00", 21)),
         iban="NL17RABO0300512345",
         bic="RABONL2U",
+        # Also uses GoCardless to collect subscription fees: its first payment is collected
+        # and paid out during the story, the next ones are ahead.
+        subscription=DemoSubscription("Bread delivery subscription", "95.00"),
     ),
     DemoCustomer(
         "Hoekstra Installatietechniek B.V.",

@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from core.audit import Actor, audit_record
 from core.calendars import tenant_today
+from core.money import to_minor_units
 from demo import data
 from demo.data import Onboarding
 from demo.simulators import ExactControl, GoCardlessControl, SimulatorError
@@ -257,7 +258,25 @@ class Demo:
             }
             for c in existing
         ]
-        self.gocardless.seed(mandates=mandates)
+        created = self.gocardless.seed(mandates=mandates)
+        for customer, mandate_id in zip(existing, created["mandates"], strict=True):
+            plan = customer.subscription
+            if plan is None:
+                continue
+            self.step(
+                f"GoCardless: {customer.name} also pays a subscription, '{plan.name}' "
+                f"({customer.currency} {plan.amount} {plan.interval_unit}), collected by "
+                "GoCardless itself"
+            )
+            # Set up in GoCardless' dashboard before ml-connector was connected: its events
+            # (and its payments') reach the product through the polling job, like any other.
+            self.gocardless.create_subscription(
+                amount=to_minor_units(Decimal(plan.amount), customer.currency),
+                currency=customer.currency,
+                interval_unit=plan.interval_unit,
+                name=plan.name,
+                links={"mandate": mandate_id},
+            )
 
     def set_policy(self) -> None:
         from reconciliation.customers.models import CustomerSettings, RegistrationPolicy

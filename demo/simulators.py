@@ -92,6 +92,10 @@ class GoCardlessControl(_Control):
     def seed(self, **body) -> dict:
         return self.call("POST", "seed", body)
 
+    def create_subscription(self, **body) -> dict:
+        """A subscription set up in GoCardless' dashboard (not through ml-connector)."""
+        return self.call("POST", "subscriptions", body)["subscriptions"]
+
     def complete_flow(self, flow_id: str, **payer) -> dict:
         return self.call("POST", f"billing_request_flows/{flow_id}/complete", payer)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 
 from demo.run import DemoResult
@@ -71,6 +72,8 @@ class DemoSummary:
     attempt_states: dict = field(default_factory=dict)
     paid_out_totals: dict = field(default_factory=dict)
     payouts: list[PayoutLine] = field(default_factory=list)
+    # Subscriptions GoCardless collects by itself, one line each (summary_plans).
+    plans: list[str] = field(default_factory=list)
     bookings_available: bool = False
     bookings_note: str = ""
     bookings_by_rule: dict = field(default_factory=dict)
@@ -206,6 +209,8 @@ def summary_build(*, tenant, result: DemoResult, admin_url: str, login) -> DemoS
             )
         )
 
+    s.plans = summary_plans(tenant=tenant)
+
     # Bookings in Exact.
     s.bookings_available, s.bookings_note = result.bookings_available, result.bookings_note
     if result.bookings_available:
@@ -243,6 +248,36 @@ def summary_build(*, tenant, result: DemoResult, admin_url: str, login) -> DemoS
         s.follow_up.append(f"{name} has not completed the mandate invitation yet")
     s.follow_up += [f"Not invited — {line}" for line in s.not_invited]
     return s
+
+
+def summary_plans(*, tenant) -> list[str]:
+    """Each subscription: whose, what, how often, its payments so far and the next one."""
+    from core.display import local_date_display, minor_display, words
+    from gocardless.models import Mandate, Payment, Subscription
+    from gocardless.words import SUBSCRIPTION_STATUS_WORDS, interval_words
+    from reconciliation.customers.models import CustomerLink
+
+    lines = []
+    for plan in Subscription.objects.filter(tenant=tenant).order_by("gocardless_created_at"):
+        customer_id = (Mandate.objects.filter(tenant=tenant, gocardless_id=plan.mandate_id)
+                       .values_list("customer_id", flat=True).first())
+        who = (CustomerLink.objects.filter(tenant=tenant,
+                                           gocardless_customer__gocardless_id=customer_id)
+               .values_list("exact_name", flat=True).first()) or plan.mandate_id
+        payments = Payment.objects.filter(tenant=tenant, subscription_id=plan.gocardless_id)
+        paid_out = payments.filter(status="paid_out").count()
+        upcoming = sorted(plan.upcoming_payments, key=lambda e: e.get("charge_date") or "")
+        ahead = ""
+        if upcoming:
+            ahead = "; next on " + local_date_display(
+                date.fromisoformat(upcoming[0]["charge_date"]))
+        lines.append(
+            f"{who}: '{plan.name}', {minor_display(plan.amount, plan.currency)} "
+            f"{interval_words(plan.interval_unit, plan.interval, plan.day_of_month).lower()} "
+            f"({words(plan.status, SUBSCRIPTION_STATUS_WORDS).lower()}): "
+            f"{plural(payments.count(), 'payment')} so far, {paid_out} paid out{ahead}"
+        )
+    return lines
 
 
 def summary_text(s: DemoSummary) -> str:
@@ -291,6 +326,9 @@ def summary_text(s: DemoSummary) -> str:
         lines.append(f"  GoCardless fees (incl. VAT): {totals_text(s.fees_total)}")
     else:
         lines.append("  no payouts yet")
+    if s.plans:
+        lines += ["", "Subscriptions GoCardless collects by itself"]
+        lines += [f"  {line}" for line in s.plans]
     lines += ["", "Booked in Exact"]
     if s.bookings_available:
         confirmed = s.bookings_by_state.get("confirmed", 0)

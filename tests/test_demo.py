@@ -23,7 +23,16 @@ from django.utils import timezone
 from core.calendars import tenant_today
 from demo import data, environment
 from demo.run import EXACT_MINUTELY_LIMIT, STORY_DAYS
-from gocardless.models import GoCardlessEvent, Mandate, Payment, Payout
+from core.money import to_minor_units
+from gocardless.models import (
+    GoCardlessEvent,
+    Mandate,
+    Payment,
+    Payout,
+    PayoutItem,
+    PayoutItemsState,
+    Subscription,
+)
 from reconciliation.bookings.models import Booking
 from reconciliation.collection.models import AttemptState, CollectionAttempt, CollectionRun
 from reconciliation.customers.models import MandateInvitation
@@ -72,8 +81,33 @@ def facts(tenant) -> dict:
         "attempts": attempts.count(),
         "invoices": attempts.values("receivable_exact_id").distinct().count(),
         "states": sorted(set(attempts.values_list("state", flat=True))),
-        "payments": Payment.objects.filter(tenant=tenant).count(),
+        # The payments the collection engine made (the subscription's are GoCardless' own).
+        "payments": Payment.objects.filter(tenant=tenant, subscription_id="",
+                                           instalment_schedule_id="").count(),
+        "plan_payments": sorted(Payment.objects.filter(tenant=tenant).exclude(subscription_id="")
+                                .values_list("amount", "currency", "status")),
     }
+
+
+def subscription_in_the_story(tenant) -> None:
+    """Bakkerij Van Dijk's subscription (set up in GoCardless' dashboard) reached the mirrors
+    through the polling job, with its payment, which was paid out in a payout; more are
+    ahead."""
+    (plan,) = Subscription.objects.filter(tenant=tenant)
+    customer = next(c for c in data.CUSTOMERS if c.subscription is not None)
+    assert (plan.name, plan.status, plan.currency, plan.interval_unit) == (
+        customer.subscription.name, "active", "EUR", "monthly")
+    assert plan.amount == to_minor_units(Decimal(customer.subscription.amount), "EUR")
+    mandate = Mandate.objects.get(tenant=tenant, gocardless_id=plan.mandate_id)
+    assert mandate.customer_id and plan.upcoming_payments
+    assert all(u["charge_date"] > tenant_today(tenant).isoformat()
+               for u in plan.upcoming_payments)
+    payments = Payment.objects.filter(tenant=tenant, subscription_id=plan.gocardless_id)
+    assert payments.count() >= 1 and all(p.metadata == {} for p in payments)
+    paid = payments.filter(status="paid_out")
+    assert paid.exists()
+    assert PayoutItem.objects.filter(tenant=tenant, item_type="payment_paid_out",
+                                     payment_id__in=paid.values("gocardless_id")).exists()
 
 
 def exact_mandate_records(exact, tenant) -> None:
@@ -145,6 +179,12 @@ def test_demo_run_end_to_end_twice(simulators, demo_settings):
     payouts = Payout.objects.filter(tenant=tenant)
     assert {p.currency for p in payouts} == {"EUR", "GBP"}
     assert all(p.status == "paid" and p.deducted_fees > 0 for p in payouts)
+    # Their lines were fetched when each was first seen.
+    assert {p.items_state for p in payouts} == {PayoutItemsState.FETCHED}
+    # The subscription's payment is GoCardless' own, collected and paid out in the story.
+    subscription_in_the_story(tenant)
+    assert "Subscriptions GoCardless collects by itself" in first
+    assert "'Bread delivery subscription', EUR 95.00 every month" in first
     # Bookings: every receipt and payout posted to Exact, which now shows the receipts.
     bookings = Booking.objects.filter(tenant=tenant)
     assert bookings.filter(rule="receipt").count() == one["created"] - 1
