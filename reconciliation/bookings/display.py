@@ -99,6 +99,17 @@ def attempt_words(attempt_key: str, invoice) -> str:
     return f"Attempt {number}" if number else ""
 
 
+def payment_origin_words(attempt_key: str, invoice, plan: str = "") -> str:
+    """How a payment came to pay its invoice: the collection engine's attempt, or the
+    GoCardless subscription / instalment schedule it was matched from."""
+    if attempt_key:
+        return attempt_words(attempt_key, invoice)
+    if plan:
+        kind = "instalment schedule" if plan.startswith("IS") else "subscription"
+        return f"Invoice {invoice}, paid by {kind} {plan}" if invoice else f"{kind} {plan}"
+    return ""
+
+
 def facts_rows(booking, *, account_names: dict | None = None) -> list[tuple[str, str]]:
     """What the booking was made from (captured from GoCardless when the event came), as
     (label, words) rows: amounts with their currency, never minor units or field names."""
@@ -122,6 +133,12 @@ def facts_rows(booking, *, account_names: dict | None = None) -> list[tuple[str,
         rows.append(("Customer (Exact account)", names.get(account) or account))
     if facts.get("attempt"):
         rows.append(("Collection attempt", attempt_words(facts["attempt"], facts.get("invoice"))))
+    if facts.get("plan"):
+        rows.append(("Paid by", payment_origin_words("", None, facts["plan"]).capitalize()))
+    if facts.get("from_suspense"):
+        rows.append(
+            ("Taken out of suspense", f"Booked to suspense with payout {facts['from_suspense']}")
+        )
     if facts.get("amount") is not None:
         rows.append(("Amount", amount(facts["amount"])))
     if facts.get("cause") and booking.rule == Rule.REVERSAL:

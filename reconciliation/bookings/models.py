@@ -194,7 +194,14 @@ class Booking(models.Model):
         ident = self.subject()[1]
         invoice = facts.get("invoice")
         if self.rule == Rule.RECEIPT:
-            return f"Payment {ident} collected" + (f" for invoice {invoice}" if invoice else "")
+            plan = str(facts.get("plan") or "")
+            kind = "instalment schedule" if plan.startswith("IS") else "subscription"
+            return (
+                f"Payment {ident} collected"
+                + (f" by {kind} {plan}" if plan else "")
+                + (f" for invoice {invoice}" if invoice else "")
+                + (" (out of suspense)" if facts.get("from_suspense") else "")
+            )
         if self.rule == Rule.REVERSAL:
             cause = facts.get("cause")
             why = f" ({FAILURE_CAUSE_WORDS[cause]})" if cause in FAILURE_CAUSE_WORDS else ""

@@ -19,8 +19,16 @@ from gocardless.models import Payment, Payout, Refund
 from reconciliation.collection.selectors import open_when_collected
 
 from .display import payment_status_words, state_words
-from .models import Booking, BookingSettings, BookingState, ReceiptOn, Rule
-from .rules import FEE_ITEM_TYPES, payment_owner
+from .models import (
+    Booking,
+    BookingSettings,
+    BookingState,
+    PlanMatchState,
+    PlanPaymentMatch,
+    ReceiptOn,
+    Rule,
+)
+from .rules import FEE_ITEM_TYPES, payment_owner, plan_owner
 
 COLLECTED = {"confirmed", "paid_out"}
 REFUNDED = {"paid"}
@@ -44,9 +52,13 @@ class PaymentRow:
     booking_pks: list[int] = field(default_factory=list)
     note: str = ""
 
+    plan: str = ""  # the subscription / instalment schedule of a plan payment matched to it
+
     @property
     def ours(self) -> bool:
-        return bool(self.attempt)
+        """Paid to one of the tenant's invoices: made by the collection engine, or a plan
+        payment matched to an invoice (docs/subscriptions.md)."""
+        return bool(self.attempt or self.plan)
 
 
 @dataclass
@@ -109,7 +121,8 @@ class Report:
         ours = [p for p in self.payments if p.ours]
         by_receivable: dict[str, int] = defaultdict(int)
         for p in ours:
-            by_receivable[p.receivable] += 1
+            if p.attempt:  # retries are the collection engine's
+                by_receivable[p.receivable] += 1
         collected = [p for p in ours if p.status in COLLECTED]
         failed = [p for p in ours if p.status == "failed"]
         charged_back = [p for p in ours if p.status == "charged_back"]
@@ -165,10 +178,14 @@ def _payment_rows(tenant, currency, start, end, by_gc, units) -> list[PaymentRow
         refunds[refund.payment_id] += refund.amount
 
     payments = []
-    for p in Payment.objects.filter(
-        tenant=tenant, currency=currency, charge_date__gte=start, charge_date__lte=end
-    ).order_by("charge_date", "gocardless_id"):
-        owner = payment_owner(p.metadata) or {}
+    rows = list(
+        Payment.objects.filter(
+            tenant=tenant, currency=currency, charge_date__gte=start, charge_date__lte=end
+        ).order_by("charge_date", "gocardless_id")
+    )
+    plans = _plan_owners(tenant, rows)
+    for p in rows:
+        owner = payment_owner(p.metadata) or plans.get(p.pk) or {}
         mine = by_gc.get(p.gocardless_id, [])
         receipts = [b for b in mine if b.rule == Rule.RECEIPT]
         reversals = [b for b in mine if b.rule == Rule.REVERSAL]
@@ -187,15 +204,41 @@ def _payment_rows(tenant, currency, start, end, by_gc, units) -> list[PaymentRow
                 receipt=receipts[-1].state if receipts else "",
                 reversal=reversals[-1].state if reversals else "",
                 booking_pks=[b.pk for b in mine],
-                note=(
-                    "made by ml-connector, but its attempt, invoice or account is missing "
-                    "from the payment's metadata"
-                    if not owner and (p.metadata or {}).get("mlc_attempt")
-                    else "not created by ml-connector (no collection attempt in its metadata)"
-                ),
+                plan=owner.get("plan", ""),
+                note=_not_ours_note(p, owner),
             )
         )
     return payments
+
+
+def _plan_owners(tenant, payments) -> dict[int, dict]:
+    """Payment pk → owner of the plan payments among ``payments`` matched to an invoice."""
+    plan_pks = [p.pk for p in payments if p.subscription_id or p.instalment_schedule_id]
+    if not plan_pks:
+        return {}
+    return {
+        m.payment_id: plan_owner(m)
+        for m in PlanPaymentMatch.objects.filter(
+            tenant=tenant, payment_id__in=plan_pks, state=PlanMatchState.MATCHED
+        )
+    }
+
+
+def _not_ours_note(payment, owner: dict) -> str:
+    if owner:
+        return ""
+    if (payment.metadata or {}).get("mlc_attempt"):
+        return (
+            "made by ml-connector, but its attempt, invoice or account is missing from the "
+            "payment's metadata"
+        )
+    plan = payment.subscription_id or payment.instalment_schedule_id
+    if plan:
+        return (
+            f"made by GoCardless plan {plan}, not matched to an invoice (it stays in the "
+            "suspense account until it is)"
+        )
+    return "not created by ml-connector (no collection attempt in its metadata)"
 
 
 def _payout_rows(tenant, currency, start, end, by_gc, units) -> list[PayoutRow]:
@@ -284,19 +327,23 @@ def _invoice_mismatches(tenant, currency, payments, units) -> list[Mismatch]:
     # Invoices touched in the period, with every payment ever made for them.
     invoices = {p.invoice for p in payments if p.ours}
     all_for_invoice: dict[int, list[Payment]] = defaultdict(list)
-    for p in Payment.objects.filter(tenant=tenant, currency=currency):
-        owner = payment_owner(p.metadata)
+    every = list(Payment.objects.filter(tenant=tenant, currency=currency))
+    plans = _plan_owners(tenant, every)
+    owners = {}
+    for p in every:
+        owner = payment_owner(p.metadata) or plans.get(p.pk)
         if owner and owner["invoice"] in invoices:
             all_for_invoice[owner["invoice"]].append(p)
+            owners[p.pk] = owner
     receivables = {
         r.invoice_number: r
         for r in ExactReceivable.objects.filter(
             tenant=tenant, invoice_number__in=invoices, kind=ReceivableKind.INVOICE
         )
     }
-    owners = {p.pk: payment_owner(p.metadata) for pays in all_for_invoice.values() for p in pays}
     opened = open_when_collected(
-        tenant=tenant, receivable_ids={o["receivable"] for o in owners.values()}
+        tenant=tenant,
+        receivable_ids={o["receivable"] for o in owners.values() if o.get("attempt")},
     )
     for invoice in sorted(invoices):
         row = receivables.get(invoice)

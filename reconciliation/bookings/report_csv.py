@@ -13,7 +13,7 @@ import csv
 import io
 from decimal import Decimal
 
-from .display import attempt_words, payment_status_words, payout_status_words, state_words
+from .display import payment_origin_words, payment_status_words, payout_status_words, state_words
 from .report import MISMATCH_KINDS, Report
 from .report_words import account_names, mismatch_subject, report_bookings, total_rows
 
@@ -114,7 +114,7 @@ def _payments(w, report: Report, bookings) -> None:
                 p.invoice or "",
                 names.get(p.account, ""),
                 p.account,
-                attempt_words(p.attempt, p.invoice) if p.attempt else "",
+                payment_origin_words(p.attempt, p.invoice, p.plan),
                 state_words(p.receipt) if p.receipt else "",
                 state_words(p.reversal) if p.reversal else "",
             ]

@@ -13,7 +13,7 @@ from django.urls import reverse
 from core.display import NOTHING, local_date_display, money_display
 from exact.models import ExactAccount
 
-from .display import attempt_words, payment_status_words, payout_status_words, state_words
+from .display import payment_origin_words, payment_status_words, payout_status_words, state_words
 from .models import Booking
 from .report import MISMATCH_KINDS, Report
 
@@ -110,7 +110,7 @@ def report_page(report: Report) -> dict:
             "invoice": str(p.invoice) if p.invoice else "",
             "customer": names.get(p.account, ""),
             "attempt_key": p.attempt,
-            "attempt": attempt_words(p.attempt, p.invoice) if p.attempt else "",
+            "attempt": payment_origin_words(p.attempt, p.invoice, p.plan),
             "receipt": state_words(p.receipt) if p.receipt else "Not booked",
             "reversal": state_words(p.reversal) if p.reversal else NOTHING,
             "ours": p.ours,
