@@ -13,6 +13,7 @@ import datetime as dt
 from django.utils import timezone
 
 from core.display import FAILURE_CAUSE_WORDS, counted, money_display, words
+from reconciliation.collection.pay_links import pay_links_expire
 from reconciliation.collection.selectors import NEEDS_ATTENTION_QUERY, attempts_needing_attention
 from tenants.alerts import admin_url, alert_new_objects
 from tenants.models import Tenant
@@ -27,8 +28,13 @@ def attention_digests_send(*, now: dt.datetime | None = None) -> int:
     payment in flight, invoice changed after submission...). Attempts can land there by the
     hundred (a mandate wave, a bank's bulk chargebacks), so never one e-mail per attempt.
     "Already e-mailed" and "already sent today" are read from the audit trail
-    (tenants/alerts.py). Returns how many attempts were listed."""
+    (tenants/alerts.py). Returns how many attempts were listed.
+
+    Payment links whose page expired unpaid are closed first (``pay_links_expire``), so
+    their attempts, back in *needs attention*, are in the same e-mail: this hourly sweep is
+    the one that already looks at what needs a person."""
     now = now or timezone.now()
+    pay_links_expire(now=now)
     tenants = Tenant.objects.filter(
         is_active=True, pk__in=attempts_needing_attention().values("tenant_id")
     )

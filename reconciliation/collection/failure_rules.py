@@ -85,8 +85,9 @@ def cause_of(*, cause: str, status: str) -> str:
 
 
 def _said(cause: str, action: str, days: int, times: int, pay_link: bool) -> str:
+    often = "once" if times == 1 else f"{times} times"
     what = {
-        FailureAction.RETRY: f"collect again after {days} days, up to {times} times",
+        FailureAction.RETRY: f"collect again after {days} days, at most {often}",
         FailureAction.SUCCESS_PLUS: "let GoCardless Success+ retry",
         FailureAction.NO_RETRY: "no retry",
     }[action]

@@ -8,7 +8,9 @@ what staff *do* goes through the services, which check the state and write the a
   (``run_actions.py``);
 - lines (``lines.py``): one row per invoice a run evaluated, with its decision and reason;
 - attempts (``attempts.py``): *Retry now*, *Cancel* and *Mark resolved*
-  (``reconciliation.collection.actions``); Cancel and Mark resolved ask for a reason first.
+  (``reconciliation.collection.actions``); Cancel and Mark resolved ask for a reason first;
+- the failure table and the payment-links switch (``failures.py``), edited by a company's
+  administrators; payment links (``pay_links.py``), cancelled by operators.
 
 A service's refusal (``RunRefused`` / ``ActionRefused``) becomes a message, never a 500.
 Operators and admins act; viewers read. Scoping to the user's companies is
@@ -18,4 +20,10 @@ too, so another company's run is a 404 whatever id is posted.
 Django's autodiscovery imports this package; importing the screens registers them.
 """
 
-from reconciliation.collection.admin import attempts, lines, runs  # noqa: F401 (registers)
+from reconciliation.collection.admin import (  # noqa: F401 (registers)
+    attempts,
+    failures,
+    lines,
+    pay_links,
+    runs,
+)

@@ -33,6 +33,7 @@ from reconciliation.collection.admin.filters import (
     RunFilter,
     TenantFilter,
 )
+from reconciliation.collection.admin.pay_links import pay_links_display
 from reconciliation.collection.models import CollectionAttempt
 from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Role
@@ -118,6 +119,8 @@ class CollectionAttemptAdmin(ExternalLinksMixin, TenantScopedAdmin):
                     "flag",
                     "failure_cause_words",
                     "failure_description",
+                    "decided_by_words",
+                    "pay_links_shown",
                     "last_error",
                     "resolution",
                     "resolved_by",
@@ -140,7 +143,6 @@ class CollectionAttemptAdmin(ExternalLinksMixin, TenantScopedAdmin):
     def payment(self, obj):
         return search_link("gocardless_payment", obj.payment_gocardless_id)
 
-
     @admin.display(description="Payment status at GoCardless", ordering="payment_status")
     def payment_status_words(self, obj):
         return words(obj.payment_status, PAYMENT_STATUS_WORDS) or NOTHING
@@ -148,6 +150,14 @@ class CollectionAttemptAdmin(ExternalLinksMixin, TenantScopedAdmin):
     @admin.display(description="Why it failed", ordering="failure_cause")
     def failure_cause_words(self, obj):
         return words(obj.failure_cause, FAILURE_CAUSE_WORDS) or NOTHING
+
+    @admin.display(description="Decided by")
+    def decided_by_words(self, obj):
+        return obj.decided_by or NOTHING
+
+    @admin.display(description="Payment links")
+    def pay_links_shown(self, obj):
+        return pay_links_display(obj.pay_links.select_related("tenant"))
 
     @admin.display(description="Created", ordering="created_at")
     def created(self, obj):

@@ -12,7 +12,8 @@ from reconciliation.collection.admin.display import (
     scheme_words,
 )
 from reconciliation.collection.admin.filters import RunFilter, SchemeFilter, TenantFilter
-from reconciliation.collection.models import CollectionItem
+from reconciliation.collection.admin.pay_links import pay_links_display
+from reconciliation.collection.models import CollectionItem, PayLink
 from tenants.admin_base import TenantScopedAdmin
 
 
@@ -67,6 +68,7 @@ class CollectionItemAdmin(ExternalLinksMixin, TenantScopedAdmin):
                     "mandate_link",
                     "scheme_display",
                     "parts",
+                    "pay_links_shown",
                 )
             },
         ),
@@ -94,6 +96,14 @@ class CollectionItemAdmin(ExternalLinksMixin, TenantScopedAdmin):
     @admin.display(description="Amount to collect", ordering="amount")
     def amount_display(self, obj):
         return money(obj.amount, obj.currency)
+
+    @admin.display(description="Payment links of this invoice")
+    def pay_links_shown(self, obj):
+        return pay_links_display(
+            PayLink.objects.filter(
+                tenant_id=obj.tenant_id, receivable_exact_id=obj.receivable_exact_id
+            ).select_related("tenant")
+        )
 
     @admin.display(description="Scheme", ordering="scheme")
     def scheme_display(self, obj):

@@ -57,7 +57,7 @@ def test_default_retry_after_the_tenants_spacing(policy, customer, gc, gc_sim, g
     assert attempt.state == AttemptState.RETRY_SCHEDULED
     assert attempt.next_retry_on == tenant_today(policy) + dt.timedelta(days=5)
     assert attempt.decided_by.startswith("Default rule: Not enough money")
-    assert "collect again after 5 days, up to 1 times" in attempt.decided_by
+    assert "collect again after 5 days, at most once" in attempt.decided_by
 
 
 def test_company_rule_retries_after_its_own_days(policy, customer, gc, gc_sim, gc_deliver):
