@@ -48,6 +48,7 @@ from gocardless.models import (
     Refund,
     Subscription,
 )
+from gocardless.plan_display import SCHEDULE_LABEL, SUBSCRIPTION_LABEL, plan_link
 from gocardless.words import (
     PAYOUT_ITEM_TYPE_WORDS,
     SCHEME_WORDS,
@@ -224,8 +225,6 @@ class MandateAdmin(MirrorAdmin):
 
     @admin.display(description="Subscriptions and instalment plans")
     def plans(self, obj):
-        from gocardless.admin_plans import SCHEDULE_LABEL, SUBSCRIPTION_LABEL
-
         links = []
         for model, kind, label in ((Subscription, "subscription", SUBSCRIPTION_LABEL),
                                    (InstalmentSchedule, "instalmentschedule", SCHEDULE_LABEL)):
@@ -271,8 +270,6 @@ class PaymentAdmin(MirrorAdmin):
     def plan(self, obj):
         """The GoCardless plan that created it (it carries none of our metadata), else us or
         someone else at GoCardless."""
-        from gocardless.admin_plans import plan_link
-
         if obj.subscription_id or obj.instalment_schedule_id:
             return plan_link(obj, getattr(obj, "mlc_plan_names", None))
         return "Not a subscription or instalment plan" if obj.raw else NOTHING

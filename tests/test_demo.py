@@ -21,9 +21,9 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from core.calendars import tenant_today
+from core.money import to_minor_units
 from demo import data, environment
 from demo.run import EXACT_MINUTELY_LIMIT, STORY_DAYS
-from core.money import to_minor_units
 from gocardless.models import (
     GoCardlessEvent,
     Mandate,

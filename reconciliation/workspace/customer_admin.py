@@ -1,7 +1,8 @@
 """The customer page (issue 15): a customer link's change page shows one customer the way
 finance staff think of them: the Exact account, the GoCardless customer and mandates, the
 open invoices, the subscriptions and instalment plans, the payments (with the invoices or the
-plan they were for), the mandate invitations and the audit trail, each in words and linked to its own page.
+plan they were for), the mandate invitations and the audit trail, each in words and linked
+to its own page.
 
 It lives here, above customers, collection and both providers, because it reads them all;
 the admin registered by reconciliation/customers is replaced by this subclass at start (as
@@ -28,8 +29,8 @@ from core.display import (
 from core.models import AuditEntry
 from exact.models import ExactReceivable
 from exact.words import account_status_words, language_words, payment_condition_words
-from gocardless.admin_plans import plan_label, plan_names, upcoming_rows
 from gocardless.models import InstalmentSchedule, Mandate, Payment, Subscription
+from gocardless.plan_display import plan_label, plan_names, upcoming_rows
 from gocardless.words import (
     INSTALMENT_SCHEDULE_STATUS_WORDS,
     MANDATE_STATUS_WORDS,

@@ -22,8 +22,8 @@ from django.utils.html import format_html, format_html_join
 from core.display import NOTHING
 from gocardless.admin_display import mirror_link
 from gocardless.admin_mirrors import PaymentAdmin
-from gocardless.admin_plans import plan_link, plan_names
 from gocardless.models import Mandate, Payment
+from gocardless.plan_display import plan_link, plan_names
 from reconciliation.collection.models import CollectionAttempt
 from reconciliation.customers.models import CustomerLink
 

@@ -39,8 +39,8 @@ from gocardless.admin_display import (
     moment,
 )
 from gocardless.admin_mirrors import PayoutAdmin, payout_items_state_words
-from gocardless.admin_plans import plan_link, plan_names
 from gocardless.models import Payment, Payout, PayoutItemsState
+from gocardless.plan_display import plan_link, plan_names
 from gocardless.words import PAYOUT_ITEM_TYPE_WORDS, STATUS_WORDS
 from reconciliation.bookings.models import Booking, Rule
 from reconciliation.bookings.payout_facts import receipted_payments
@@ -124,7 +124,8 @@ def payout_page(payout: Payout) -> dict:
     checks = [
         # Its lines are gone at GoCardless (410 after six months): nothing to add up; what
         # is known is the payout's own amount and fees, which is what its booking uses.
-        Check(False, label="Cannot be checked.", text="GoCardless no longer lists this payout's lines (it keeps them for six "
+        Check(False, label="Cannot be checked.",
+              text="GoCardless no longer lists this payout's lines (it keeps them for six "
               f"months): only its amount {_money(payout.amount, currency)} and the fees it "
               f"deducted, {_money(payout.deducted_fees, currency)}, are known."),
     ] if unavailable else [

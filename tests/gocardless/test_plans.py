@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
+from core.audit import Actor
 from core.models import AuditEntry
 from gocardless import errors
 from gocardless.client import GoCardlessClient
-from core.audit import Actor
 from gocardless.event_processing import events_process
 from gocardless.events_replay import events_reprocess
 from gocardless.events_store import events_store
