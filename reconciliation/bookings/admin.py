@@ -24,6 +24,7 @@ from tenants.admin_base import TenantScopedAdmin
 from tenants.models import Role
 
 from .admin_batches import RepostBatchAdmin  # noqa: F401 (registers the batches' admin)
+from .admin_plans import PlanPaymentMatchAdmin  # noqa: F401 (registers the plan payments')
 from .admin_report import report_view
 from .config import booking_settings_validate
 from .display import (

@@ -99,6 +99,10 @@ def attempt_words(attempt_key: str, invoice) -> str:
     return f"Attempt {number}" if number else ""
 
 
+def first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def payment_origin_words(attempt_key: str, invoice, plan: str = "") -> str:
     """How a payment came to pay its invoice: the collection engine's attempt, or the
     GoCardless subscription / instalment schedule it was matched from."""
@@ -134,7 +138,7 @@ def facts_rows(booking, *, account_names: dict | None = None) -> list[tuple[str,
     if facts.get("attempt"):
         rows.append(("Collection attempt", attempt_words(facts["attempt"], facts.get("invoice"))))
     if facts.get("plan"):
-        rows.append(("Paid by", payment_origin_words("", None, facts["plan"]).capitalize()))
+        rows.append(("Paid by", first_upper(payment_origin_words("", None, facts["plan"]))))
     if facts.get("from_suspense"):
         rows.append(
             ("Taken out of suspense", f"Booked to suspense with payout {facts['from_suspense']}")
