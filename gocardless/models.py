@@ -417,7 +417,7 @@ class InstalmentSchedule(Mirror):
     )
 
     class Meta(Mirror.Meta):
-        verbose_name = "GoCardless instalment schedule"
+        verbose_name = "GoCardless instalment plan"
         constraints = _unique("instalment_schedule")
 
 

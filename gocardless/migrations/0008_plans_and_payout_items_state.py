@@ -52,7 +52,7 @@ class Migration(migrations.Migration):
                 ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
             ],
             options={
-                'verbose_name': 'GoCardless instalment schedule',
+                'verbose_name': 'GoCardless instalment plan',
                 'ordering': ['-gocardless_created_at', '-id'],
                 'abstract': False,
                 'constraints': [models.UniqueConstraint(fields=('tenant', 'gocardless_id'), name='uniq_gc_instalment_schedule')],

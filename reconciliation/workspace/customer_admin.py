@@ -126,6 +126,8 @@ def customer_page(link: CustomerLink, site) -> dict:
         ("collection.collectionattempt", [a.pk for a in attempts]),
         ("gocardless.mandate", [m.pk for m in mandates]),
         ("gocardless.payment", [p.pk for p in payments]),
+        ("gocardless.subscription", [p.pk for p in subscriptions]),
+        ("gocardless.instalmentschedule", [p.pk for p in schedules]),
     ):
         if keys:
             about |= Q(object_type=label, object_id__in=[str(k) for k in keys])

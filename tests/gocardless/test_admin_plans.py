@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
+from core.audit import Actor, audit_record
 from gocardless import words as gc_words
 from gocardless.models import PayoutItemsState
 from tenants.models import Role
@@ -141,7 +142,13 @@ def test_plan_payments_name_their_plan_and_the_mandate_lists_its_plans(client, w
 
 
 def test_the_customer_page_lists_the_customers_plans(client, world, viewer):
+    audit_record(actor=Actor.schedule("gocardless.events_poll"),
+                 action="subscription.status_changed", tenant=world["link"].tenant,
+                 obj=world["subscription"], before={"status": ""},
+                 after={"status": "active"}, message="GoCardless SB0001: event EV1")
     _html, text = _page(client, _url(world["link"]))
+    history = text[text.index("History"):]
+    assert "GoCardless subscription status changed" in history
     start = text.index("Subscriptions and instalment plans")
     section = text[start:text.index("Payments", start)]
     assert "Bread delivery" in section and "EUR 25.00" in section
