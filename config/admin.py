@@ -29,6 +29,8 @@ TASK_WORDS: dict[str, str] = {
     "reconciliation.bookings.tasks.booking_post_task": "Booking in Exact",
     "reconciliation.bookings.tasks.bookings_sweep_task": "Retrying bookings in Exact",
     "reconciliation.bookings.tasks.repost_batch_task": "Sending bookings to Exact again",
+    "reconciliation.bookings.tasks.plan_payments_match_task": "Matching plan payments to invoices",
+    "reconciliation.bookings.tasks.plan_payments_sweep_task": "Matching plan payments (sweep)",
     "reconciliation.collection.tasks.runs_due_task": "Collection runs that are due",
     "reconciliation.collection.tasks.queued_run_task": "Collection run",
     "reconciliation.collection.tasks.attempts_check_task": "Checking collection attempts",
