@@ -22,7 +22,7 @@ HELP_IN_WORDS = {
     "(TARGET for euros, England and Wales for pounds) moves to the next working day.",
     "schedule_weekdays": "For a schedule on chosen weekdays.",
     "schedule_month_days": "For a schedule on chosen days of the month, separated by commas, "
-    "such as 1, 15. 29, 30 and 31 mean the month's last day in shorter months.",
+    "such as 1, 15 (29, 30 and 31 mean the month's last day in shorter months).",
 }
 
 # The schedule's lists, entered as people think of them (tenants/schedule_fields.py).
