@@ -102,6 +102,11 @@ def failure_decide(*, tenant, cause: str, status: str = "failed") -> Decision:
         row.cause: row
         for row in FailureRule.objects.filter(tenant=tenant, cause__in=(key, UNKNOWN))
     }
+    return _decide(tenant, key, own)
+
+
+def _decide(tenant, key: str, own: dict) -> Decision:
+    """``own``: the tenant's rows by cause (at least ``key``'s and the catch-all's)."""
     row = own.get(key) or (own.get(UNKNOWN) if key not in DEFAULT_RULES else None)
     if row is not None:
         action = row.action
@@ -139,18 +144,11 @@ def pay_links_enabled(*, tenant) -> bool:
     return FailureSettings.objects.filter(tenant=tenant, pay_links_enabled=True).exists()
 
 
-def failure_table(*, tenant) -> list[tuple[str, str, Decision]]:
+def failure_table(*, tenant, rules=None) -> list[tuple[str, str, Decision]]:
     """Every cause the table offers with the rule that applies now: (cause, words, decision),
-    for the admin's overview."""
-    return [
-        (
-            cause,
-            text,
-            failure_decide(
-                tenant=tenant,
-                cause=cause if cause != UNKNOWN else "",
-                status=CHARGED_BACK if cause == CHARGED_BACK else "failed",
-            ),
-        )
-        for cause, text in CAUSE_CHOICES
-    ]
+    for the admin's overview. ``rules``: the tenant's rows when already loaded (one query
+    for every tenant on the page)."""
+    if rules is None:
+        rules = list(FailureRule.objects.filter(tenant=tenant))
+    own = {row.cause: row for row in rules}
+    return [(cause, text, _decide(tenant, cause, own)) for cause, text in CAUSE_CHOICES]

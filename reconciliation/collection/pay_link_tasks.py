@@ -10,4 +10,4 @@ from reconciliation.collection.pay_links import pay_link_issue
 def pay_link_issue_task(pay_link_id: int) -> None:
     link = PayLink.objects.select_related("tenant").filter(pk=pay_link_id).first()
     if link is not None:
-        pay_link_issue(link=link, actor=Actor.system("collection.pay_link"))
+        pay_link_issue(link=link, actor=Actor.system("collection"))

@@ -56,6 +56,10 @@ logger = logging.getLogger(__name__)
 # sets up a mandate and collects the payment by Direct Debit.
 INSTANT_COUNTRIES = {"GBP": {"GB"}, "EUR": {"DE", "FR", "IE"}}
 PAID_STATUSES = ("confirmed", "paid_out")
+# Audit actions: the generic verbs, read as "Payment link status changed" with the states
+# before and after (tenants/audit_words.py); the message says what happened.
+STATUS_CHANGED = "paylink.status_changed"
+ATTEMPT_STATUS_CHANGED = "collectionattempt.status_changed"
 UNPAID_STATUSES = ("failed", "cancelled", "charged_back")
 
 
@@ -146,7 +150,7 @@ def pay_link_prepare(*, attempt: CollectionAttempt, rule: str, actor: Actor) -> 
     _audit(
         link,
         actor=actor,
-        action="collection.pay_link_created",
+        action="paylink.created",
         message=f"payment link for invoice {attempt.invoice_number} to {email} ({rule})",
         after={"state": link.state, "amount": str(link.amount), "currency": link.currency},
     )
@@ -217,7 +221,7 @@ def _failed(link: PayLink, *, actor: Actor, why: str) -> None:
     _change(
         link,
         actor=actor,
-        action="collection.pay_link_failed",
+        action=STATUS_CHANGED,
         message=why,
         state=PayLinkState.FAILED,
         error=why[:2000],
@@ -308,7 +312,7 @@ def pay_link_issue(*, link: PayLink, actor: Actor, client=None) -> PayLink:
     _change(
         link,
         actor=actor,
-        action="collection.pay_link_sent",
+        action=STATUS_CHANGED,
         message=f"e-mailed to {link.email}: {link.authorisation_url}",
         state=PayLinkState.SENT,
         sent_at=timezone.now(),
@@ -347,7 +351,7 @@ def pay_link_payment_changed(*, tenant, payment, details: dict, actor: Actor) ->
         _change(
             link,
             actor=actor,
-            action="collection.pay_link_paid",
+            action=STATUS_CHANGED,
             message=f"paid: payment {payment_id} {status}",
             state=PayLinkState.PAID,
             payment_gocardless_id=payment_id,
@@ -358,7 +362,7 @@ def pay_link_payment_changed(*, tenant, payment, details: dict, actor: Actor) ->
             attempt_change(
                 attempt,
                 actor=actor,
-                action="collection.attempt_paid_by_link",
+                action=ATTEMPT_STATUS_CHANGED,
                 message=f"Paid through the payment link (payment {payment_id})",
                 state=AttemptState.PAID_BY_LINK,
                 flag="",
@@ -370,7 +374,7 @@ def pay_link_payment_changed(*, tenant, payment, details: dict, actor: Actor) ->
         _change(
             link,
             actor=actor,
-            action="collection.pay_link_payment_failed",
+            action=STATUS_CHANGED,
             message=why,
             state=PayLinkState.FAILED,
             payment_gocardless_id=payment_id,
@@ -407,11 +411,11 @@ def pay_links_expire(*, now=None) -> int:
             locked = PayLink.objects.select_for_update().select_related("tenant").get(pk=link.pk)
             if locked.state != PayLinkState.SENT or locked.payment_gocardless_id:
                 continue
-            actor = Actor.schedule("collection.pay_links_expire")
+            actor = Actor.system("collection")
             _change(
                 locked,
                 actor=actor,
-                action="collection.pay_link_expired",
+                action=STATUS_CHANGED,
                 message="the customer did not pay before the page expired",
                 state=PayLinkState.EXPIRED,
             )
@@ -448,7 +452,7 @@ def pay_link_cancel(*, link: PayLink, user, client=None) -> None:
         _change(
             link,
             actor=actor,
-            action="collection.pay_link_cancelled",
+            action=STATUS_CHANGED,
             message=f"cancelled by {user}",
             state=PayLinkState.CANCELLED,
         )

@@ -140,7 +140,7 @@ def _stopped(attempt: CollectionAttempt, *, actor: Actor, why: str, decision, **
             _set(
                 attempt,
                 actor,
-                "collection.attempt_pay_link",
+                "collectionattempt.status_changed",
                 f"{why}; a payment link is e-mailed to the customer ({decision.rule})",
                 state=AttemptState.PAY_LINK_SENT,
                 flag="",

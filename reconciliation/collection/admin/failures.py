@@ -14,7 +14,6 @@ from reconciliation.collection.failure_rules import (
     CAUSE_WORDS,
     NEVER_RETRIED,
     failure_table,
-    pay_links_enabled,
 )
 from reconciliation.collection.models import FailureAction, FailureRule, FailureSettings
 from tenants.admin_base import TenantScopedAdmin
@@ -89,13 +88,22 @@ class FailureRuleAdmin(TenantScopedAdmin):
         return f"{times}, {obj.retry_after_days} days apart"
 
     def changelist_view(self, request, extra_context=None):
+        tenants = _tenants_shown(request)
+        rules: dict = {}
+        for row in FailureRule.objects.filter(tenant__in=tenants):
+            rules.setdefault(row.tenant_id, []).append(row)
+        switched_on = set(
+            FailureSettings.objects.filter(tenant__in=tenants, pay_links_enabled=True).values_list(
+                "tenant_id", flat=True
+            )
+        )
         tables = [
             {
                 "tenant": tenant,
-                "pay_links": pay_links_enabled(tenant=tenant),
-                "rows": failure_table(tenant=tenant),
+                "pay_links": tenant.pk in switched_on,
+                "rows": failure_table(tenant=tenant, rules=rules.get(tenant.pk, [])),
             }
-            for tenant in _tenants_shown(request)
+            for tenant in tenants
         ]
         return super().changelist_view(
             request, extra_context={**(extra_context or {}), "failure_tables": tables}

@@ -81,7 +81,7 @@ class Migration(migrations.Migration):
                 ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                'verbose_name': 'payment link', 'ordering': ['-created_at', '-id'],
                 'constraints': [models.UniqueConstraint(fields=('tenant', 'key'), name='collection_pay_link_key'), models.UniqueConstraint(condition=models.Q(('state__in', ('creating', 'sent', 'paid'))), fields=('tenant', 'receivable_exact_id'), name='collection_one_open_pay_link')],
             },
         ),

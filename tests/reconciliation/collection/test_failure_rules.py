@@ -133,8 +133,9 @@ def test_pay_link_when_the_mandate_is_gone(policy, customer, gc, gc_sim, gc_deli
     (message,) = mail.outbox
     assert message.to == [customer.email]
     assert link.authorisation_url in message.body and "EUR 121.00" in message.body
-    actions = set(AuditEntry.objects.values_list("action", flat=True))
-    assert {"collection.pay_link_created", "collection.pay_link_sent"} <= actions
+    assert AuditEntry.objects.filter(action="paylink.created", object_id=str(link.pk)).exists()
+    sent = AuditEntry.objects.get(action="paylink.status_changed", object_id=str(link.pk))
+    assert sent.after["state"] == "sent" and link.authorisation_url in sent.message
 
 
 def test_retries_used_up_then_pay_link(policy, customer, gc, gc_sim, gc_deliver):
