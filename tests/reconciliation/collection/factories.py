@@ -15,6 +15,11 @@ from reconciliation.collection.models import (
     CollectionItem,
     CollectionRun,
     Decision,
+    FailureAction,
+    FailureRule,
+    FailureSettings,
+    PayLink,
+    PayLinkState,
     RunKind,
     RunState,
     RunTrigger,
@@ -75,8 +80,57 @@ class CollectionAttemptFactory(factory.django.DjangoModelFactory):
     flag = "payment failed: insufficient_funds"
 
 
+class FailureRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FailureRule
+
+    tenant = factory.SubFactory("tests.factories.TenantFactory")
+    cause = "insufficient_funds"
+    action = FailureAction.RETRY
+    retry_after_days = 4
+    retry_times = 2
+    pay_link = True
+
+
+class FailureSettingsFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FailureSettings
+
+    tenant = factory.SubFactory("tests.factories.TenantFactory")
+    pay_links_enabled = True
+
+
+class PayLinkFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PayLink
+
+    tenant = factory.SubFactory("tests.factories.TenantFactory")
+    attempt = factory.SubFactory(
+        CollectionAttemptFactory,
+        tenant=factory.SelfAttribute("..tenant"),
+        state=AttemptState.PAY_LINK_SENT,
+        flag="",
+    )
+    receivable_exact_id = factory.SelfAttribute("attempt.receivable_exact_id")
+    invoice_number = factory.SelfAttribute("attempt.invoice_number")
+    account_exact_id = factory.LazyFunction(uuid.uuid4)
+    amount = Decimal("121.00")
+    currency = "EUR"
+    key = factory.LazyAttribute(lambda o: f"{o.receivable_exact_id}/1.0")
+    idempotency_key = factory.LazyAttribute(lambda o: f"mlc-link-test-{uuid.uuid4().hex}")
+    email = factory.Sequence(lambda n: f"ap{n}@debtor.example")
+    rule = "Default rule: The mandate was cancelled: no retry, then a payment link"
+    state = PayLinkState.SENT
+    billing_request_gocardless_id = factory.Sequence(lambda n: f"BRQ{n:010d}")
+    flow_gocardless_id = factory.Sequence(lambda n: f"BRF{n:010d}")
+    authorisation_url = factory.Sequence(lambda n: f"https://pay.example.test/flows/BRF{n}")
+
+
 COLLECTION_FACTORIES: dict = {
     CollectionRun: CollectionRunFactory,
     CollectionItem: CollectionItemFactory,
     CollectionAttempt: CollectionAttemptFactory,
+    FailureRule: FailureRuleFactory,
+    FailureSettings: FailureSettingsFactory,
+    PayLink: PayLinkFactory,
 }
