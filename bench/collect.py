@@ -82,6 +82,10 @@ def setup_django() -> str:
             "SALT_KEY": "bench-salt",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "SECURE_SSL_REDIRECT": "false",
+            # The benches talk to the local simulators: this installation allows their hosts
+            # (production does not; docs/security.md).
+            "EXACT_ALLOW_CUSTOM_BASE_URL": "true",
+            "GOCARDLESS_ALLOW_CUSTOM_BASE_URL": "true",
             "LOG_LEVEL": "WARNING",
             "PUBLIC_BASE_URL": "https://connector.example.test",
             "EMAIL_URL": "consolemail://",

@@ -8,6 +8,10 @@ runs the sync twice. Prints, per entity, the API calls used against the lower bo
 Exact's 60/minute ceiling, and peak RSS. To show that memory is flat in the invoice count it
 runs twice, each in a fresh process: 10,000 invoices (2,400 open) and 50,000 (12,000 open).
 
+On the smaller division a third-party client (PyPI ``exactonline``, reading the standard
+60-row ``crm/Accounts`` as most clients do) then makes the same full read on the same data,
+and both call counts and wall times are printed as a ratio (bench/_peer_exact.py).
+
 Targets: calls ≤ bound + 5 on the first run and ≤ 3 per entity on the rerun, no 429,
 peak RSS flat in the invoice count and < 200 MB at 50,000 invoices.
 
@@ -30,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._peer_exact import peer_full_read  # noqa: E402
 from bench._support import (  # noqa: E402
     WallClock,
     exact_bench_environ,
@@ -109,6 +114,17 @@ def run_one(invoices: int) -> dict:
             },
         }
     counts = sim.call_counts()
+    peer = None
+    if invoices == min(SIZES):
+        # The same full read by a third-party client, on the same data, after ours. Its own
+        # limiter sleeps for real, so it runs on the smaller division only (~6 minutes).
+        peer_stamps: list[float] = []
+        peer = peer_full_read(sim=sim, division=division, stamps=peer_stamps)
+        peer["429s"] = sum(c.get("429", 0) for c in sim.call_counts().values()) - sum(
+            c.get("429", 0) for c in counts.values()
+        )
+        peer["busiest_minute"] = max(Counter(int(t // 60) for t in peer_stamps).values(),
+                                     default=0)
     sim.stop()
     per_minute = Counter(int(t // 60) for t in stamps)
     return {
@@ -123,6 +139,7 @@ def run_one(invoices: int) -> dict:
         "span_seconds": (stamps[-1] - stamps[0]) if stamps else 0.0,
         "baseline_mb": baseline_mb,
         "peak_mb": peak_mb(),
+        "peer": peer,
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
     }
 
@@ -175,6 +192,24 @@ def report(data: dict) -> bool:
         f"{data['baseline_mb']:.0f} MB; the sync added {added:.0f} MB)"
     )
     ok &= data["429s"] == 0 and data["peak_mb"] < 200
+    peer = data.get("peer")
+    if peer:
+        ours_calls = sum(r["calls"] for r in first["runs"].values())
+        print(
+            f"   side by side, same data, full read of {peer['accounts']:,} accounts and "
+            f"{peer['receivables']:,} open receivables:\n"
+            f"     ours (bulk and read/ endpoints, 1,000 rows a page): {ours_calls} calls, "
+            f"{first['seconds']:.1f} s\n"
+            f"     peer `exactonline` (crm/Accounts at 60 rows a page): {peer['calls']} calls, "
+            f"{peer['seconds']:.1f} s, {peer['429s']} x 429, busiest minute "
+            f"{peer['busiest_minute']}/60\n"
+            f"     ratio peer/ours: {peer['calls'] / max(ours_calls, 1):.1f}x calls, "
+            f"{peer['seconds'] / max(first['seconds'], 0.001):.1f}x wall time"
+        )
+        # The peer must have read the same rows, or the comparison means nothing.
+        same = peer["accounts"] == data["accounts"] and peer["receivables"] == data["open"]
+        print(f"     same rows read: {'yes' if same else 'NO'}")
+        ok &= same
     return ok
 
 
