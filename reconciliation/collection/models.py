@@ -385,6 +385,7 @@ class PayLinkState(models.TextChoices):
     EXPIRED = "expired", "Expired unpaid"
     CANCELLED = "cancelled", "Cancelled"
     FAILED = "failed", "Not sent (GoCardless or the e-mail refused)"
+    PAYMENT_FAILED = "payment_failed", "Paid, but the payment failed"
 
 
 # A link in these states keeps collection runs away from its invoice (pay_link_rules.py).

@@ -376,7 +376,7 @@ def pay_link_payment_changed(*, tenant, payment, details: dict, actor: Actor) ->
             actor=actor,
             action=STATUS_CHANGED,
             message=why,
-            state=PayLinkState.FAILED,
+            state=PayLinkState.PAYMENT_FAILED,
             payment_gocardless_id=payment_id,
             payment_status=status,
             error=why,

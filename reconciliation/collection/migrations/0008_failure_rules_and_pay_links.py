@@ -65,7 +65,7 @@ class Migration(migrations.Migration):
                 ('idempotency_key', models.CharField(max_length=120, unique=True)),
                 ('email', models.CharField(blank=True, max_length=254)),
                 ('rule', models.CharField(blank=True, help_text='The rule that sent it.', max_length=300)),
-                ('state', models.CharField(choices=[('creating', 'Being created'), ('sent', 'Sent to the customer'), ('paid', 'Paid'), ('expired', 'Expired unpaid'), ('cancelled', 'Cancelled'), ('failed', 'Not sent (GoCardless or the e-mail refused)')], default='creating', max_length=20)),
+                ('state', models.CharField(choices=[('creating', 'Being created'), ('sent', 'Sent to the customer'), ('paid', 'Paid'), ('expired', 'Expired unpaid'), ('cancelled', 'Cancelled'), ('failed', 'Not sent (GoCardless or the e-mail refused)'), ('payment_failed', 'Paid, but the payment failed')], default='creating', max_length=20)),
                 ('billing_request_gocardless_id', models.CharField(blank=True, db_index=True, max_length=40)),
                 ('flow_gocardless_id', models.CharField(blank=True, max_length=40)),
                 ('authorisation_url', models.URLField(blank=True, max_length=1000)),

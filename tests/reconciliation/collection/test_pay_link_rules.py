@@ -126,7 +126,7 @@ def test_a_payment_through_the_link_that_fails_goes_back_to_a_person(tenant_a):
         actor=Actor.system("test"),
     )
     link.refresh_from_db()
-    assert link.state == PayLinkState.FAILED and link.payment_gocardless_id == "PMLINK"
+    assert link.state == PayLinkState.PAYMENT_FAILED and link.payment_gocardless_id == "PMLINK"
     attempt = CollectionAttempt.objects.get(pk=link.attempt_id)
     assert attempt.state == AttemptState.NEEDS_ATTENTION and "insufficient_funds" in attempt.flag
 
