@@ -120,7 +120,8 @@ def _plan_facts(tenant, *, links: dict, receivables: list) -> PlanFacts:
     )
     schedules = list(
         InstalmentSchedule.objects.filter(tenant=tenant, status__in=LIVE_SCHEDULE_STATUSES).only(
-            "gocardless_id", "mandate_id", "currency", "upcoming_payments", "status"
+            "gocardless_id", "mandate_id", "currency", "total_amount", "upcoming_payments",
+            "status",
         )
     )
     payments = list(
@@ -149,33 +150,39 @@ def _plan_facts(tenant, *, links: dict, receivables: list) -> PlanFacts:
     def account(obj):
         return account_of_customer.get(customer_of_mandate.get(obj.mandate_id))
 
+    def add(table: dict, obj, currency: str, minor: int, words: str) -> None:
+        if minor:
+            table.setdefault((account(obj), currency), []).append(
+                (from_minor_units(int(minor), currency), words)
+            )
+
     for sub in subscriptions:
         amounts = {sub.amount} | {int(u.get("amount") or 0) for u in sub.upcoming_payments or []}
-        for minor in sorted(amounts - {0}):
+        for minor in sorted(amounts):
             money = _money(minor, sub.currency)
             words = f"subscription {sub.gocardless_id} ({sub.status}, {money})"
-            facts.upcoming.setdefault((account(sub), sub.currency), []).append(
-                (from_minor_units(minor, sub.currency), words)
-            )
+            add(facts.upcoming, sub, sub.currency, minor, words)
     for schedule in schedules:
-        for u in schedule.upcoming_payments or []:
-            minor = int(u.get("amount") or 0)
-            money = _money(minor, schedule.currency)
-            words = (
-                f"instalment schedule {schedule.gocardless_id} "
-                f"({money} on {u.get('charge_date')})"
-            )
-            facts.upcoming.setdefault((account(schedule), schedule.currency), []).append(
-                (from_minor_units(minor, schedule.currency), words)
-            )
+        name, cur = f"instalment schedule {schedule.gocardless_id}", schedule.currency
+        upcoming = [int(u.get("amount") or 0) for u in schedule.upcoming_payments or []]
+        for u, minor in zip(schedule.upcoming_payments or [], upcoming, strict=True):
+            words = f"{name} ({_money(minor, cur)} on {u.get('charge_date')})"
+            add(facts.upcoming, schedule, cur, minor, words)
+        # A schedule usually pays ONE invoice in parts: its total, and what it has still to
+        # collect, are amounts it collects too.
+        add(facts.upcoming, schedule, cur, schedule.total_amount,
+            f"{name} ({_money(schedule.total_amount, cur)} in instalments)")
+        if len(upcoming) > 1:
+            add(facts.upcoming, schedule, cur, sum(upcoming),
+                f"{name} ({_money(sum(upcoming), cur)} still to collect)")
+    per_plan: dict = {}
     for p in payments:
         plan = p.subscription_id or p.instalment_schedule_id
         words = f"payment {p.gocardless_id} of {plan} ({_money(p.amount, p.currency)})"
         match = getattr(p, "plan_match", None)
         if match is None or match.state == "waiting":
-            facts.unmatched.setdefault((account(p), p.currency), []).append(
-                (from_minor_units(p.amount, p.currency), words)
-            )
+            add(facts.unmatched, p, p.currency, p.amount, words)
+            per_plan.setdefault((plan, p.currency), []).append(p)
             continue
         receipt = match.receipt
         # Exact shows the money once its receipt is confirmed and the invoice was read
@@ -190,6 +197,15 @@ def _plan_facts(tenant, *, links: dict, receivables: list) -> PlanFacts:
         if not shown:
             facts.paying.setdefault(match.receivable_exact_id, []).append(
                 (from_minor_units(p.amount, p.currency), words)
+            )
+    # Several unmatched payments of one plan (an instalment schedule's parts) may together
+    # pay one invoice: their sum is an amount they pay too (not money of its own).
+    for (plan, cur), group in per_plan.items():
+        if len(group) > 1:
+            total = sum(p.amount for p in group)
+            words = f"{len(group)} payments of {plan} ({_money(total, cur)} together)"
+            facts.unmatched_sums.setdefault((account(group[0]), cur), []).append(
+                (from_minor_units(total, cur), words)
             )
     return facts
 
@@ -207,6 +223,7 @@ def _open_receivables(tenant) -> list[ExactReceivable]:
             "due_date",
             "currency",
             "outstanding",
+            "amount",
             "kind",
             "synced_at",
         )
@@ -245,6 +262,12 @@ def _evaluation_start(*, tenant, today, receivables, invoices, previewed) -> Eva
         for amount, _words in plans.paying.get(r.exact_id, ()):
             balance[(r.account_exact_id, r.currency)] -= amount
             on_its_way[r.exact_id] += amount
+    # A plan payment not (yet) matched to any invoice is the customer's money too, taken or
+    # on its way: what is left to collect from that customer is lower by it (erring on the
+    # side of not charging until a person says it is not an invoice payment).
+    for key, found in plans.unmatched.items():
+        for amount, _words in found:
+            balance[key] -= amount
     return Evaluation(
         tenant=tenant,
         today=today,

@@ -68,6 +68,8 @@ class PlanFacts:
     paying: dict = field(default_factory=dict)
     # (account guid, currency) → [(amount, words)] plan payments not matched to an invoice
     unmatched: dict = field(default_factory=dict)
+    # (account guid, currency) → [(amount, words)] the sum of several of them of one plan
+    unmatched_sums: dict = field(default_factory=dict)
     # (account guid, currency) → [(amount, words)] payments live plans will create
     upcoming: dict = field(default_factory=dict)
 
@@ -157,19 +159,22 @@ def _earlier_attempt(line: Line, ev: Evaluation) -> _Skip | None:
 def _plan_collects(line: Line, ev: Evaluation) -> _Skip | None:
     """A GoCardless subscription or instalment schedule pays this invoice, or may: never
     charge it as well. Errs on the side of not charging (docs/subscriptions.md): a matched
-    plan payment whose money Exact does not show yet; a plan payment not matched to any
-    invoice yet, of this customer, for exactly this open amount; a live plan of this customer
-    (active, pending or paused) that will collect exactly this amount."""
+    plan payment whose money Exact does not show yet; plan payments of this customer not
+    matched to any invoice yet, for this invoice's open amount or its full amount; a live plan
+    of this customer (active, pending or paused) that collects one of those amounts."""
     r = line.receivable
     paying = ev.plans.paying.get(r.exact_id)
     if paying:
         return SkipReason.PLAN_COLLECTS, f"{paying[0][1]} pays it"
     key = (r.account_exact_id, r.currency)
-    for amount, words in ev.plans.unmatched.get(key, ()):
-        if amount == r.outstanding:
+    # The full amount too: an invoice part-paid by other means is still the one a plan of
+    # its amount is for.
+    amounts = {r.outstanding, r.amount}
+    for amount, words in (*ev.plans.unmatched.get(key, ()), *ev.plans.unmatched_sums.get(key, ())):
+        if amount in amounts:
             return SkipReason.PLAN_COLLECTS, f"{words}, not yet matched, is for this amount"
     for amount, words in ev.plans.upcoming.get(key, ()):
-        if amount == r.outstanding:
+        if amount in amounts:
             return SkipReason.PLAN_COLLECTS, f"{words} collects this amount"
     return None
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from core.calendars import add_working_days
 from exact.models import ExactReceivable
+from gocardless.models import InstalmentSchedule
 from reconciliation.bookings.models import (
     BookingState,
     PlanMatchedBy,
@@ -852,6 +853,59 @@ def test_a_plan_on_another_mandate_of_the_same_customer_blocks_the_invoice(tenan
     _, items = preview(tenant)
 
     assert_skip(items, r, SkipReason.PLAN_COLLECTS)
+
+
+def test_an_instalment_schedule_paying_one_invoice_in_parts_blocks_it(tenant):
+    account, _, mandate = plan_customer(tenant)
+    r = invoice(tenant, account, "300.00")
+    schedule = InstalmentScheduleFactory(
+        tenant=tenant,
+        mandate_id=mandate.gocardless_id,
+        status="active",
+        total_amount=30000,
+        upcoming_payments=[
+            {"charge_date": "2026-04-10", "amount": 10000},
+            {"charge_date": "2026-05-10", "amount": 10000},
+        ],
+    )
+    paid = PaymentFactory(
+        tenant=tenant, mandate_id=mandate.gocardless_id, amount=10000, status="paid_out",
+        instalment_schedule_id=schedule.gocardless_id,
+    )
+
+    _, items = preview(tenant)
+    assert_skip(items, r, SkipReason.PLAN_COLLECTS, "(EUR 300.00 in instalments) collects")
+
+    # Completed, its three parts still waiting for a person: together they pay the invoice.
+    InstalmentSchedule.objects.filter(pk=schedule.pk).update(status="completed")
+    for _ in range(2):
+        PaymentFactory(
+            tenant=tenant, mandate_id=mandate.gocardless_id, amount=10000, status="paid_out",
+            instalment_schedule_id=schedule.gocardless_id, charge_date=paid.charge_date,
+        )
+    _, items = preview(tenant)
+    assert_skip(items, r, SkipReason.PLAN_COLLECTS, "3 payments of IS")
+
+
+def test_a_part_paid_invoice_of_a_plans_amount_is_not_collected(tenant):
+    account, _, mandate = plan_customer(tenant)
+    r = invoice(tenant, account, "15.00", amount="25.00")  # 10.00 paid by bank transfer
+    SubscriptionFactory(tenant=tenant, mandate_id=mandate.gocardless_id, amount=2500)
+
+    _, items = preview(tenant)
+
+    assert_skip(items, r, SkipReason.PLAN_COLLECTS)
+
+
+def test_an_unmatched_plan_payment_lowers_what_the_customer_owes(tenant):
+    account, _, mandate = plan_customer(tenant)
+    r = invoice(tenant, account, "100.00")
+    plan_payment(tenant, mandate, 3000, status="paid_out")  # not for this amount
+
+    _, items = preview(tenant)
+
+    # Its 30.00 is the customer's money until a person says what it paid.
+    assert_collect(items, r, "70.00")
 
 
 def test_plans_are_loaded_in_a_constant_number_of_queries(tenant, django_assert_num_queries):
