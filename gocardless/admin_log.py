@@ -51,11 +51,14 @@ LINK_MODELS = {
     "refund": "refund",
     "billing_request": "billingrequest",
     "mandate_request_mandate": "mandate",
+    "subscription": "subscription",
+    "instalment_schedule": "instalmentschedule",
 }
 RESOURCE_MODELS = {
     "payments": "payment", "mandates": "mandate", "payouts": "payout", "refunds": "refund",
     "customers": "customer", "customer_bank_accounts": "customerbankaccount",
     "billing_requests": "billingrequest",
+    "subscriptions": "subscription", "instalment_schedules": "instalmentschedule",
 }
 # ``details`` values that are codes (``bank_account_closed``): shown in words.
 CODE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$")

@@ -16,6 +16,7 @@ from tenants.models import Role
 from tests.factories import MembershipFactory, UserFactory
 from tests.gocardless.factories import (
     CustomerFactory,
+    GoCardlessEventFactory,
     InstalmentScheduleFactory,
     MandateFactory,
     PaymentFactory,
@@ -178,3 +179,14 @@ def test_a_payout_whose_lines_are_gone_says_so(client, world, viewer):
     assert "EUR 2,267.20" in text and "EUR 9.60" in text
     _html, text = _page(client, _url(world["gone"], "changelist"))
     assert "EUR 2,267.20" in text
+
+
+def test_a_plans_event_reads_as_words_and_links_to_the_plan(client, world, viewer):
+    event = GoCardlessEventFactory(
+        tenant=world["link"].tenant, resource_type="subscriptions", action="payment_created",
+        resource_id="SB0001", links={"subscription": "SB0001", "payment": "PMS1"})
+    html, text = _page(client, _url(event))
+    assert "Subscription" in text and "Payment created by the subscription" in text
+    assert reverse("admin:gocardless_subscription_by_id",
+                   args=[event.tenant_id, "SB0001"]) in html
+    assert not findings(html, codes=CODES | {"payment_created", "subscriptions"}, minor=MINOR)
