@@ -217,3 +217,38 @@ def test_items_fetched_once_stay_when_a_later_fetch_is_gone(sim, connection, man
     assert payout.items_state == PayoutItemsState.FETCHED and payout.items.count() == lines
     with pytest.raises(errors.GoneError):
         list(api.payout_items_iter(payout.gocardless_id))
+
+
+def test_migration_0009_fills_the_new_columns_from_what_was_mirrored_before(transactional_db):
+    from django.db import connection as db
+    from django.db.migrations.executor import MigrationExecutor
+
+    from tests.factories import TenantFactory
+
+    executor = MigrationExecutor(db)
+    before = [("gocardless", "0008_plans_and_payout_items_state")]
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    Tenant = apps.get_model("tenants", "Tenant")
+    tenant = Tenant.objects.get(pk=TenantFactory().pk)
+    OldPayment = apps.get_model("gocardless", "Payment")
+    OldPayout = apps.get_model("gocardless", "Payout")
+    OldItem = apps.get_model("gocardless", "PayoutItem")
+    OldPayment.objects.create(tenant=tenant, gocardless_id="PM1",
+                              raw={"links": {"mandate": "MD1", "subscription": "SB1"}})
+    OldPayment.objects.create(tenant=tenant, gocardless_id="PM2",
+                              raw={"links": {"instalment_schedule": "IS1"}})
+    OldPayment.objects.create(tenant=tenant, gocardless_id="PM3", raw={"links": {}})
+    with_items = OldPayout.objects.create(tenant=tenant, gocardless_id="PO1")
+    OldItem.objects.create(tenant=tenant, payout=with_items, position=0,
+                           item_type="payment_paid_out", amount="100.0")
+    OldPayout.objects.create(tenant=tenant, gocardless_id="PO2")
+
+    executor = MigrationExecutor(db)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    found = {p.gocardless_id: (p.subscription_id, p.instalment_schedule_id)
+             for p in Payment.objects.all()}
+    assert found == {"PM1": ("SB1", ""), "PM2": ("", "IS1"), "PM3": ("", "")}
+    assert dict(Payout.objects.values_list("gocardless_id", "items_state")) == {
+        "PO1": PayoutItemsState.FETCHED, "PO2": PayoutItemsState.NOT_FETCHED}
