@@ -46,7 +46,17 @@ RESOLVABLE_STATES = (
 
 
 def _locked(attempt: CollectionAttempt) -> CollectionAttempt:
-    return CollectionAttempt.objects.select_for_update().select_related("tenant").get(pk=attempt.pk)
+    locked = (
+        CollectionAttempt.objects.select_for_update().select_related("tenant").get(pk=attempt.pk)
+    )
+    if locked.state == AttemptState.PAY_LINK_SENT:
+        # The customer may pay through the link at any moment: collecting, cancelling or
+        # closing the attempt beside it could take the money twice or lose track of it.
+        raise ActionRefused(
+            f"{locked}: a payment link is open for this invoice; cancel it on the payment "
+            "links screen first"
+        )
+    return locked
 
 
 def _change(attempt, *, user, action: str, message: str, **changes) -> None:

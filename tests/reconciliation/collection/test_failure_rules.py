@@ -189,3 +189,43 @@ def test_the_table_offers_every_documented_cause_in_words(policy):
     words = dict((cause, decision.rule) for cause, _, decision in table)
     assert words["insufficient_funds"].startswith("Default rule: Not enough money")
     assert "_" not in words["bank_account_closed"].split(":", 2)[1]
+
+
+def test_pay_link_when_the_mandate_is_cancelled_under_a_pending_payment(
+    policy, customer, gc, gc_sim, gc_deliver
+):
+    FailureSettings.objects.create(tenant=policy, pay_links_enabled=True)
+    invoice(customer)
+    collect(policy, gc)
+    attempt = only_attempt()
+    mandate = customer_mandate(customer)
+    # The bank closes the account: GoCardless cancels the mandate, then its pending payment
+    # (the mandate's event is processed first).
+    gc_sim.run_scenario("mandate_cancelled", mandate)
+    assert set(gc_deliver()) <= {200, 204}
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.PAY_LINK_SENT, attempt.flag
+    assert attempt.payment_status == "cancelled"
+    assert "The customer's bank account is closed" in attempt.decided_by
+    assert PayLink.objects.get().state == PayLinkState.SENT
+
+
+def test_a_retry_on_a_mandate_that_then_stops_becomes_a_pay_link(
+    policy, customer, gc, gc_sim, gc_deliver
+):
+    FailureSettings.objects.create(tenant=policy, pay_links_enabled=True)
+    invoice(customer)
+    collect(policy, gc)
+    attempt = fail(gc_sim, gc_deliver, only_attempt())
+    assert attempt.state == AttemptState.RETRY_SCHEDULED
+    gc_sim.run_scenario("mandate_cancelled", customer_mandate(customer))
+    assert set(gc_deliver()) <= {200, 204}
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.PAY_LINK_SENT and attempt.next_retry_on is None
+    assert len(mail.outbox) == 1
+
+
+def customer_mandate(account) -> str:
+    from reconciliation.customers.models import CustomerLink
+
+    return CustomerLink.objects.get(exact_account=account).mandate.gocardless_id

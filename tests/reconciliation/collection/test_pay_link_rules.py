@@ -18,7 +18,11 @@ from reconciliation.collection.models import (
     PayLinkState,
     SkipReason,
 )
-from reconciliation.collection.pay_link_rules import pay_link_skip, pay_links_open
+from reconciliation.collection.pay_link_rules import (
+    pay_link_money_on_its_way,
+    pay_link_skip,
+    pay_links_open,
+)
 from reconciliation.collection.pay_links import (
     PayLinkRefused,
     pay_link_cancel,
@@ -83,6 +87,10 @@ def test_open_links_skip_their_invoice_and_nothing_else(tenant_a):
     for link in (expired, cancelled, other_company):
         assert pay_link_skip(link.receivable_exact_id, open_links) is None
     assert pay_link_skip(uuid.uuid4(), open_links) is None
+    # Only the paid link's money is on its way (it lowers what the customer still owes).
+    by_customer, by_receivable = pay_link_money_on_its_way(open_links)
+    assert by_receivable == {paid.receivable_exact_id: Decimal("10.00")}
+    assert by_customer == {(paid.account_exact_id, "EUR"): Decimal("10.00")}
 
 
 def test_open_links_are_loaded_in_one_query(tenant_a, django_assert_num_queries):
@@ -141,3 +149,20 @@ def test_a_payment_that_is_not_a_links_is_left_alone(tenant_a):
         is None
     )
     assert PayLink.objects.get().state == PayLinkState.SENT
+
+
+@pytest.mark.parametrize("action", ["retry", "cancel", "resolve"])
+def test_staff_actions_wait_for_the_open_link(tenant_a, action):
+    from reconciliation.collection import actions
+
+    user = get_user_model().objects.create_user("fin", password="x")
+    attempt = make_link(tenant_a).attempt
+    call = {
+        "retry": lambda: actions.attempt_retry_now(attempt=attempt, user=user),
+        "cancel": lambda: actions.attempt_cancel(attempt=attempt, user=user, reason="paid"),
+        "resolve": lambda: actions.attempt_resolve(attempt=attempt, user=user, reason="paid"),
+    }[action]
+    with pytest.raises(actions.ActionRefused, match="payment link is open"):
+        call()
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.PAY_LINK_SENT
