@@ -17,6 +17,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from core.display import FAILURE_CAUSE_WORDS
+
 
 class RunKind(models.TextChoices):
     PREVIEW = "preview", "Preview"
@@ -353,7 +355,12 @@ class FailureRule(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.cause}: {self.get_action_display().lower()}"
+        cause = {
+            "charged_back": "Charged back by the customer's bank",
+            "unknown": "Any cause not listed here",
+            **FAILURE_CAUSE_WORDS,
+        }.get(self.cause, self.cause)
+        return f"{cause}: {self.get_action_display().lower()}"
 
 
 class FailureSettings(models.Model):

@@ -53,6 +53,18 @@ class FailureRuleForm(forms.ModelForm):
         return cleaned
 
 
+class OwnCompanyFirst:
+    """A new row starts on the user's company when they administer exactly one."""
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        if "tenant" not in initial and not request.user.is_superuser:
+            ids = list(tenant_ids_with_role(request.user, Role.ADMIN, request=request))
+            if len(ids) == 1:
+                initial["tenant"] = ids[0]
+        return initial
+
+
 def _tenants_shown(request):
     tenants = Tenant.objects.order_by("name")
     if not request.user.is_superuser:
@@ -63,7 +75,7 @@ def _tenants_shown(request):
 
 
 @admin.register(FailureRule)
-class FailureRuleAdmin(TenantScopedAdmin):
+class FailureRuleAdmin(OwnCompanyFirst, TenantScopedAdmin):
     """A company's own answers to failure causes; the defaults apply to the others."""
 
     form = FailureRuleForm
@@ -111,7 +123,7 @@ class FailureRuleAdmin(TenantScopedAdmin):
 
 
 @admin.register(FailureSettings)
-class FailureSettingsAdmin(TenantScopedAdmin):
+class FailureSettingsAdmin(OwnCompanyFirst, TenantScopedAdmin):
     """The payment-links switch of a company (off until its administrators turn it on)."""
 
     add_role = Role.ADMIN
