@@ -2,9 +2,11 @@
 
 Each thread has its own database connection (as two django-q2 clusters on two machines
 have); both decide, behind a barrier, that the slot is due (neither sees the other's
-uncommitted run) and both try to store it: the partial unique index
-``collection_one_run_per_slot`` lets one in and the other is refused ("already started for
-this slot"), whichever wins the race.
+uncommitted run) and both try to store it: one gets in and the other is refused ("already
+started for this slot"), whichever wins the race. While the first run is still queued or
+running, the tenant's one-live-run index refuses the second as well; once it has finished,
+only ``collection_one_run_per_slot`` stands between a late sweep and a second run (the last
+test: without that index it stores two).
 """
 
 from __future__ import annotations
@@ -84,6 +86,37 @@ def test_clusters_that_all_decided_the_slot_is_due_start_one_run(tenant, cluster
     assert all(f"already started for this slot (run #{runs[0].pk})" in r for r in refused)
     stored = CollectionRun.objects.filter(tenant=tenant, trigger=RunTrigger.SCHEDULE)
     assert list(stored.values_list("state", "slot_at")) == [(RunState.QUEUED, SLOT)]
+
+
+def test_a_sweep_that_decided_before_the_run_finished_is_refused_after(tenant):
+    decided, finished = threading.Event(), threading.Event()
+
+    def early_cluster():
+        # Stores the slot's run, and its workers carry it out at once.
+        decided.wait(timeout=10)
+        [(t, slot)] = slots_due_for_run(now=SLOT)
+        run = scheduled_run_start(tenant=t, slot_at=slot.at)
+        CollectionRun.objects.filter(pk=run.pk).update(state=RunState.COMPLETED)
+        finished.set()
+        return run
+
+    def late_cluster():
+        # Decided "due" before the other stored anything; stores after it has finished.
+        [(t, slot)] = slots_due_for_run(now=SLOT)
+        decided.set()
+        finished.wait(timeout=10)
+        try:
+            return scheduled_run_start(tenant=t, slot_at=slot.at)
+        except RunRefused as exc:
+            return str(exc)
+
+    work = iter([early_cluster, late_cluster])
+    results = _at_once(lambda: next(work)())
+    [run] = [r for r in results if isinstance(r, CollectionRun)]
+    [refused] = [r for r in results if isinstance(r, str)]
+    assert f"already started for this slot (run #{run.pk})" in refused
+    stored = CollectionRun.objects.filter(tenant=tenant, trigger=RunTrigger.SCHEDULE)
+    assert list(stored.values_list("state", flat=True)) == [RunState.COMPLETED]
 
 
 def test_two_whole_sweeps_at_the_same_moment_start_one_run(tenant):
