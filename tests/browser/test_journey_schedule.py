@@ -1,7 +1,7 @@
 """A company's administrator sets the collection schedule in Chromium: days of the month
 "1, 15" on the company page (a mistake first: day 0, said at the field), and the dashboard's
 *Next collection run* shows the 1st of January moved past New Year's Day. The audit trail
-names the change. Screenshots: artifacts/screenshots/test_an_administrator_collects_on_the_1st_and_15th/.
+names the change. Screenshots: artifacts/screenshots/ under the test's name.
 
 The server's clock is moved (time-machine, ticking) to Wednesday 20 December 2028, after
 every date the suite runs at (the browser keeps its own clock for cookies, and a session

@@ -13,13 +13,13 @@ import time_machine
 from core.audit import AuditEntry
 from reconciliation.collection import tasks
 from reconciliation.collection.models import CollectionRun, RunKind, RunState, RunTrigger
+from reconciliation.collection.runs import RunRefused
 from reconciliation.collection.scheduled_runs import (
     BUSY,
     scheduled_run_start,
     scheduled_runs_start,
 )
 from reconciliation.collection.schedules import slots_due_for_run, tenants_due_for_run
-from reconciliation.collection.runs import RunRefused
 from tenants.models import CollectionMode, ScheduleKind
 
 UTC = dt.UTC
