@@ -229,3 +229,27 @@ def customer_mandate(account) -> str:
     from reconciliation.customers.models import CustomerLink
 
     return CustomerLink.objects.get(exact_account=account).mandate.gocardless_id
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pay_link_rules is wired into selection.py/selection_rules.py by their owner "
+    "(docs/failures.md); remove this marker in the commit that wires it",
+)
+def test_a_run_skips_an_invoice_whose_customer_holds_an_open_link(
+    policy, customer, gc, gc_sim, gc_deliver
+):
+    from reconciliation.collection.models import SkipReason
+    from reconciliation.collection.runs import run_preview
+
+    FailureSettings.objects.create(tenant=policy, pay_links_enabled=True)
+    policy.retry_count = 0
+    policy.save()
+    item = invoice(customer)
+    collect(policy, gc)
+    assert fail(gc_sim, gc_deliver, only_attempt()).state == AttemptState.PAY_LINK_SENT
+    # The mandate is still active: only the link keeps the run from charging again.
+    preview = run_preview(tenant=policy, trigger="user")
+    line = preview.items.get(receivable_exact_id=item.exact_id)
+    assert line.reason == SkipReason.PAY_LINK_SENT, (line.reason, line.detail)
+    assert line.detail.startswith("payment link e-mailed on")
