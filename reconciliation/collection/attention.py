@@ -13,7 +13,7 @@ import datetime as dt
 from django.utils import timezone
 
 from core.display import FAILURE_CAUSE_WORDS, counted, money_display, words
-from reconciliation.collection.pay_links import pay_links_expire
+from reconciliation.collection.pay_links import pay_links_expire, pay_links_resume
 from reconciliation.collection.selectors import NEEDS_ATTENTION_QUERY, attempts_needing_attention
 from tenants.alerts import admin_url, alert_new_objects
 from tenants.models import Tenant
@@ -32,8 +32,10 @@ def attention_digests_send(*, now: dt.datetime | None = None) -> int:
 
     Payment links whose page expired unpaid are closed first (``pay_links_expire``), so
     their attempts, back in *needs attention*, are in the same e-mail: this hourly sweep is
-    the one that already looks at what needs a person."""
+    the one that already looks at what needs a person. Links left half-made are queued
+    again (``pay_links_resume``)."""
     now = now or timezone.now()
+    pay_links_resume(now=now)
     pay_links_expire(now=now)
     tenants = Tenant.objects.filter(
         is_active=True, pk__in=attempts_needing_attention().values("tenant_id")

@@ -13,12 +13,14 @@ hosted page to pay it by bank (docs/failures.md).
    link paid (or failed) and the failed attempt with it.
 4. ``pay_links_expire`` closes links whose page expired unpaid; ``pay_link_cancel`` is the
    person's way to stop one. Both leave the attempt in *needs attention*.
+   ``pay_links_resume`` queues again the links left *being created*.
 
 Every state change writes an audit entry on the link.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 
@@ -397,6 +399,26 @@ def pay_link_payment_changed(*, tenant, payment, details: dict, actor: Actor) ->
         link.payment_gocardless_id = payment_id
         link.save(update_fields=["payment_status", "payment_gocardless_id", "updated_at"])
     return link
+
+
+RESUME_AFTER = dt.timedelta(minutes=10)
+
+
+def pay_links_resume(*, now=None) -> int:
+    """Queue the issue of links left *being created* (the task was lost, the process died
+    between the calls, or the company was inactive) for active companies; the same keys make
+    a rerun adopt what GoCardless already made. Returns how many were queued."""
+    now = now or timezone.now()
+    stuck = PayLink.objects.filter(
+        state=PayLinkState.CREATING, updated_at__lt=now - RESUME_AFTER, tenant__is_active=True
+    ).values_list("pk", flat=True)
+    queued = 0
+    for pk in stuck:
+        enqueue_on_commit(
+            "reconciliation.collection.pay_link_tasks.pay_link_issue_task", pk, group="collection"
+        )
+        queued += 1
+    return queued
 
 
 def pay_links_expire(*, now=None) -> int:

@@ -166,3 +166,20 @@ def test_staff_actions_wait_for_the_open_link(tenant_a, action):
         call()
     attempt.refresh_from_db()
     assert attempt.state == AttemptState.PAY_LINK_SENT
+
+
+def test_a_link_left_half_made_is_issued_again_under_the_same_keys(
+    tenant_a, gc_sim, gc_connection, q_sync, run_on_commit
+):
+    from django.core import mail
+
+    from reconciliation.collection.pay_links import pay_links_resume
+
+    link = make_link(tenant_a, state=PayLinkState.CREATING, sent_at=None)
+    PayLink.objects.filter(pk=link.pk).update(updated_at=NOW - dt.timedelta(hours=1))
+    with run_on_commit():
+        assert pay_links_resume(now=NOW) == 1
+    link.refresh_from_db()
+    assert link.state == PayLinkState.SENT and link.billing_request_gocardless_id
+    assert mail.outbox[0].to == ["ap@example.test"]
+    assert pay_links_resume(now=NOW) == 0
