@@ -30,6 +30,7 @@ from core.display import (
     money_display,
     sentence,
 )
+from tenants.models import WEEKDAY_NAMES
 
 # Actions as sentences: what happened, said the way finance staff say it.
 ACTION_WORDS: dict[str, str] = {
@@ -304,6 +305,12 @@ def value_words(model, key: str, value, *, snapshot: dict, tenant=None) -> str:
             return local_date_display(day)
     if isinstance(value, dt.datetime) and tenant is not None:
         return local_time_display(value, tenant)
+    if key == "schedule_weekdays" and isinstance(value, list):
+        # Stored as Python's weekday numbers (0 = Monday): a person reads the names.
+        return ", ".join(
+            WEEKDAY_NAMES[day] if isinstance(day, int) and 0 <= day <= 6 else str(day)
+            for day in value
+        ) or NOTHING
     if isinstance(value, list):
         return ", ".join(value_words(None, "", item, snapshot={}) for item in value) or NOTHING
     if isinstance(value, dict):

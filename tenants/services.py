@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from core.audit import Actor, audit_record, model_snapshot, snapshot_diff
-from tenants.models import Tenant
+from tenants.models import WEEKDAY_NAMES, Tenant
 
 EDITABLE_FIELDS = (
     "name",
@@ -27,11 +27,37 @@ EDITABLE_FIELDS = (
     "use_success_plus",
     "collect_new_invoices",
     "collection_hour",
+    "schedule_kind",
+    "schedule_weekdays",
+    "schedule_month_days",
 )
 
 
 def parse_currencies(value: str) -> list[str]:
     return [c.strip().upper() for c in value.split(",") if c.strip()]
+
+
+def parse_weekdays(value: str) -> list[int]:
+    """'mon,thu' (or 'Monday, Thursday') → [0, 3], Python's weekday numbers as stored."""
+    names = {}
+    for number, name in enumerate(WEEKDAY_NAMES):
+        names[name.lower()] = names[name[:3].lower()] = number
+    days = set()
+    for part in (p.strip().lower() for p in value.split(",") if p.strip()):
+        if part not in names:
+            raise ValidationError({"schedule_weekdays": [f"{part!r} is not a weekday name."]})
+        days.add(names[part])
+    return sorted(days)
+
+
+def parse_month_days(value: str) -> list[int]:
+    """'1, 15' → [1, 15]; the model says which numbers are days of a month."""
+    try:
+        return sorted({int(p) for p in value.split(",") if p.strip()})
+    except ValueError:
+        raise ValidationError(
+            {"schedule_month_days": [f"{value!r}: give days as numbers, e.g. 1,15."]}
+        ) from None
 
 
 def parse_amount(value: str) -> Decimal:

@@ -45,10 +45,12 @@ from exact.oauth import consent_url_create
 from gocardless.connect import ConnectError, connection_connect_with_token
 from gocardless.models import Environment
 from tenants.activity import WHAT_DEACTIVATION_STOPS
-from tenants.models import CollectionMode, Tenant
+from tenants.models import CollectionMode, ScheduleKind, Tenant
 from tenants.services import (
     parse_amount,
     parse_currencies,
+    parse_month_days,
+    parse_weekdays,
     tenant_create,
     tenant_describe,
     tenant_set_active,
@@ -65,6 +67,13 @@ def _policy_options(parser, *, with_name: bool, name_required: bool) -> None:
     parser.add_argument("--lead-days", dest="lead_days", type=int)
     parser.add_argument("--minimum-amount", dest="minimum_amount")
     parser.add_argument("--currencies", help="comma-separated ISO codes, e.g. EUR,GBP")
+    parser.add_argument("--schedule", dest="schedule_kind", choices=ScheduleKind.values,
+                        help="when the scheduled collection runs (docs/schedules.md)")
+    parser.add_argument("--weekdays", help="for --schedule weekdays: e.g. mon,thu")
+    parser.add_argument("--month-days", dest="month_days",
+                        help="for --schedule month_days: e.g. 1,15 (31: the month's last day)")
+    parser.add_argument("--hour", dest="collection_hour", type=int,
+                        help="local hour (0-23) of the scheduled run")
     parser.add_argument("--json", action="store_true")
 
 
@@ -146,13 +155,20 @@ class Command(BaseCommand):
     # --- actions ---------------------------------------------------------------------------
     def _fields(self, options) -> dict:
         fields = {}
-        for key in ("name", "slug", "time_zone", "collection_mode", "lead_days"):
+        for key in (
+            "name", "slug", "time_zone", "collection_mode", "lead_days", "schedule_kind",
+            "collection_hour",
+        ):
             if options.get(key) is not None:
                 fields[key] = options[key]
         if options.get("minimum_amount") is not None:
             fields["minimum_amount"] = parse_amount(options["minimum_amount"])
         if options.get("currencies") is not None:
             fields["currencies"] = parse_currencies(options["currencies"])
+        if options.get("weekdays") is not None:
+            fields["schedule_weekdays"] = parse_weekdays(options["weekdays"])
+        if options.get("month_days") is not None:
+            fields["schedule_month_days"] = parse_month_days(options["month_days"])
         if fields.get("lead_days") is not None and fields["lead_days"] < 0:
             raise ValidationError({"lead_days": ["must not be negative."]})
         return fields
