@@ -105,6 +105,14 @@ def open_invoices(*, tenant_id, accounts: list, currency: str):
     ).order_by("due_date", "invoice_number")
 
 
+def _still_free(r: ExactReceivable, *, payment: Payment) -> bool:
+    """Under the invoice's row lock, is it still not being paid? Two plan payments matched
+    at the same time (a webhook and the sweep) queue here: the second sees the first's
+    match once it is committed, and waits for a person instead of paying it twice."""
+    lock_row(ExactReceivable, r.pk)
+    return r.exact_id not in _taken(tenant_id=payment.tenant_id, payment=payment)
+
+
 def _candidate(r: ExactReceivable) -> dict:
     return {
         "receivable": str(r.exact_id),
@@ -180,8 +188,10 @@ def plan_payment_match(*, payment: Payment, actor: Actor) -> PlanPaymentMatch | 
             )
             if not created:  # another worker made it first: its decision stands
                 return match
-        if len(fits) == 1:
+        if len(fits) == 1 and _still_free(fits[0], payment=payment):
             return _matched(match, fits[0], by=PlanMatchedBy.AUTOMATIC, actor=actor)
+        if len(fits) == 1:
+            fits = []  # another payment took it in the meantime
         before = (match.note, match.candidates)
         match.note = _waiting_note(payment, fits, accounts)[:300]
         match.candidates = [_candidate(r) for r in (fits if len(fits) > 1 else every)]
@@ -279,7 +289,7 @@ def plan_payment_decide(
                 f"Invoice {r.invoice_number} has {payment.currency} {r.outstanding} open, less "
                 "than the payment: its receipt would pay more than is owed."
             )
-        if r.exact_id in _taken(tenant_id=payment.tenant_id, payment=payment):
+        if not _still_free(r, payment=payment):
             raise DecisionRefused(
                 f"Invoice {r.invoice_number} is already being paid by another payment."
             )

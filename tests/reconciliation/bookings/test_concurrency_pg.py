@@ -52,3 +52,55 @@ def test_six_workers_post_one_booking_once(tenant_a, booking_settings, world):
     assert len(world.ledger()) == 1
     assert Booking.objects.get(pk=booking.pk).state == BookingState.CONFIRMED
     assert world.open_amount(invoice) == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_plan_payments_matched_at_once_never_pay_one_invoice_twice(tenant_a):
+    """A webhook and the sweep match two payments of one subscription at the same moment;
+    one open invoice fits both: one pays it, the other waits for a person."""
+    import datetime as dt
+
+    from core.audit import Actor
+    from reconciliation.bookings.models import PlanMatchState
+    from reconciliation.bookings.plan_matching import plan_payment_match
+    from tests.gocardless.factories import PaymentFactory
+    from tests.reconciliation.collection.selection_fixtures import (
+        customer,
+        gocardless_customer,
+        invoice,
+    )
+
+    account, link, mandate = customer(tenant_a)
+    gocardless_customer(tenant_a, link, mandate)
+    day = dt.date(2026, 3, 10)
+    invoice(tenant_a, account, "25.00", due=day)
+    payments = [
+        PaymentFactory(
+            tenant=tenant_a,
+            mandate_id=mandate.gocardless_id,
+            amount=2500,
+            charge_date=day,
+            subscription_id="SB0000000077",
+        )
+        for _ in range(2)
+    ]
+    barrier = threading.Barrier(2)
+    states, errors = [], []
+
+    def worker(payment):
+        try:
+            barrier.wait(timeout=10)
+            states.append(plan_payment_match(payment=payment, actor=Actor.system("t")).state)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            db_connection.close()
+
+    threads = [threading.Thread(target=worker, args=(p,)) for p in payments]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(states) == [PlanMatchState.MATCHED, PlanMatchState.WAITING]
