@@ -252,7 +252,8 @@ def summary_build(*, tenant, result: DemoResult, admin_url: str, login) -> DemoS
 
 def summary_plans(*, tenant) -> list[str]:
     """Each subscription: whose, what, how often, its payments so far and the next one."""
-    from core.display import local_date_display, minor_display, words
+    from core.display import local_date_display, words
+    from core.money import from_minor_units
     from gocardless.models import Mandate, Payment, Subscription
     from gocardless.words import SUBSCRIPTION_STATUS_WORDS, interval_words
     from reconciliation.customers.models import CustomerLink
@@ -272,9 +273,10 @@ def summary_plans(*, tenant) -> list[str]:
             ahead = "; next on " + local_date_display(
                 date.fromisoformat(upcoming[0]["charge_date"]))
         lines.append(
-            f"{who}: '{plan.name}', {minor_display(plan.amount, plan.currency)} "
-            f"{interval_words(plan.interval_unit, plan.interval, plan.day_of_month).lower()} "
-            f"({words(plan.status, SUBSCRIPTION_STATUS_WORDS).lower()}): "
+            f"{who}: '{plan.name}', "
+            f"{money(plan.currency, from_minor_units(plan.amount, plan.currency))} "
+            f"{interval_words(plan.interval_unit, plan.interval, plan.day_of_month).lower()}"
+            f" — {words(plan.status, SUBSCRIPTION_STATUS_WORDS)}; "
             f"{plural(payments.count(), 'payment')} so far, {paid_out} paid out{ahead}"
         )
     return lines

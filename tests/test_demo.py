@@ -184,7 +184,7 @@ def test_demo_run_end_to_end_twice(simulators, demo_settings):
     # The subscription's payment is GoCardless' own, collected and paid out in the story.
     subscription_in_the_story(tenant)
     assert "Subscriptions GoCardless collects by itself" in first
-    assert "'Bread delivery subscription', EUR 95.00 every month" in first
+    assert "'Bread delivery subscription', €95.00 every month — Active" in first
     # Bookings: every receipt and payout posted to Exact, which now shows the receipts.
     bookings = Booking.objects.filter(tenant=tenant)
     assert bookings.filter(rule="receipt").count() == one["created"] - 1
