@@ -54,6 +54,27 @@ def words_filter(field: str, title: str, table: dict[str, str],
     })
 
 
+class PlanFilter(admin.SimpleListFilter):
+    """Which payments a GoCardless plan created (a subscription, an instalment plan) and which
+    not: fixed choices, an indexed column each."""
+
+    title = "created by"
+    parameter_name = "plan"
+
+    def lookups(self, request, model_admin):
+        return [("subscription", "A subscription"), ("instalment_plan", "An instalment plan"),
+                ("none", "Not a subscription or instalment plan")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "subscription":
+            return queryset.exclude(subscription_id="")
+        if self.value() == "instalment_plan":
+            return queryset.exclude(instalment_schedule_id="")
+        if self.value() == "none":
+            return queryset.filter(subscription_id="", instalment_schedule_id="")
+        return queryset
+
+
 class CurrencyFilter(admin.SimpleListFilter):
     """The currencies the user's companies collect (``Tenant.currencies``: a few rows of the
     companies' table, never the filtered one); ``currency__exact`` as Django's own filter."""

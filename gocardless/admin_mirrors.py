@@ -34,7 +34,12 @@ from gocardless.admin_display import (
     moment,
     raw_block,
 )
-from gocardless.admin_filters import CurrencyFilter, date_period_filter, words_filter
+from gocardless.admin_filters import (
+    CurrencyFilter,
+    PlanFilter,
+    date_period_filter,
+    words_filter,
+)
 from gocardless.models import (
     BillingRequest,
     Customer,
@@ -257,7 +262,8 @@ class PaymentAdmin(MirrorAdmin):
                      "reference__exact")
     base_filters = (words_filter("status", "status", STATUS_WORDS["payment"],
                                  codes=PAYMENT_STATUSES),
-                    CurrencyFilter, date_period_filter("charge_date", "charge date"))
+                    CurrencyFilter, date_period_filter("charge_date", "charge date"),
+                    PlanFilter)
     list_per_page = 50
     detail_fields = ("amount_display", "refunded_display", "charge_day", "reference", "plan",
                      "mandate", "customer", "payout", "refunds")

@@ -119,6 +119,23 @@ def test_a_subscription_says_amount_interval_next_payments_and_status(client, wo
     assert [p.gocardless_id for p in response.context["cl"].result_list] == ["PMS1"]
 
 
+def test_the_payments_list_filters_by_what_created_them(client, world, viewer):
+    payments = reverse("admin:gocardless_payment_changelist")
+    ours = PaymentFactory(tenant=world["link"].tenant, gocardless_id="PMOURS",
+                          metadata={"mlc_attempt": "r1/1"})
+    html, _text = _page(client, payments)
+    filters = html[html.index('id="changelist-filter"'):]
+    assert "A subscription" in filters and "An instalment plan" in filters
+
+    def shown(plan):
+        response = client.get(payments, {"plan": plan})
+        return sorted(p.gocardless_id for p in response.context["cl"].result_list)
+
+    assert shown("subscription") == ["PMS1"]
+    assert shown("instalment_plan") == ["PMI1"]
+    assert shown("none") == [ours.gocardless_id]
+
+
 def test_an_instalment_plan_says_total_instalments_and_what_is_left(client, world, viewer):
     _html, text = _page(client, _url(world["schedule"]))
     assert "Oven in three parts" in text and "EUR 300.00" in text
