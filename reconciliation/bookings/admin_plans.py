@@ -43,9 +43,12 @@ def _day(value) -> str:
 
 
 def candidate_words(candidate: dict, currency: str) -> str:
-    """``Invoice 25000002: EUR 25.00 open, due Thu 10 Mar 2026``."""
+    """``Invoice 25000002: EUR 25.00 left to pay, due Thu 10 Mar 2026``."""
     amount = money_display(Decimal(str(candidate["outstanding"])), currency)
-    return f"Invoice {candidate['invoice']}: {amount} open, due {_day(candidate['due_date'])}"
+    return (
+        f"Invoice {candidate['invoice']}: {amount} left to pay, "
+        f"due {_day(candidate['due_date'])}"
+    )
 
 
 class PlanDecisionForm(forms.ModelForm):
@@ -194,7 +197,7 @@ class PlanPaymentMatchAdmin(TenantScopedAdmin):
     @admin.display(description="open invoices to choose from")
     def candidates_table(self, obj):
         if not obj.candidates:
-            return "None: no open invoice of this customer in this currency is free."
+            return "None: no open invoice of this customer in this currency has anything left."
         rows = [
             (
                 c["invoice"],
@@ -204,7 +207,7 @@ class PlanPaymentMatchAdmin(TenantScopedAdmin):
             for c in obj.candidates
         ]
         return format_html(
-            '<table class="mlc-lines"><thead><tr><th>Invoice</th><th>Open</th><th>Due</th>'
+            '<table class="mlc-lines"><thead><tr><th>Invoice</th><th>Left to pay</th><th>Due</th>'
             "</tr></thead><tbody>{}</tbody></table>",
             format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
         )

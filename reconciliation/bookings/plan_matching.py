@@ -4,9 +4,10 @@
 A plan payment carries ``links.subscription`` / ``links.instalment_schedule`` and none of our
 metadata. It is matched automatically only when exactly ONE open invoice fits: an invoice of
 the Exact account linked to the payment's GoCardless customer (mandate → customer → customer
-link), in the payment's currency, whose open amount equals the payment's amount, due within
-``MATCH_WINDOW`` of the charge date, and not already being paid (by another plan payment or
-by a collection attempt of ours). As in customer matching (customers/matching.py), anything
+link), in the payment's currency, due within ``MATCH_WINDOW`` of the charge date, on which
+what is left to pay equals the payment's amount: its open amount in Exact less the money
+already on its way for it that Exact does not show yet (other plan payments matched to it,
+attempts of ours: ``being_paid``). As in customer matching (customers/matching.py), anything
 else is never guessed: several fits or none → the payment waits for a person, who picks an
 invoice or says it is not an invoice payment (``plan_payment_decide``). Every decision is
 audited.
@@ -17,6 +18,8 @@ Nothing here books; ``plan_bookings.py`` books what a match makes bookable.
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Q
@@ -30,7 +33,7 @@ from gocardless.models import Mandate, Payment
 from reconciliation.collection.models import AttemptState, CollectionAttempt
 from reconciliation.customers.models import CustomerLink, LinkState
 
-from .models import PlanMatchedBy, PlanMatchState, PlanPaymentMatch
+from .models import Booking, BookingState, PlanMatchedBy, PlanMatchState, PlanPaymentMatch, Rule
 
 # A due date at most this far before or after the charge date fits. 13 days each way is a
 # 27-day window: shorter than the shortest month, so two monthly invoices of the same amount
@@ -82,16 +85,53 @@ def accounts_of_payment(*, payment: Payment) -> list:
     )
 
 
-def _taken(*, tenant_id, payment: Payment) -> set:
-    """Receivables already being paid: by another live matched plan payment, or by money of
-    ours on its way."""
-    by_plans = PlanPaymentMatch.objects.filter(
-        tenant_id=tenant_id, state=PlanMatchState.MATCHED
-    ).exclude(payment=payment).exclude(payment__status__in=DEAD_STATUSES)
-    ours = CollectionAttempt.objects.filter(tenant_id=tenant_id, state__in=_OUR_MONEY)
-    return set(by_plans.values_list("receivable_exact_id", flat=True)) | set(
-        ours.values_list("receivable_exact_id", flat=True)
+def _shown(receipt, synced_at) -> bool:
+    """Does Exact's open amount (as last read) already reflect this receipt?"""
+    return (
+        receipt is not None
+        and receipt.state == BookingState.CONFIRMED
+        and receipt.confirmed_at is not None
+        and synced_at is not None
+        and receipt.confirmed_at <= synced_at
     )
+
+
+def being_paid(*, receivables: list, payment: Payment) -> dict:
+    """Receivable guid → money already on its way for it that Exact's open amount does not
+    show yet: other plan payments matched to it (not failed), and attempts of ours in flight
+    or collected whose receipt Exact has not shown. Three queries."""
+    if not receivables:
+        return {}
+    tenant_id = payment.tenant_id
+    synced = {r.exact_id: r.synced_at for r in receivables}
+    paid: dict = defaultdict(Decimal)
+    matches = (
+        PlanPaymentMatch.objects.filter(
+            tenant_id=tenant_id, state=PlanMatchState.MATCHED, receivable_exact_id__in=synced
+        )
+        .exclude(payment=payment)
+        .exclude(payment__status__in=DEAD_STATUSES)
+        .select_related("payment", "receipt")
+    )
+    for m in matches:
+        if not _shown(m.receipt, synced.get(m.receivable_exact_id)):
+            paid[m.receivable_exact_id] += from_minor_units(m.payment.amount, m.payment.currency)
+    attempts = list(
+        CollectionAttempt.objects.filter(
+            tenant_id=tenant_id, receivable_exact_id__in=synced, state__in=_OUR_MONEY
+        ).only("receivable_exact_id", "amount", "payment_gocardless_id")
+    )
+    ours = [a.payment_gocardless_id for a in attempts if a.payment_gocardless_id]
+    receipts = {  # the latest receipt of each payment
+        b.gocardless_id: b
+        for b in Booking.objects.filter(
+            tenant_id=tenant_id, rule=Rule.RECEIPT, gocardless_id__in=ours
+        ).order_by("sequence")
+    }
+    for a in attempts:
+        if not _shown(receipts.get(a.payment_gocardless_id), synced.get(a.receivable_exact_id)):
+            paid[a.receivable_exact_id] += a.amount
+    return paid
 
 
 def open_invoices(*, tenant_id, accounts: list, currency: str):
@@ -106,39 +146,40 @@ def open_invoices(*, tenant_id, accounts: list, currency: str):
 
 
 def _still_free(r: ExactReceivable, *, payment: Payment) -> bool:
-    """Under the invoice's row lock, is it still not being paid? Two plan payments matched
-    at the same time (a webhook and the sweep) queue here: the second sees the first's
-    match once it is committed, and waits for a person instead of paying it twice."""
+    """Under the invoice's row lock, is what is left to pay on it still at least the
+    payment? Two plan payments matched at the same time (a webhook and the sweep) queue
+    here: the second sees the first's match once it is committed, and waits for a person
+    instead of paying the invoice twice."""
     lock_row(ExactReceivable, r.pk)
-    return r.exact_id not in _taken(tenant_id=payment.tenant_id, payment=payment)
+    left = r.outstanding - being_paid(receivables=[r], payment=payment).get(r.exact_id, 0)
+    return left >= from_minor_units(payment.amount, payment.currency)
 
 
-def _candidate(r: ExactReceivable) -> dict:
+def _candidate(r: ExactReceivable, left: Decimal) -> dict:
     return {
         "receivable": str(r.exact_id),
         "invoice": r.invoice_number,
         "due_date": r.due_date.isoformat() if r.due_date else None,
-        "outstanding": str(r.outstanding),
+        "outstanding": str(left),  # what is left to pay on it
         "account": str(r.account_exact_id),
     }
 
 
 def fitting_invoices(*, payment: Payment, accounts: list) -> tuple[list, list]:
-    """(invoices that fit exactly, every open invoice of the customer in the currency)."""
+    """(invoices that fit exactly, every open invoice of the customer in the currency with
+    something left to pay), each as (invoice, what is left to pay on it)."""
     amount = from_minor_units(payment.amount, payment.currency)
-    taken = _taken(tenant_id=payment.tenant_id, payment=payment)
-    every = [
-        r
-        for r in open_invoices(
-            tenant_id=payment.tenant_id, accounts=accounts, currency=payment.currency
-        )
-        if r.exact_id not in taken
-    ]
+    invoices = list(
+        open_invoices(tenant_id=payment.tenant_id, accounts=accounts, currency=payment.currency)
+    )
+    paid = being_paid(receivables=invoices, payment=payment)
+    every = [(r, r.outstanding - paid.get(r.exact_id, 0)) for r in invoices]
+    every = [(r, left) for r, left in every if left > 0]
     day = payment.charge_date
     fits = [
-        r
-        for r in every
-        if r.outstanding == amount
+        (r, left)
+        for r, left in every
+        if left == amount
         and day is not None
         and r.due_date is not None
         and day - MATCH_WINDOW <= r.due_date <= day + MATCH_WINDOW
@@ -151,15 +192,15 @@ def _waiting_note(payment: Payment, fits: list, accounts: list) -> str:
     if not accounts:
         return "Its GoCardless customer is not linked to an Exact account."
     if len(fits) > 1:
-        numbers = ", ".join(str(r.invoice_number) for r in fits)
+        numbers = ", ".join(str(r.invoice_number) for r, _left in fits)
         return f"{len(fits)} open invoices of {amount} fit ({numbers}): a person decides."
     day = payment.charge_date
     if day is None:
         return f"No charge date yet: no open invoice of {amount} can be matched."
     start, end = day - MATCH_WINDOW, day + MATCH_WINDOW
     return (
-        f"No open invoice of {amount} due between {start:%d %b %Y} and {end:%d %b %Y} "
-        "that is not already being paid."
+        f"No open invoice due between {start:%d %b %Y} and {end:%d %b %Y} with {amount} "
+        "left to pay on it."
     )
 
 
@@ -188,13 +229,13 @@ def plan_payment_match(*, payment: Payment, actor: Actor) -> PlanPaymentMatch | 
             )
             if not created:  # another worker made it first: its decision stands
                 return match
-        if len(fits) == 1 and _still_free(fits[0], payment=payment):
-            return _matched(match, fits[0], by=PlanMatchedBy.AUTOMATIC, actor=actor)
+        if len(fits) == 1 and _still_free(fits[0][0], payment=payment):
+            return _matched(match, fits[0][0], by=PlanMatchedBy.AUTOMATIC, actor=actor)
         if len(fits) == 1:
             fits = []  # another payment took it in the meantime
         before = (match.note, match.candidates)
         match.note = _waiting_note(payment, fits, accounts)[:300]
-        match.candidates = [_candidate(r) for r in (fits if len(fits) > 1 else every)]
+        match.candidates = [_candidate(r, left) for r, left in (fits if len(fits) > 1 else every)]
         if (match.note, match.candidates) != before:
             match.save(update_fields=["note", "candidates", "updated_at"])
             audit_record(
@@ -291,6 +332,7 @@ def plan_payment_decide(
             )
         if not _still_free(r, payment=payment):
             raise DecisionRefused(
-                f"Invoice {r.invoice_number} is already being paid by another payment."
+                f"Invoice {r.invoice_number} is already being paid by other payments: what is "
+                "left on it is less than this payment."
             )
         return _matched(match, r, by=PlanMatchedBy.PERSON, actor=actor, user=user)

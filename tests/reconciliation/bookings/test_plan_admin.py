@@ -74,7 +74,7 @@ def test_an_operator_picks_the_invoice(client, operator_of_a, waiting):
     match, _, second = waiting
     client.force_login(operator_of_a)
     page = client.get(change_url(match)).content.decode()
-    assert "Invoice 26002: EUR 25.00 open, due" in page
+    assert "Invoice 26002: EUR 25.00 left to pay, due" in page
     assert "No invoice: it is not an invoice payment" in page
     assert "Alpha Trading" in page
 

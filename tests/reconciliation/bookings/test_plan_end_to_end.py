@@ -136,3 +136,77 @@ def test_a_subscription_customer_is_never_charged_and_the_month_balances(
     assert totals["payouts_net"] == paid_out
     assert all(row.balanced for row in report.payouts)
     assert [r.plan for r in report.payments] == [plan["id"]] * 3
+
+
+def test_an_instalment_plan_paying_one_invoice_is_never_charged_again_and_closes_it(
+    policy,
+    booking_settings,
+    world,
+    ex_connection,
+    gc_connection,
+    gc_deliver,
+    run_on_commit,
+    admin_user,
+):
+    """Three instalments of EUR 100.00 pay one invoice of EUR 300.00: no part fits the invoice
+    by itself, so each waits for a person (in suspense once paid out); the engine never
+    charges the invoice meanwhile; a person's three decisions close it in Exact, out of
+    suspense, and the ledger balances."""
+    from reconciliation.bookings import plan_bookings
+
+    tenant = policy
+    gc = GoCardlessClient.for_connection(gc_connection)
+    alpha = linked(world, tenant, ex_connection, "Alpha BV")
+    days = [date(2026, 3, 10), date(2026, 4, 10), date(2026, 5, 11)]
+    schedule = world.gc_sim.create_instalment_schedule(
+        {
+            "name": "Invoice in three parts",
+            "currency": "EUR",
+            "total_amount": 30000,
+            "instalments": [{"charge_date": d.isoformat(), "amount": 10000} for d in days],
+            "links": {"mandate": alpha["mandate"]},
+        }
+    )
+    world.gc_sim.advance(seconds=1)  # the schedule's payments are made at the next step
+    gc_deliver()
+    invoice = invoice_due(world, alpha, "300.00", days[0])
+
+    def sync_and_collect():
+        with run_on_commit():
+            exact_sync(connection=ex_connection, trigger="test")
+        run = run_live(tenant=tenant, trigger=RunTrigger.USER, client=gc)
+        assert run.state == RunState.COMPLETED, run.error
+        (line,) = CollectionItem.objects.filter(run=run, invoice_number=invoice["InvoiceNumber"])
+        return line
+
+    line = sync_and_collect()
+    assert (line.decision, line.reason) == (Decision.SKIP, SkipReason.PLAN_COLLECTS)
+    for _ in range(7):
+        world.gc_sim.advance(days=14)
+        gc_deliver()
+        line = sync_and_collect()
+        assert line.decision == Decision.SKIP, line.detail
+    assert not CollectionAttempt.objects.exists()
+    payments = plan_payments(world)
+    assert [p["links"]["instalment_schedule"] for p in payments] == [schedule["id"]] * 3
+    assert {p["status"] for p in payments} == {"paid_out"}
+    assert world.open_amount(invoice) == Decimal("300.00")
+    assert gl_total(world, "2390") == Decimal("300.00")  # in suspense until decided
+
+    # A person matches each part to the invoice.
+    receivable = next(
+        m.candidates[0]["receivable"] for m in PlanPaymentMatch.objects.filter(tenant=tenant)
+    )
+    with run_on_commit():
+        for match in PlanPaymentMatch.objects.filter(tenant=tenant).order_by("pk"):
+            assert match.state == PlanMatchState.WAITING
+            plan_bookings.plan_payment_decide(
+                match=match, receivable_exact_id=receivable, user=admin_user
+            )
+
+    assert world.open_amount(invoice) == 0
+    assert gl_total(world, "2390") == 0
+    assert world.journal_total("21") == 0
+    receipts = Booking.objects.filter(rule=Rule.RECEIPT)
+    assert receipts.count() == 3 and all(b.facts.get("from_suspense") for b in receipts)
+    assert set(Booking.objects.values_list("state", flat=True)) == {BookingState.CONFIRMED}

@@ -94,7 +94,7 @@ def test_a_payment_before_its_invoice_waits_in_suspense_then_moves_out_exactly_o
     assert payment["status"] == "paid_out"
     match = PlanPaymentMatch.objects.get(payment__gocardless_id=payment["id"])
     assert match.state == PlanMatchState.WAITING
-    assert "No open invoice of EUR 40.00" in match.note
+    assert "with EUR 40.00 left to pay on it" in match.note
     assert receipts(payment["id"]) == []
     payout = Booking.objects.get(rule=Rule.PAYOUT)
     assert payout.state == BookingState.CONFIRMED
