@@ -33,10 +33,12 @@ from core.money import to_minor_units
 from core.queue import enqueue_on_commit
 from exact.models import ExactAccount
 from gocardless import errors
+from gocardless.models import BillingRequest
 from gocardless.onboarding import (
     billing_request_cancel,
     billing_request_create,
     billing_request_flow_create,
+    billing_request_get,
 )
 from reconciliation.collection.changes import attempt_change
 from reconciliation.collection.models import (
@@ -421,17 +423,50 @@ def pay_links_resume(*, now=None) -> int:
     return queued
 
 
+def _fulfilled_payment(link: PayLink) -> str | None:
+    """The payment of the link's billing request if the customer completed the page (the
+    mirror, else GoCardless asked once); "" when not fulfilled; None when unknown now."""
+    mirror = BillingRequest.objects.filter(
+        tenant=link.tenant, gocardless_id=link.billing_request_gocardless_id
+    ).first()
+    data = mirror.raw if mirror is not None and mirror.status == "fulfilled" else None
+    if data is None:
+        client = gocardless_client_for(tenant=link.tenant)
+        if client is None:
+            return None
+        try:
+            data = billing_request_get(
+                client=client, billing_request_id=link.billing_request_gocardless_id
+            )
+        except errors.GoCardlessError as exc:
+            logger.warning("payment link %s: billing request not read: %s", link.pk, exc)
+            return None
+        if data.get("status") != "fulfilled":
+            return ""
+    return (data.get("links") or {}).get("payment_request_payment") or ""
+
+
 def pay_links_expire(*, now=None) -> int:
-    """Links whose hosted page expired unpaid: closed, their attempts back to a person."""
+    """Links whose hosted page expired unpaid: closed, their attempts back to a person.
+
+    A page completed just before it expired made a payment that may confirm days later (by
+    Direct Debit): such a link is not expired; it keeps the payment and stays open."""
     now = now or timezone.now()
     expired = 0
     due = PayLink.objects.filter(
         state=PayLinkState.SENT, expires_at__lt=now, payment_gocardless_id=""
     ).select_related("tenant")
     for link in due:
+        paid_with = _fulfilled_payment(link) if link.billing_request_gocardless_id else ""
+        if paid_with is None:
+            continue  # GoCardless could not be asked: the next sweep tries again
         with transaction.atomic():
             locked = PayLink.objects.select_for_update().select_related("tenant").get(pk=link.pk)
             if locked.state != PayLinkState.SENT or locked.payment_gocardless_id:
+                continue
+            if paid_with:
+                locked.payment_gocardless_id = paid_with
+                locked.save(update_fields=["payment_gocardless_id", "updated_at"])
                 continue
             actor = Actor.system("collection")
             _change(

@@ -183,3 +183,45 @@ def test_a_link_left_half_made_is_issued_again_under_the_same_keys(
     assert link.state == PayLinkState.SENT and link.billing_request_gocardless_id
     assert mail.outbox[0].to == ["ap@example.test"]
     assert pay_links_resume(now=NOW) == 0
+
+
+def test_a_page_completed_before_it_expired_keeps_its_link_open(tenant_a):
+    from gocardless.models import BillingRequest
+
+    link = make_link(
+        tenant_a, expires_at=NOW - dt.timedelta(hours=1), billing_request_gocardless_id="BRQ1"
+    )
+    BillingRequest.objects.create(
+        tenant=tenant_a,
+        gocardless_id="BRQ1",
+        status="fulfilled",
+        raw={"id": "BRQ1", "links": {"payment_request_payment": "PM777"}},
+    )
+    assert pay_links_expire(now=NOW) == 0
+    link.refresh_from_db()
+    assert link.state == PayLinkState.SENT and link.payment_gocardless_id == "PM777"
+    # Its payment's events find it by id from now on.
+    confirmed = {"id": "PM777", "status": "confirmed", "metadata": {}}
+    pay_link_payment_changed(
+        tenant=tenant_a, payment=confirmed, details={}, actor=Actor.system("test")
+    )
+    link.refresh_from_db()
+    assert link.state == PayLinkState.PAID
+    assert CollectionAttempt.objects.get(pk=link.attempt_id).state == AttemptState.PAID_BY_LINK
+
+
+def test_an_unfulfilled_page_is_expired_after_asking_gocardless(tenant_a, gc_sim, gc_connection):
+    from gocardless.client import GoCardlessClient
+
+    client = GoCardlessClient.for_connection(gc_connection)
+    request = client.billing_request_create(
+        params={"payment_request": {"amount": 1000, "currency": "EUR"}}, idempotency_key="k1"
+    )
+    link = make_link(
+        tenant_a,
+        expires_at=NOW - dt.timedelta(hours=1),
+        billing_request_gocardless_id=request["id"],
+    )
+    assert pay_links_expire(now=NOW) == 1
+    link.refresh_from_db()
+    assert link.state == PayLinkState.EXPIRED
