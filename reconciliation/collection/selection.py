@@ -131,7 +131,12 @@ def _plan_facts(tenant, *, links: dict, receivables: list) -> PlanFacts:
         .filter(
             Q(plan_match__isnull=True)
             | Q(plan_match__state="waiting")
-            | Q(plan_match__state="matched", plan_match__receivable_exact_id__in=list(synced))
+            | Q(
+                plan_match__state="matched",
+                plan_match__receivable_exact_id__in=ExactReceivable.objects.filter(
+                    tenant=tenant, is_fully_paid=False
+                ).values("exact_id"),
+            )
         )
         .select_related("plan_match", "plan_match__receipt")
         .only(
