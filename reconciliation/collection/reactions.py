@@ -1,13 +1,18 @@
 """How attempts follow what happens to their payments and mandates at GoCardless.
 
 - Payment confirmed / paid out → the attempt says so.
-- Payment failed (also late, after confirmation) → the tenant's retry policy: a retry on a
-  date, or *needs attention* when retries are used up; with Success+ GoCardless retries and
-  the attempt waits. A failure the customer disputes and every chargeback → *needs attention*
-  (never retried automatically: collecting again what a customer disputed is how a connector
-  loses a merchant's Direct Debit facility).
+- Payment failed (also late, after confirmation) → the failure rules of its cause
+  (failure_rules.py, docs/failures.md): a retry on a date, GoCardless Success+ retrying the
+  same payment, or — retries used up, or not retried for that cause — a payment link to the
+  customer (pay_links.py) when the rule and the company say so, else *needs attention*. The
+  attempt records the rule that decided. A failure the customer disputes and every
+  chargeback → *needs attention* (never retried automatically: collecting again what a
+  customer disputed is how a connector loses a merchant's Direct Debit facility).
 - Payment cancelled at GoCardless (not by us) → *needs attention*.
-- Mandate cancelled / failed / expired / blocked → its in-flight attempts are flagged.
+- Mandate cancelled / failed / expired / blocked → its in-flight attempts are flagged; a
+  payment it cancelled, or a retry it made impossible, follows the rule of the mandate's
+  cause (a payment link or *needs attention*).
+- A payment made through a payment link → ``pay_links.pay_link_payment_changed``.
 
 Receivers of GoCardless signals run inside the event-processing transaction: local writes
 only here. The submission applies the same rules to a payment it adopts, so this module
@@ -147,6 +152,7 @@ def _stopped(attempt: CollectionAttempt, *, actor: Actor, why: str, decision, **
                 **changes,
             )
             return
+        why = f"{why} (no payment link: no e-mail address in Exact, or a link was sent before)"
     _set(
         attempt,
         actor,
