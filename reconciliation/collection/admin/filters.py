@@ -78,10 +78,12 @@ class AttemptStateFilter(admin.SimpleListFilter):
     ORDER = (
         AttemptState.NEEDS_ATTENTION,
         AttemptState.RETRY_SCHEDULED,
+        AttemptState.PAY_LINK_SENT,
         AttemptState.PENDING,
         AttemptState.SUBMITTED,
         AttemptState.CONFIRMED,
         AttemptState.PAID_OUT,
+        AttemptState.PAID_BY_LINK,
         AttemptState.RETRIED,
         AttemptState.CANCELLED,
         AttemptState.SUPERSEDED,

@@ -127,3 +127,50 @@ def test_the_hourly_digest_expires_links_first(tenant_a):
     assert link.state == PayLinkState.EXPIRED
     attempt = CollectionAttempt.objects.get(pk=link.attempt_id)
     assert attempt.state == AttemptState.NEEDS_ATTENTION
+
+
+def test_the_failure_and_payment_link_pages_are_in_words(client, admin_of_a, tenant_a):
+    from tests.reconciliation.collection.factories import (
+        FailureRuleFactory,
+        FailureSettingsFactory,
+        PayLinkFactory,
+    )
+    from tests.workspace.page_words import findings
+
+    rule = FailureRuleFactory(tenant=tenant_a, cause="refer_to_payer")
+    settings = FailureSettingsFactory(tenant=tenant_a)
+    link = PayLinkFactory(tenant=tenant_a, payment_gocardless_id="PM0000000001")
+    link.attempt.decided_by = rule_words = "Company rule: Refused by the customer's bank: no retry"
+    link.attempt.save()
+    client.force_login(admin_of_a)
+    codes = {
+        "refer_to_payer",
+        "insufficient_funds",
+        "mandate_cancelled",
+        "charged_back",
+        "pay_link_sent",
+        "paid_by_link",
+        "success_plus",
+        "no_retry",
+        "retry",
+        "sent",
+        "creating",
+    }
+    pages = [
+        reverse("admin:collection_failurerule_changelist"),
+        reverse("admin:collection_failurerule_change", args=[rule.pk]),
+        reverse("admin:collection_failurerule_add"),
+        reverse("admin:collection_failuresettings_change", args=[settings.pk]),
+        reverse("admin:collection_paylink_changelist"),
+        reverse("admin:collection_paylink_change", args=[link.pk]),
+        reverse("admin:collection_collectionattempt_change", args=[link.attempt_id]),
+        reverse("admin:collection_collectionattempt_changelist") + "?state=pay_link_sent",
+    ]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        html = response.content.decode()
+        assert findings(html, codes=codes, minor={12100}) == [], url
+    attempt_page = client.get(pages[6]).content.decode()
+    assert rule_words.replace("'", "&#x27;") in attempt_page
+    assert "Failed; payment link sent to the customer" in attempt_page
