@@ -133,3 +133,31 @@ def test_a_payment_can_be_failed_with_a_cause(gocardless_simulator, gocardless_s
     event = [e for e in sim.events() if e["action"] == "failed"][-1]
     assert event["details"]["cause"] == "mandate_cancelled"
     assert event["details"]["will_attempt_retry"] is False
+
+
+def test_the_control_api_completes_a_payment_flow_and_fails_a_payment(
+    gocardless_simulator, gocardless_sdk
+):
+    import json
+    import urllib.request
+
+    def control(path, body):
+        request = urllib.request.Request(
+            f"{gocardless_simulator.url}/_control/{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request) as response:
+            return json.loads(response.read())
+
+    request = _request(gocardless_sdk, currency="GBP")
+    flow = _flow(gocardless_sdk, request.id)
+    payment = control(f"billing_request_flows/{flow.id}/complete", {})["payments"]
+    assert payment["status"] == "confirmed" and payment["metadata"] == METADATA
+
+    mandate = gocardless_simulator.seed(mandates=[{"scheme": "bacs", "status": "active"}])
+    direct_debit = gocardless_sdk.payments.create(params={
+        "amount": 5000, "currency": "GBP", "links": {"mandate": mandate["mandates"][0]}})
+    failed = control(f"payments/{direct_debit.id}/fail", {"cause": "bank_account_closed"})
+    assert failed["payments"]["status"] == "failed"
