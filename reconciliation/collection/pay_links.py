@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -31,7 +32,7 @@ from django.utils.dateparse import parse_datetime
 from core.audit import Actor, audit_record
 from core.money import to_minor_units
 from core.queue import enqueue_on_commit
-from exact.models import ExactAccount
+from exact.models import ExactAccount, ExactReceivable
 from gocardless import errors
 from gocardless.models import BillingRequest
 from gocardless.onboarding import (
@@ -118,9 +119,24 @@ def _customer_email(attempt: CollectionAttempt) -> str:
     return (email or "").strip()
 
 
+def _still_open(attempt: CollectionAttempt) -> Decimal:
+    """What the link asks for: the failed attempt's amount, never more than the invoice's
+    open amount in our copy of Exact (a part paid by bank transfer meanwhile is not asked
+    for again); 0 when the invoice is no longer open there."""
+    receivable = (
+        ExactReceivable.objects.filter(tenant=attempt.tenant, exact_id=attempt.receivable_exact_id)
+        .only("outstanding", "is_fully_paid")
+        .first()
+    )
+    if receivable is None or receivable.is_fully_paid:
+        return Decimal("0")
+    return min(attempt.amount, receivable.outstanding)
+
+
 def pay_link_prepare(*, attempt: CollectionAttempt, rule: str, actor: Actor) -> PayLink | None:
     """Write the link for ``attempt`` and queue its issue; None when it cannot be sent (no
-    e-mail address in Exact), so the caller leaves the attempt for a person. An invoice that
+    e-mail address in Exact, the invoice no longer open there), so the caller leaves the
+    attempt for a person. An invoice that
     already has an open link keeps that one (the customer is not e-mailed twice)."""
     existing = PayLink.objects.filter(
         tenant=attempt.tenant,
@@ -132,6 +148,9 @@ def pay_link_prepare(*, attempt: CollectionAttempt, rule: str, actor: Actor) -> 
     email = _customer_email(attempt)
     if not email:
         return None
+    amount = _still_open(attempt)
+    if amount <= 0:
+        return None  # paid or credited in Exact since: nothing to ask for
     key = pay_link_key(attempt)
     try:
         with transaction.atomic():
@@ -141,7 +160,7 @@ def pay_link_prepare(*, attempt: CollectionAttempt, rule: str, actor: Actor) -> 
                 receivable_exact_id=attempt.receivable_exact_id,
                 invoice_number=attempt.invoice_number,
                 account_exact_id=attempt.account_exact_id,
-                amount=attempt.amount,
+                amount=amount,
                 currency=attempt.currency,
                 key=key,
                 idempotency_key=_idempotency_key(attempt.tenant, key),

@@ -152,7 +152,10 @@ def _stopped(attempt: CollectionAttempt, *, actor: Actor, why: str, decision, **
                 **changes,
             )
             return
-        why = f"{why} (no payment link: no e-mail address in Exact, or a link was sent before)"
+        why = (
+            f"{why} (no payment link: no e-mail address in Exact, the invoice no longer "
+            "open there, or a link was sent before)"
+        )
     _set(
         attempt,
         actor,

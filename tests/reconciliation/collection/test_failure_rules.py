@@ -231,6 +231,35 @@ def customer_mandate(account) -> str:
     return CustomerLink.objects.get(exact_account=account).mandate.gocardless_id
 
 
+def test_the_link_asks_only_for_what_is_still_open_in_exact(
+    policy, customer, gc, gc_sim, gc_deliver
+):
+    from decimal import Decimal
+
+    FailureSettings.objects.create(tenant=policy, pay_links_enabled=True)
+    item = invoice(customer, "100.00")
+    collect(policy, gc)
+    item.outstanding = Decimal("60.00")  # 40.00 paid by bank transfer meanwhile
+    item.save()
+    attempt = fail(gc_sim, gc_deliver, only_attempt(), "mandate_cancelled")
+    assert attempt.state == AttemptState.PAY_LINK_SENT
+    link = PayLink.objects.get()
+    assert link.amount == Decimal("60.00")
+    request = gc_sim.resource("billing_requests", link.billing_request_gocardless_id)
+    assert request["payment_request"]["amount"] == 6000
+
+
+def test_no_link_for_an_invoice_no_longer_open_in_exact(policy, customer, gc, gc_sim, gc_deliver):
+    FailureSettings.objects.create(tenant=policy, pay_links_enabled=True)
+    item = invoice(customer)
+    collect(policy, gc)
+    item.delete()  # paid by other means: the sync removed it
+    attempt = fail(gc_sim, gc_deliver, only_attempt(), "mandate_cancelled")
+    assert attempt.state == AttemptState.NEEDS_ATTENTION
+    assert "no longer open" in attempt.flag
+    assert not PayLink.objects.exists()
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="pay_link_rules is wired into selection.py/selection_rules.py by their owner "
