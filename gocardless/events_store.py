@@ -10,9 +10,12 @@ stays small.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 
 from django.db import IntegrityError, transaction
+from django.db import connection as db_connection
 from django.utils import timezone
 
 from gocardless.models import EventOutcome, GoCardlessEvent
@@ -104,8 +107,8 @@ def events_store(*, tenant, events: list[dict], source: str, delivery=None) -> l
 
     This is on the webhook's request path, so it costs two statements: a lookup of the batch's
     ids through the unique (tenant, event_id) index, then one INSERT of the new rows, whose pks
-    the database returns. A concurrent delivery of the same events makes the INSERT collide;
-    then the rows are stored ignoring conflicts and read back.
+    the database returns. A concurrent delivery of the same events stores some of them first;
+    the INSERT skips those and they are read back.
     """
     fields: dict[str, dict] = {}
     now = timezone.now()
@@ -128,27 +131,83 @@ def events_store(*, tenant, events: list[dict], source: str, delivery=None) -> l
         fields.pop(event_id)
         if processed_at is None:
             pending.append(pk)
-    rows = [
-        GoCardlessEvent(tenant=tenant, delivery=delivery, source=source, **row)
-        for row in fields.values()
-    ]
-    if not rows:
+    if not fields:
         return pending
+    stored = _rows_insert(tenant=tenant, delivery=delivery, source=source, rows=fields)
+    pending += [stored[e][0] for e in fields if e in stored and stored[e][1] is None]
+    if len(stored) < len(fields):  # lost a race with another delivery of the same events
+        pending += GoCardlessEvent.objects.filter(
+            tenant=tenant, event_id__in=[e for e in fields if e not in stored],
+            processed_at__isnull=True,
+        ).values_list("pk", flat=True)
+    return pending
+
+
+def _rows_insert(*, tenant, delivery, source, rows: dict[str, dict]) -> dict[str, tuple]:
+    """INSERT ``rows`` (event id -> columns) in one statement, skipping any a concurrent
+    delivery stored first; returns event id -> (pk, processed_at) of those this call stored."""
+    if db_connection.vendor == "postgresql":
+        return _rows_insert_postgresql(tenant=tenant, delivery=delivery, source=source,
+                                       rows=rows)
+    objects = [
+        GoCardlessEvent(tenant=tenant, delivery=delivery, source=source, **row)
+        for row in rows.values()
+    ]
     try:
         with transaction.atomic():
-            created = GoCardlessEvent.objects.bulk_create(rows)
-        if all(row.pk for row in created):
-            return pending + [row.pk for row in created if row.processed_at is None]
+            created = GoCardlessEvent.objects.bulk_create(objects)
     except IntegrityError:
-        pass  # lost a race with another delivery of the same events
-    GoCardlessEvent.objects.bulk_create(rows, ignore_conflicts=True)
-    return list(
-        GoCardlessEvent.objects.filter(
-            tenant=tenant, event_id__in=[*fields, *(r.event_id for r in rows)]
-        )
-        .filter(processed_at__isnull=True)
-        .values_list("pk", flat=True)
+        GoCardlessEvent.objects.bulk_create(objects, ignore_conflicts=True)
+        return {}  # which of them were ours is unknown: the caller reads them all back
+    return {row.event_id: (row.pk, row.processed_at) for row in created if row.pk}
+
+
+# PostgreSQL: the batch travels as ONE jsonb parameter that jsonb_to_recordset turns into rows.
+# bulk_create of 50 events binds ~950 parameters: Django compiles each value and psycopg
+# splits the 4+ KiB statement again for every request (it caches only shorter ones), ~7.5 ms
+# of the web process's CPU per 50-event webhook, about half of the whole request
+# (docs/scale.md, "Webhook intake"). The columns and their values are the same either way
+# (tests/gocardless/test_events_insert.py compares the rows); ON CONFLICT DO NOTHING replaces
+# the savepoint the race needed.
+_JSON_COLUMNS = ("links", "details", "raw")
+_TEXT_COLUMNS = ("event_id", "resource_type", "action", "resource_id", "outcome", "error")
+_TIME_COLUMNS = ("created_at", "processed_at")
+
+
+@functools.cache
+def _insert_sql() -> str:
+    column = {f.name: db_connection.ops.quote_name(f.column)
+              for f in GoCardlessEvent._meta.concrete_fields}
+    given = (*_TEXT_COLUMNS, *_JSON_COLUMNS, *_TIME_COLUMNS)
+    types = [f"{name} text" for name in _TEXT_COLUMNS] + [
+        f"{name} jsonb" for name in _JSON_COLUMNS] + [
+        f"{name} timestamptz" for name in _TIME_COLUMNS]
+    return (
+        f"INSERT INTO {db_connection.ops.quote_name(GoCardlessEvent._meta.db_table)} "  # noqa: S608 - our names
+        f"({column['tenant']}, {column['delivery']}, {column['source']}, {column['attempts']}, "
+        f"{', '.join(column[name] for name in given)}) "
+        f"SELECT %s, %s, %s, 0, {', '.join(f'r.{name}' for name in given)} "
+        f"FROM jsonb_to_recordset(%s::jsonb) AS r({', '.join(types)}) "
+        f"ON CONFLICT ({column['tenant']}, {column['event_id']}) DO NOTHING "
+        f"RETURNING {column['id']}, {column['event_id']}, {column['processed_at']}"
     )
+
+
+def _rows_insert_postgresql(*, tenant, delivery, source, rows: dict[str, dict]) -> dict:
+    batch = []
+    for row in rows.values():
+        item = {name: row.get(name) or "" for name in _TEXT_COLUMNS}
+        item.update({name: row[name] for name in _JSON_COLUMNS})
+        for name in _TIME_COLUMNS:
+            moment = row.get(name)
+            item[name] = moment.isoformat() if moment is not None else None
+        batch.append(item)
+    with db_connection.cursor() as cursor:
+        cursor.execute(_insert_sql(), [
+            getattr(tenant, "pk", tenant), getattr(delivery, "pk", None), source,
+            json.dumps(batch),
+        ])
+        return {event_id: (pk, processed_at) for pk, event_id, processed_at in cursor.fetchall()}
 
 
 def events_queue(*, event_pks: list[int]) -> None:

@@ -380,21 +380,23 @@ def test_store_survives_a_delivery_racing_between_lookup_and_insert(tenant_a, mo
         }
         for i in range(3)
     ]
-    real = GoCardlessEvent.objects.bulk_create
+    import gocardless.events_store as store
+
+    real = store._rows_insert  # the INSERT (bulk_create, or one statement on PostgreSQL)
     raced = []
 
-    def racing_bulk_create(rows, **kwargs):
+    def racing_insert(**kwargs):
         if not raced:  # another delivery commits the same events first
             raced.append(True)
-            real(
+            GoCardlessEvent.objects.bulk_create(
                 [
                     GoCardlessEvent(tenant=tenant_a, source=EventSource.POLL, **event_fields(e))
                     for e in events[:2]
                 ]
             )
-        return real(rows, **kwargs)
+        return real(**kwargs)
 
-    monkeypatch.setattr(GoCardlessEvent.objects, "bulk_create", racing_bulk_create)
+    monkeypatch.setattr(store, "_rows_insert", racing_insert)
     pks = events_store(tenant=tenant_a, events=events, source=EventSource.WEBHOOK)
     stored = GoCardlessEvent.objects.filter(tenant=tenant_a)
     assert raced and stored.count() == 3
