@@ -24,6 +24,7 @@ from core.money import from_minor_units
 from exact.models import ExactReceivable, ReceivableKind
 from gocardless.models import InstalmentSchedule, Mandate, Payment, Subscription
 from reconciliation.collection.models import AttemptState, CollectionAttempt
+from reconciliation.collection.pay_link_rules import pay_link_money_on_its_way, pay_links_open
 from reconciliation.collection.selection_rules import (
     Evaluation,
     Line,
@@ -273,6 +274,20 @@ def _evaluation_start(*, tenant, today, receivables, invoices, previewed) -> Eva
     for key, found in plans.unmatched.items():
         for amount, _words in found:
             balance[key] -= amount
+    # A payment link the customer holds (pay_link_rules): its invoice is not collected by
+    # Direct Debit, and a paid link's money lowers what the customer owes like a payment of
+    # ours on its way. Only links of invoices Exact still shows open count: once the receipt
+    # is booked and the invoice closed, the link's money is in Exact's numbers.
+    pay_links = {
+        receivable: link
+        for receivable, link in pay_links_open(tenant=tenant).items()
+        if receivable in open_ids
+    }
+    paid_by_customer, paid_by_receivable = pay_link_money_on_its_way(pay_links)
+    for key, amount in paid_by_customer.items():
+        balance[key] -= amount
+    for receivable, amount in paid_by_receivable.items():
+        on_its_way[receivable] += amount
     return Evaluation(
         tenant=tenant,
         today=today,
@@ -280,6 +295,7 @@ def _evaluation_start(*, tenant, today, receivables, invoices, previewed) -> Eva
         currencies=set(tenant.currencies or []),
         links=links,
         plans=plans,
+        pay_links=pay_links,
         attempts=attempts,
         balance=balance,
         on_its_way=on_its_way,

@@ -17,6 +17,7 @@ from exact.models import ExactReceivable
 from gocardless.models import Mandate
 from reconciliation.collection.charge_dates import charge_date_for, earliest_charge_date
 from reconciliation.collection.models import AttemptState, Decision, SkipReason
+from reconciliation.collection.pay_link_rules import pay_link_skip
 from reconciliation.collection.schemes import SchemeRule, scheme_rule
 from reconciliation.customers.models import CustomerLink, LinkState
 from reconciliation.customers.selectors import STOPPED_MANDATE_STATUSES
@@ -93,6 +94,7 @@ class Evaluation:
     previewed: set | None
     payments_left: int
     plans: PlanFacts = field(default_factory=lambda: PlanFacts())
+    pay_links: dict = field(default_factory=dict)  # receivable guid → its open payment link
 
 
 @dataclass
@@ -141,6 +143,10 @@ def _earlier_attempt(line: Line, ev: Evaluation) -> _Skip | None:
         if any(a.failure_cause in _DISPUTE_CAUSES for a in attempts):
             return SkipReason.DISPUTED, f"attempt {number} was disputed by the customer"
         return SkipReason.NEEDS_ATTENTION, f"attempt {number} needs attention"
+    if states & {AttemptState.PAY_LINK_SENT, AttemptState.PAID_BY_LINK}:
+        # The link rule skips these with the link's own words; an attempt in a link state
+        # whose link row is not open (never expected) is still never charged again here.
+        return SkipReason.PAY_LINK_SENT, f"attempt {number}: a payment link was sent"
     if states & {AttemptState.CANCELLED, AttemptState.RESOLVED}:
         return SkipReason.HANDLED_BY_PERSON, f"attempt {number} was cancelled or resolved"
     if AttemptState.RETRY_SCHEDULED in states:
@@ -154,6 +160,12 @@ def _earlier_attempt(line: Line, ev: Evaluation) -> _Skip | None:
         # open after that is for a person (a second automatic charge is never safe here).
         return SkipReason.ALREADY_IN_FLIGHT, f"attempt {number} collected"
     return None
+
+
+def _pay_link_open(line: Line, ev: Evaluation) -> _Skip | None:
+    """The customer holds a payment link for this invoice (being made, sent, or paid and on
+    its way to the receipt): charging it by Direct Debit too could make them pay twice."""
+    return pay_link_skip(line.receivable.exact_id, ev.pay_links)
 
 
 def _plan_collects(line: Line, ev: Evaluation) -> _Skip | None:
@@ -317,6 +329,7 @@ def _run_limit(line: Line, ev: Evaluation) -> _Skip | None:
 
 
 _RULES = (
+    _pay_link_open,
     _earlier_attempt,
     _plan_collects,
     _no_customer_link,

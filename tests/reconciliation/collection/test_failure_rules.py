@@ -260,11 +260,6 @@ def test_no_link_for_an_invoice_no_longer_open_in_exact(policy, customer, gc, gc
     assert not PayLink.objects.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pay_link_rules is wired into selection.py/selection_rules.py by their owner "
-    "(docs/failures.md); remove this marker in the commit that wires it",
-)
 def test_a_run_skips_an_invoice_whose_customer_holds_an_open_link(
     policy, customer, gc, gc_sim, gc_deliver
 ):
