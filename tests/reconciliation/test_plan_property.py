@@ -18,7 +18,7 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 from django.utils import timezone
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from core.audit import Actor
@@ -84,11 +84,19 @@ _customer = st.tuples(_plan, st.lists(_one_off, max_size=3))
 @settings(
     max_examples=60,
     deadline=None,
+    # The same examples on every run (CI must not turn red by luck); the examples below were
+    # found by random runs and stay.
+    derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     customers=st.lists(_customer, min_size=1, max_size=3),
     failing=st.sets(st.integers(0, 20), max_size=4),  # which plan payments fail
+)
+@example(
+    # An instalment failed and was not retried: the plan took 20.00 of the 30.00 invoice, the
+    # engine collects the 10.00 still owed once the plan is over (not a double charge).
+    customers=[(("schedule", 1000, 0, 3, "active"), [])], failing={2},
 )
 def test_no_invoice_is_ever_charged_more_than_its_amount(tenant_a, customers, failing):
     with transaction.atomic():
@@ -201,19 +209,23 @@ def _play(tenant, customers, failing) -> list[str]:
         took = by_engine[account_guid] + paid_by_plans[account_guid]
         if took > invoiced:
             broken.append(f"customer charged {took} for {invoiced} invoiced")
-    # And the engine never collected an invoice a plan payment is matched to.
-    matched = set(
+    # And the engine never collected an invoice its matched plan payments pay in full. (It
+    # may collect the rest of one whose instalment failed: the customer still owes that.)
+    by_plans = defaultdict(Decimal)
+    for receivable, minor in (
         PlanPaymentMatch.objects.filter(tenant=tenant, state=PlanMatchState.MATCHED)
         .exclude(payment__status="failed")
-        .values_list("receivable_exact_id", flat=True)
-    )
+        .values_list("receivable_exact_id", "payment__amount")
+    ):
+        by_plans[receivable] += from_minor_units(minor, "EUR")
     engine = set(
         CollectionAttempt.objects.filter(tenant=tenant).values_list(
             "receivable_exact_id", flat=True
         )
     )
-    if matched & engine:
-        broken.append("an invoice paid by a plan was collected too")
+    for receivable in engine:
+        if by_plans[receivable] and by_plans[receivable] >= amounts[receivable]:
+            broken.append("an invoice paid in full by a plan was collected too")
     return broken
 
 
