@@ -24,7 +24,7 @@ def receipted_payments(*, payout) -> set[str]:
     A receipt that took a plan payment out of THIS payout's suspense line
     (``facts["from_suspense"]``, docs/subscriptions.md) does not count: the payout's entry
     keeps that line, the receipt moved it on."""
-    payment_ids = set(payout.items.exclude(payment_id="").values_list("payment_id", flat=True))
+    payment_ids = payout_payment_ids(payout)
     return {
         gocardless_id
         for gocardless_id, facts in Booking.objects.filter(
@@ -34,21 +34,25 @@ def receipted_payments(*, payout) -> set[str]:
     }
 
 
+def payout_payment_ids(payout) -> set[str]:
+    """The payments in a payout: from its lines, or, when GoCardless no longer gives them
+    (410 Gone), the payments that name it."""
+    if rules.payout_lines_gone(payout):
+        return {payment_id for payment_id, _ in rules.payout_payments_named(payout)}
+    return set(payout.items.exclude(payment_id="").values_list("payment_id", flat=True))
+
+
 def payout_facts_refresh(*, booking: Booking, now) -> str | None:
     """Before posting a payout: recompute which of its payments were receipted (they may
     have been booked after the payout was). Returns a reason to wait, or None to post."""
     payout = Payout.objects.filter(
         tenant_id=booking.tenant_id, gocardless_id=booking.gocardless_id
     ).first()
-    if payout is None or not payout.items.exists():
+    if payout is None or not (payout.items.exists() or rules.payout_lines_gone(payout)):
         return None  # keep the facts captured when it was paid
     owned = receipted_payments(payout=payout)
     unreceipted = Payment.objects.filter(
-        tenant_id=booking.tenant_id,
-        gocardless_id__in=set(
-            payout.items.exclude(payment_id="").values_list("payment_id", flat=True)
-        )
-        - owned,
+        tenant_id=booking.tenant_id, gocardless_id__in=payout_payment_ids(payout) - owned
     )
     # Plan payments matched to an invoice are waited for like ours (their receipt may be
     # processed after the payout); unmatched ones go to suspense at once.

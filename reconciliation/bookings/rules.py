@@ -26,6 +26,7 @@ from core.money import (
     round_minor,
     to_exact_number,
 )
+from gocardless.models import Payment, PayoutItemsState
 
 from .models import Booking, BookingSettings, Rule
 
@@ -128,6 +129,17 @@ def payout_facts(payout, *, owned_payments: set[str]) -> dict:
     foreign: dict[str, Decimal] = defaultdict(Decimal)
     unknown: dict[str, Decimal] = defaultdict(Decimal)
     payment_items = Decimal(0)
+    lines_gone = payout_lines_gone(payout)
+    if lines_gone:
+        # GoCardless no longer gives this payout's lines (410 Gone, older than six months):
+        # its fees are its own ``deducted_fees`` (VAT included, not separable) and its
+        # payments are those that name it. entry_body refuses to post when they do not make
+        # the payout's amount (refunds or chargebacks inside it), so nothing wrong is booked.
+        fees["gocardless_fee"]["amount"] = Decimal(-payout.deducted_fees)
+        for payment_id, amount in payout_payments_named(payout):
+            payment_items += amount
+            if payment_id not in owned_payments:
+                foreign[payment_id] += amount
     for item in payout.items.all().order_by("position"):
         amount = parse_minor_string(str(item.amount))
         if item.item_type in FEE_ITEM_TYPES:
@@ -155,7 +167,22 @@ def payout_facts(payout, *, owned_payments: set[str]) -> dict:
         "foreign": {pid: round_minor(v) for pid, v in sorted(foreign.items())},
         "payment_items": round_minor(payment_items),
         "unknown": {kind: round_minor(v) for kind, v in sorted(unknown.items())},
+        **({"lines_gone": True, "deducted_fees": payout.deducted_fees} if lines_gone else {}),
     }
+
+
+def payout_lines_gone(payout) -> bool:
+    """GoCardless answered 410 for the payout's lines and none were fetched before."""
+    return payout.items_state == PayoutItemsState.UNAVAILABLE and not payout.items.exists()
+
+
+def payout_payments_named(payout) -> list[tuple[str, int]]:
+    """(payment id, amount in minor units) of the payments whose ``links.payout`` is it."""
+    return list(
+        Payment.objects.filter(tenant_id=payout.tenant_id, payout_id=payout.gocardless_id)
+        .order_by("gocardless_id")
+        .values_list("gocardless_id", "amount")
+    )
 
 
 # --- Exact bodies ----------------------------------------------------------------------------
@@ -308,6 +335,19 @@ def _payout_lines(booking: Booking, settings: BookingSettings, line) -> list[dic
             f"payout {payout} has payout item types without a booking rule: "
             + ", ".join(sorted(facts["unknown"]))
         )
+    gone = ""
+    if facts.get("lines_gone"):
+        made = facts["payment_items"] - facts["deducted_fees"]
+        if made != facts["amount"]:
+            raise RuleError(
+                f"GoCardless no longer gives the lines of payout {payout} (older than six "
+                f"months), and the payments that name it "
+                f"({from_minor_units(facts['payment_items'], cur)} {cur}) less its fees "
+                f"({from_minor_units(facts['deducted_fees'], cur)} {cur}) do not make its "
+                f"amount ({from_minor_units(facts['amount'], cur)} {cur}): it holds refunds or "
+                "chargebacks: book it by hand in Exact (this booking stays failed, and shown)"
+            )
+        gone = " (lines no longer available from GoCardless; VAT not split)"
     lines = []
     for kind, fee in facts["fees"].items():
         if not fee["amount"]:
@@ -316,7 +356,7 @@ def _payout_lines(booking: Booking, settings: BookingSettings, line) -> list[dic
         fee_line = line(
             GLAccount=_gl(settings, field, fallback),
             AmountFC=_units(fee["amount"], cur),
-            Description=f"GoCardless {FEE_LABEL[kind]} payout {payout} {reference}",
+            Description=f"GoCardless {FEE_LABEL[kind]} payout {payout} {reference}{gone}",
         )
         if fee["vat"]:
             # AmountFC includes the VAT; Exact splits it off by the VAT code.
