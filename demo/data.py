@@ -1,6 +1,8 @@
-"""The demo company's customer base: twelve customers, thirty open items (one a credit note,
-one partly paid), some overdue, some not yet due, in EUR and GBP; one of them also pays a
-monthly subscription GoCardless collects by itself. Each customer has a bank
+"""The demo company's customer base: twelve customers, thirty-one open items (one a credit
+note, one partly paid), some overdue, some not yet due, in EUR and GBP; one of them also pays
+a monthly subscription GoCardless collects by itself, and its invoice for this month's
+subscription is among the open items (the subscription's payment pays it, the collection run
+leaves it alone). Each customer has a bank
 account in Exact (crm/BankAccounts: Exact's mandate records need one); payers who complete
 GoCardless' hosted page give the same bank details there.
 
@@ -34,6 +36,7 @@ class Item:
     credit_note: bool = False
     open: str | None = None  # partly paid: what is still open
     description: str = ""
+    by_subscription: bool = False  # the customer's subscription at GoCardless pays it
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,16 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (
         "NL",
         "NL",
         Onboarding.EXISTING,
-        items=(Item("1250.00", -12), Item("486.40", 3), Item("2100.00", 21)),
+        items=(
+            Item("1250.00", -12),
+            Item("486.40", 3),
+            Item("2100.00", 21),
+            # This month's subscription, invoiced in Exact and due a few days after the
+            # subscription's first charge date: within plan matching's 13 days either way
+            # (reconciliation/bookings/plan_matching.py MATCH_WINDOW), and the only open
+            # invoice of its amount, so its payment is matched to it automatically.
+            Item("95.00", 5, description="Bread delivery subscription", by_subscription=True),
+        ),
         iban="NL17RABO0300512345",
         bic="RABONL2U",
         # Also uses GoCardless to collect subscription fees: its first payment is collected
@@ -212,6 +224,29 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (
         bic="NWBKGB2L",
     ),
 )
+
+
+@dataclass(frozen=True)
+class DemoLinkFailure:
+    """A payment of the collection run that the payer's bank refuses with a cause the
+    default failure table does not retry (docs/failures.md: the account is closed, collecting
+    again only costs a failure fee), so the customer is e-mailed a payment link instead; the
+    customer pays it on GoCardless' page the next day."""
+
+    customer: str
+    amount: str  # the invoice whose payment fails
+    cause: str  # the ``details.cause`` of the payment's failed event
+
+
+# Schmidt Logistik is in Germany and pays in euros: GoCardless offers it instant bank pay
+# (docs/failures.md), so the link's payment is confirmed the moment it is made.
+LINK_FAILURE = DemoLinkFailure("Schmidt Logistik GmbH", "2450.00", "bank_account_closed")
+
+# The company's scheduled collection run: the 1st and the 15th at 06:00 (its time zone),
+# moved to the next working day (docs/schedules.md), as a finance team collecting twice a
+# month picks it.
+SCHEDULE_MONTH_DAYS = (1, 15)
+SCHEDULE_HOUR = 6
 
 
 def open_total(currency: str) -> Decimal:

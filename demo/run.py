@@ -73,6 +73,10 @@ class DemoResult:
     story_start: date | None = None  # the story's first day (the product's date then)
     today: date | None = None  # its last: today, by every clock
     failed_payment: str = ""
+    link_failed_payment: str = ""  # data.LINK_FAILURE's payment, refused: a payment link
+    pay_link_id: int | None = None
+    pay_link_emailed_to: list[str] = field(default_factory=list)  # the link's e-mail
+    pay_link_paid_on: date | None = None
     exact_open_totals: dict = field(default_factory=dict)  # at the first sync
     exact_overdue: int = 0
     bookings_available: bool = False
@@ -103,10 +107,27 @@ def tenant_data_reset(*, tenant) -> dict[str, int]:
                 protect = getattr(f.remote_field, "on_delete", None) is models.PROTECT
                 if f.is_relation and protect and f.null and f.related_model is model:
                     model.objects.filter(**{tenant_field: tenant}).update(**{f.name: None})
-        for model, tenant_field in targets:
-            count, _ = model.objects.filter(**{tenant_field: tenant}).delete()
-            if count:
-                deleted[model._meta.label] = count
+        # PROTECT links between them (a payment link's attempt): a model whose rows others
+        # still protect waits for the next pass, after those others are gone.
+        waiting = list(targets)
+        while waiting:
+            protected = []
+            for model, tenant_field in waiting:
+                try:
+                    with transaction.atomic():
+                        count, _ = model.objects.filter(**{tenant_field: tenant}).delete()
+                except models.ProtectedError:
+                    protected.append((model, tenant_field))
+                    continue
+                if count:
+                    deleted[model._meta.label] = deleted.get(model._meta.label, 0) + count
+            if len(protected) == len(waiting):
+                raise DemoError(
+                    "could not reset the demo tenant: "
+                    + ", ".join(m._meta.label for m, _ in protected)
+                    + " are protected by rows outside the demo's data"
+                )
+            waiting = protected
     return deleted
 
 
@@ -279,11 +300,16 @@ class Demo:
             )
 
     def set_policy(self) -> None:
+        from reconciliation.collection.models import FailureSettings
         from reconciliation.customers.models import CustomerSettings, RegistrationPolicy
-        from tenants.models import CollectionMode
+        from tenants.models import CollectionMode, ScheduleKind
         from tenants.services import tenant_update
 
-        self.step(f"Policy: review mode, collect what is due within {data.LEAD_DAYS} days")
+        days = " and ".join(str(d) for d in data.SCHEDULE_MONTH_DAYS)
+        self.step(
+            f"Policy: review mode, collect what is due within {data.LEAD_DAYS} days; scheduled "
+            f"runs on days {days} of the month at {data.SCHEDULE_HOUR:02d}:00; payment links on"
+        )
         self.tenant = tenant_update(
             tenant=self.tenant,
             actor=self.actor,
@@ -292,7 +318,23 @@ class Demo:
             minimum_amount="5.00",
             currencies=["EUR", "GBP"],
             retry_spacing_days=RETRY_SPACING_DAYS,
+            collection_hour=data.SCHEDULE_HOUR,
+            schedule_kind=ScheduleKind.MONTH_DAYS,
+            schedule_month_days=list(data.SCHEDULE_MONTH_DAYS),
         )  # the rest keeps its defaults: charge on the due date, one retry
+        # Payment links: what an administrator switches on on the Failure settings page. A
+        # failure the default table does not retry (the account closed) then e-mails the
+        # customer a link to pay by bank instead of leaving it to a person.
+        links, created = FailureSettings.objects.update_or_create(
+            tenant=self.tenant, defaults={"pay_links_enabled": True}
+        )
+        audit_record(
+            actor=self.actor,
+            action="failuresettings.created" if created else "failuresettings.changed",
+            tenant=self.tenant,
+            obj=links,
+            message="demo: send payment links",
+        )
         row, created = CustomerSettings.objects.update_or_create(
             tenant=self.tenant,
             defaults={
@@ -519,12 +561,90 @@ class Demo:
                     self.gocardless.scenario("payment_failed", submitted.gocardless_id)
                     self.result.failed_payment = submitted.gocardless_id
                     self.poll()
+            if not self.result.link_failed_payment:
+                self.link_failure()
+            elif self.result.pay_link_paid_on is None:
+                self.customer_pays_link()
         self.result.gocardless_today = self.gocardless.clock()["today"]
         still = attempts.filter(state__in=in_flight).count()
         self.log(
             f"  (today, {self.result.gocardless_today}, by every clock"
             + (f"; {still} payment(s) still on their way" if still else "")
             + ")"
+        )
+
+    def link_failure(self) -> None:
+        """data.LINK_FAILURE: the payer's bank refuses the payment with a cause the default
+        failure table does not retry; the product e-mails the customer a payment link."""
+        from gocardless.models import Payment
+        from reconciliation.collection.models import CollectionAttempt, PayLink
+
+        failure = data.LINK_FAILURE
+        customer = next(c for c in data.CUSTOMERS if c.name == failure.customer)
+        attempt = (
+            CollectionAttempt.objects.filter(
+                tenant=self.tenant,
+                account_label__contains=failure.customer,
+                amount=Decimal(failure.amount),
+                currency=customer.currency,
+            )
+            .exclude(payment_gocardless_id="")
+            .first()
+        )
+        if attempt is None:
+            raise DemoError(f"no payment of {failure.amount} for {failure.customer} was created")
+        payment = Payment.objects.filter(
+            tenant=self.tenant, gocardless_id=attempt.payment_gocardless_id
+        ).first()
+        if payment is None or payment.status not in ("pending_submission", "submitted"):
+            return  # its events have not reached us yet: the next day
+        self.gocardless.fail_payment(payment.gocardless_id, cause=failure.cause)
+        self.result.link_failed_payment = payment.gocardless_id
+        self.poll()
+        link = PayLink.objects.filter(tenant=self.tenant, attempt=attempt).first()
+        if link is None or not link.flow_gocardless_id:
+            raise DemoError(
+                f"no payment link was sent for {failure.customer}'s refused payment "
+                f"(attempt #{attempt.pk}: {attempt.get_state_display()}, {attempt.flag})"
+            )
+        self.result.pay_link_id = link.pk
+        self.result.pay_link_emailed_to = self._emailed(link.authorisation_url)
+        self.step(
+            f"{failure.customer}'s bank refuses the payment of invoice {attempt.invoice_number} "
+            f"({failure.cause.replace('_', ' ')}): a payment link is e-mailed to "
+            f"{', '.join(self.result.pay_link_emailed_to) or link.email}"
+        )
+
+    @staticmethod
+    def _emailed(url: str) -> list[str]:
+        """Who received the e-mail carrying ``url`` (demo_run keeps e-mails in memory)."""
+        from django.core import mail
+
+        sent = [m for m in getattr(mail, "outbox", []) if url and url in m.body]
+        return sorted({address for m in sent for address in m.to})
+
+    def customer_pays_link(self) -> None:
+        """The next day the customer opens the e-mail's link and pays on GoCardless' page
+        (instant bank pay: confirmed at once); the product hears of it through polling."""
+        from reconciliation.collection.models import PayLink, PayLinkState
+
+        link = PayLink.objects.get(pk=self.result.pay_link_id)
+        if link.state != PayLinkState.SENT:
+            raise DemoError(f"the payment link for invoice {link.invoice_number} is {link.state}")
+        self.gocardless.complete_flow(
+            link.flow_gocardless_id, email=link.email, company_name=data.LINK_FAILURE.customer
+        )
+        self.poll()
+        link.refresh_from_db()
+        if link.state != PayLinkState.PAID:
+            raise DemoError(
+                f"the payment link for invoice {link.invoice_number} was paid at GoCardless "
+                f"but is {link.get_state_display()}: {link.error}"
+            )
+        self.result.pay_link_paid_on = tenant_today(self.tenant)
+        self.step(
+            f"{data.LINK_FAILURE.customer} pays invoice {link.invoice_number} through the "
+            "payment link, by instant bank transfer"
         )
 
     def post_bookings(self) -> None:

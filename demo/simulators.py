@@ -99,6 +99,10 @@ class GoCardlessControl(_Control):
     def complete_flow(self, flow_id: str, **payer) -> dict:
         return self.call("POST", f"billing_request_flows/{flow_id}/complete", payer)
 
+    def fail_payment(self, payment_id: str, *, cause: str) -> dict:
+        """The payer's bank fails the payment with ``cause`` (e.g. ``bank_account_closed``)."""
+        return self.call("POST", f"payments/{payment_id}/fail", {"cause": cause})["payments"]
+
     def configure_webhooks(self, **body) -> dict:
         return self.call("POST", "webhooks", body)
 

@@ -72,8 +72,15 @@ class DemoSummary:
     attempt_states: dict = field(default_factory=dict)
     paid_out_totals: dict = field(default_factory=dict)
     payouts: list[PayoutLine] = field(default_factory=list)
-    # Subscriptions GoCardless collects by itself, one line each (summary_plans).
+    # Subscriptions GoCardless collects by itself, one line each (summary_plans), and what
+    # their payments paid: one line per plan payment (summary_plan_payments).
     plans: list[str] = field(default_factory=list)
+    plan_payments: list[str] = field(default_factory=list)
+    # Payment links after a failure the rules do not retry, one line each (summary_pay_links).
+    pay_links: list[str] = field(default_factory=list)
+    # The scheduled collection run: the schedule in words and the dashboard's next run.
+    schedule: str = ""
+    next_run: str = ""
     bookings_available: bool = False
     bookings_note: str = ""
     bookings_by_rule: dict = field(default_factory=dict)
@@ -174,7 +181,9 @@ def summary_build(*, tenant, result: DemoResult, admin_url: str, login) -> DemoS
         labels = dict(CollectionItem._meta.get_field("reason").choices)
         for reason, n in reasons.most_common():
             who = sorted(set(skipped.filter(reason=reason).values_list("account_label", flat=True)))
-            label = f"{n} {labels.get(reason, reason).lower()}"
+            words_ = labels.get(reason, reason)
+            # Lower only the first letter: "collected by a GoCardless subscription …".
+            label = f"{n} {words_[:1].lower()}{words_[1:]}"
             if len(who) <= 3:  # short enough to name the customers
                 label += f" ({', '.join(name.split(' ', 1)[-1] for name in who)})"
             s.preview_skips[reason] = label
@@ -210,6 +219,9 @@ def summary_build(*, tenant, result: DemoResult, admin_url: str, login) -> DemoS
         )
 
     s.plans = summary_plans(tenant=tenant)
+    s.plan_payments = summary_plan_payments(tenant=tenant)
+    s.pay_links = summary_pay_links(tenant=tenant)
+    s.schedule, s.next_run = summary_schedule(tenant=tenant)
 
     # Bookings in Exact.
     s.bookings_available, s.bookings_note = result.bookings_available, result.bookings_note
@@ -282,6 +294,96 @@ def summary_plans(*, tenant) -> list[str]:
     return lines
 
 
+def _receipt_words(receipt) -> str:
+    if receipt is None:
+        return "its receipt not booked yet"
+    if receipt.state == "confirmed":
+        return "its receipt booked in Exact against the invoice, which Exact closed"
+    return f"its receipt: {receipt.get_state_display().lower()}"
+
+
+def summary_plan_payments(*, tenant) -> list[str]:
+    """Each plan payment: which invoice it pays (reconciliation/bookings/plan_matching.py),
+    matched how, and its receipt in Exact; or why it waits for a person."""
+    from core.display import local_date_display
+    from core.money import from_minor_units
+    from reconciliation.bookings.models import PlanMatchedBy, PlanMatchState, PlanPaymentMatch
+
+    lines = []
+    matches = PlanPaymentMatch.objects.filter(tenant=tenant).select_related("payment", "receipt")
+    for match in matches.order_by("payment__charge_date", "pk"):
+        payment = match.payment
+        amount = from_minor_units(payment.amount, payment.currency)
+        what = (
+            f"payment of {money(payment.currency, amount)} charged "
+            f"{local_date_display(payment.charge_date)}"
+        )
+        if match.state == PlanMatchState.MATCHED:
+            how = (
+                "matched automatically (the one open invoice of that amount due around its "
+                "charge date)"
+                if match.matched_by == PlanMatchedBy.AUTOMATIC
+                else "matched by a person"
+            )
+            receipt = match.receipt
+            booked = _receipt_words(receipt)
+            lines.append(f"{what} pays invoice {match.invoice_number}: {how}; {booked}")
+        else:
+            lines.append(f"{what}: {match.get_state_display().lower()}. {match.note}".strip())
+    return lines
+
+
+def summary_pay_links(*, tenant) -> list[str]:
+    """Each payment link: the failure that sent it, to whom, and what became of it."""
+    from core.display import FAILURE_CAUSE_WORDS, local_time_display, words
+    from reconciliation.bookings.models import Booking, Rule
+    from reconciliation.collection.models import PayLink, PayLinkState
+
+    lines = []
+    for link in PayLink.objects.filter(tenant=tenant).select_related("attempt").order_by("pk"):
+        attempt = link.attempt
+        cause = words(attempt.failure_cause, FAILURE_CAUSE_WORDS) or "Refused by the bank"
+        cause = cause[:1].lower() + cause[1:]
+        line = (
+            f"{attempt.account_label}, invoice {link.invoice_number}, "
+            f"{money(link.currency, link.amount)}: the bank refused the payment "
+            f"({cause.rstrip('.')}); not collected again by direct debit: a payment link was "
+            f"e-mailed to {link.email or 'nobody'} on {local_time_display(link.sent_at, tenant)}"
+        )
+        if link.state == PayLinkState.PAID:
+            how = "by instant bank transfer" if link.instant else "by a new direct debit mandate"
+            receipt = Booking.objects.filter(
+                tenant=tenant, rule=Rule.RECEIPT, gocardless_id=link.payment_gocardless_id
+            ).first()
+            line += f"; the customer paid it {how}, {_receipt_words(receipt)}"
+        else:
+            line += f"; {link.get_state_display().lower()}"
+        lines.append(line)
+    return lines
+
+
+def summary_schedule(*, tenant) -> tuple[str, str]:
+    """The company's schedule in words and the dashboard's *Next collection run* (the same
+    function the dashboard uses), at this moment."""
+    from django.utils import timezone
+
+    from core.calendars import tenant_today
+    from reconciliation.workspace.schedule import next_run
+    from tenants.models import ScheduleKind
+
+    hour = f"{tenant.collection_hour:02d}:00 ({tenant.time_zone})"
+    if tenant.schedule_kind == ScheduleKind.MONTH_DAYS:
+        days = " and ".join(str(d) for d in tenant.schedule_month_days)
+        what = f"on days {days} of the month at {hour}, moved to the next working day"
+    elif tenant.schedule_kind == ScheduleKind.WEEKDAYS:
+        names = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+        what = f"on {', '.join(names[d] for d in tenant.schedule_weekdays)} at {hour}"
+    else:
+        what = f"every day at {hour}"
+    when, detail = next_run(tenant, timezone.now(), tenant_today(tenant))
+    return what, f"{when} — {detail[:1].lower()}{detail[1:]}"
+
+
 def summary_text(s: DemoSummary) -> str:
     lines = [
         "",
@@ -331,6 +433,10 @@ def summary_text(s: DemoSummary) -> str:
     if s.plans:
         lines += ["", "Subscriptions GoCardless collects by itself"]
         lines += [f"  {line}" for line in s.plans]
+        lines += [f"  - its {line}" for line in s.plan_payments]
+    if s.pay_links:
+        lines += ["", "Payment links (failures direct debit cannot fix: the customer pays by bank)"]
+        lines += [f"  - {line}" for line in s.pay_links]
     lines += ["", "Booked in Exact"]
     if s.bookings_available:
         confirmed = s.bookings_by_state.get("confirmed", 0)
@@ -356,6 +462,12 @@ def summary_text(s: DemoSummary) -> str:
     if s.follow_up:
         lines += ["", "To follow up"]
         lines += [f"  - {line}" for line in s.follow_up]
+    if s.schedule:
+        lines += [
+            "",
+            f"Scheduled collection: {s.schedule}",
+            f"  next collection run: {s.next_run}",
+        ]
     lines += [
         "",
         f"Admin: {s.admin_url}   login: {s.login[0]} / {s.login[1]}",

@@ -16,6 +16,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -24,6 +25,7 @@ from core.calendars import tenant_today
 from core.money import to_minor_units
 from demo import data, environment
 from demo.run import EXACT_MINUTELY_LIMIT, STORY_DAYS
+from exact.models import ExactReceivable
 from gocardless.models import (
     GoCardlessEvent,
     Mandate,
@@ -33,12 +35,23 @@ from gocardless.models import (
     PayoutItemsState,
     Subscription,
 )
-from reconciliation.bookings.models import Booking
-from reconciliation.collection.models import AttemptState, CollectionAttempt, CollectionRun
+from reconciliation.bookings.models import Booking, PlanMatchedBy, PlanMatchState, PlanPaymentMatch
+from reconciliation.collection.models import (
+    AttemptState,
+    CollectionAttempt,
+    CollectionItem,
+    CollectionRun,
+    Decision,
+    FailureSettings,
+    PayLink,
+    PayLinkState,
+    SkipReason,
+)
 from reconciliation.customers.models import MandateInvitation
+from reconciliation.workspace.schedule import next_run
 from simulators.exact_online import Simulator as ExactSimulator
 from simulators.gocardless import Simulator as GoCardlessSimulator
-from tenants.models import Tenant
+from tenants.models import ScheduleKind, Tenant
 
 
 @pytest.fixture
@@ -81,9 +94,12 @@ def facts(tenant) -> dict:
         "attempts": attempts.count(),
         "invoices": attempts.values("receivable_exact_id").distinct().count(),
         "states": sorted(set(attempts.values_list("state", flat=True))),
-        # The payments the collection engine made (the subscription's are GoCardless' own).
+        # The payments the collection engine made (the subscription's are GoCardless' own,
+        # the payment link's the customer made on GoCardless' page).
         "payments": Payment.objects.filter(tenant=tenant, subscription_id="",
-                                           instalment_schedule_id="").count(),
+                                           instalment_schedule_id="")
+        .exclude(gocardless_id__in=PayLink.objects.filter(tenant=tenant)
+                 .values("payment_gocardless_id")).count(),
         "plan_payments": sorted(Payment.objects.filter(tenant=tenant).exclude(subscription_id="")
                                 .values_list("amount", "currency", "status")),
     }
@@ -108,6 +124,82 @@ def subscription_in_the_story(tenant) -> None:
     assert paid.exists()
     assert PayoutItem.objects.filter(tenant=tenant, item_type="payment_paid_out",
                                      payment_id__in=paid.values("gocardless_id")).exists()
+
+
+def subscription_pays_its_invoice(exact, tenant) -> int:
+    """The merchant's Exact invoice for the subscription: the collection run skipped it (a
+    GoCardless plan collects it), the subscription's payment was matched to it automatically
+    and its receipt booked, and Exact closed it. Returns its number."""
+    customer = next(c for c in data.CUSTOMERS if c.subscription is not None)
+    (item,) = [i for i in customer.items if i.by_subscription]
+    assert item.amount == customer.subscription.amount
+    preview = CollectionRun.objects.filter(tenant=tenant, kind="live").latest("pk").preview
+    (line,) = CollectionItem.objects.filter(run=preview, reason=SkipReason.PLAN_COLLECTS)
+    assert line.decision != Decision.COLLECT and customer.name in line.account_label
+    assert (line.outstanding, line.amount) == (Decimal(item.amount), Decimal(0))  # not charged
+    (plan,) = Subscription.objects.filter(tenant=tenant)
+    (payment,) = Payment.objects.filter(tenant=tenant, subscription_id=plan.gocardless_id)
+    match = PlanPaymentMatch.objects.get(tenant=tenant, payment=payment)
+    assert (match.state, match.matched_by) == (PlanMatchState.MATCHED, PlanMatchedBy.AUTOMATIC)
+    assert match.invoice_number == line.invoice_number
+    assert match.receipt.rule == "receipt" and match.receipt.state == "confirmed"
+    assert match.receipt.facts["invoice"] == line.invoice_number
+    # Never charged by us, and closed in Exact by the receipt.
+    assert not CollectionAttempt.objects.filter(
+        tenant=tenant, invoice_number=line.invoice_number).exists()
+    assert exact_open_amount(exact, line.invoice_number) == Decimal("0.00")
+    assert not ExactReceivable.objects.filter(
+        tenant=tenant, exact_id=line.receivable_exact_id, is_fully_paid=False).exists()
+    return line.invoice_number
+
+
+def pay_link_paid_and_booked(exact, tenant) -> int:
+    """data.LINK_FAILURE: the payment refused for a cause the default table does not retry,
+    a payment link e-mailed instead (payment links are on), paid by the customer at the
+    simulator, its receipt booked against the invoice, which Exact closed. Returns the
+    invoice's number."""
+    failure = data.LINK_FAILURE
+    assert FailureSettings.objects.get(tenant=tenant).pay_links_enabled
+    (link,) = PayLink.objects.filter(tenant=tenant)
+    attempt = link.attempt
+    assert failure.customer in attempt.account_label
+    assert (attempt.amount, attempt.failure_cause) == (Decimal(failure.amount), failure.cause)
+    assert attempt.state == AttemptState.PAID_BY_LINK
+    customer = next(c for c in data.CUSTOMERS if c.name == failure.customer)
+    assert (link.state, link.email, link.instant) == (PayLinkState.PAID, customer.email, True)
+    assert link.amount == Decimal(failure.amount) and link.payment_gocardless_id
+    payment = Payment.objects.get(tenant=tenant, gocardless_id=link.payment_gocardless_id)
+    assert payment.metadata == link.payment_metadata and payment.status == "paid_out"
+    receipt = Booking.objects.get(
+        tenant=tenant, rule="receipt", gocardless_id=link.payment_gocardless_id)
+    assert receipt.state == "confirmed" and receipt.facts["invoice"] == link.invoice_number
+    assert exact_open_amount(exact, link.invoice_number) == Decimal("0.00")
+    return link.invoice_number
+
+
+def exact_open_amount(exact, number: int) -> Decimal:
+    """What Exact (the simulator's books) still has open on invoice ``number``."""
+    division = exact.state.division(data.DIVISION)
+    invoice = division.invoices.get(division.invoice_by_number[number])
+    return invoice.open
+
+
+def schedule_in_the_story(tenant, summary: str) -> None:
+    """The company's schedule is days 1 and 15 at 06:00; the dashboard's *Next collection
+    run* (and the summary) shows it, here on a pinned day."""
+    tenant.refresh_from_db()
+    assert (tenant.schedule_kind, tenant.schedule_month_days, tenant.collection_hour) == (
+        ScheduleKind.MONTH_DAYS, [1, 15], 6)
+    assert "Scheduled collection: on days 1 and 15 of the month at 06:00" in summary
+    assert "next collection run: " in summary
+    with time_machine.travel(dt.datetime(2027, 3, 10, 12, tzinfo=dt.UTC), tick=False):
+        when, what = next_run(tenant, timezone.now(), tenant_today(tenant))
+    assert when == "Mon 15 Mar 2027, 06:00 CET" and what == "A preview for you to approve"
+    # Saturday 1 May 2027 (Labour Day, TARGET closed) moves past Monday 3 May, the early May
+    # bank holiday of Bacs (the company collects EUR and GBP), and the page says why.
+    with time_machine.travel(dt.datetime(2027, 5, 2, 12, tzinfo=dt.UTC), tick=False):
+        when, _ = next_run(tenant, timezone.now(), tenant_today(tenant))
+    assert when == "Tue 4 May 2027, 06:00 CEST (the 1st is a holiday: Labour Day)"
 
 
 def exact_mandate_records(exact, tenant) -> None:
@@ -169,12 +261,12 @@ def test_demo_run_end_to_end_twice(simulators, demo_settings):
     assert one["created"] == one["attempts"] == one["invoices"] == one["preview"] > 10
     assert one["payments"] == one["created"] and one["errors"] == 0
     assert one["approved_by"] == "demo"
-    # They were paid out, except the one the payer's bank refused (retried later).
-    assert one["states"] == [AttemptState.PAID_OUT, AttemptState.RETRY_SCHEDULED]
-    assert (
-        CollectionAttempt.objects.filter(tenant=tenant, state=AttemptState.RETRY_SCHEDULED).count()
-        == 1
-    )
+    # They were paid out, except the two the payers' banks refused: one retried later, one
+    # paid through the payment link the failure rules sent instead.
+    assert one["states"] == [
+        AttemptState.PAID_BY_LINK, AttemptState.PAID_OUT, AttemptState.RETRY_SCHEDULED]
+    for state in (AttemptState.RETRY_SCHEDULED, AttemptState.PAID_BY_LINK):
+        assert CollectionAttempt.objects.filter(tenant=tenant, state=state).count() == 1
     # Payouts in both currencies, each with GoCardless' fees deducted.
     payouts = Payout.objects.filter(tenant=tenant)
     assert {p.currency for p in payouts} == {"EUR", "GBP"}
@@ -185,9 +277,26 @@ def test_demo_run_end_to_end_twice(simulators, demo_settings):
     subscription_in_the_story(tenant)
     assert "Subscriptions GoCardless collects by itself" in first
     assert "'Bread delivery subscription', €95.00 every month — Active" in first
-    # Bookings: every receipt and payout posted to Exact, which now shows the receipts.
+    plan_invoice = subscription_pays_its_invoice(exact, tenant)
+    assert (
+        f"pays invoice {plan_invoice}: matched automatically (the one open invoice of that "
+        "amount due around its charge date); its receipt booked in Exact" in first
+    )
+    assert "1 collected by a GoCardless subscription or instalment plan (Bakkerij " in first
+    link_invoice = pay_link_paid_and_booked(exact, tenant)
+    assert (
+        f"Schmidt Logistik GmbH, invoice {link_invoice}, €2,450.00: the bank refused the "
+        "payment (the customer's bank account is closed); not collected again by direct debit: "
+        "a payment link was e-mailed to buchhaltung@schmidt-logistik.example on " in first
+    )
+    assert (
+        "the customer paid it by instant bank transfer, its receipt booked in Exact against "
+        "the invoice, which Exact closed" in first
+    )
+    # Bookings: every receipt and payout posted to Exact, which now shows the receipts: ours
+    # but the two refused, the subscription's and the payment link's.
     bookings = Booking.objects.filter(tenant=tenant)
-    assert bookings.filter(rule="receipt").count() == one["created"] - 1
+    assert bookings.filter(rule="receipt").count() == one["created"] - 2 + 2
     assert set(bookings.values_list("state", flat=True)) == {"confirmed"}
     posted = exact.ledger(data.DIVISION)
     assert len(posted) == bookings.count()
@@ -212,7 +321,7 @@ def test_demo_run_end_to_end_twice(simulators, demo_settings):
     created = re.search(r"payments created at GoCardless: (\d+) for (\d+) invoices", first)
     assert created and int(created[1]) == int(created[2]) == one["created"]
     paid_out = re.search(r"paid out: (\d+) payments", first)
-    assert paid_out and int(paid_out[1]) == one["created"] - 1
+    assert paid_out and int(paid_out[1]) == one["created"] - 2
     assert first.count("  payout ") == payouts.count()
     assert f"{bookings.count()} of {bookings.count()} entries posted" in first
     # The refused payment waits for its retry: not "needs attention" (the admin's filter
@@ -222,6 +331,7 @@ def test_demo_run_end_to_end_twice(simulators, demo_settings):
     assert "Meijer Bouw B.V. has not completed the mandate invitation yet" in first
     assert "Café De Zwaan: no e-mail address in Exact" in first
     assert "login: demo / demo-password" in first
+    schedule_in_the_story(tenant, first)
     active = Mandate.objects.filter(tenant=tenant, status="active").count()
     assert f"({active} active); {active} carry payment condition DD in Exact, {active} a " in first
     fees = sum((Decimal(p.deducted_fees) for p in payouts), Decimal(0))
