@@ -272,9 +272,11 @@ def payout_items_replace(*, payout: Payout, items: list[dict]) -> int:
                 position=position,
                 item_type=item.get("type") or "",
                 amount=parse_minor_string(str(item.get("amount") or "0")),
-                payment_id=_links(item).get("payment", ""),
-                mandate_id=_links(item).get("mandate", ""),
-                refund_id=_links(item).get("refund", ""),
+                # A link GoCardless has no value for may come as null: an instant bank
+                # payment (a payment link's) has no mandate.
+                payment_id=_links(item).get("payment") or "",
+                mandate_id=_links(item).get("mandate") or "",
+                refund_id=_links(item).get("refund") or "",
                 taxes=item.get("taxes") or [],
                 raw=item,
             )
