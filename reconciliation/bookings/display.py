@@ -92,8 +92,15 @@ def booking_sentence(booking) -> str:
 
 
 def attempt_words(attempt_key: str, invoice) -> str:
-    """``Invoice 26010, attempt 1`` for the collection engine's key ``<receivable>/1``."""
+    """``Invoice 26010, attempt 1`` for the collection engine's key ``<receivable>/1``;
+    ``<receivable>/1.2`` is its second instalment, ``<receivable>/1.0`` the payment link sent
+    after it failed (collection/submission.py, pay_links.py): said in words, never "1.0"."""
     number = str(attempt_key or "").rsplit("/", 1)[-1]
+    attempt, _, part = number.partition(".")
+    if part == "0":
+        number = f"{attempt}, paid through the payment link"
+    elif part:
+        number = f"{attempt}, instalment {part}"
     if invoice:
         return f"Invoice {invoice}, attempt {number}" if number else f"Invoice {invoice}"
     return f"Attempt {number}" if number else ""
