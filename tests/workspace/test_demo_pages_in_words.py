@@ -19,11 +19,14 @@ from django.contrib import admin
 from django.core import mail
 from django.db import models
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
 from core.calendars import tenant_today
 from core.display import FAILURE_CAUSE_WORDS, PAYMENT_STATUS_WORDS, minor_display
 from gocardless.models import Payment, Payout, PayoutItem, Refund
-from reconciliation.bookings.models import Booking
+from reconciliation.bookings.models import Booking, PlanPaymentMatch
+from reconciliation.collection.models import FailureSettings, PayLink
+from reconciliation.workspace.schedule import next_run
 from tenants.models import Tenant
 from tests.test_demo import demo_run, demo_settings, simulators  # noqa: F401 (fixtures)
 from tests.workspace.page_words import findings, text_findings, visible
@@ -159,6 +162,16 @@ def test_no_page_csv_or_email_of_the_demo_shows_machine_form(client, simulators,
             problems[f"e-mail {message.subject!r}"] = found
 
     assert len(seen) > 60
+    # The new capabilities' pages were walked with the demo's rows: the payment link, the
+    # subscription payment matched to its invoice, the failure settings that turned links on.
+    for model in (PayLink, PlanPaymentMatch, FailureSettings):
+        (key,) = model.objects.filter(tenant=tenant).values_list("pk", flat=True)
+        info = (model._meta.app_label, model._meta.model_name)
+        assert reverse("admin:{}_{}_change".format(*info), args=[key]) in seen, model
+    # The dashboard's *Next collection run* shows the demo's schedule (days 1 and 15).
+    dashboard, _cells = visible(client.get("/admin/").content.decode())
+    when, _what = next_run(tenant, timezone.now(), tenant_today(tenant))
+    assert "Next collection run" in dashboard and when in dashboard, when
 
     # The acceptance's example: the largest payout reads in major units on its page (today's
     # story: EUR 12,883.10, not 1288310; which payments share a payout depends on the
