@@ -255,11 +255,28 @@ def summary_build(*, tenant, result: DemoResult, admin_url: str, login) -> DemoS
         s.retries.append(
             f"{what(attempt)}: {cause or 'refused by the bank'}; "
             f"retry scheduled for {attempt.next_retry_on}"
+            + retry_run_words(tenant=tenant, day=attempt.next_retry_on)
         )
     for name in s.waiting:
         s.follow_up.append(f"{name} has not completed the mandate invitation yet")
     s.follow_up += [f"Not invited — {line}" for line in s.not_invited]
     return s
+
+
+def retry_run_words(*, tenant, day: date) -> str:
+    """The scheduled run that collects a retry due on ``day``: the first slot of the
+    company's schedule on or after that day (a run collects every retry that has come due,
+    selection_rules.py), and not before now."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from core.display import local_time_display
+    from reconciliation.collection.schedule_slots import local_hour_instant, schedule_next_slot
+
+    start = local_hour_instant(day, 0, tenant.zone) - dt.timedelta(microseconds=1)
+    slot = schedule_next_slot(tenant=tenant, after=max(start, timezone.now()))
+    return f", collected by the scheduled run of {local_time_display(slot.at, tenant)}"
 
 
 def summary_plans(*, tenant) -> list[str]:
@@ -455,8 +472,8 @@ def summary_text(s: DemoSummary) -> str:
     if s.retries:
         lines += [
             "",
-            "Retry scheduled (collected again on that day, in review mode in that day's "
-            "preview; nothing to do now)",
+            "Retry scheduled (collected again by the first scheduled run from that day, in "
+            "review mode in that run's preview; nothing to do now)",
         ]
         lines += [f"  - {line}" for line in s.retries]
     if s.follow_up:

@@ -22,6 +22,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from core.calendars import tenant_today
+from core.display import local_time_display
 from core.money import to_minor_units
 from demo import data, environment
 from demo.run import EXACT_MINUTELY_LIMIT, STORY_DAYS
@@ -47,6 +48,7 @@ from reconciliation.collection.models import (
     PayLinkState,
     SkipReason,
 )
+from reconciliation.collection.schedule_slots import schedule_next_slot
 from reconciliation.customers.models import MandateInvitation
 from reconciliation.workspace.schedule import next_run
 from simulators.exact_online import Simulator as ExactSimulator
@@ -328,6 +330,16 @@ def test_demo_run_end_to_end_twice(simulators, demo_settings):
     # and the summary share one definition, reconciliation.collection.selectors).
     assert "Needs attention: 0 " in first
     assert "Retry scheduled (" in first and "retry scheduled for " in first
+    # ... and which scheduled run (days 1 and 15) collects it: the first from its day on.
+    retry = CollectionAttempt.objects.get(tenant=tenant, state=AttemptState.RETRY_SCHEDULED)
+    slot = schedule_next_slot(
+        tenant=tenant,
+        after=max(timezone.now(), dt.datetime.combine(
+            retry.next_retry_on, dt.time(0), tzinfo=tenant.zone) - dt.timedelta(microseconds=1)),
+    )
+    assert slot.day.day in (1, 15) or slot.why_moved
+    assert f"retry scheduled for {retry.next_retry_on}, collected by the scheduled run of " \
+        f"{local_time_display(slot.at, tenant)}" in first
     assert "Meijer Bouw B.V. has not completed the mandate invitation yet" in first
     assert "Café De Zwaan: no e-mail address in Exact" in first
     assert "login: demo / demo-password" in first
