@@ -273,7 +273,8 @@ def payout_items_replace(*, payout: Payout, items: list[dict]) -> int:
                 item_type=item.get("type") or "",
                 amount=parse_minor_string(str(item.get("amount") or "0")),
                 # A link GoCardless has no value for may come as null: an instant bank
-                # payment (a payment link's) has no mandate.
+                # payment (a payment link's) has no mandate ("Unlike Direct Debit, there's
+                # no mandate", https://developer.gocardless.com/one-off-payments/instant-bank-payment).
                 payment_id=_links(item).get("payment") or "",
                 mandate_id=_links(item).get("mandate") or "",
                 refund_id=_links(item).get("refund") or "",
