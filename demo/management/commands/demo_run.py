@@ -4,10 +4,12 @@
 
 Seeds the simulated Exact division and GoCardless account, connects the demo tenant to both
 (Exact through the real OAuth code exchange), syncs, matches and invites customers, lets the
-payers complete the hosted page, runs a collection (preview, approved by the demo user), lets
-the days pass until today (the story starts 14 days ago: the product's clock and both
-simulators' move together), processes the events through the polling job, posts the bookings
-to Exact and prints a summary. Safe to run again: it resets both
+payers complete the hosted page, runs a collection (preview, approved by the demo user; the
+subscription's invoice left to the subscription), lets the days pass until today (the story
+starts 14 days ago: the product's clock and both simulators' move together), processes the
+events through the polling job (the subscription's payment matched to its invoice; a payment
+refused because the account closed, a payment link e-mailed and paid), posts the bookings to
+Exact and prints a summary. Safe to run again: it resets both
 simulators and the demo tenant's data first. django-q2 tasks run inline (no cluster needed).
 """
 
