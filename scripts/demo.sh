@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: both simulators in the background, the product end to end against them
 # (manage.py demo_run), then the admin on runserver with the task workers (manage.py qcluster,
-# django-q2 on the ORM broker) beside it: Approve and Collect now queue their run for them.
+# django-q2 on the ORM broker) beside it: Approve and Collect now queue their run for them,
+# and the periodic jobs (manage.py schedules) run, the scheduled collection run among them.
 # The simulators and the workers stop when runserver does.
 #
 # Environment: PYTHON (the venv's python), DEMO_EXACT_PORT (8101), DEMO_GOCARDLESS_PORT
@@ -95,6 +96,9 @@ fi
 "$PY" manage.py demo_setup
 "$PY" manage.py demo_run --exact-url "$EXACT_URL" --gocardless-url "$GOCARDLESS_URL"
 "$PY" -m demo.environment write-env .env
+# Every periodic job (the collection sweep that starts the scheduled runs on the days the
+# dashboard's *Next collection run* shows, polling, bookings, ...): the task workers run them.
+"$PY" manage.py schedules >/dev/null
 
 # The task workers: Approve and Collect now in the admin queue their run for them.
 "$PY" manage.py qcluster >"$QCLUSTER_LOG" 2>&1 &

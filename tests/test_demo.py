@@ -506,6 +506,7 @@ def test_demo_sh_serves_and_builds_urls_on_demo_addr_and_leaves_a_dot_env(tmp_pa
         "manage.py demo_setup",
         "manage.py demo_run --exact-url http://127.0.0.1:8101 "
         "--gocardless-url http://127.0.0.1:8102",
+        "manage.py schedules",
         "manage.py runserver 127.0.0.1:8765",
     ]
     assert [c.split(" |")[0] for c in calls if "qcluster" in c] == ["manage.py qcluster"]
