@@ -26,32 +26,11 @@ def peer_full_read(*, sim, division: int, stamps: list[float]) -> dict:
     from exactonline import http as peer_http
     from exactonline import rawapi as peer_rawapi
     from exactonline.api import ExactApi
-    from exactonline.storage.base import ExactOnlineConfig, MissingSetting
+
+    from simulators.exact_online.peer import PeerStorage
 
     peer_http.opt_secure.protocols = ("http", "https")
     sim.settings(redirect_uris=[*sim.oauth_settings["redirect_uris"], REDIRECT_URI])
-
-    class MemoryStorage(ExactOnlineConfig):
-        def __init__(self) -> None:
-            self.data = {
-                ("server", "auth_url"): f"{sim.url}/api/oauth2/auth",
-                ("server", "rest_url"): f"{sim.url}/api",
-                ("server", "token_url"): f"{sim.url}/api/oauth2/token",
-                ("application", "base_url"): REDIRECT_URI,
-                ("application", "client_id"): "sim-client-id",
-                ("application", "client_secret"): "sim-client-secret",
-                # The peer stops after this many pages; the division has ~340 at 60 rows.
-                ("application", "iteration_limit"): "100000",
-            }
-
-        def get(self, section, option):
-            try:
-                return self.data[(section, option)]
-            except KeyError:
-                raise MissingSetting(option) from None
-
-        def set(self, section, option, value):
-            self.data[(section, option)] = value
 
     original = peer_rawapi.http_req
 
@@ -59,7 +38,10 @@ def peer_full_read(*, sim, division: int, stamps: list[float]) -> dict:
         stamps.append(time.time())
         return original(*args, **kwargs)
 
-    api = ExactApi(storage=MemoryStorage())
+    # The division has ~340 pages at 60 rows: no page limit.
+    api = ExactApi(
+        storage=PeerStorage(sim.url, redirect_uri=REDIRECT_URI, iteration_limit=100_000)
+    )
     resp = requests.get(api.create_auth_request_url(), allow_redirects=False, timeout=10)
     api.request_token(parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0])
     api.set_division(division)

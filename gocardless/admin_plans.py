@@ -13,10 +13,10 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from core.display import NOTHING, local_date_display
-from gocardless.admin_display import minor_amount, mirror_link
+from gocardless.admin_display import minor_amount
 from gocardless.admin_filters import CurrencyFilter, words_filter
-from gocardless.admin_mirrors import MirrorAdmin, _changelist
-from gocardless.models import InstalmentSchedule, Mandate, Subscription
+from gocardless.admin_mirrors import MandateColumns, MirrorAdmin, _changelist
+from gocardless.models import InstalmentSchedule, Subscription
 from gocardless.plan_display import upcoming_list, upcoming_rows
 from gocardless.words import (
     INSTALMENT_SCHEDULE_STATUS_WORDS,
@@ -25,7 +25,7 @@ from gocardless.words import (
 )
 
 
-class PlanAdmin(MirrorAdmin):
+class PlanAdmin(MandateColumns, MirrorAdmin):
     search_fields = ("gocardless_id__exact", "mandate_id__exact", "name")
     list_per_page = 50
     #: The payments field that points at this kind of plan.
@@ -34,17 +34,6 @@ class PlanAdmin(MirrorAdmin):
     @admin.display(description="Name", ordering="name")
     def name_display(self, obj):
         return obj.name or NOTHING
-
-    @admin.display(description="Mandate", ordering="mandate_id")
-    def mandate(self, obj):
-        return mirror_link("mandate", obj.tenant_id, obj.mandate_id)
-
-    @admin.display(description="GoCardless customer")
-    def customer(self, obj):
-        customer_id = (Mandate.objects.filter(tenant_id=obj.tenant_id,
-                                              gocardless_id=obj.mandate_id)
-                       .values_list("customer_id", flat=True).first())
-        return mirror_link("customer", obj.tenant_id, customer_id)
 
     @admin.display(description="Next payments")
     def upcoming(self, obj):

@@ -30,35 +30,15 @@ from exactonline.api import ExactApi
 from exactonline.http import HTTPError
 from exactonline.rawapi import RateLimiter
 from exactonline.resource import GET, POST
-from exactonline.storage.base import ExactOnlineConfig, MissingSetting
 
+from simulators.exact_online.peer import PeerStorage
 from tests.plugins.exact_sim import DIVISION
 
 REDIRECT_URI = "https://connector.example.test/exact/callback"
 
 
-class MemoryStorage(ExactOnlineConfig):
-    """The peer's documented extension point: ``get``/``set`` by (section, option)."""
-
-    def __init__(self, base: str) -> None:
-        self.data = {
-            ("server", "auth_url"): f"{base}/api/oauth2/auth",
-            ("server", "rest_url"): f"{base}/api",
-            ("server", "token_url"): f"{base}/api/oauth2/token",
-            ("application", "base_url"): REDIRECT_URI,
-            ("application", "client_id"): "sim-client-id",
-            ("application", "client_secret"): "sim-client-secret",
-            ("application", "iteration_limit"): "50",
-        }
-
-    def get(self, section, option):
-        try:
-            return self.data[(section, option)]
-        except KeyError:
-            raise MissingSetting(option) from None
-
-    def set(self, section, option, value):
-        self.data[(section, option)] = value
+def MemoryStorage(base: str) -> PeerStorage:
+    return PeerStorage(base, redirect_uri=REDIRECT_URI)
 
 
 class RecordingLimiter(RateLimiter):
