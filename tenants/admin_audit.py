@@ -148,7 +148,8 @@ class AuditEntryAdmin(TenantScopedAdmin):
     def object_link(self, obj):
         if not obj.object_type:
             return NOTHING
-        label = f"{audit_words.object_words(obj.object_type)} {obj.object_id}".strip()
+        # "#": an id (a reference to follow), never read as an amount.
+        label = f"{audit_words.object_words(obj.object_type)} #{obj.object_id}".strip()
         model = audit_words.model_of(obj.object_type)
         if model is None or model not in self.admin_site._registry or not obj.object_id:
             return label

@@ -93,7 +93,8 @@ def text_findings(text: str, *, codes: set[str], minor: set[int], cells=()) -> l
         if not CURRENCY_BEFORE.search(text[max(0, match.start() - 6):match.start()]):
             found.append(f"amount without currency {match[0]!r}: …{_around(text, match)}…")
     for value in minor:
-        for match in re.finditer(rf"(?<![\w.,:/-]){value}(?![\w.,:/-])", text):
+        # "#1440" is a reference to a row, not an amount.
+        for match in re.finditer(rf"(?<![\w.,:/#-]){value}(?![\w.,:/-])", text):
             found.append(f"minor units {value}: …{_around(text, match)}…")
     for pattern in (SNAKE, DOTTED):
         for match in pattern.finditer(text):
