@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import RequestDataTooBig
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -16,12 +16,13 @@ from rest_framework.views import APIView
 from core.http import client_address
 from gocardless.connect import ConnectError
 from gocardless.connect_oauth import oauth_callback_anonymous, oauth_callback_complete
-from gocardless.models import GoCardlessConnection
+from gocardless.models import GoCardlessConnection, WebhookEndpoint
 from gocardless.webhooks import (
     body_too_large,
     delivery_receive,
     delivery_receive_partner,
     delivery_refuse,
+    delivery_unavailable,
 )
 
 REASONS = {498: "Token Invalid"}
@@ -48,6 +49,20 @@ class _WebhookView(APIView):
     authentication_classes = ()
     permission_classes = ()
     throttle_classes = ()
+    endpoint = WebhookEndpoint.TENANT
+
+    def handle_exception(self, exc):
+        # The database cannot be reached (a restart, a lost connection, a failover): the
+        # delivery could not be stored, so the answer must make GoCardless send it again.
+        # Django's answer would be a 500 page and a traceback logged per request; this is a
+        # 503 + Retry-After and one log line. Every other error stays an error (a bug must not
+        # look like an outage). Django drops the broken connection at the end of the request
+        # (close_if_unusable_or_obsolete) and the next request opens a new one.
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            return _answer(delivery_unavailable(
+                error=exc, endpoint=self.endpoint, source=client_address(self.request),
+                tenant_uuid=self.kwargs.get("tenant_uuid")))
+        return super().handle_exception(exc)
 
 
 class TenantWebhookView(_WebhookView):
@@ -76,6 +91,8 @@ class TenantWebhookView(_WebhookView):
 
 
 class PartnerWebhookView(_WebhookView):
+    endpoint = WebhookEndpoint.PARTNER
+
     def post(self, request):
         meta, source = request.META, client_address(request)
         if body_too_large(meta):

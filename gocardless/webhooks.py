@@ -21,6 +21,10 @@ deliveries so that the anonymous internet cannot use up the room of genuine ones
 cap the answer is 429 (GoCardless retries later) and nothing is stored. Deliveries are
 deleted after GOCARDLESS_DELIVERY_RETENTION_DAYS (retention.py). A secret that cannot be
 decrypted (wrong SALT_KEY/SECRET_KEY) is an installation fault: 503, logged, retried later.
+So is a database that cannot be reached (restarting, connection lost): 503 + Retry-After
+(``delivery_unavailable``, answered by the views for any OperationalError/InterfaceError), so
+GoCardless sends the delivery again; step 3's single transaction means nothing of it was
+half-stored, and the event ids make the redelivery store each event once.
 """
 
 from __future__ import annotations
@@ -58,6 +62,11 @@ ROW_OVERHEAD = 200  # bytes a delivery row costs beyond its body, headers and er
 TOKEN_INVALID = 498
 TOO_MANY = 429
 UNAVAILABLE = 503
+# Seconds a sender is asked to wait after a database outage: a restart or a failover takes
+# seconds. GoCardless retries a failed webhook on its own schedule (minutes, increasing; see
+# docs/gocardless.md, "Intake during a database outage"); the header is the standard hint of a
+# 503 for anything else in front of us or sending to us.
+DATABASE_RETRY_AFTER = 10
 
 
 @dataclass
@@ -171,6 +180,23 @@ def delivery_refuse(
         return _over_budget()
     row.save()
     return Outcome(status, row)
+
+
+def delivery_unavailable(*, error: Exception, endpoint: str, tenant_uuid=None,
+                         source: str = "") -> Outcome:
+    """The database could not be reached while taking a delivery: 503 + Retry-After, so the
+    sender delivers it again later. Nothing is stored (there is nowhere to store it) and the
+    log line names the exception's class and its first line only: never the body, its
+    signature or anything decrypted (a driver's message may quote a statement, never its
+    parameters; the first line is the server's or the driver's reason)."""
+    reason = (str(error).strip().splitlines() or [""])[0]
+    logger.warning(
+        "gocardless webhook answered 503, database unavailable, nothing stored (the sender "
+        "retries): %s endpoint, tenant %s, from %s: %s: %s",
+        endpoint, tenant_uuid or "-", safe_text(source, 64), type(error).__name__,
+        safe_text(reason, 200),
+    )
+    return Outcome(UNAVAILABLE, None, retry_after=DATABASE_RETRY_AFTER)
 
 
 def _verified(*, body: bytes, meta: dict, secret, tenant, endpoint, source) -> list | Outcome:
