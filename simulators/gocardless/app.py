@@ -15,7 +15,10 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from . import errors, events_api, payments, payouts, plans, resources, scenarios, validation
+from .chaos import PROCESSED_KINDS
 from .faults import CLOUDFLARE_502
+
+GATEWAY_TIMEOUT = "<html><body>504 Gateway Time-out</body></html>"
 
 API_VERSION = "2015-07-06"
 IDEMPOTENCY_KEY_MAX = 128
@@ -143,7 +146,7 @@ class ApiApp:
         adapter = URL_MAP.bind_to_environ(request.environ)
         template = request.path
         token = None
-        drop = False
+        drop, late = False, None
         try:
             try:
                 index, path_args = adapter.match()
@@ -158,24 +161,36 @@ class ApiApp:
                 raise errors.invalid_api_usage(
                     403, "insufficient_permissions",
                     "The access token does not have permission to perform this action")
-            fault = sim.faults.take(request.method, request.path)
-            if fault is not None and fault.kind != "drop_response":
+            # A queued fault (inject) wins; only when none is due does chaos draw.
+            fault = sim.faults.take(request.method, request.path) or sim.faults.chaos_fault(
+                token=token, method=request.method, path=request.path,
+                route=f"{request.method} {template}")
+            if fault is not None and fault.kind not in PROCESSED_KINDS:
                 return self._fault_response(fault, token, template, request), False
-            drop = fault is not None
+            late = fault if fault is not None and fault.kind == "timeout_after" else None
+            drop = fault is not None and fault.kind == "drop_response"
             status, body = self._dispatch(request, token, organisation.state, handler,
                                           creates, path_args)
         except errors.ApiError as exc:
             status, body = exc.status, exc.body()
+        if late is not None:
+            # The work is done (and its events emitted); the answer never arrives in time.
+            time.sleep(late.seconds if late.chaos else late.seconds or 11)
+            return self._finish(Response(GATEWAY_TIMEOUT, status=504, content_type="text/html"),
+                                token, template, request), False
         with sim.state.lock:
             payload = json.dumps(body)
         return self._finish(Response(payload, status=status, content_type="application/json"),
                             token, template, request), drop
 
-    def _finish(self, response: Response, token, template: str, request: Request) -> Response:
+    def _finish(self, response: Response, token, template: str, request: Request, *,
+                spent: bool = False) -> Response:
+        """``spent``: a chaos 429, which says the token's budget is used up, as a real one
+        does (a queued ``inject`` 429 keeps the true count, as it always has)."""
         sim = self.sim
         limit, remaining, reset = sim.rate_status(token)
         response.headers["RateLimit-Limit"] = str(limit)
-        response.headers["RateLimit-Remaining"] = str(remaining)
+        response.headers["RateLimit-Remaining"] = str(0 if spent else remaining)
         response.headers["RateLimit-Reset"] = http_date(reset)
         with sim.state.lock:
             sim.state.call_counts[(request.method, template, response.status_code)] += 1
@@ -190,12 +205,12 @@ class ApiApp:
                                 content_type="application/json")
         elif fault.kind == "timeout":
             # Sleep past the client's timeout without doing the work: a retry is safe.
-            time.sleep(fault.seconds or 11)
-            response = Response("<html><body>504 Gateway Time-out</body></html>", status=504,
-                                content_type="text/html")
+            time.sleep(fault.seconds if fault.chaos else fault.seconds or 11)
+            response = Response(GATEWAY_TIMEOUT, status=504, content_type="text/html")
         else:
             response = Response(CLOUDFLARE_502, status=502, content_type="text/html")
-        return self._finish(response, token, template, request)
+        return self._finish(response, token, template, request,
+                            spent=fault.chaos and fault.kind == "rate_limit")
 
     def _authenticate(self, request: Request):
         """(token, organisation, scope) of the bearer token: a built-in token (the first

@@ -35,6 +35,14 @@ class ControlApp:
             ("GET", "/_control/faults"): self.faults,
             ("POST", "/_control/faults"): self.inject,
             ("DELETE", "/_control/faults"): self.clear_faults,
+            ("GET", "/_control/chaos"): self.chaos,
+            ("POST", "/_control/chaos"): self.chaos_on,
+            ("DELETE", "/_control/chaos"): self.chaos_off,
+            ("GET", "/_control/chaos/log"): self.chaos_log,
+            ("GET", "/_control/webhook_chaos"): self.webhook_chaos,
+            ("POST", "/_control/webhook_chaos"): self.webhook_chaos_on,
+            ("DELETE", "/_control/webhook_chaos"): self.webhook_chaos_off,
+            ("POST", "/_control/webhook_chaos/flush"): self.flush_webhooks,
             ("POST", "/_control/rate_limit"): self.rate_limit,
             ("GET", "/_control/webhooks"): self.webhooks,
             ("POST", "/_control/webhooks"): self.configure_webhooks,
@@ -132,6 +140,43 @@ class ControlApp:
 
     def clear_faults(self, body):
         return _json(self.sim.inject("clear"))
+
+    # -- random faults ------------------------------------------------------------------
+
+    def chaos(self, body):
+        """Settings, counts by kind and by route, pending 429 bursts."""
+        return _json({**self.sim.faults.dice.describe(),
+                      **self.sim.faults.chaos_counts(by_path=True)})
+
+    def chaos_on(self, body):
+        """{"seed": 7, "rate": 0.1, "kinds": [...], "timeout_seconds": 2.5, "burst": 3,
+        "paths": ["/payments"]} -- all but seed and rate optional."""
+        body = dict(body)
+        for name in ("kinds", "paths"):
+            if body.get(name) is not None:
+                body[name] = tuple(body[name])
+        return _json(self.sim.faults.chaos(**body))
+
+    def chaos_off(self, body):
+        return _json(self.sim.faults.chaos_off())
+
+    def chaos_log(self, body):
+        return _json({"faults": self.sim.faults.chaos_log()})
+
+    def webhook_chaos(self, body):
+        return _json(self.sim.webhooks.chaos.describe())
+
+    def webhook_chaos_on(self, body):
+        """{"seed": 7, "duplicate": 0.1, "drop": 0.05, "delay": 0.2,
+        "max_delay_seconds": 5}"""
+        return _json(self.sim.webhook_chaos(**body))
+
+    def webhook_chaos_off(self, body):
+        return _json(self.sim.webhook_chaos_off())
+
+    def flush_webhooks(self, body):
+        return _json({"flushed": self.sim.flush_webhooks(),
+                      "counts": self.sim.webhook_chaos_counts()})
 
     def rate_limit(self, body):
         self.sim.set_rate_limit(body["per_minute"])

@@ -101,6 +101,7 @@ class Simulator:
 
     def stop(self) -> None:
         self.set_auto_deliver(None)
+        self.webhooks.chaos.close()
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -164,8 +165,9 @@ class Simulator:
             self.oauth.forget()
             for spec in self._extra_organisations:
                 self.add_organisation(**spec)
-        self.webhooks.reset()
+        self.webhooks.reset()  # webhook chaos off, held sends forgotten, counts zeroed
         self.faults.clear()
+        self.faults.dice.forget()  # API chaos off, counts zeroed
 
     # -- organisations and partner OAuth ------------------------------------------------
 
@@ -399,6 +401,29 @@ class Simulator:
     def webhook_log(self) -> list[dict]:
         with self.state.lock:
             return [dict(entry) for entry in self.webhooks.log]
+
+    def webhook_chaos(self, *, seed: int, duplicate: float = 0.0, drop: float = 0.0,
+                      delay: float = 0.0, max_delay_seconds: float = 5.0) -> dict:
+        """Misdeliver new webhooks at random (``random.Random(seed)``): each is dropped with
+        probability ``drop`` (never sent nor retried; its events stay in GET /events),
+        else held back up to ``max_delay_seconds`` real seconds with probability ``delay``
+        (later ones overtake it) and sent a second time, later, with probability
+        ``duplicate``. Held sends go out from a background thread, or on flush_webhooks()."""
+        return self.webhooks.chaos.start(seed=seed, duplicate=duplicate, drop=drop,
+                                         delay=delay, max_delay_seconds=max_delay_seconds)
+
+    def webhook_chaos_off(self) -> dict:
+        """No new misdeliveries; held sends still go out when due (or on flush_webhooks)."""
+        return self.webhooks.chaos.off()
+
+    def flush_webhooks(self) -> int:
+        """Send every webhook chaos holds back, now; returns how many POSTs that made."""
+        return self.webhooks.chaos.flush()
+
+    def webhook_chaos_counts(self) -> dict[str, int]:
+        """{"sent": POSTs made (copies, delayed sends and retries included), "dropped",
+        "duplicated", "delayed": webhooks chaos did that to} since start or reset."""
+        return self.webhooks.chaos.counts()
 
     def set_auto_deliver(self, interval_seconds: float | None) -> None:
         """Deliver webhooks from a background thread every interval (for the demo)."""

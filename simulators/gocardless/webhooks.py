@@ -1,4 +1,5 @@
-"""Webhook delivery: batching, signing, retries, chaos (duplicates, reordering), a log.
+"""Webhook delivery: batching, signing, retries, chaos (duplicates, reordering, and the
+random drops, duplicates and delays of webhook_chaos.py), a log.
 
 Events are queued as they are emitted (only while webhooks are enabled and a URL is set).
 ``deliver`` batches the queue, POSTs each batch signed with HMAC-SHA256 of the exact body
@@ -21,6 +22,7 @@ from datetime import datetime, timedelta
 import requests
 
 from .clock import iso_timestamp
+from .webhook_chaos import WebhookChaos
 
 # Retry n (1-based) happens this long after attempt n failed: the support article gives
 # "1 minute, 2 minutes, 10 minutes etc." for up to 8 retries; the tail is our choice.
@@ -61,6 +63,7 @@ class WebhookDispatcher:
         self._retrying: list[Delivery] = []
         self.log: deque[dict] = deque(maxlen=DELIVERY_LOG_LIMIT)
         self._send_lock = threading.Lock()  # one delivery round at a time
+        self.chaos = WebhookChaos(self._send_held, name="gocardless-sim-webhook-chaos")
         self.watch(state)
 
     def watch(self, state, active: Callable[[], bool] | None = None) -> None:
@@ -80,6 +83,7 @@ class WebhookDispatcher:
             self._queue.clear()
             self._retrying.clear()
             self.log.clear()
+        self.chaos.forget()
 
     def config(self) -> dict:
         return {
@@ -99,10 +103,11 @@ class WebhookDispatcher:
                 # Switched off: nothing is sent, now or later (events stay listable).
                 self._queue.clear()
                 self._retrying.clear()
+                self.chaos.discard_held()
             return self.config()
 
-    def _batches(self, now: datetime) -> list[Delivery]:
-        """New batches from the queue plus the retries that are due; state lock held."""
+    def _batches(self, now: datetime) -> tuple[list[Delivery], list[Delivery]]:
+        """(new batches from the queue, the retries that are due); state lock held."""
         queued = list(reversed(self._queue)) if self.reorder else list(self._queue)
         self._queue.clear()
         # One organisation per webhook: events of different accounts never share a batch.
@@ -122,16 +127,18 @@ class WebhookDispatcher:
                 body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
                 fresh.append(Delivery(webhook_id, body, [e["id"] for e in chunk]))
         due = [d for d in self._retrying if d.next_attempt_at <= now]
-        return fresh + due
+        return fresh, due
 
     def deliver(self) -> list[tuple[int | None, list[str]]]:
-        """Send queued batches and due retries now; returns (status, event ids) per POST."""
+        """Send queued batches and due retries now; returns (status, event ids) per POST
+        sent now (not those webhook chaos dropped or held back)."""
         with self._send_lock:
             with self.state.lock:
                 if not (self.enabled and self.url):
                     return []
                 url, secret = self.url, self.secret
-                deliveries = self._batches(self.state.clock.now())
+                fresh, due = self._batches(self.state.clock.now())
+            deliveries = self._apply_chaos(fresh, url, secret) + due
             results = []
             for delivery in deliveries:
                 copies = 2 if self.duplicate else 1
@@ -141,6 +148,35 @@ class WebhookDispatcher:
             with self.state.lock:
                 self._reschedule(deliveries)
             return results
+
+    def _apply_chaos(self, fresh: list[Delivery], url: str, secret: str) -> list[Delivery]:
+        """The new deliveries to send now. Chaos touches first attempts only: a dropped one
+        is done without a POST (so never retried: a lost webhook, healed by polling
+        /events); a delayed one and a duplicate's copy are held for the background thread."""
+        now = []
+        for delivery in fresh:
+            fate = self.chaos.fate()
+            if fate.drop:
+                delivery.done = True
+                continue
+            if fate.copy_delay is not None:
+                self.chaos.hold((delivery, url, secret), fate.copy_delay, copy=True)
+            if fate.delay is not None:
+                self.chaos.hold((delivery, url, secret), fate.delay, copy=False)
+            else:
+                now.append(delivery)
+        return now
+
+    def _send_held(self, item: tuple[Delivery, str, str], copy: bool) -> None:
+        """Send a delivery webhook chaos held back. A delayed original is retried like any
+        on failure; a duplicate's copy is an extra and never is."""
+        delivery, url, secret = item
+        with self._send_lock:
+            self._post(delivery, url, secret)
+            if not copy:
+                with self.state.lock:
+                    self._settle(delivery, delivery.log[-1]["successful"],
+                                 self.state.clock.now())
 
     def _post(self, delivery: Delivery, url: str, secret: str) -> int | None:
         headers = {
@@ -168,19 +204,23 @@ class WebhookDispatcher:
         delivery.log.append(entry)
         with self.state.lock:
             self.log.append(entry)
+        self.chaos.count_sent()
         return entry["response_code"]
 
     def _reschedule(self, deliveries: list[Delivery]) -> None:
         now = self.state.clock.now()
         for delivery in deliveries:
             attempts = delivery.log[-1:] if not self.duplicate else delivery.log[-2:]
-            delivery.attempts += 1
-            if any(entry["successful"] for entry in attempts) or (
-                    delivery.attempts > len(RETRY_DELAYS)):
-                delivery.done = True
-            else:
-                delivery.next_attempt_at = now + RETRY_DELAYS[delivery.attempts - 1]
-            if delivery.done and delivery in self._retrying:
-                self._retrying.remove(delivery)
-            elif not delivery.done and delivery not in self._retrying:
-                self._retrying.append(delivery)
+            self._settle(delivery, any(entry["successful"] for entry in attempts), now)
+
+    def _settle(self, delivery: Delivery, successful: bool, now: datetime) -> None:
+        """After an attempt: done, or scheduled for its next retry; state lock held."""
+        delivery.attempts += 1
+        if successful or delivery.attempts > len(RETRY_DELAYS):
+            delivery.done = True
+        else:
+            delivery.next_attempt_at = now + RETRY_DELAYS[delivery.attempts - 1]
+        if delivery.done and delivery in self._retrying:
+            self._retrying.remove(delivery)
+        elif not delivery.done and delivery not in self._retrying:
+            self._retrying.append(delivery)
