@@ -97,6 +97,10 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
+# A kept connection (DB_CONN_MAX_AGE > 0) is checked before a request or a task first uses it:
+# after a database restart, each process's first request would otherwise fail on its dead
+# connection (docs/gocardless.md, "Intake during a database outage"). Costs nothing at 0.
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Worker processes and web requests share the file; wait for a lock rather than fail.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
