@@ -72,8 +72,9 @@ class Simulator(ControlMixin):
         return self.app
 
     def reset(self) -> dict:
-        """Forget everything (state, tokens, faults, counts, webhooks); keep configuration."""
-        self.webhooks.stop_background()
+        """Forget everything (state, tokens, faults, counts, webhooks, chaos of both kinds and
+        their counts); keep configuration."""
+        self.webhooks.close()
         if self._owns_clock:
             self.clock.set(datetime.now(UTC))
         self._build()
@@ -97,7 +98,7 @@ class Simulator(ControlMixin):
         return self._server.url
 
     def stop(self) -> None:
-        self.webhooks.stop_background()
+        self.webhooks.close()
         if self._server is None:
             return
         server, self._server = self._server, None

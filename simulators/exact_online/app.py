@@ -20,6 +20,24 @@ if TYPE_CHECKING:
 
 JSON = "application/json; charset=utf-8"
 
+# Pages that are not Exact's JSON: a proxy in front of it that cannot reach it, and the stock
+# IIS "service unavailable" page of an ASP.NET host. Exact documents no 503 body; what matters
+# is that a client copes with a 5xx that is not JSON.
+PROXY_502 = """<html>
+<head><title>502 Bad Gateway</title></head>
+<body>
+<center><h1>502 Bad Gateway</h1></center>
+</body>
+</html>
+"""
+IIS_503 = """<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN""http://www.w3.org/TR/html4/strict.dtd">
+<HTML><HEAD><TITLE>Service Unavailable</TITLE>
+<META HTTP-EQUIV="Content-Type" Content="text/html; charset=us-ascii"></HEAD>
+<BODY><h2>Service Unavailable</h2>
+<hr><p>HTTP Error 503. The service is unavailable.</p>
+</BODY></HTML>
+"""
+
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     if body is None:
@@ -72,6 +90,10 @@ class App:
         if latency:
             time.sleep(latency / 1000)  # real time: this fault exists to slow clients down
         fault = self.sim.faults.take(request.path)
+        if fault is None:
+            chaos = self.sim.faults.chaos_fault(request.path, endpoint)
+            if chaos is not None:
+                return self._chaos(request, environ, endpoint, *chaos)
         if fault is not None and fault.kind == "status":
             self.calls.record(endpoint, fault.status)
             return self._injected_status(request, fault.status)
@@ -105,6 +127,28 @@ class App:
         reply = api.handle(self.sim, request.method, path, request.args.to_dict(),
                            dict(request.headers), request.get_data(), request.host_url)
         return json_response(reply.status, reply.body, reply.headers)
+
+    def _chaos(self, request: Request, environ, endpoint: str, kind: str,
+               seconds: float) -> Response:
+        """Answer a call the way a random fault of ``kind`` says (chaos.py)."""
+        if kind == "timeout_after":
+            self._route(request)  # the work is done; the client never hears about it
+        if kind in ("timeout", "timeout_after"):
+            self.calls.record(endpoint, "dropped")
+            return self._drop(environ, seconds)
+        if kind == "rate_limit":
+            # What the simulator's own limiter answers when the minute's budget is spent.
+            error = ApiError(429, "API rate limit exceeded (minutely).",
+                             headers=self.sim.ratelimiter.exhausted_headers())
+            response = json_response(429, error.body(), error.headers)
+        elif kind == "error_500":
+            response = json_response(500, ApiError(500, "Internal server error").body())
+        elif kind == "error_503":
+            response = Response(IIS_503, status=503, content_type="text/html; charset=us-ascii")
+        else:
+            response = Response(PROXY_502, status=502, content_type="text/html")
+        self.calls.record(endpoint, response.status_code)
+        return response
 
     def _injected_status(self, request: Request, status: int) -> Response:
         if request.path == TOKEN_PATH:

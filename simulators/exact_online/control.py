@@ -28,11 +28,16 @@ METHODS = {
     "update_account", "delete_account", "seed_invoice", "seed_credit_note", "update_invoice",
     "delete_invoice", "invoice", "seed_bulk", "advance", "set_time", "now", "inject",
     "call_counts", "ledger", "deliver_webhooks", "webhook_log", "token_chains",
+    "chaos", "chaos_off", "chaos_counts", "chaos_log", "webhook_chaos", "webhook_chaos_off",
+    "flush_webhooks", "webhook_chaos_counts",
 }
 INT_ARGS = {"division", "accounts", "invoices", "open_invoices", "credit_notes", "seed",
-            "number", "count", "status", "ms", "type", "minutely_limit", "daily_limit"}
-FLOAT_ARGS = {"seconds", "webhook_interval"}
-BOOL_ARGS = {"reset", "process", "main", "blocked", "ticking"}
+            "number", "count", "status", "ms", "type", "minutely_limit", "daily_limit", "burst"}
+FLOAT_ARGS = {"seconds", "webhook_interval", "rate", "timeout_seconds", "duplicate", "drop",
+              "delay", "max_delay_seconds"}
+BOOL_ARGS = {"reset", "process", "main", "blocked", "ticking", "by_path"}
+# Lists in a JSON body that the Python API takes as tuples.
+TUPLE_ARGS = {"kinds", "paths"}
 
 
 def _query_arg(name: str, value: str) -> Any:
@@ -204,6 +209,49 @@ class ControlMixin:
         """fault: "latency" (ms), "status" (status, count, path), "timeout" (count, seconds,
         process, path), "lose_token_response" (count, seconds), "clear"."""
         return self.faults.inject(fault, **options)
+
+    # --- random faults (chaos.py, webhook_chaos.py) -----------------------------------
+
+    def chaos(self, seed: int, rate: float, **options: Any) -> dict:
+        """Random faults on /api/v1/ calls: ``faults.chaos`` (kinds, timeout_seconds, burst,
+        paths)."""
+        for name in TUPLE_ARGS & options.keys():
+            if options[name] is not None:
+                options[name] = tuple(options[name])
+        return self.faults.chaos(seed=seed, rate=rate, **options)
+
+    def chaos_off(self) -> dict:
+        return self.faults.chaos_off()
+
+    def chaos_counts(self, by_path: bool = False) -> dict:
+        return self.faults.chaos_counts(by_path=bool(by_path))
+
+    def chaos_log(self) -> list[dict]:
+        return self.faults.chaos_log()
+
+    def webhook_chaos(self, seed: int, duplicate: float = 0.0, drop: float = 0.0,
+                      delay: float = 0.0, max_delay_seconds: float = 5.0) -> dict:
+        """Misdeliver new event notifications at random (``random.Random(seed)``): each is
+        dropped with probability ``drop`` (never sent; the change stays readable through the
+        API and sync endpoints), else held back up to ``max_delay_seconds`` real seconds with
+        probability ``delay`` (later ones overtake it) and sent a second time, later, with
+        probability ``duplicate``. Held sends go out from a background thread, or on
+        flush_webhooks(). The validation POST of a new subscription is never touched."""
+        return self.webhooks.chaos.start(seed=seed, duplicate=duplicate, drop=drop,
+                                         delay=delay, max_delay_seconds=max_delay_seconds)
+
+    def webhook_chaos_off(self) -> dict:
+        """No new misdeliveries; held sends still go out when due (or on flush_webhooks)."""
+        return self.webhooks.chaos.off()
+
+    def flush_webhooks(self) -> int:
+        """Send every notification webhook chaos holds back, now; returns how many."""
+        return self.webhooks.chaos.flush()
+
+    def webhook_chaos_counts(self) -> dict[str, int]:
+        """{"sent": POSTs made (copies and delayed sends included), "dropped",
+        "duplicated", "delayed": notifications chaos did that to} since start or reset."""
+        return self.webhooks.chaos.counts()
 
     # --- inspection -------------------------------------------------------------------
 

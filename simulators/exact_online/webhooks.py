@@ -1,7 +1,9 @@
 """Outgoing webhooks: Exact's payload, its HashCode signature and the empty validation POST.
 
 Notifications are queued when something changes and sent by ``deliver()`` — called by tests
-for deterministic delivery, or by an optional background thread (the demo).
+for deterministic delivery, or by an optional background thread (the demo). Webhook chaos
+(webhook_chaos.py) may drop, duplicate or delay event notifications (never the validation
+POST).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from datetime import datetime
 import requests
 
 from simulators.harness import run_every
+
+from .webhook_chaos import WebhookChaos
 
 # Topics Exact documents (API-NOTES §7.2); others are refused at subscription time.
 TOPICS = {
@@ -62,6 +66,7 @@ class WebhookSender:
         self.log: list[dict] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self.chaos = WebhookChaos(self._send_held, name="exact-sim-webhook-chaos")
 
     def queue_validation(self, url: str) -> None:
         with self._lock:
@@ -82,26 +87,43 @@ class WebhookSender:
             self.log.clear()
 
     def deliver(self) -> list[tuple[str, int | None]]:
-        """POST everything queued now, in order; a failure is logged, not retried."""
+        """POST everything queued now, in order; a failure is logged, not retried. Returns
+        (url, status) of the POSTs made now (not those webhook chaos dropped or held)."""
         with self._lock:
             batch = list(self._pending)
             self._pending.clear()
         results = []
         for item in batch:
-            headers = {"Content-Type": "application/json"} if item.body else {}
-            status, error = None, None
-            try:
-                resp = requests.post(item.url, data=item.body, headers=headers,
-                                     timeout=DELIVERY_TIMEOUT)
-                status = resp.status_code
-            except requests.RequestException as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            with self._lock:
-                self.log.append({"url": item.url, "kind": item.kind, **item.summary,
-                                 "body": item.body.decode(), "status": status, "error": error,
-                                 "at": self.clock.now().isoformat()})
-            results.append((item.url, status))
+            if item.kind == "event":
+                fate = self.chaos.fate()
+                if fate.drop:
+                    continue
+                if fate.copy_delay is not None:
+                    self.chaos.hold(item, fate.copy_delay, copy=True)
+                if fate.delay is not None:
+                    self.chaos.hold(item, fate.delay, copy=False)
+                    continue
+            results.append((item.url, self._post(item)))
         return results
+
+    def _send_held(self, item: _Pending, copy: bool) -> None:
+        self._post(item, copy=copy)
+
+    def _post(self, item: _Pending, *, copy: bool = False) -> int | None:
+        headers = {"Content-Type": "application/json"} if item.body else {}
+        status, error = None, None
+        try:
+            resp = requests.post(item.url, data=item.body, headers=headers,
+                                 timeout=DELIVERY_TIMEOUT)
+            status = resp.status_code
+        except requests.RequestException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            self.log.append({"url": item.url, "kind": item.kind, **item.summary,
+                             "body": item.body.decode(), "status": status, "error": error,
+                             "at": self.clock.now().isoformat(), "copy": copy})
+        self.chaos.count_sent()
+        return status
 
     def start_background(self, interval: float = 1.0) -> None:
         """Deliver every ``interval`` wall-clock seconds (Exact sends within ~1 s to minutes)."""
@@ -110,6 +132,11 @@ class WebhookSender:
         self._stop.clear()
         self._thread = run_every(interval, self.deliver, stop=self._stop,
                                  name="exact-sim-webhooks")
+
+    def close(self) -> None:
+        """Stop both background threads (delivery and webhook chaos); held sends are lost."""
+        self.stop_background()
+        self.chaos.close()
 
     def stop_background(self) -> None:
         if self._thread is not None:
