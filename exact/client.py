@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,7 +42,7 @@ from exact.errors import (
     token_refusal_from_response,
 )
 from exact.odata import unwrap
-from exact.ratelimit import RateLimiter
+from exact.ratelimit import ExactRateBudgetBusy, RateLimiter
 from exact.tokens import connection_access_token
 
 logger = logging.getLogger(__name__)
@@ -169,10 +169,15 @@ class ExactClient:
         sleep: Callable[[float], None] = time.sleep,
         timeout: float | None = None,
         base_url: str | None = None,
+        wait_for_budget: bool = True,
     ):
         """``base_url``: only while a consent is being completed, when the new tokens are not
         stored yet and belong to the connection's region (``connection.base_url``). Otherwise
-        calls go to the host of the connection's grant, which issued its tokens."""
+        calls go to the host of the connection's grant, which issued its tokens.
+
+        ``wait_for_budget=False``: when the division's minute is spent (or Exact answers 429)
+        raise ``ExactRateBudgetBusy`` instead of sleeping until the reset (exact/ratelimit.py);
+        for background work that can be put off, so a worker moves on to other companies."""
         self.connection = connection
         self._base_url = base_url
         self.session = session or requests.Session()
@@ -180,6 +185,7 @@ class ExactClient:
         self.clock = clock
         self.sleep = sleep
         self.timeout = timeout or settings.EXACT_HTTP_TIMEOUT
+        self.wait_for_budget = wait_for_budget
         self.calls = 0  # HTTP requests sent by this client (for SyncRun and the benchmark)
         self.status_counts: dict[int, int] = {}
         self._limiters: dict[int, RateLimiter] = {}
@@ -242,7 +248,7 @@ class ExactClient:
         auth_retried = False
         while True:
             if limiter is not None:
-                limiter.acquire()
+                limiter.acquire(wait=self.wait_for_budget)
             bearer = token or self._access_token()
             self.calls += 1
             try:
@@ -278,6 +284,12 @@ class ExactClient:
                 except ExactDailyBudgetExhausted as exc:
                     exc.method, exc.endpoint = method, endpoint
                     raise
+                if not self.wait_for_budget:
+                    # Exact did not process it; the caller puts the work off to the reset.
+                    raise ExactRateBudgetBusy(
+                        "Exact answered 429: the division's minute is spent",
+                        reset_at=self.clock() + timedelta(seconds=wait),
+                    )
                 limiter._wait(wait)
                 continue
             if status == 401 and token is None and not auth_retried:

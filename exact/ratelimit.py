@@ -10,6 +10,11 @@ Per call:
    With nothing left this minute it waits, outside the transaction, until the reset
    (+ a small margin for clock skew) — so we never provoke a 429. With nothing left today
    it raises ``ExactDailyBudgetExhausted``; the caller pauses the connection.
+   ``acquire(wait=False)`` never sleeps: with nothing left this minute it raises
+   ``ExactRateBudgetBusy`` (``reset_at``: when to try again). Background work that can be
+   put off (posting a booking) uses it, so a worker is never asleep on one company's minute
+   while other companies' work waits in the queue (docs/scale.md, "Fairness"). Work a
+   person waits for, and multi-call operations that must finish (a sync's page loop), wait.
 2. ``record()`` stores what Exact's ``X-RateLimit-*`` headers (epoch ms) say. Within the same
    window it keeps the *lower* remaining count, because other processes' reserved calls may
    still be in flight and not yet counted by Exact.
@@ -33,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from exact.errors import ExactDailyBudgetExhausted
+from exact.errors import ExactDailyBudgetExhausted, ExactError
 from exact.locks import lock_row
 from exact.models import ExactRateBudget
 
@@ -44,6 +49,16 @@ MAX_WAIT_LOOPS = 20
 MAX_MINUTELY_AHEAD = timedelta(minutes=2)
 MAX_DAILY_AHEAD = timedelta(hours=25)
 MAX_COUNT = 1_000_000  # Exact's limits are 60 and 5,000; the columns are 32-bit
+
+
+class ExactRateBudgetBusy(ExactError):
+    """This minute's budget of the division is spent; nothing was sent. Try again at
+    ``reset_at`` (the minute's reset, plus the clock-skew margin). Not a failure: the caller
+    puts the work off, it counts no attempt and shows no error."""
+
+    def __init__(self, message: str, *, reset_at: datetime):
+        super().__init__(message)
+        self.reset_at = reset_at
 
 
 def _from_ms(value: str | None) -> datetime | None:
@@ -124,8 +139,9 @@ class RateLimiter:
             row.daily_reset_at = _next_midnight(now)
 
     # --- the three steps -------------------------------------------------------------------
-    def acquire(self) -> None:
-        """Reserve one call, waiting for the minutely reset when this minute is spent."""
+    def acquire(self, *, wait: bool = True) -> None:
+        """Reserve one call. When this minute is spent: wait for the reset, or with
+        ``wait=False`` raise ``ExactRateBudgetBusy`` at once (nothing reserved)."""
         for _ in range(MAX_WAIT_LOOPS):
             with transaction.atomic():
                 row = self._locked()
@@ -140,7 +156,7 @@ class RateLimiter:
                     )
                 if row.minutely_remaining is not None and row.minutely_remaining <= 0:
                     reset = row.minutely_reset_at or _next_minute(now)
-                    wait = max((reset - now).total_seconds(), 0) + MARGIN_SECONDS
+                    seconds = max((reset - now).total_seconds(), 0) + MARGIN_SECONDS
                     row.save()
                 else:
                     if row.minutely_remaining is not None:
@@ -149,8 +165,27 @@ class RateLimiter:
                         row.daily_remaining -= 1
                     row.save()
                     return
-            self._wait(wait)
+            if not wait:
+                raise ExactRateBudgetBusy(
+                    "Exact's budget for this division is spent for this minute",
+                    reset_at=now + timedelta(seconds=seconds),
+                )
+            self._wait(seconds)
         raise RuntimeError("rate limiter could not reserve a call")  # pragma: no cover
+
+    def busy_until(self) -> datetime | None:
+        """When this minute's spent budget resets, or None while calls are left. A plain
+        read (no lock, nothing reserved): a look before claiming work, so a company whose
+        minute is spent is passed over without touching its bookings; ``acquire`` still
+        decides."""
+        row = budget_snapshot(client_id=self.client_id, division=self.division, host=self.host)
+        if row is None or row.minutely_remaining is None or row.minutely_remaining > 0:
+            return None
+        now = self.clock()
+        reset = _clamp(row.minutely_reset_at, now, daily=False)
+        if reset is None or now >= reset:
+            return None  # the window has rolled over: calls are left again
+        return reset + timedelta(seconds=MARGIN_SECONDS)
 
     def record(self, headers) -> None:
         """Fold a response's X-RateLimit-* headers (clamped) into the shared budget."""

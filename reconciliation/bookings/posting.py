@@ -9,6 +9,13 @@
    older than ``LEASE`` is considered abandoned (the worker died): the sweeper takes it over,
    and because ``outcome_unknown`` is still set, it looks up before sending.
 
+Background posting never sleeps on Exact's minute (``wait_for_budget=False``): when the
+division's 60 calls of this minute are spent, the claim is handed back as if never made (no
+attempt counted, the previous state and ``outcome_unknown`` restored, no error shown) with
+``next_retry_at`` = the minute's reset, and the worker moves on to another company's work
+(company_posting.py; docs/scale.md, "Fairness"). A person's *Re-post* still waits for the
+minute: they asked for this booking now.
+
 Nothing is posted for an inactive tenant (tenants/activity.py): its bookings keep their state,
 attempts and retry time untouched, and the sweeper posts them once the tenant is active again.
 """
@@ -20,7 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
@@ -36,6 +43,7 @@ from exact.errors import (
 from exact.locks import lock_row
 from exact.models import ExactConnection
 from exact.odata import string_literal
+from exact.ratelimit import ExactRateBudgetBusy
 from tenants.activity import inactive_tenants_log, of_active_tenants, tenant_skip
 from tenants.alerts import (
     ALERT_LOOKBACK,
@@ -92,6 +100,7 @@ class _Claim:
     body: dict
     must_look_up: bool  # the previous attempt's outcome is unknown: look the entry up first
     connection: ExactConnection
+    state_before: str  # what a put-off claim goes back to (budget busy: as if never claimed)
 
 
 # What ``booking_post`` returns, in the words a person reads after *Re-post*.
@@ -103,6 +112,8 @@ OUTCOME_WORDS = {
     "tenant inactive": "its company is deactivated: nothing is posted until it is activated",
     "needs attention": "it gave up after repeated failures; only Re-post sends it again",
     "not due": "its next try is not due yet",
+    "budget busy": "Exact's API budget for this administration is spent for this minute; it is "
+    "posted after the minute's reset",
     "waiting for predecessor": "it waits until the booking it follows is confirmed in Exact",
     "exact not usable": "Exact Online is not connected or is paused; it is posted once it is",
     "waiting for receipts": "the payout waits until the receipts of its payments are booked",
@@ -125,15 +136,20 @@ def booking_post(
     force: bool = False,
     actor: Actor | None = None,
     requested: bool = False,
+    wait_for_budget: bool = True,
 ) -> str:
     """Post one booking if it is due; returns what happened (for logs and tests; in words:
-    ``OUTCOME_WORDS``). ``requested``: a person's *Re-post*, audited once it is accepted."""
+    ``OUTCOME_WORDS``). ``requested``: a person's *Re-post*, audited once it is accepted.
+    ``wait_for_budget=False`` (background posting): with the division's minute spent, put the
+    booking off to the reset ("budget busy") instead of sleeping; applies to the client made
+    here (a client handed in as ``api`` brings its own setting)."""
     now = now or timezone.now()
     actor = actor or Actor.system("bookings")
     claim = _claim(booking_pk, now=now, force=force, actor=actor, requested=requested)
     if isinstance(claim, str):
         return claim  # not sent: why, for logs and tests
-    return _send(claim, api=api or ExactClient(claim.connection), now=now, actor=actor)
+    api = api or ExactClient(claim.connection, wait_for_budget=wait_for_budget)
+    return _send(claim, api=api, now=now, actor=actor)
 
 
 def _claim(
@@ -181,14 +197,20 @@ def _claim(
         body = _body(booking, now=now, actor=actor)
         if body is None:
             return "failed: cannot build"
-        must_look_up = booking.outcome_unknown
+        must_look_up, state_before = booking.outcome_unknown, booking.state
         booking.state = BookingState.SENT
         booking.claimed_at = now
         booking.attempts += 1
         booking.request_body = body
         booking.outcome_unknown = True  # until the answer is saved
         booking.save()
-    return _Claim(booking=booking, body=body, must_look_up=must_look_up, connection=connection)
+    return _Claim(
+        booking=booking,
+        body=body,
+        must_look_up=must_look_up,
+        connection=connection,
+        state_before=state_before,
+    )
 
 
 def _not_now(booking: Booking, *, now, force: bool) -> str | None:
@@ -248,6 +270,11 @@ def _send(claim: _Claim, *, api: ExactClient, now, actor: Actor) -> str:
                 return _confirm(booking_pk, found, now=now, actor=actor, by_lookup=True)
         sent = True
         created = api.post(BANK_ENTRIES, claim.body)
+    except ExactRateBudgetBusy as exc:
+        # Raised before a request left (or on a 429, which Exact did not process): nothing
+        # was sent, so the claim is handed back untouched but for the time to try again.
+        _put_off(claim, until=exc.reset_at)
+        return "budget busy"
     except (ExactTransportError, ExactServerError) as exc:
         # No answer, or 5xx (Exact also answers some validation errors with 500): the entry
         # may exist. Keep outcome_unknown, so the next attempt looks it up first.
@@ -273,6 +300,39 @@ def _send(claim: _Claim, *, api: ExactClient, now, actor: Actor) -> str:
         )
         return "failed: outcome unknown"
     return _confirm(booking_pk, created, now=now, actor=actor, by_lookup=False)
+
+
+def _put_off(claim: _Claim, *, until) -> None:
+    """Undo a claim whose call never left (the division's minute is spent): the state,
+    attempts and ``outcome_unknown`` from before it, tried again at ``until``. No attempt is
+    counted and ``last_error`` is left alone: waiting for the minute is not a failure, and a
+    person reading the booking sees no error for it. Only our own claim is undone."""
+    booking_pk = claim.booking.pk
+    with transaction.atomic():
+        booking = lock_row(Booking, booking_pk)
+        if booking.state != BookingState.SENT or booking.claimed_at != claim.booking.claimed_at:
+            return  # not ours any more (cannot happen within the lease; never undo another's)
+        booking.state = claim.state_before
+        booking.attempts = max(booking.attempts - 1, 0)
+        booking.outcome_unknown = claim.must_look_up
+        booking.claimed_at = None
+        booking.next_retry_at = until
+        booking.save(
+            update_fields=[
+                "state",
+                "attempts",
+                "outcome_unknown",
+                "claimed_at",
+                "next_retry_at",
+                "updated_at",
+            ]
+        )
+    logger.info(
+        "booking %s: Exact's minute for division %s is spent; put off to %s (not an attempt)",
+        claim.booking.key,
+        claim.connection.division,
+        until.isoformat(),
+    )
 
 
 def _confirm(booking_pk: int, entry: dict, *, now, actor: Actor, by_lookup: bool) -> str:
@@ -353,27 +413,73 @@ def bookings_due(*, now=None, active_only: bool = True):
 
 
 def bookings_sweep(*, now=None, limit: int = 50, api_factory=None) -> dict[str, int]:
-    """Post due bookings (oldest first, so a receipt goes before its reversal). ``limit``
-    keeps one run within Exact's 60 calls a minute per division and the task timeout; the
-    next run (every minute) continues."""
+    """Post due bookings in this process: company by company in turn (each company's first
+    due booking, then each one's second, ...; oldest first within a company, so a receipt
+    goes before its reversal), never sleeping on Exact's minute: a company whose division
+    has spent it is passed over for the rest of the sweep, its due bookings put off to the
+    reset. ``limit`` keeps one sweep short. The scheduled job hands out one turn per company
+    to the workers instead (company_posting.bookings_hand_out); this is the same rule in
+    one process (tests, a shell)."""
     now = now or timezone.now()
     outcomes: dict[str, int] = {}
     inactive_tenants_log(bookings_due(now=now, active_only=False), job="bookings sweep")
-    for pk in list(bookings_due(now=now).values_list("pk", flat=True)[:limit]):
+    busy: set[int] = set()
+    for pk, tenant_id in _round_robin(bookings_due(now=now), limit=limit):
+        if tenant_id in busy:
+            continue
         api = api_factory(pk) if api_factory else None
         try:
             outcome = booking_post(
-                booking_pk=pk, api=api, now=now, actor=Actor.schedule("bookings.sweep")
+                booking_pk=pk,
+                api=api,
+                now=now,
+                actor=Actor.schedule("bookings.sweep"),
+                wait_for_budget=False,
             )
         except Exception:  # one bad booking must not stop the others
             logger.exception("booking %s: unexpected error while posting", pk)
             outcome = "error"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if outcome == "budget busy":
+            busy.add(tenant_id)
+            until = Booking.objects.filter(pk=pk).values_list("next_retry_at", flat=True)[0]
+            company_put_off(tenant_id=tenant_id, until=until, now=now)
     try:
         bookings_gave_up_alert(now=now)
     except Exception:  # the next sweep tries again; the posting above went through
         logger.exception("bookings: alerting about bookings that gave up failed")
     return outcomes
+
+
+def company_put_off(*, tenant_id: int, until, now) -> int:
+    """Every due booking of the company waits for ``until`` (its division's minute is
+    spent). Only the time to try again changes: no attempt, no error (_put_off)."""
+    return Booking.objects.filter(
+        Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now),
+        tenant_id=tenant_id,
+        state__in=[BookingState.PENDING, BookingState.FAILED],
+    ).update(next_retry_at=until)
+
+
+def _round_robin(due, *, limit: int) -> list[tuple[int, int]]:
+    """(pk, tenant) of up to ``limit`` due bookings, interleaved across companies: the
+    company waiting longest first, each company's own oldest first."""
+    companies = [
+        row["tenant_id"]
+        for row in due.order_by()
+        .values("tenant_id")
+        .annotate(first=Min("id"))
+        .order_by("first")[:limit]
+    ]
+    queues = [
+        list(due.filter(tenant_id=t).values_list("pk", "tenant_id")[:limit]) for t in companies
+    ]
+    order: list[tuple[int, int]] = []
+    for rank in range(limit):
+        order += [queue[rank] for queue in queues if rank < len(queue)]
+        if len(order) >= limit or not any(rank + 1 < len(queue) for queue in queues):
+            break
+    return order[:limit]
 
 
 def bookings_gave_up_alert(*, now=None) -> int:
@@ -386,9 +492,7 @@ def bookings_gave_up_alert(*, now=None) -> int:
         Booking.objects.filter(state=BookingState.GAVE_UP, updated_at__gte=now - ALERT_LOOKBACK)
     )
     return alert_new_objects_by_tenant(
-        candidates=gave_up
-        .defer("facts", "request_body")
-        .order_by("-id"),
+        candidates=gave_up.defer("facts", "request_body").order_by("-id"),
         subject=lambda n: f"{counted(n, 'booking')} could not be posted to Exact Online",
         what=(
             f"ml-connector stopped trying to post these entries to Exact Online after "

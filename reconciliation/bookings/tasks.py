@@ -8,22 +8,37 @@ import logging
 
 from core.audit import Actor
 
-from . import plan_bookings, posting, reposts
+from . import company_posting, plan_bookings, reposts
+from .models import Booking
 
 logger = logging.getLogger(__name__)
 
 
-def booking_post_task(booking_pk: int) -> str:
+def booking_post_task(booking_pk: int) -> dict | str:
+    """Queued per booking by its receiver (services.booking_post_enqueue): runs the turn of
+    the booking's company (company_posting.py), which posts this booking and the company's
+    other due ones; a task of a company whose turn is running returns at once."""
     try:
-        return posting.booking_post(booking_pk=booking_pk)
+        tenant_id = Booking.objects.values_list("tenant_id", flat=True).get(pk=booking_pk)
+        return company_posting.bookings_company_post(tenant_id=tenant_id)
     except Exception:
         # The sweeper retries; a task must not leave the booking in an unknown state.
         logger.exception("booking %s: post task failed", booking_pk)
         return "error"
 
 
+def bookings_company_post_task(tenant_id: int) -> dict | str:
+    """One company's turn, handed out by the sweep or queued by the company's last turn."""
+    try:
+        return company_posting.bookings_company_post(tenant_id=tenant_id)
+    except Exception:
+        logger.exception("bookings: company %s's turn failed", tenant_id)
+        return "error"
+
+
 def bookings_sweep_task() -> dict:
-    return posting.bookings_sweep()
+    """Every minute: one turn queued per company with due bookings (round robin)."""
+    return company_posting.bookings_hand_out()
 
 
 def repost_batch_task(batch_pk: int) -> str:

@@ -1,0 +1,198 @@
+"""Posting a company's due bookings in turns, and handing the turns out company by company.
+
+Why turns: with one task per booking, a company with more bookings due than its Exact
+division allows in a minute (60 calls) put every worker that took one of them to sleep until
+the next minute, and everyone else's queued work waited behind it (docs/scale.md,
+"Fairness"). Now:
+
+- A **turn** (``bookings_company_post``) posts one company's due bookings, oldest first, one
+  after another, never sleeping on Exact's budget (``wait_for_budget=False``). It ends when
+  nothing of the company is due, after ``TURN`` bookings (then it queues itself again, behind
+  everyone else's work: round robin), or when the division's minute is spent: then every
+  due booking of the company gets ``next_retry_at`` = the minute's reset (no attempt
+  counted, no error shown) and the worker is free for other companies. The sweep after the
+  reset hands the company a new turn.
+- **One turn per company at a time**, on every cluster and machine: a PostgreSQL session
+  advisory lock on the tenant (released by the server if the worker dies, as
+  reconciliation/collection/locking.py's). A task for a company whose turn is running
+  returns at once; the running turn looks for new due bookings before it ends, and once
+  more after letting go of the lock, so a booking queued in that moment is not left for the
+  next sweep. SQLite (one machine, no advisory locks) runs turns side by side: correct, as
+  exactly-once is the booking's own claim (posting.py), only less tidy.
+- **Handing out** (``bookings_hand_out``, the scheduled sweep every minute): one turn queued
+  per company with due bookings, the company whose oldest due booking waited longest first,
+  so a company with 50,000 bookings gets one turn in the round like everyone else.
+
+A receiver still queues ``booking_post_task`` per booking (services.py); that task now runs
+its company's turn, so the first one posts the company's bookings and the rest find the turn
+running or nothing left to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from django.db import connection as db_connection
+from django.db.models import Min
+from django.utils import timezone
+
+from core.audit import Actor
+from exact.client import ExactClient
+from exact.errors import ExactError
+from exact.models import ExactConnection
+from tenants.activity import inactive_tenants_log
+
+from .models import Booking
+from .posting import booking_post, bookings_due, bookings_gave_up_alert, company_put_off
+
+logger = logging.getLogger(__name__)
+
+# Bookings a turn takes at most before the company goes to the back of the queue: a minute
+# of Exact's budget for one division, so a turn lasts seconds, not minutes.
+TURN = 60
+# How many times a turn looks again after letting go of the company (bookings that arrived
+# while it was ending); bounded so a steady trickle cannot keep one worker forever.
+RECHECKS = 2
+# First key of the two-int advisory lock space: "bookings turn" (the tenant id is the second).
+_ADVISORY_CLASS = 0x6D6C6342  # "mlcB"
+COMPANY_TURN_TASK = "reconciliation.bookings.tasks.bookings_company_post_task"
+
+
+@contextlib.contextmanager
+def _company_turn(tenant_id: int):
+    """Yields True when this process has the company's turn (always on SQLite)."""
+    if db_connection.vendor != "postgresql":
+        yield True
+        return
+    with db_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_ADVISORY_CLASS, tenant_id])
+        mine = bool(cursor.fetchone()[0])
+    try:
+        yield mine
+    finally:
+        if mine:
+            try:
+                with db_connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_advisory_unlock(%s, %s)", [_ADVISORY_CLASS, tenant_id]
+                    )
+            except Exception:  # the connection is gone, and the server let go with it
+                logger.warning("bookings: could not release company %s's turn", tenant_id)
+
+
+def _due_pks(tenant_id: int, *, now, exclude: set[int], limit: int) -> list[int]:
+    due = bookings_due(now=now).filter(tenant_id=tenant_id).exclude(pk__in=exclude)
+    return list(due.values_list("pk", flat=True)[:limit])
+
+
+def _client(tenant_id: int) -> ExactClient | None:
+    """One client for the whole turn (one HTTP connection kept alive, one limiter), or None
+    when the company has no usable connection (each booking then says why it waits)."""
+    connection = ExactConnection.objects.filter(tenant_id=tenant_id).first()
+    if connection is None or not connection.is_usable:
+        return None
+    try:
+        client = ExactClient(connection, wait_for_budget=False)
+        client.base_url  # noqa: B018 - a host the installation does not allow raises here
+    except ExactError:
+        return None
+    return client
+
+
+def _turn(tenant_id: int, *, now, api, turn: int, tried: set[int], outcomes: dict[str, int]) -> str:
+    """Post the company's due bookings; returns why it stopped: "done", "turn" (``turn``
+    bookings taken) or "budget" (the division's minute is spent; the rest put off)."""
+    api = api or _client(tenant_id)
+    limiter = api.limiter(api.connection.division) if api is not None else None
+    taken = 0
+    while True:
+        at = now or timezone.now()
+        pks = _due_pks(tenant_id, now=at, exclude=tried, limit=turn)
+        if not pks:
+            return "done"
+        for pk in pks:
+            if taken >= turn:
+                return "turn"
+            # A look before claiming: with the minute spent, nothing is claimed and undone.
+            reset = limiter.busy_until() if limiter is not None else None
+            if reset is not None:
+                company_put_off(tenant_id=tenant_id, until=reset, now=at)
+                outcomes["budget busy"] = outcomes.get("budget busy", 0) + 1
+                return "budget"
+            tried.add(pk)
+            taken += 1
+            try:
+                outcome = booking_post(
+                    booking_pk=pk,
+                    api=api,
+                    now=now,
+                    actor=Actor.schedule("bookings.sweep"),
+                    wait_for_budget=False,
+                )
+            except Exception:  # one bad booking must not stop the company's others
+                logger.exception("booking %s: unexpected error while posting", pk)
+                outcome = "error"
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if outcome == "budget busy":  # another process took the minute's last call
+                until = Booking.objects.filter(pk=pk).values_list("next_retry_at", flat=True)
+                company_put_off(tenant_id=tenant_id, until=until[0], now=at)
+                return "budget"
+
+
+def bookings_company_post(
+    *, tenant_id: int, now=None, api: ExactClient | None = None, turn: int = TURN
+) -> dict[str, int]:
+    """One turn of the company: its due bookings posted until none is left, ``turn`` are
+    taken (then queued again, at the back) or its division's minute is spent (put off to
+    the reset). Returns the outcomes counted (``posting.OUTCOME_WORDS``), or
+    ``{"company busy": 1}`` when its turn runs elsewhere."""
+    outcomes: dict[str, int] = {}
+    tried: set[int] = set()
+    for _ in range(1 + RECHECKS):
+        with _company_turn(tenant_id) as mine:
+            if not mine:
+                return outcomes or {"company busy": 1}
+            stopped = _turn(tenant_id, now=now, api=api, turn=turn, tried=tried, outcomes=outcomes)
+        if stopped == "turn":
+            _queue_turn(tenant_id)
+            break
+        # "done": due bookings that came in after the last look, while another task for the
+        # company found the turn taken and returned, are this turn's to post.
+        if stopped != "done" or not _due_pks(
+            tenant_id, now=now or timezone.now(), exclude=tried, limit=1
+        ):
+            break
+    return outcomes
+
+
+def _queue_turn(tenant_id: int) -> bool:
+    from django_q.tasks import async_task
+
+    try:
+        async_task(COMPANY_TURN_TASK, tenant_id)
+    except Exception:  # the sweep hands the company a turn within the minute
+        logger.warning("bookings: could not queue company %s's turn", tenant_id, exc_info=True)
+        return False
+    return True
+
+
+def bookings_hand_out(*, now=None, limit: int = 1000) -> dict[str, int]:
+    """The scheduled sweep: one turn queued per company with due bookings (at most
+    ``limit`` companies a minute), the longest waiting first; then the gave-up alert."""
+    now = now or timezone.now()
+    inactive_tenants_log(bookings_due(now=now, active_only=False), job="bookings sweep")
+    companies = [
+        row["tenant_id"]
+        for row in bookings_due(now=now)
+        .order_by()
+        .values("tenant_id")
+        .annotate(first=Min("id"))
+        .order_by("first")[:limit]
+    ]
+    queued = sum(_queue_turn(tenant_id) for tenant_id in companies)
+    try:
+        bookings_gave_up_alert(now=now)
+    except Exception:  # the next sweep tries again
+        logger.exception("bookings: alerting about bookings that gave up failed")
+    return {"companies handed a turn": queued} if queued else {}
