@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from simulators.harness import SimulatorServer
 
 from .app import App
+from .chaos import CHAOS_KINDS
 from .clock import SimClock
 from .control import ControlMixin
 from .faults import Faults
@@ -22,7 +23,7 @@ from .ratelimit import RateLimiter
 from .state import DEFAULT_USER_ID, State
 from .webhooks import WebhookSender, event_created_on
 
-__all__ = ["SimClock", "Simulator"]
+__all__ = ["CHAOS_KINDS", "SimClock", "Simulator"]
 
 
 class Simulator(ControlMixin):

@@ -334,3 +334,14 @@ def test_sdk_sees_injected_errors_as_gocardless_errors(gocardless_simulator, goc
     gocardless_simulator.faults.chaos(seed=1, rate=1, kinds=("error_500",))
     with pytest.raises(gc_errors.GoCardlessInternalError):
         gocardless_sdk.creditors.list()
+
+
+def test_timeout_after_can_be_queued_too(gocardless_simulator):
+    sim = gocardless_simulator
+    sim.inject("timeout_after", seconds=SLEEP, method="POST", path="/customers")
+    started = time.monotonic()
+    assert create_customer(sim, 1).status_code == 504
+    assert time.monotonic() - started >= SLEEP
+    assert len(sim.resource("customers")) == 1  # applied, though the client heard 504
+    assert create_customer(sim, 2).status_code == 201
+    assert sim.faults.chaos_counts() == NO_FAULTS  # a queued fault is not a random one
