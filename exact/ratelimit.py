@@ -114,6 +114,9 @@ class RateLimiter:
         self.clock = clock
         self.sleep = sleep
         self.waited_seconds = 0.0  # how long this limiter slept (for the benchmark)
+        # The row as this limiter's last reservation left it: (limit, remaining, reset) per
+        # window. ``record`` skips its write when the answer cannot change the row.
+        self._reserved: dict[str, tuple] = {}
 
     # --- storage ---------------------------------------------------------------------------
     def _row_pk(self) -> int:
@@ -164,6 +167,14 @@ class RateLimiter:
                     if row.daily_remaining is not None:
                         row.daily_remaining -= 1
                     row.save()
+                    self._reserved = {
+                        "minutely": (
+                            row.minutely_limit,
+                            row.minutely_remaining,
+                            row.minutely_reset_at,
+                        ),
+                        "daily": (row.daily_limit, row.daily_remaining, row.daily_reset_at),
+                    }
                     return
             if not wait:
                 raise ExactRateBudgetBusy(
@@ -201,6 +212,13 @@ class RateLimiter:
             _clamp(_from_ms(headers.get("X-RateLimit-Reset")), now, daily=True),
         )
         if minutely[1] is None and daily[1] is None:
+            return
+        if _unchanged(self._reserved.get("minutely"), minutely) and _unchanged(
+            self._reserved.get("daily"), daily
+        ):
+            # Same windows, no fewer calls left than our own reservation left: the merge
+            # below would keep the row as it is (it keeps the lower count, and other
+            # processes only lower it within a window). One transaction a call saved.
             return
         with transaction.atomic():
             row = self._locked()
@@ -244,6 +262,18 @@ class RateLimiter:
     def _wait(self, seconds: float) -> None:
         self.waited_seconds += seconds
         self.sleep(seconds)
+
+
+def _unchanged(reserved: tuple | None, header: tuple) -> bool:
+    """Whether folding ``header`` into a row whose window our reservation saw as
+    ``reserved`` leaves that row as it is (``_merge``: same reset, the lower count)."""
+    limit, remaining, reset = header
+    if remaining is None:
+        return True  # this window is not in the answer: the row keeps it
+    if reserved is None or reserved[1] is None or reset is None:
+        return False
+    old_limit, old_remaining, old_reset = reserved
+    return reset == old_reset and remaining >= old_remaining and (limit or old_limit) == old_limit
 
 
 def _merge(stored: tuple, header: tuple) -> tuple:

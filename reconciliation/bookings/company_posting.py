@@ -111,15 +111,17 @@ def _turn(tenant_id: int, *, now, api, turn: int, tried: set[int], outcomes: dic
         pks = _due_pks(tenant_id, now=at, exclude=tried, limit=turn)
         if not pks:
             return "done"
+        # A look before the turn's first claim: a company whose minute is spent is passed
+        # over without a claim made and undone. Within the turn ``acquire`` decides (a claim
+        # is then handed back once, below): a query a booking saved.
+        reset = limiter.busy_until() if limiter is not None and not taken else None
+        if reset is not None:
+            company_put_off(tenant_id=tenant_id, until=reset, now=at)
+            outcomes["budget busy"] = outcomes.get("budget busy", 0) + 1
+            return "budget"
         for pk in pks:
             if taken >= turn:
                 return "turn"
-            # A look before claiming: with the minute spent, nothing is claimed and undone.
-            reset = limiter.busy_until() if limiter is not None else None
-            if reset is not None:
-                company_put_off(tenant_id=tenant_id, until=reset, now=at)
-                outcomes["budget busy"] = outcomes.get("budget busy", 0) + 1
-                return "budget"
             tried.add(pk)
             taken += 1
             try:

@@ -92,3 +92,46 @@ def test_limiter_acquire_without_wait(sim, connection):
     assert busy.value.reset_at == row.minutely_reset_at + timedelta(seconds=MARGIN_SECONDS)
     row.refresh_from_db()
     assert row.minutely_remaining == 0
+
+
+def _headers(*, remaining: int, reset, limit: int = 60) -> dict[str, str]:
+    return {
+        "X-RateLimit-Minutely-Limit": str(limit),
+        "X-RateLimit-Minutely-Remaining": str(remaining),
+        "X-RateLimit-Minutely-Reset": str(int(reset.timestamp() * 1000)),
+    }
+
+
+def test_record_writes_only_what_can_change_the_budget(sim, django_assert_num_queries):
+    """An answer that leaves the shared row as it is costs no transaction; one that counts
+    calls we did not (another process's, or Exact's own view) is folded in."""
+    now = sim.clock.now()
+    reset = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    ExactRateBudget.objects.create(
+        client_id="sim-client-id",
+        host="",
+        division=DIVISION,
+        minutely_limit=60,
+        minutely_remaining=10,
+        minutely_reset_at=reset,
+    )
+    limiter = RateLimiter(
+        client_id="sim-client-id", division=DIVISION, clock=sim.clock.now, sleep=_never_sleep
+    )
+    limiter.acquire(wait=False)  # 10 -> 9
+    with django_assert_num_queries(0):
+        limiter.record(_headers(remaining=9, reset=reset))  # what we reserved: no change
+    other = RateLimiter(
+        client_id="sim-client-id", division=DIVISION, clock=sim.clock.now, sleep=_never_sleep
+    )
+    other.acquire(wait=False)  # another process: 9 -> 8
+    limiter.record(_headers(remaining=9, reset=reset))  # skipped, and the 8 stays
+    assert ExactRateBudget.objects.get(division=DIVISION).minutely_remaining == 8
+    limiter.acquire(wait=False)  # 8 -> 7
+    limiter.record(_headers(remaining=4, reset=reset))  # Exact counted more: folded in
+    assert ExactRateBudget.objects.get(division=DIVISION).minutely_remaining == 4
+    limiter.acquire(wait=False)  # 4 -> 3
+    later = reset + timedelta(minutes=1)
+    limiter.record(_headers(remaining=59, reset=later))  # a newer window: taken as it is
+    budget = ExactRateBudget.objects.get(division=DIVISION)
+    assert (budget.minutely_remaining, budget.minutely_reset_at) == (59, later)
