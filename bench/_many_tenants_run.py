@@ -35,6 +35,46 @@ REDIS_DB = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 PHASE_TIMEOUT = float(os.environ.get("BENCH_PHASE_TIMEOUT", "1800"))
 # Receipts of the big tenant (fairness run) queued ahead of the small tenants' receipts.
 BIG_BOOKINGS = int(os.environ.get("BENCH_BIG_BOOKINGS", "300"))
+# BENCH_PIN=1: cluster i runs on CPU i (mod the CPUs there are); the simulators, PostgreSQL
+# and the bench stay where the scheduler puts them.
+PIN = os.environ.get("BENCH_PIN", "") == "1"
+
+
+class _Cpu:
+    """CPU seconds used between two looks: each cluster's process tree, each simulator's,
+    PostgreSQL's whole server (its postmaster's tree: other sessions' queries included when
+    the machine is shared) and the machine's cores (busy share), from /proc."""
+
+    def __init__(self, clusters, simulators) -> None:
+        from django.db import connection
+
+        from bench._ingest import postgres_root
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            self.postgres = postgres_root(cursor.fetchone()[0])
+        self.trees = {"clusters": [p.pid for p in clusters],
+                      "simulators": [p.pid for p in simulators],
+                      "postgres": [self.postgres] if self.postgres else []}
+        self.last = self._read()
+
+    def _read(self) -> dict:
+        from bench._ingest import cpu_busy_ticks, tree_cpu_seconds
+
+        ticks = cpu_busy_ticks()
+        return {**{k: sum(tree_cpu_seconds(pid) for pid in pids)
+                   for k, pids in self.trees.items()},
+                "busy": sum(b for b, _ in ticks.values()),
+                "total": sum(t for _, t in ticks.values()),
+                "self": time.process_time()}
+
+    def take(self) -> dict:
+        now = self._read()
+        out = {k: now[k] - self.last[k] for k in ("clusters", "simulators", "postgres", "self")}
+        out["machine_busy"] = ((now["busy"] - self.last["busy"])
+                               / max(now["total"] - self.last["total"], 1))
+        self.last = now
+        return out
 
 
 def _environ(name: str, workers: int) -> str:
@@ -164,10 +204,18 @@ def _measure(*, world, exact_url, gc_url, gc_per_minute, sim_processes, budgets,
                   timeout=30).raise_for_status()
     seeded = time.monotonic() - seed_started
 
+    # The periodic bookings sweep, as production registers it (manage.py schedules): it
+    # hands a turn to each company whose bookings were put off to its division's reset.
+    from reconciliation.bookings.schedules import booking_schedules_ensure
+
+    booking_schedules_ensure()
     env = {"Q_WORKERS": str(workers)}
-    for _ in range(clusters):
-        clusters_running.append(world.cluster_start(env=env))
+    cpus = sorted(os.sched_getaffinity(0))
+    for index in range(clusters):
+        pinned = frozenset({cpus[index % len(cpus)]}) if PIN else None
+        clusters_running.append(world.cluster_start(env=env, cpus=pinned))
     time.sleep(8)  # the clusters spawn their workers; not part of the burst
+    cpu = _Cpu(clusters_running, sim_processes)
     exact_counts = _ExactCounts(exact, budgets)
     gc_before = _gc_counts(gc_url)
     load = [os.getloadavg()[0]]
@@ -192,7 +240,7 @@ def _measure(*, world, exact_url, gc_url, gc_per_minute, sim_processes, budgets,
     done = sync_done_at()
     phases["sync"] = {"wall": max(done.values(), default=0.0), "ok": ok, "queued": len(queued),
                       "per_tenant": {t: done.get(t) for t in everyone},
-                      "exact": exact_counts.take(), "gc": Counter()}
+                      "exact": exact_counts.take(), "gc": Counter(), "cpu": cpu.take()}
     load.append(os.getloadavg()[0])
     sync_errors = list(SyncRun.objects.exclude(error="").values_list("tenant_id", "error")[:5])
     receivables = dict(Counter(ExactReceivable.objects.values_list("tenant_id", flat=True)))
@@ -202,6 +250,7 @@ def _measure(*, world, exact_url, gc_url, gc_per_minute, sim_processes, budgets,
     for tenant, accounts in tenant_rows:
         world.customers_link(tenant=tenant, mandates=mandates[offset:offset + accounts])
         offset += accounts
+    cpu.take()  # set-up: not counted in the next phase
 
     # --- 2. collection ---------------------------------------------------------------------
     gc_mid = _gc_counts(gc_url)
@@ -221,7 +270,7 @@ def _measure(*, world, exact_url, gc_url, gc_per_minute, sim_processes, budgets,
     phases["collection"] = {
         "wall": max(done.values(), default=0.0), "ok": ok, "said": said[:3],
         "per_tenant": {t: done.get(t) for t in small_ids},
-        "exact": exact_counts.take(), "gc": gc_after - gc_mid,
+        "exact": exact_counts.take(), "gc": gc_after - gc_mid, "cpu": cpu.take(),
         "states": dict(Counter(CollectionRun.objects.filter(tenant_id__in=small_ids)
                                .values_list("state", flat=True))),
         "errors": list(CollectionRun.objects.exclude(error="").values_list("error", flat=True)
@@ -261,6 +310,7 @@ def _measure(*, world, exact_url, gc_url, gc_per_minute, sim_processes, budgets,
     # over the day's webhooks: bench/webhook_ingest.py measures that); queued as the
     # receiver queues each one, after its transaction commits.
     bookings = Booking.objects.bulk_create(bookings, batch_size=1000)
+    cpu.take()  # set-up: not counted
     began = timezone.now()
     for booking in bookings:
         booking_post_enqueue(booking_pk=booking.pk)
@@ -280,7 +330,7 @@ def _measure(*, world, exact_url, gc_url, gc_per_minute, sim_processes, budgets,
     phases["bookings"] = {
         "wall": max(done.values(), default=0.0), "ok": ok,
         "per_tenant": {t: done.get(t) for t in small_ids},
-        "exact": exact_counts.take(), "gc": _gc_counts(gc_url) - gc_after,
+        "exact": exact_counts.take(), "gc": _gc_counts(gc_url) - gc_after, "cpu": cpu.take(),
         "states": dict(Counter(Booking.objects.filter(tenant_id__in=small_ids)
                                .values_list("state", flat=True))),
         "big_bookings": Booking.objects.filter(tenant_id=big_id).count() if big_id else 0,
@@ -333,7 +383,7 @@ def _measure(*, world, exact_url, gc_url, gc_per_minute, sim_processes, budgets,
         "divisions": {str(k): v for k, v in divisions.items()},
         "gc_payments": len(payments), "gc_duplicates": gc_duplicates,
         "exact_entries": entries, "exact_duplicates": exact_duplicates,
-        "gc_total": dict(_gc_counts(gc_url) - gc_before), "rss": rss,
+        "gc_total": dict(_gc_counts(gc_url) - gc_before), "rss": rss, "pinned": PIN,
         "cluster_stderr": [log[-600:] for log in cluster_logs],
     }
 

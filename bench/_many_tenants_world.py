@@ -230,13 +230,16 @@ def booking_settings_make(*, tenant) -> None:
 # --- the task clusters ----------------------------------------------------------------------
 
 
-def cluster_start(*, env: dict) -> subprocess.Popen:
+def cluster_start(*, env: dict, cpus: frozenset[int] | None = None) -> subprocess.Popen:
+    """One ``manage.py qcluster``; ``cpus``: pinned to those CPUs (set before the exec, so
+    every process it forks, its workers included, inherits it)."""
     # --skip-checks: the checks refuse the simulators' custom base URLs with DEBUG off
     # (mlc.E010/E011), as they should in production; DEBUG on would keep every SQL query
     # in memory and spoil the RSS figures.
     return subprocess.Popen([sys.executable, "manage.py", "qcluster", "--skip-checks"], cwd=ROOT,
                             env={**os.environ, **env}, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
 
 
 def cluster_stop(process: subprocess.Popen) -> str:

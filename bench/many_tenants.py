@@ -155,7 +155,8 @@ def report(name: str, data: dict) -> tuple[bool, float]:
     print(f"\n-- {name}: {data['tenants']} tenants x {data['invoices']} open invoices{big}; "
           f"{data['clusters']} cluster(s) x {data['workers']} workers; {data['latency_ms']} ms "
           f"latency; load average {', '.join(f'{x:.1f}' for x in data['load'])} "
-          f"(start, after each phase) on {data['cpus']} cores; "
+          f"(start, after each phase) on {data['cpus']} cores"
+          f"{'; clusters pinned, one CPU each' if data.get('pinned') else ''}; "
           f"seeding {data['seed_seconds']:.0f} s")
     print(f"   {'phase':<11}{'wall s':>8}{'bound s':>9}{'ratio':>7}{'p95 s':>8}   lower bound "
           "(max of: workers / busiest tenant / rate limit)")
@@ -190,6 +191,17 @@ def report(name: str, data: dict) -> tuple[bool, float]:
     if post is not None:
         print(f"   a booking's post, from its claim to the stored answer: {post * 1000:.0f} ms "
               f"on average ({data['latency_ms']} ms of it the simulator's latency)")
+    print("   CPU per phase (seconds; PostgreSQL is the whole server, other sessions' queries "
+          "included on a shared machine):")
+    for phase, values in data["phases"].items():
+        c = values.get("cpu")
+        if not c:
+            continue
+        ours = c["clusters"] + c["simulators"] + c["self"]
+        print(f"     {phase:<11} clusters {c['clusters']:6.1f}  simulators {c['simulators']:5.1f}"
+              f"  bench {c['self']:4.1f}  PostgreSQL {c['postgres']:5.1f}  = "
+              f"{(ours + c['postgres']) / data['cpus']:5.1f} s a core of {values['wall']:.1f} s "
+              f"wall; machine busy {100 * c['machine_busy']:.0f} %")
     for phase, values in data["phases"].items():
         if values.get("errors"):
             print(f"   {phase} errors (first): {values['errors']}")

@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import Min, Q
 from django.utils import timezone
@@ -157,7 +158,7 @@ def _claim(
 ) -> _Claim | str:
     """Step 1, in one short transaction under the row lock: the claim, or why not now."""
     with transaction.atomic():
-        booking = lock_row(Booking, booking_pk)
+        booking = _lock_booking(booking_pk)
         not_now = _not_now(booking, now=now, force=force)
         if not_now:
             return not_now  # nothing happened: a refused re-post is not audited
@@ -210,6 +211,19 @@ def _claim(
         must_look_up=must_look_up,
         connection=connection,
         state_before=state_before,
+    )
+
+
+def _lock_booking(booking_pk: int) -> Booking:
+    """``exact.locks.lock_row`` for a booking, its tenant read in the same query (the
+    inactive-tenant check and the audit entry need it: two queries a post saved). Only the
+    booking's row is locked (``of=("self",)``): never the tenant's."""
+    if db_connection.vendor != "postgresql":
+        return lock_row(Booking, booking_pk)  # SQLite: its write lock up front
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("_lock_booking() must run inside transaction.atomic()")
+    return (
+        Booking.objects.select_related("tenant").select_for_update(of=("self",)).get(pk=booking_pk)
     )
 
 
@@ -309,7 +323,7 @@ def _put_off(claim: _Claim, *, until) -> None:
     person reading the booking sees no error for it. Only our own claim is undone."""
     booking_pk = claim.booking.pk
     with transaction.atomic():
-        booking = lock_row(Booking, booking_pk)
+        booking = _lock_booking(booking_pk)
         if booking.state != BookingState.SENT or booking.claimed_at != claim.booking.claimed_at:
             return  # not ours any more (cannot happen within the lease; never undo another's)
         booking.state = claim.state_before
@@ -335,9 +349,22 @@ def _put_off(claim: _Claim, *, until) -> None:
     )
 
 
+CONFIRMED_FIELDS = [
+    "state",
+    "exact_entry_id",
+    "exact_entry_number",
+    "outcome_unknown",
+    "found_by_lookup",
+    "last_error",
+    "next_retry_at",
+    "confirmed_at",
+    "updated_at",
+]
+
+
 def _confirm(booking_pk: int, entry: dict, *, now, actor: Actor, by_lookup: bool) -> str:
     with transaction.atomic():
-        booking = lock_row(Booking, booking_pk)
+        booking = _lock_booking(booking_pk)
         before = booking.state
         booking.state = BookingState.CONFIRMED
         booking.exact_entry_id = entry["EntryID"]
@@ -347,7 +374,7 @@ def _confirm(booking_pk: int, entry: dict, *, now, actor: Actor, by_lookup: bool
         booking.last_error = ""
         booking.next_retry_at = None
         booking.confirmed_at = now
-        booking.save()
+        booking.save(update_fields=CONFIRMED_FIELDS)
         audit_record(
             actor=actor,
             action="booking.confirmed",
@@ -363,7 +390,7 @@ def _confirm(booking_pk: int, entry: dict, *, now, actor: Actor, by_lookup: bool
 
 def _fail_pk(booking_pk: int, error: str, *, now, unknown: bool, actor: Actor) -> None:
     with transaction.atomic():
-        _fail(lock_row(Booking, booking_pk), error, now=now, unknown=unknown, actor=actor)
+        _fail(_lock_booking(booking_pk), error, now=now, unknown=unknown, actor=actor)
 
 
 def _fail(
