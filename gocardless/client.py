@@ -295,6 +295,9 @@ class GoCardlessClient:
                 if waits >= self.max_rate_limit_retries or wait > self.max_rate_limit_wait:
                     raise self._map(exc) from exc
                 waits += 1
+                # The 429's own headers (none left, reset at ...) are spent by this wait;
+                # kept, _pace would wait for the same reset a second time.
+                self.last_headers = {}
                 self._sleep(wait)
             except sdk_errors.IdempotentCreationConflictError:
                 raise  # handled by _create, which knows what we meant
