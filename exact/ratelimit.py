@@ -13,8 +13,15 @@ Per call:
    ``acquire(wait=False)`` never sleeps: with nothing left this minute it raises
    ``ExactRateBudgetBusy`` (``reset_at``: when to try again). Background work that can be
    put off (posting a booking) uses it, so a worker is never asleep on one company's minute
-   while other companies' work waits in the queue (docs/scale.md, "Fairness"). Work a
-   person waits for, and multi-call operations that must finish (a sync's page loop), wait.
+   while other companies' work waits in the queue (docs/scale.md, "Fairness").
+   Who still waits, and why: a person's request (a *Re-post*, settings validation: they
+   asked for it now), and a sync's page loop. A sync follows Exact's ``__next`` links (a
+   cursor), so putting it off mid-way would mean storing the cursor and resuming a
+   half-copied mirror; and it costs little: a company has one sync at a time
+   (``ExactConnection.sync_queued_at``), so it holds one worker at most, and a first sync
+   takes a few calls a feed (5 for 50 invoices, ~20 for 12,000 open ones), so it only waits
+   when the company's own receipts spent its minute, and then only that company's worker,
+   for less than a minute.
 2. ``record()`` stores what Exact's ``X-RateLimit-*`` headers (epoch ms) say. Within the same
    window it keeps the *lower* remaining count, because other processes' reserved calls may
    still be in flight and not yet counted by Exact.
