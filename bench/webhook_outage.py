@@ -44,6 +44,7 @@ import hmac
 import json
 import multiprocessing
 import os
+import queue
 import subprocess
 import sys
 import tempfile
@@ -241,7 +242,14 @@ def run(stack: IngestStack, pg: PrivatePostgres, logs: Path) -> int:
           f"{WEB_WORKERS} web processes on CPU {sorted(WEB_CPUS)[0]}, DB_CONN_MAX_AGE="
           f"{CONN_MAX_AGE}); PostgreSQL stopped after {BEFORE:.0f} s for {DOWN:.0f} s"
           + (" (CONTROL RUN: not stopped)" if CONTROL else ""))
-    time.sleep(max(0.0, began + BEFORE - time.monotonic()))
+    # The processing backlog (events stored, not yet processed) is sampled once a second:
+    # the web's latency after the restart goes with the work the task cluster has to do.
+    pending = GoCardlessEvent.objects.filter(tenant=stack.tenant, processed_at__isnull=True)
+    backlog_before = []
+    while time.monotonic() < began + BEFORE:
+        backlog_before.append(pending.count())
+        time.sleep(max(0.0, min(1.0, began + BEFORE - time.monotonic())))
+    connections.close_all()  # the bench's own connection would die with the server
     down_at = time.monotonic()
     if CONTROL:  # the same run and figures without the restart: what the machine's noise is
         stopped_at = down_at
@@ -251,12 +259,20 @@ def run(stack: IngestStack, pg: PrivatePostgres, logs: Path) -> int:
         stopped_at = time.monotonic()
         time.sleep(DOWN)
         pg.start()  # returns once the server accepts connections
-    up_at = time.monotonic()
-    attempts, acknowledged = [], set()
-    for _ in clients:
-        client_attempts, client_acknowledged = results.get(timeout=seconds + RETRY_GRACE + 60)
+    up_at, up_wall = time.monotonic(), time.time()
+    attempts, acknowledged, backlog_after = [], set(), []
+    reported = 0
+    while reported < len(clients):
+        backlog_after.append(pending.count())
+        try:
+            client_attempts, client_acknowledged = results.get(timeout=1.0)
+        except queue.Empty:
+            if time.monotonic() > last_send + RETRY_GRACE + 60:
+                raise RuntimeError("a load client did not report") from None
+            continue
         attempts += client_attempts
         acknowledged.update(client_acknowledged)
+        reported += 1
     for client in clients:
         client.join(timeout=10)
     load_end = last_send
@@ -318,6 +334,9 @@ def run(stack: IngestStack, pg: PrivatePostgres, logs: Path) -> int:
     print("  per second    (s: p99 ms/POSTs[/retries r][/non-2xx x])")
     print(f"    before      {seconds_line(down_at - BASELINE, int(BASELINE))}")
     print(f"    after       {seconds_line(up_at, int(load_end - up_at))}")
+    print(f"  backlog       unprocessed events, once a second: before the outage "
+          f"{', '.join(map(str, backlog_before[-int(BASELINE):]))}; after it is back "
+          f"{', '.join(map(str, backlog_after[:int(load_end - up_at) + 10]))}")
     recovery_text = f"{recovery:.0f} s" if recovery is not None else "not within the run"
     recovered = recovery is not None and recovery <= TARGET_RECOVERY
     print(f"  recovery      p99 of a {WINDOW:.0f} s window (all 2xx) back within the pre-outage "
@@ -350,6 +369,11 @@ def run(stack: IngestStack, pg: PrivatePostgres, logs: Path) -> int:
         time.sleep(max(0.0, STALE_SECONDS - (time.monotonic() - last_send)))
         events_retry_due(limit=left)
     unprocessed = pending.count()
+    rate = Counter(int(moment.timestamp() - up_wall) for moment in events.filter(
+        processed_at__isnull=False).values_list("processed_at", flat=True))
+    print("  processed     events a second, from 10 s before the outage: " + ", ".join(
+        f"{k}: {rate.get(k, 0)}" for k in range(-int(BASELINE + up_at - down_at),
+                                                int(done_at - up_at) + 1)))
     print(f"  processing    {by_tasks} of {len(stored)} events processed by their tasks "
           + (f"{lag:.1f} s after the last retry" if lag is not None
              else f"within {QUEUE_WAIT:.0f} s of the last retry")
