@@ -214,6 +214,10 @@ def plan_payment_match(*, payment: Payment, actor: Actor) -> PlanPaymentMatch | 
     if not plan:
         return None
     with transaction.atomic():
+        # The payment's row first, as event processing locks it: the match row's foreign key
+        # takes a share lock on it, and taken after the receivable's lock it deadlocked with a
+        # worker processing the payment's event (found by the chaos month, tests/chaos).
+        lock_row(Payment, payment.pk)
         match = PlanPaymentMatch.objects.filter(payment=payment).first()
         if match is not None:
             match = lock_row(PlanPaymentMatch, match.pk)
