@@ -57,6 +57,8 @@ RECHECKS = 2
 # First key of the two-int advisory lock space: "bookings turn" (the tenant id is the second).
 _ADVISORY_CLASS = 0x6D6C6342  # "mlcB"
 COMPANY_TURN_TASK = "reconciliation.bookings.tasks.bookings_company_post_task"
+# Outcomes that say the company's Exact connection cannot be used right now: the turn ends.
+CONNECTION_DOWN = ("exact not usable", "failed: connection")
 
 
 @contextlib.contextmanager
@@ -102,7 +104,8 @@ def _client(tenant_id: int) -> ExactClient | None:
 
 def _turn(tenant_id: int, *, now, api, turn: int, tried: set[int], outcomes: dict[str, int]) -> str:
     """Post the company's due bookings; returns why it stopped: "done", "turn" (``turn``
-    bookings taken) or "budget" (the division's minute is spent; the rest put off)."""
+    bookings taken), "budget" (the division's minute is spent; the rest put off) or
+    "connection" (Exact cannot be used for the company now)."""
     api = api or _client(tenant_id)
     limiter = api.limiter(api.connection.division) if api is not None else None
     taken = 0
@@ -140,6 +143,10 @@ def _turn(tenant_id: int, *, now, api, turn: int, tried: set[int], outcomes: dic
                 until = Booking.objects.filter(pk=pk).values_list("next_retry_at", flat=True)
                 company_put_off(tenant_id=tenant_id, until=until[0], now=at)
                 return "budget"
+            if outcome in CONNECTION_DOWN:
+                # The company's next bookings would fail the same way, each using an
+                # attempt: they wait for the next turn (the sweep, within the minute).
+                return "connection"
 
 
 def bookings_company_post(

@@ -265,3 +265,15 @@ def test_a_company_without_a_usable_connection_waits_without_a_client(tenant_a):
     booking.refresh_from_db()
     assert booking.state == BookingState.PENDING and booking.attempts == 0
     assert ExactConnection.objects.filter(tenant=tenant_a).count() == 1
+
+
+def test_a_turn_ends_when_the_companys_connection_cannot_be_used(tenant_a):
+    """The first booking finds Exact unusable and waits; the others are not each tried (and
+    each given a new time) in the same turn: they wait for the next one."""
+    BookingSettingsFactory(tenant=tenant_a)
+    ExactConnectionFactory(tenant=tenant_a, status=ConnectionStatus.NEEDS_REAUTH)
+    first, second = BookingFactory(tenant=tenant_a), BookingFactory(tenant=tenant_a)
+    assert company_posting.bookings_company_post(tenant_id=tenant_a.pk) == {"exact not usable": 1}
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.next_retry_at is not None and second.next_retry_at is None
