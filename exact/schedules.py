@@ -35,6 +35,7 @@ from exact import queue
 from exact.connections import connection_require_usable
 from exact.errors import ExactConnectionUnavailable
 from exact.models import ConnectionStatus, ExactConnection, SyncMode, SyncRun
+from exact.sync_runs import sync_runs_close_lost
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ def sync_sweep(*, now: dt.datetime | None = None) -> list[int]:
     ids. One tenant's failure (say, the broker refusing) is logged and does not stop the
     others; its claim is released, so the next sweep tries it again."""
     now = now or timezone.now()
+    sync_runs_close_lost(now=now)
     queued = []
     for connection in connections_due_for_sync(now=now):
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
@@ -16,6 +17,16 @@ from exact.models import ExactConnection, ExactSyncCursor, SyncRun
 from exact.odata import int64_literal
 
 logger = logging.getLogger(__name__)
+
+# A run's worker records its end even when the run fails; one that was killed (SIGKILL, out of
+# memory, a lost machine) never does. A whole copy of 20,000 accounts takes seconds, so a run
+# still open after this long has lost its worker.
+LOST_AFTER = timedelta(hours=2)
+LOST_REASON = (
+    "Stopped without finishing: the worker running it was lost (no end recorded within "
+    "2 hours). The pages it stored are kept; the next sync starts again from the stored "
+    "cursors."
+)
 
 
 @dataclass
@@ -66,6 +77,18 @@ class RunRecord:
             run.error = str(exc)[:4000] or type(exc).__name__
         run.save()
         return False
+
+
+def sync_runs_close_lost(*, now: datetime | None = None) -> int:
+    """Close the runs whose worker was lost, so that the sync runs page does not show them
+    "Running" forever (found by the chaos month, tests/chaos); returns how many."""
+    now = now or timezone.now()
+    closed = SyncRun.objects.filter(
+        finished_at__isnull=True, started_at__lt=now - LOST_AFTER
+    ).update(finished_at=now, error=LOST_REASON)
+    if closed:
+        logger.warning("exact: closed %s sync run(s) whose worker was lost", closed)
+    return closed
 
 
 def sync_cursor(connection: ExactConnection, entity: str) -> ExactSyncCursor:
