@@ -122,6 +122,23 @@ def live_run_take_queued(*, run: CollectionRun) -> bool:
     return True
 
 
+def live_run_is_dead(*, run: CollectionRun, now=None) -> bool:
+    """Whether the process carrying out the running ``run`` is gone (killed, out of memory, a
+    lost machine): on PostgreSQL nobody holds the tenant's advisory lock (the server drops it
+    with the dead process's connection); on SQLite no heartbeat within the lease."""
+    if connection.vendor == "postgresql":
+        if not _advisory("SELECT pg_try_advisory_lock(%s, %s)", run.tenant_id):
+            return False
+        _advisory("SELECT pg_advisory_unlock(%s, %s)", run.tenant_id)
+        return True
+    now = now or timezone.now()
+    return run.heartbeat_at is None or run.heartbeat_at < now - _lease()
+
+
+def live_run_abandon(*, run: CollectionRun, why: str) -> None:
+    _abandon(run, why)
+
+
 def live_run_heartbeat(*, run: CollectionRun) -> None:
     run.heartbeat_at = timezone.now()
     CollectionRun.objects.filter(pk=run.pk).update(heartbeat_at=run.heartbeat_at)
