@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 DEMO_ENV := DEBUG=true EXACT_CLIENT_ID=sim-client-id EXACT_CLIENT_SECRET=sim-client-secret \
 	EXACT_WEBHOOK_SECRET=sim-webhook-secret
 
-.PHONY: install test demo lint bench lock simulate clean
+.PHONY: install test demo lint bench chaos lock simulate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,15 @@ bench: install
 		echo "== $$script"; $(BIN)/python $$script || missed="$$missed $$script"; \
 	done; \
 	if [ -n "$$missed" ]; then echo "== missed a target:$$missed"; exit 1; fi
+
+# The month under faults (tests/chaos, docs/chaos.md): the fault-free month, then the month
+# under faults for each seed, each compared with it; a failing seed prints itself for replay.
+# `make chaos SEED=7`, or several: `make chaos SEEDS="1 2 3"`. Each month starts PostgreSQL and
+# Redis servers of its own (the machine's are never restarted) and needs libfaketime.
+SEED ?= 1
+SEEDS ?= $(SEED)
+chaos: install
+	@MLC_CHAOS_SEEDS="$(SEEDS)" $(BIN)/pytest tests/chaos/test_month.py -s -q -p no:cacheprovider
 
 # Re-resolve the pins from pyproject.toml (run after changing dependencies, then commit).
 lock: $(BIN)/python

@@ -59,7 +59,13 @@ def pytest_collection_modifyitems(config, items):
     skip_slow = pytest.mark.skip(reason="slow test skipped (MLC_SKIP_SLOW=1)")
     on_postgres = database_is_postgres()
     skipping_slow = os.environ.get("MLC_SKIP_SLOW") == "1"
+    # ``chaos``: a month under faults (tests/chaos), minutes per seed, with servers of its
+    # own; `make chaos SEED=n` runs it (and CI, two seeds), `make test` does not.
+    skip_chaos = pytest.mark.skip(reason="the chaos month: run it with `make chaos SEED=n`")
+    chaos_seeds = os.environ.get("MLC_CHAOS_SEEDS", "").strip()
     for item in items:
+        if item.get_closest_marker("chaos") and not chaos_seeds:
+            item.add_marker(skip_chaos)
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(skip_postgres)
         if "slow" in item.keywords and skipping_slow:

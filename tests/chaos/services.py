@@ -25,7 +25,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_port(port: int, *, up: bool, seconds: float = 30.0) -> None:
+def wait_port(port: int, *, up: bool, seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
@@ -71,7 +71,7 @@ class PrivatePostgres:
             self._run(_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
                       "--no-sync", "-E", "UTF8")
         self._pg_ctl("start")
-        _wait_port(self.port, up=True)
+        wait_port(self.port, up=True)
         return self
 
     def _pg_ctl(self, action: str) -> None:
@@ -90,14 +90,14 @@ class PrivatePostgres:
 
     def stop(self) -> None:
         self._pg_ctl("stop")
-        _wait_port(self.port, up=False)
+        wait_port(self.port, up=False)
 
     def restart(self, *, down_seconds: float = 0.0) -> None:
         """Stop (every connection is cut), stay down ``down_seconds``, start again."""
         self.stop()
         time.sleep(down_seconds)
         self._pg_ctl("start")
-        _wait_port(self.port, up=True)
+        wait_port(self.port, up=True)
 
     def url(self, name: str = "postgres") -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
@@ -120,14 +120,14 @@ class PrivateRedis:
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_port(self.port, up=True)
+        wait_port(self.port, up=True)
         return self
 
     def stop(self) -> None:
         if self._process and self._process.poll() is None:
             self._process.terminate()
             self._process.wait(10)
-        _wait_port(self.port, up=False)
+        wait_port(self.port, up=False)
 
     def restart(self, *, down_seconds: float = 0.0) -> None:
         """Redis keeps nothing on disk: what was queued in it is gone, as after a crash."""
