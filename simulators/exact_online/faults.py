@@ -7,7 +7,9 @@ import re
 import threading
 from dataclasses import dataclass
 
-from .chaos import CHAOS_KINDS, ChaosDice
+from simulators.chaos import ChaosFaultsMixin
+
+from .chaos import ChaosDice
 
 API_PATH = "/api/v1/"
 TOKEN_PATH = "/api/oauth2/token"
@@ -24,48 +26,12 @@ class Fault:
     # timeout only: do the work first (the client cannot know it happened), then drop.
     process: bool = False
 
-    # --- random faults (chaos.py) -----------------------------------------------------
-
-    def chaos(self, *, seed: int, rate: float, kinds: tuple[str, ...] = CHAOS_KINDS,
-              timeout_seconds: float = 2.5, burst: int = 3,
-              paths: tuple[str, ...] | None = None) -> dict:
-        """Fault each ``/api/v1/`` call (never the OAuth endpoints, never /_control/) with
-        probability ``rate``, the kind drawn from ``kinds`` by ``random.Random(seed)``;
-        ``paths``: only calls whose path contains one of these fragments."""
-        return self.dice.start(seed=seed, rate=rate, kinds=kinds,
-                               timeout_seconds=timeout_seconds, burst=burst, paths=paths)
-
-    def chaos_off(self) -> dict:
-        return self.dice.stop()
-
-    def chaos_counts(self, by_path: bool = False) -> dict:
-        """{kind: faults injected} for every kind; ``by_path``: {"by_kind": …, "by_path":
-        {"GET /api/v1/{division}/crm/Accounts": {kind: n}}}. A 429 burst counts each call
-        it answered."""
-        return self.dice.counts(by_path=by_path)
-
-    def chaos_log(self) -> list[dict]:
-        """The newest faults drawn, oldest first: {call, kind, route, path, burst}."""
-        return self.dice.entries()
-
-    def chaos_fault(self, path: str, route: str) -> tuple[str, float] | None:
-        """(kind, seconds to hold the request) for this call, or None."""
-        if not path.startswith(API_PATH):
-            return None
-        match = DIVISION_IN_PATH.match(path)
-        kind = self.dice.draw(division=match[1] if match else "current", path=path,
-                              route=route)
-        settings = self.dice.settings
-        if kind is None:
-            return None
-        return kind, settings.timeout_seconds if settings is not None else 0.0
-
     def describe(self) -> dict:
         return {"fault": self.kind, "remaining": self.remaining, "path": self.path,
                 "status": self.status, "seconds": self.seconds, "process": self.process}
 
 
-class Faults:
+class Faults(ChaosFaultsMixin):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.latency_ms = 0
@@ -116,29 +82,7 @@ class Faults:
                     return fault
             return None
 
-    # --- random faults (chaos.py) -----------------------------------------------------
-
-    def chaos(self, *, seed: int, rate: float, kinds: tuple[str, ...] = CHAOS_KINDS,
-              timeout_seconds: float = 2.5, burst: int = 3,
-              paths: tuple[str, ...] | None = None) -> dict:
-        """Fault each ``/api/v1/`` call (never the OAuth endpoints, never /_control/) with
-        probability ``rate``, the kind drawn from ``kinds`` by ``random.Random(seed)``;
-        ``paths``: only calls whose path contains one of these fragments."""
-        return self.dice.start(seed=seed, rate=rate, kinds=kinds,
-                               timeout_seconds=timeout_seconds, burst=burst, paths=paths)
-
-    def chaos_off(self) -> dict:
-        return self.dice.stop()
-
-    def chaos_counts(self, by_path: bool = False) -> dict:
-        """{kind: faults injected} for every kind; ``by_path``: {"by_kind": …, "by_path":
-        {"GET /api/v1/{division}/crm/Accounts": {kind: n}}}. A 429 burst counts each call
-        it answered."""
-        return self.dice.counts(by_path=by_path)
-
-    def chaos_log(self) -> list[dict]:
-        """The newest faults drawn, oldest first: {call, kind, route, path, burst}."""
-        return self.dice.entries()
+    # --- random faults (chaos(), chaos_off(), ...: simulators/chaos.py) ----------------
 
     def chaos_fault(self, path: str, route: str) -> tuple[str, float] | None:
         """(kind, seconds to hold the request) for this call, or None."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from .chaos import CHAOS_KINDS, ChaosDice
+from simulators.chaos import ChaosFaultsMixin
+
+from .chaos import ChaosDice
 
 KINDS = ("error_500", "html_502", "timeout", "timeout_after", "rate_limit", "drop_response")
 
@@ -40,7 +42,7 @@ class Fault:
                 "method": self.method, "path": self.path}
 
 
-class Faults:
+class Faults(ChaosFaultsMixin):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.latency_ms = 0
@@ -68,28 +70,7 @@ class Faults:
                     return fault
         return None
 
-    # -- random faults (chaos.py) -------------------------------------------------------
-
-    def chaos(self, *, seed: int, rate: float, kinds: tuple[str, ...] = CHAOS_KINDS,
-              timeout_seconds: float = 2.5, burst: int = 3,
-              paths: tuple[str, ...] | None = None) -> dict:
-        """Fault each API call (never /_control/, /oauth/ or /flows/) with probability
-        ``rate``, the kind drawn from ``kinds`` by ``random.Random(seed)``; ``paths``: only
-        calls whose path starts with one of these prefixes."""
-        return self.dice.start(seed=seed, rate=rate, kinds=kinds,
-                               timeout_seconds=timeout_seconds, burst=burst, paths=paths)
-
-    def chaos_off(self) -> dict:
-        return self.dice.stop()
-
-    def chaos_counts(self, by_path: bool = False) -> dict:
-        """{kind: faults injected} for every kind; ``by_path``: {"by_kind": …, "by_path":
-        {"POST /payments": {kind: n}}}. A 429 burst counts each call it answered."""
-        return self.dice.counts(by_path=by_path)
-
-    def chaos_log(self) -> list[dict]:
-        """The newest faults drawn, oldest first: {call, kind, route, path, burst}."""
-        return self.dice.entries()
+    # -- random faults (chaos(), chaos_off(), ...: simulators/chaos.py) -----------------
 
     def chaos_fault(self, *, token: str, method: str, path: str, route: str) -> Fault | None:
         kind = self.dice.draw(token=token, method=method, path=path, route=route)
