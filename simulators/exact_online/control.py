@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
 
+from simulators.webhook_chaos import WebhookChaosControl
+
 from . import ledger
 from .consent import CONSENT_MODES
 from .models import CREDIT_NOTE, INVOICE, Account, BankAccount, Invoice
@@ -83,7 +85,7 @@ def invoice_dict(i: Invoice) -> dict:
 _INVOICE_DATES = ("invoice_date", "due_date", "last_payment_date")
 
 
-class ControlMixin:
+class ControlMixin(WebhookChaosControl):
     """Mixed into Simulator; relies on its state, clock, faults, webhooks, app, settings."""
 
     # --- world ------------------------------------------------------------------------
@@ -210,7 +212,7 @@ class ControlMixin:
         process, path), "lose_token_response" (count, seconds), "clear"."""
         return self.faults.inject(fault, **options)
 
-    # --- random faults (chaos.py, webhook_chaos.py) -----------------------------------
+    # --- random faults (chaos.py; webhook_chaos(), ...: simulators/webhook_chaos.py) ----
 
     def chaos(self, seed: int, rate: float, **options: Any) -> dict:
         """Random faults on /api/v1/ calls: ``faults.chaos`` (kinds, timeout_seconds, burst,
@@ -228,30 +230,6 @@ class ControlMixin:
 
     def chaos_log(self) -> list[dict]:
         return self.faults.chaos_log()
-
-    def webhook_chaos(self, seed: int, duplicate: float = 0.0, drop: float = 0.0,
-                      delay: float = 0.0, max_delay_seconds: float = 5.0) -> dict:
-        """Misdeliver new event notifications at random (``random.Random(seed)``): each is
-        dropped with probability ``drop`` (never sent; the change stays readable through the
-        API and sync endpoints), else held back up to ``max_delay_seconds`` real seconds with
-        probability ``delay`` (later ones overtake it) and sent a second time, later, with
-        probability ``duplicate``. Held sends go out from a background thread, or on
-        flush_webhooks(). The validation POST of a new subscription is never touched."""
-        return self.webhooks.chaos.start(seed=seed, duplicate=duplicate, drop=drop,
-                                         delay=delay, max_delay_seconds=max_delay_seconds)
-
-    def webhook_chaos_off(self) -> dict:
-        """No new misdeliveries; held sends still go out when due (or on flush_webhooks)."""
-        return self.webhooks.chaos.off()
-
-    def flush_webhooks(self) -> int:
-        """Send every notification webhook chaos holds back, now; returns how many."""
-        return self.webhooks.chaos.flush()
-
-    def webhook_chaos_counts(self) -> dict[str, int]:
-        """{"sent": POSTs made (copies and delayed sends included), "dropped",
-        "duplicated", "delayed": notifications chaos did that to} since start or reset."""
-        return self.webhooks.chaos.counts()
 
     # --- inspection -------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Notifications are queued when something changes and sent by ``deliver()`` — called by tests
 for deterministic delivery, or by an optional background thread (the demo). Webhook chaos
-(webhook_chaos.py) may drop, duplicate or delay event notifications (never the validation
+(simulators/webhook_chaos.py) may drop, duplicate or delay event notifications (never the validation
 POST).
 """
 
@@ -19,8 +19,7 @@ from datetime import datetime
 import requests
 
 from simulators.harness import run_every
-
-from .webhook_chaos import WebhookChaos
+from simulators.webhook_chaos import WebhookChaos
 
 # Topics Exact documents (API-NOTES §7.2); others are refused at subscription time.
 TOPICS = {

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from werkzeug.datastructures import MultiDict
 
 from simulators.harness import SimulatorServer, run_every
+from simulators.webhook_chaos import WebhookChaosControl
 
 from . import errors, lifecycle, plans, scenarios
 from .app import ApiApp, Call
@@ -27,7 +28,7 @@ from .state import State, public
 from .webhooks import WebhookDispatcher
 
 
-class Simulator:
+class Simulator(WebhookChaosControl):
     def __init__(
         self,
         *,
@@ -401,29 +402,6 @@ class Simulator:
     def webhook_log(self) -> list[dict]:
         with self.state.lock:
             return [dict(entry) for entry in self.webhooks.log]
-
-    def webhook_chaos(self, *, seed: int, duplicate: float = 0.0, drop: float = 0.0,
-                      delay: float = 0.0, max_delay_seconds: float = 5.0) -> dict:
-        """Misdeliver new webhooks at random (``random.Random(seed)``): each is dropped with
-        probability ``drop`` (never sent nor retried; its events stay in GET /events),
-        else held back up to ``max_delay_seconds`` real seconds with probability ``delay``
-        (later ones overtake it) and sent a second time, later, with probability
-        ``duplicate``. Held sends go out from a background thread, or on flush_webhooks()."""
-        return self.webhooks.chaos.start(seed=seed, duplicate=duplicate, drop=drop,
-                                         delay=delay, max_delay_seconds=max_delay_seconds)
-
-    def webhook_chaos_off(self) -> dict:
-        """No new misdeliveries; held sends still go out when due (or on flush_webhooks)."""
-        return self.webhooks.chaos.off()
-
-    def flush_webhooks(self) -> int:
-        """Send every webhook chaos holds back, now; returns how many POSTs that made."""
-        return self.webhooks.chaos.flush()
-
-    def webhook_chaos_counts(self) -> dict[str, int]:
-        """{"sent": POSTs made (copies, delayed sends and retries included), "dropped",
-        "duplicated", "delayed": webhooks chaos did that to} since start or reset."""
-        return self.webhooks.chaos.counts()
 
     def set_auto_deliver(self, interval_seconds: float | None) -> None:
         """Deliver webhooks from a background thread every interval (for the demo)."""

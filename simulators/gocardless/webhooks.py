@@ -1,5 +1,5 @@
 """Webhook delivery: batching, signing, retries, chaos (duplicates, reordering, and the
-random drops, duplicates and delays of webhook_chaos.py), a log.
+random drops, duplicates and delays of simulators/webhook_chaos.py), a log.
 
 Events are queued as they are emitted (only while webhooks are enabled and a URL is set).
 ``deliver`` batches the queue, POSTs each batch signed with HMAC-SHA256 of the exact body
@@ -21,8 +21,9 @@ from datetime import datetime, timedelta
 
 import requests
 
+from simulators.webhook_chaos import WebhookChaos
+
 from .clock import iso_timestamp
-from .webhook_chaos import WebhookChaos
 
 # Retry n (1-based) happens this long after attempt n failed: the support article gives
 # "1 minute, 2 minutes, 10 minutes etc." for up to 8 retries; the tail is our choice.

@@ -2,7 +2,8 @@
 copy sent later) and delayed (held back a random number of real seconds, so later webhooks
 overtake it). Draws come from a seeded ``random.Random``: the same seed and the same order of
 deliveries give the same fates. Held sends go out from a background thread when due, or all
-at once on ``flush()``."""
+at once on ``flush()``. Shared by both simulators: each one's webhooks.py decides what an
+item is and how it is sent (``send``), and which of its webhooks chaos may touch."""
 
 from __future__ import annotations
 
@@ -161,3 +162,37 @@ class WebhookChaos:
     def _describe(self) -> dict:
         return {"on": self.settings is not None, "settings": self.settings,
                 "held": len(self._held), "counts": dict(self._counts)}
+
+
+class WebhookChaosControl:
+    """The simulator's webhook chaos switches (in-process and over /_control/); mixed into
+    each ``Simulator``, relies on its ``webhooks.chaos`` (a ``WebhookChaos``). Which
+    webhooks chaos may touch is the simulator's webhooks.py's (Exact: event notifications,
+    never the validation POST of a new subscription)."""
+
+    webhooks: Any
+
+    def webhook_chaos(self, seed: int, duplicate: float = 0.0, drop: float = 0.0,
+                      delay: float = 0.0, max_delay_seconds: float = 5.0) -> dict:
+        """Misdeliver new webhooks at random (``random.Random(seed)``): each is dropped with
+        probability ``drop`` (never sent nor retried; what it told stays readable: Exact's
+        change through the API and sync endpoints, GoCardless's events in GET /events),
+        else held back up to ``max_delay_seconds`` real seconds with probability ``delay``
+        (later ones overtake it) and sent a second time, later, with probability
+        ``duplicate``. Held sends go out from a background thread, or on flush_webhooks()."""
+        return self.webhooks.chaos.start(seed=seed, duplicate=duplicate, drop=drop,
+                                         delay=delay, max_delay_seconds=max_delay_seconds)
+
+    def webhook_chaos_off(self) -> dict:
+        """No new misdeliveries; held sends still go out when due (or on flush_webhooks)."""
+        return self.webhooks.chaos.off()
+
+    def flush_webhooks(self) -> int:
+        """Send every webhook chaos holds back, now; returns how many POSTs that made."""
+        return self.webhooks.chaos.flush()
+
+    def webhook_chaos_counts(self) -> dict[str, int]:
+        """{"sent": POSTs made (copies and delayed sends included, and GoCardless's
+        retries), "dropped", "duplicated", "delayed": webhooks chaos did that to} since
+        start or reset."""
+        return self.webhooks.chaos.counts()
