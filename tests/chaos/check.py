@@ -46,7 +46,8 @@ def report_lines(result: dict) -> list[str]:
     if "workers_killed" in report:
         lines.append(f"  workers SIGKILLed: {report['workers_killed']}; processes restarted: "
                      f"{report.get('processes_restarted')}")
-    for key in ("postgres_restarted_on_day", "redis_restarted_on_day"):
+    for key in ("postgres_restarted_on_day", "redis_restarted_on_day",
+                "stalled clusters restarted"):
         if key in report:
             lines.append(f"  {key.replace('_', ' ')} {report[key]}")
     if report.get("product"):

@@ -129,7 +129,7 @@ def companies() -> list[Company]:
 
 
 # The story's days (after START) and what happens on each, beyond the product's own work.
-DAYS = [0, 1, 3, 7, 10, 14, 15, 16, 17, 21, 24, 28, 35]
+DAYS = [0, 1, 7, 10, 14, 15, 16, 17, 24, 28, 35]
 
 
 class Story:
