@@ -27,7 +27,9 @@ TASK_WORDS: dict[str, str] = {
     "gocardless.tasks.events_sweep_task": "Retrying GoCardless events that failed",
     "gocardless.tasks.deliveries_prune_task": "Clean-up of old GoCardless webhook deliveries",
     "reconciliation.bookings.tasks.booking_post_task": "Booking in Exact",
-    "reconciliation.bookings.tasks.bookings_company_post_task": "Bookings in Exact (one company's turn)",
+    "reconciliation.bookings.tasks.bookings_company_post_task": (
+        "Bookings in Exact (one company's turn)"
+    ),
     "reconciliation.bookings.tasks.bookings_sweep_task": "Retrying bookings in Exact",
     "reconciliation.bookings.tasks.repost_batch_task": "Sending bookings to Exact again",
     "reconciliation.bookings.tasks.plan_payments_match_task": "Matching plan payments to invoices",
