@@ -61,6 +61,9 @@ bench: install
 SEED ?= 1
 SEEDS ?= $(SEED)
 chaos: install
+	@command -v faketime >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get install -y -qq faketime >/dev/null; } || { \
+		echo "make chaos needs libfaketime: apt-get install faketime" >&2; exit 1; }
 	@MLC_CHAOS_SEEDS="$(SEEDS)" $(BIN)/pytest tests/chaos/test_month.py -s -q -p no:cacheprovider
 
 # Re-resolve the pins from pyproject.toml (run after changing dependencies, then commit).
