@@ -36,10 +36,11 @@ keep-alive lives in exact/keepalive.py for the same reason.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from core.audit import Actor
@@ -54,6 +55,9 @@ EXACT_REFRESH_FLOOR = timedelta(seconds=570)
 CLOCK_SKEW_MARGIN = timedelta(seconds=2)
 REFRESH_AFTER = EXACT_REFRESH_FLOOR + CLOCK_SKEW_MARGIN
 TOO_EARLY_RETRY = timedelta(seconds=10)
+# A new pair whose commit failed with the database: how long to keep trying to store it.
+RESCUE_SECONDS = 60
+RESCUE_PAUSE = 1.0
 
 LOST_REASON = (
     "The answer to a token refresh was lost ({detail}). Exact has probably rotated the "
@@ -122,27 +126,35 @@ def token_refresh(
     refreshed meanwhile (or a new consent replaced the chain). ``force``: refresh even before
     the token is due (keep-alive); the 570 s floor still applies.
     """
-    with transaction.atomic():
-        grant = lock_row(ExactGrant, grant_id)
-        if grant.status == GrantStatus.BROKEN:
-            # Stops a connection that joined after the chain broke, too (committed below).
-            failure = grant.status_reason or "The Exact Online consent is no longer valid"
-        elif not grant.refresh_token:
-            raise ExactNeedsReauth("Exact Online is not connected")
-        else:
-            outcome = _refresh_locked(
-                grant, token_endpoint=token_endpoint, seen_token=seen_token, force=force
-            )
-            if isinstance(outcome, ExactGrant):
-                return outcome
-            failure = outcome
-        # Committed (not rolled back): the broken state must survive the exception below.
-        grant_mark_broken(grant=grant, reason=failure, actor=actor)
+    received: dict = {}
+    try:
+        with transaction.atomic():
+            grant = lock_row(ExactGrant, grant_id)
+            if grant.status == GrantStatus.BROKEN:
+                # Stops a connection that joined after the chain broke, too (committed below).
+                failure = grant.status_reason or "The Exact Online consent is no longer valid"
+            elif not grant.refresh_token:
+                raise ExactNeedsReauth("Exact Online is not connected")
+            else:
+                outcome = _refresh_locked(grant, token_endpoint=token_endpoint,
+                                          seen_token=seen_token, force=force, received=received)
+                if isinstance(outcome, ExactGrant):
+                    return outcome
+                failure = outcome
+            # Committed (not rolled back): the broken state must survive the exception below.
+            grant_mark_broken(grant=grant, reason=failure, actor=actor)
+    except (OperationalError, InterfaceError):
+        # Nothing rotated: the next call refreshes. Inside a caller's transaction the pair
+        # cannot be written on its own (that transaction is lost with the database anyway).
+        if not received or connection.in_atomic_block:
+            raise
+        return _tokens_rescue(grant_id=grant_id, **received)
     raise ExactNeedsReauth(failure)
 
 
 def _refresh_locked(
-    grant: ExactGrant, *, token_endpoint: TokenEndpoint, seen_token: str | None, force: bool
+    grant: ExactGrant, *, token_endpoint: TokenEndpoint, seen_token: str | None, force: bool,
+    received: dict,
 ) -> ExactGrant | str:
     """The refresh itself, under the grant's lock: the grant (refreshed, or fresh enough),
     or why the chain is gone."""
@@ -167,6 +179,8 @@ def _refresh_locked(
         if not exc.chain_broken:
             raise
         return f"Exact refused the refresh token: {exc}"
+    # Exact has rotated the chain: from here on the new pair must reach the database.
+    received.update(tokens=tokens, issued_before=grant.token_issued_at)
     _tokens_store(grant, tokens)
     return grant
 
@@ -178,6 +192,41 @@ def _retry_later(grant: ExactGrant, exc: ExactTokenError) -> None:
     logger.warning("exact: refresh refused as too early for grant %s: %s", grant.pk, exc)
     grant.token_issued_at = timezone.now() - REFRESH_AFTER + TOO_EARLY_RETRY
     grant.save(update_fields=["token_issued_at", "updated_at"])
+
+
+def _tokens_rescue(*, grant_id: int, tokens: dict, issued_before) -> ExactGrant:
+    """Exact rotated the chain and gave us the new pair, but the database went away before
+    the pair was committed (a PostgreSQL restart or failover during the token call). The row
+    still holds the refresh token Exact just retired, so without the pair the chain would be
+    lost and a person would have to reconnect. This process still holds it: store it as soon
+    as the database is back (for up to RESCUE_SECONDS), unless another process has stored a
+    pair meanwhile (the row's issue time moved: compare-and-set). Found by the chaos month
+    (docs/chaos.md); a process killed in that moment still loses the pair (LOST_REASON)."""
+    deadline = time.monotonic() + RESCUE_SECONDS
+    while True:
+        connection.close()  # the one that died with the server
+        try:
+            issued = timezone.now()
+            stored = ExactGrant.objects.filter(
+                pk=grant_id, token_issued_at=issued_before
+            ).update(
+                access_token=tokens["access_token"],
+                refresh_token=tokens["refresh_token"],
+                token_issued_at=issued,
+                access_expires_at=issued + timedelta(seconds=tokens["expires_in"]),
+                last_refresh_at=issued,
+                updated_at=issued,
+            )
+            if stored:
+                logger.warning("exact: grant %s's new tokens stored after the database came "
+                               "back", grant_id)
+            return ExactGrant.objects.get(pk=grant_id)
+        except (OperationalError, InterfaceError):
+            if time.monotonic() > deadline:
+                logger.error("exact: grant %s's new tokens could not be stored: the database "
+                             "stayed away", grant_id)
+                raise
+            time.sleep(RESCUE_PAUSE)
 
 
 def _tokens_store(grant: ExactGrant, tokens: dict) -> None:
