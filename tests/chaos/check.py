@@ -47,7 +47,7 @@ def report_lines(result: dict) -> list[str]:
         lines.append(f"  workers SIGKILLed: {report['workers_killed']}; processes restarted: "
                      f"{report.get('processes_restarted')}")
     for key in ("postgres_restarted_on_day", "redis_restarted_on_day",
-                "stalled clusters restarted"):
+                "stalled clusters restarted", "Exact reconnects asked of an administrator"):
         if key in report:
             lines.append(f"  {key.replace('_', ' ')} {report[key]}")
     if report.get("product"):

@@ -430,6 +430,7 @@ class Month:
             left = with_database(self.pending)
             if not left:
                 break
+            with_database(self.administrators_reconnect)
             if hops >= MAX_HOPS:
                 raise st.StoryError(f"{label}: still to do after {hops} hops: {left}")
             hops += 1
@@ -509,6 +510,23 @@ class Month:
                     state__in=("failed", "refused", "abandoned")).select_related("tenant")],
             "booking posts tried more than once": bookings.filter(attempts__gt=1).count(),
         }
+
+    def administrators_reconnect(self) -> None:
+        """A worker killed while Exact answered a token refresh loses the new pair: Exact has
+        retired the old refresh token, so the chain is gone and only a person can reconnect
+        (docs/exact.md). The product stops the company's Exact work, says so on the dashboard
+        and e-mails its administrators; here the administrator reconnects within the hour."""
+        from exact.models import ConnectionStatus, ExactConnection
+
+        for company in self.companies:
+            connection = ExactConnection.objects.get(tenant=company.tenant)
+            if connection.status != ConnectionStatus.NEEDS_REAUTH:
+                continue
+            self.log(f"{company.slug}: Exact needs a reconnect ({connection.status_reason[:120]})"
+                     ": the administrator reconnects")
+            self.exact_connect(company, again=True)
+            self.report["Exact reconnects asked of an administrator"] = (
+                self.report.get("Exact reconnects asked of an administrator", 0) + 1)
 
     def servers_restart(self, day: int) -> None:
         """While the day's work is in flight: PostgreSQL and/or Redis go down and come back."""
