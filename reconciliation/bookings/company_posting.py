@@ -106,14 +106,17 @@ def _turn(tenant_id: int, *, now, api, turn: int, tried: set[int], outcomes: dic
     """Post the company's due bookings; returns why it stopped: "done", "turn" (``turn``
     bookings taken), "budget" (the division's minute is spent; the rest put off) or
     "connection" (Exact cannot be used for the company now)."""
-    api = api or _client(tenant_id)
-    limiter = api.limiter(api.connection.division) if api is not None else None
+    limiter = None
     taken = 0
     while True:
         at = now or timezone.now()
         pks = _due_pks(tenant_id, now=at, exclude=tried, limit=turn)
         if not pks:
             return "done"
+        if limiter is None and api is None:  # built only when there is work to send
+            api = _client(tenant_id)
+        if limiter is None and api is not None:
+            limiter = api.limiter(api.connection.division)
         # A look before the turn's first claim: a company whose minute is spent is passed
         # over without a claim made and undone. Within the turn ``acquire`` decides (a claim
         # is then handed back once, below): a query a booking saved.
@@ -150,17 +153,32 @@ def _turn(tenant_id: int, *, now, api, turn: int, tried: set[int], outcomes: dic
 
 
 def bookings_company_post(
-    *, tenant_id: int, now=None, api: ExactClient | None = None, turn: int = TURN
+    *,
+    tenant_id: int,
+    now=None,
+    api: ExactClient | None = None,
+    turn: int = TURN,
+    booking_pk: int | None = None,
 ) -> dict[str, int]:
     """One turn of the company: its due bookings posted until none is left, ``turn`` are
     taken (then queued again, at the back) or its division's minute is spent (put off to
     the reset). Returns the outcomes counted (``posting.OUTCOME_WORDS``), or
-    ``{"company busy": 1}`` when its turn runs elsewhere."""
+    ``{"company busy": 1}`` when its turn runs elsewhere.
+
+    ``booking_pk``: the receipt task's own booking. When the company's turn runs elsewhere,
+    that one booking is posted on its own (never sleeping) instead of nothing: receipt tasks
+    are queued company after company (one per receipt, services.py), and a task that only
+    found the turn taken would make the workers work through a company's queued tasks
+    before the next company's turn could start (measured: turns then ran one at a time).
+    Both post the same company's bookings side by side, safely: each booking's claim decides
+    who sends it."""
     outcomes: dict[str, int] = {}
     tried: set[int] = set()
     for _ in range(1 + RECHECKS):
         with _company_turn(tenant_id) as mine:
             if not mine:
+                if booking_pk is not None and not outcomes:
+                    return _post_alone(booking_pk, tenant_id=tenant_id, now=now, api=api)
                 return outcomes or {"company busy": 1}
             stopped = _turn(tenant_id, now=now, api=api, turn=turn, tried=tried, outcomes=outcomes)
         if stopped == "turn":
@@ -173,6 +191,21 @@ def bookings_company_post(
         ):
             break
     return outcomes
+
+
+def _post_alone(booking_pk: int, *, tenant_id: int, now, api) -> dict[str, int]:
+    """One booking, beside its company's running turn, never sleeping on the budget."""
+    outcome = booking_post(
+        booking_pk=booking_pk,
+        api=api,
+        now=now,
+        actor=Actor.schedule("bookings.sweep"),
+        wait_for_budget=False,
+    )
+    if outcome == "budget busy":
+        until = Booking.objects.filter(pk=booking_pk).values_list("next_retry_at", flat=True)
+        company_put_off(tenant_id=tenant_id, until=until[0], now=now or timezone.now())
+    return {outcome: 1}
 
 
 def _queue_turn(tenant_id: int) -> bool:

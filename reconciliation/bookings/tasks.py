@@ -17,10 +17,11 @@ logger = logging.getLogger(__name__)
 def booking_post_task(booking_pk: int) -> dict | str:
     """Queued per booking by its receiver (services.booking_post_enqueue): runs the turn of
     the booking's company (company_posting.py), which posts this booking and the company's
-    other due ones; a task of a company whose turn is running returns at once."""
+    other due ones; when the company's turn runs elsewhere, it posts its own booking beside
+    it (never sleeping on Exact's minute)."""
     try:
         tenant_id = Booking.objects.values_list("tenant_id", flat=True).get(pk=booking_pk)
-        return company_posting.bookings_company_post(tenant_id=tenant_id)
+        return company_posting.bookings_company_post(tenant_id=tenant_id, booking_pk=booking_pk)
     except Exception:
         # The sweeper retries; a task must not leave the booking in an unknown state.
         logger.exception("booking %s: post task failed", booking_pk)

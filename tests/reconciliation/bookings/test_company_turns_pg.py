@@ -39,3 +39,27 @@ def test_three_tasks_of_one_company_make_one_turn(tenant_a, booking_settings, wo
     assert sorted(results, key=str) == [{"company busy": 1}, {"company busy": 1}, {"posted": 4}]
     assert set(Booking.objects.values_list("state", flat=True)) == {BookingState.CONFIRMED}
     assert len(world.ledger()) == 4
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_receipt_task_posts_its_own_booking_beside_a_running_turn(
+    tenant_a, booking_settings, world
+):
+    """Receipt tasks are queued company after company; one that found the turn taken and did
+    nothing would leave the workers chewing through the company's tasks while its turn runs
+    (turns then run one at a time). It posts its own booking instead."""
+    import psycopg
+
+    from reconciliation.bookings import tasks
+
+    first, second = receipts(tenant_a, world, 2)
+    params = db_connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}) as other:
+        other.execute(
+            "SELECT pg_advisory_lock(%s, %s)", [company_posting._ADVISORY_CLASS, tenant_a.pk]
+        )  # the company's turn runs in another worker
+        assert tasks.booking_post_task(second.pk) == {"posted": 1}
+    states = dict(Booking.objects.values_list("pk", "state"))
+    assert states == {first.pk: BookingState.PENDING, second.pk: BookingState.CONFIRMED}
+    assert len(world.ledger()) == 1
