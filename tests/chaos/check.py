@@ -51,8 +51,8 @@ def report_lines(result: dict) -> list[str]:
         if key in report:
             lines.append(f"  {key.replace('_', ' ')} {report[key]}")
     if report.get("product"):
-        lines.append("  ml-connector: " + ", ".join(f"{k} {v}"
-                                                   for k, v in report["product"].items()))
+        lines.append("  ml-connector: " + ", ".join(
+            f"{k} {v}" for k, v in report["product"].items() if k != "run decisions"))
     return lines
 
 

@@ -343,7 +343,7 @@ class Month:
             return f"{queued} queued, {prefetched} prefetched, running {running}"
         return ""
 
-    def wait_quiet(self, timeout: float = 300) -> None:
+    def wait_quiet(self, timeout: float = 900) -> None:
         """Until nothing is queued, prefetched or running, and nothing moved (API calls,
         finished tasks) for QUIET_SAMPLES looks: a task finishing may queue the next."""
         deadline = time.monotonic() + timeout
@@ -504,6 +504,13 @@ class Month:
             "payments created": CollectionAttempt.objects.exclude(
                 payment_gocardless_id="").count(),
             "bookings": bookings.count(),
+            # Why each run collected or skipped each invoice: where two months differ, this
+            # says which run decided differently, and why.
+            "run decisions": [
+                f"{r.tenant.slug} {r.as_of} {r.trigger} {r.state}: " + ", ".join(
+                    f"{i.invoice_number} {i.decision}{' ' + i.reason if i.reason else ''}"
+                    for i in r.items.order_by("invoice_number"))
+                for r in CollectionRun.objects.select_related("tenant").order_by("pk")],
             "collection runs that failed, were refused or died (and were run again)": [
                 f"{r.tenant.slug} {r.state}: {r.error[:160]}"
                 for r in CollectionRun.objects.filter(
