@@ -32,6 +32,7 @@ class RunTrigger(models.TextChoices):
     APPROVAL = "approval", "Approval of a preview"
     RETRY = "retry", "Retry now"
     CHANGE = "change", "Invoice changed in Exact"
+    RESEND = "resend", "Resending payments whose outcome was unknown"
 
 
 class RunState(models.TextChoices):

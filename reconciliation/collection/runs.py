@@ -32,12 +32,20 @@ from core.queue import enqueue_on_commit
 from reconciliation.collection.approval import approval_carry_out, approval_queue, run_approve
 from reconciliation.collection.live import (
     QUEUED_RUN_TASK,
+    live_run_active,
     live_run_execute_queued,
     live_run_queue,
     run_live,
 )
 from reconciliation.collection.locking import live_run_abandon, live_run_is_dead
-from reconciliation.collection.models import CollectionRun, RunKind, RunState
+from reconciliation.collection.models import (
+    AttemptState,
+    CollectionAttempt,
+    CollectionRun,
+    RunKind,
+    RunState,
+    RunTrigger,
+)
 from reconciliation.collection.previews import preview_build_queued, preview_queue, run_preview
 from reconciliation.collection.run_records import RunRefused
 from tenants.models import CollectionMode
@@ -56,6 +64,8 @@ __all__ = [
 
 # A run queued longer than this without its task starting it is handed out again.
 QUEUED_GRACE = dt.timedelta(minutes=10)
+# A payment whose creation had an unknown outcome is sent again after this long.
+PENDING_RESEND_AFTER = dt.timedelta(minutes=10)
 
 
 def _collection_on(tenant) -> None:
@@ -139,6 +149,36 @@ def dead_runs_resume(*, now: dt.datetime | None = None) -> list[str]:
             said.append(f"run {run.pk} died mid-run; not resumed now: {exc}")
             continue
         said.append(f"run {run.pk} died mid-run: run {resumed.pk} resumes its work")
+    return said
+
+
+def pending_attempts_resend(*, now: dt.datetime | None = None) -> list[str]:
+    """Payments whose creation had an unknown outcome (a timeout, a 5xx, a 429 beyond
+    patience) stay *pending*, to be sent again with the same idempotency key. They used to
+    wait for the company's next run: with a schedule of days 1 and 15, two weeks (found by the
+    chaos month, docs/chaos.md). Now, when such attempts are older than PENDING_RESEND_AFTER
+    and no live run of the company is under way, the sweep queues a live run limited to their
+    invoices: it resends them (GoCardless answers a repeated key with the payment it made, if
+    it made one) and collects nothing else."""
+    now = now or timezone.now()
+    pending = CollectionAttempt.objects.filter(
+        state=AttemptState.PENDING, updated_at__lt=now - PENDING_RESEND_AFTER,
+        tenant__is_active=True,
+    ).exclude(tenant__collection_mode=CollectionMode.OFF)
+    said = []
+    for tenant_id in sorted(set(pending.values_list("tenant_id", flat=True))):
+        attempts = pending.filter(tenant_id=tenant_id).select_related("tenant")
+        tenant = attempts[0].tenant
+        if live_run_active(tenant) is not None:
+            continue  # that run resumes them itself
+        receivables = sorted({str(a.receivable_exact_id) for a in attempts})
+        try:
+            run = live_run_queue(tenant=tenant, trigger=RunTrigger.RESEND,
+                                 only_receivables=receivables)
+        except RunRefused as exc:
+            said.append(f"{tenant}: pending payments not resent now: {exc}")
+            continue
+        said.append(f"{tenant}: run {run.pk} resends {len(receivables)} pending payment(s)")
     return said
 
 

@@ -55,14 +55,19 @@ def queued_run_task(run_id: int) -> str:
 
 
 def runs_due_task() -> list[str]:
-    """Periodic: resume the live runs whose process died mid-run, hand out again the queued
-    runs whose task never started, then queue the scheduled run of every tenant whose
-    schedule has a slot due (one run per slot, however many clusters sweep:
-    ``scheduled_runs.scheduled_runs_start``)."""
-    from reconciliation.collection.runs import dead_runs_resume, queued_runs_resume
+    """Periodic: resume the live runs whose process died mid-run, resend the payments whose
+    outcome was unknown, hand out again the queued runs whose task never started, then queue
+    the scheduled run of every tenant whose schedule has a slot due (one run per slot,
+    however many clusters sweep: ``scheduled_runs.scheduled_runs_start``)."""
+    from reconciliation.collection.runs import (
+        dead_runs_resume,
+        pending_attempts_resend,
+        queued_runs_resume,
+    )
     from reconciliation.collection.scheduled_runs import scheduled_runs_start
 
     said = dead_runs_resume()
+    said += pending_attempts_resend()
     said += [f"queued run {pk} handed to the workers again" for pk in queued_runs_resume()]
     return said + scheduled_runs_start()
 
