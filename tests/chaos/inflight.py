@@ -33,15 +33,23 @@ def _finished(sender, func=None, task=None, **kwargs) -> None:
         _redis().delete(f"{PREFIX}{os.getpid()}")
 
 
+def _alive(pid: int) -> bool:
+    """A killed worker its cluster has not reaped yet is a zombie: dead, though its pid
+    exists."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
 def _running() -> dict[int, str]:
     """pid -> task, of the workers running a task now (keys of dead workers are dropped)."""
     found = {}
     client = _redis()
     for key in client.scan_iter(f"{PREFIX}*"):
         pid = int(key.decode().rsplit(":", 1)[1])
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             client.delete(key)
             continue
         found[pid] = (client.get(key) or b"?").decode()
