@@ -236,8 +236,10 @@ def run_simulator(ready, stop_event, cpus, sched) -> None:
     sim.stop()
 
 
-def bodies_for(run: str, payments: list[str], count: int) -> list[tuple[bytes, str]]:
-    """Every request body and its signature, built before the clock starts."""
+def bodies_for(run: str, payments: list[str], count: int,
+               batch: int = BATCH) -> list[tuple[bytes, str]]:
+    """Every request body (``batch`` events) and its signature, built before the clock
+    starts."""
     out = []
     for request in range(count):
         events = [{
@@ -246,7 +248,7 @@ def bodies_for(run: str, payments: list[str], count: int) -> list[tuple[bytes, s
             "links": {"payment": payments[(n // len(ACTIONS)) % PAYMENTS]},
             "details": {"origin": "gocardless", "cause": f"payment_{ACTIONS[n % len(ACTIONS)]}"},
             "metadata": {},
-        } for n in range(request * BATCH, (request + 1) * BATCH)]
+        } for n in range(request * batch, (request + 1) * batch)]
         body = json.dumps({"events": events}, separators=(",", ":")).encode()
         out.append((body, hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()))
     return out

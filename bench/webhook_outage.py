@@ -40,10 +40,7 @@ BENCH_WEB_CPU (0), BENCH_BACK_CPU (1), BENCH_CONTROL (1: no restart), Q_WORKERS 
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import hmac
-import json
 import multiprocessing
 import os
 import queue
@@ -58,9 +55,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import _ingest
 from bench._ingest import (
-    ACTIONS,
-    PAYMENTS,
-    SECRET,
     IngestStack,
     Layout,
     ingest_environ,
@@ -114,18 +108,7 @@ def start_logged(logs: Path):
 
 def bodies_for(run: str, payments: list[str], count: int) -> list[tuple[bytes, str]]:
     """bench/_ingest.py's signed batches with BATCH events each (ids EV<run><n>)."""
-    out = []
-    for request in range(count):
-        events = [{
-            "id": f"EV{run}{n:08d}", "created_at": "2026-03-06T09:00:00.000Z",
-            "resource_type": "payments", "action": ACTIONS[n % len(ACTIONS)],
-            "links": {"payment": payments[(n // len(ACTIONS)) % PAYMENTS]},
-            "details": {"origin": "gocardless", "cause": f"payment_{ACTIONS[n % len(ACTIONS)]}"},
-            "metadata": {},
-        } for n in range(request * BATCH, (request + 1) * BATCH)]
-        body = json.dumps({"events": events}, separators=(",", ":")).encode()
-        out.append((body, hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()))
-    return out
+    return _ingest.bodies_for(run, payments, count, batch=BATCH)
 
 
 def sender(url, deliveries, deadline, results, cpus) -> None:
