@@ -588,6 +588,10 @@ def main(argv: list[str] | None = None) -> int:
         result["error"] = f"{type(exc).__name__}: {exc}"
         result["traceback"] = traceback.format_exc()
         status = 1
+        try:  # what the product had done by then (its runs' decisions above all)
+            result["report"]["product"] = with_database(month.product_counts, tries=3)
+        except Exception as also:  # the database may be what failed
+            result["report"]["product"] = f"not read: {type(also).__name__}"
     finally:
         result["report"]["seconds"] = round(time.monotonic() - started, 1)
         month.close()
