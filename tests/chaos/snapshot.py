@@ -170,12 +170,13 @@ def _product_state(company, labels: Labels) -> dict:
             "invoice_number", "amount", "currency", "state", "charge_date",
             "payment_gocardless_id", "flag"))])
     # A failed or refused run leaves its slot free and the next sweep runs it again; a run
-    # whose process died is abandoned and a new run resumes it: the runs compared are those
-    # that did the day's work (the report lists the others with their reason).
+    # whose process died is abandoned and a new run resumes it; a payment sent without an
+    # answer is resent by a run of its own: the runs compared are those that did the day's
+    # scheduled work (the report lists the others, each run's decisions in its JSON).
     state["runs"] = sorted(Counter(
         f"{r['trigger']} {r['kind']} {r['state']} {r['as_of']}"
         for r in CollectionRun.objects.filter(tenant=tenant).exclude(
-            state__in=("failed", "refused", "abandoned")).values(
+            state__in=("failed", "refused", "abandoned")).exclude(trigger="resend").values(
             "trigger", "kind", "state", "as_of")).items())
     mirrors = {"payments": (Payment, ("gocardless_id", "status", "amount", "currency",
                                       "charge_date")),
