@@ -119,12 +119,13 @@ class CollectionRun(models.Model):
                 name="collection_one_queued_preview",
             ),
             # One scheduled run per slot of a tenant's schedule, across every cluster. A run
-            # refused (another live run was active) or failed leaves the slot free, so the
-            # next sweep tries it again, as the daily run always did.
+            # refused (another live run was active), failed or abandoned (its process died;
+            # the run resuming it counts while it lives) leaves the slot free, so the next
+            # sweep tries it again, as the daily run always did.
             models.UniqueConstraint(
                 fields=["tenant", "slot_at"],
                 condition=Q(trigger="schedule", slot_at__isnull=False)
-                & ~Q(state__in=("refused", "failed")),
+                & ~Q(state__in=("refused", "failed", "abandoned")),
                 name="collection_one_run_per_slot",
             ),
         ]

@@ -47,8 +47,11 @@ def collection_schedules_ensure() -> list[str]:
 
 def slots_due_for_run(*, now: dt.datetime | None = None) -> list[tuple[Tenant, Slot]]:
     """Each active, collecting tenant whose schedule has a slot due at ``now`` that has not
-    had its run yet, with that slot. A refused or failed run leaves its slot due (the next
-    sweep tries again). A scheduled run of the slot's local day without a slot (one started
+    had its run yet, with that slot. A refused, failed or abandoned run leaves its slot due
+    (the next sweep tries again). An abandoned run (its process died) is resumed by a new run
+    of the same day, which counts while it is queued, running or done; when that one fails
+    too (say Exact must be reconnected), the slot is due again, so the day's collection goes
+    ahead once the company can collect (found by the chaos month, docs/chaos.md). A scheduled run of the slot's local day without a slot (one started
     before slots were stored) or for another slot that day (the hour was changed after it ran)
     counts too: one scheduled run a day at most."""
     now = now or timezone.now()
@@ -67,7 +70,7 @@ def slot_has_run(*, tenant, slot: Slot) -> bool:
     return (
         CollectionRun.objects.filter(tenant=tenant, trigger=RunTrigger.SCHEDULE)
         .filter(Q(slot_at=slot.at) | Q(as_of=slot.day))
-        .exclude(state__in=(RunState.REFUSED, RunState.FAILED))
+        .exclude(state__in=(RunState.REFUSED, RunState.FAILED, RunState.ABANDONED))
         .exists()
     )
 

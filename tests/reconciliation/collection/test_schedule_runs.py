@@ -21,6 +21,7 @@ from reconciliation.collection.scheduled_runs import (
 )
 from reconciliation.collection.schedules import slots_due_for_run, tenants_due_for_run
 from tenants.models import CollectionMode, ScheduleKind
+from tests.reconciliation.collection.factories import CollectionRunFactory
 
 UTC = dt.UTC
 # Monday 15 March 2027, 06:00 in Amsterdam (CET).
@@ -76,6 +77,28 @@ def test_a_failed_or_refused_run_leaves_the_slot_due(tenant):
     assert tenants_due_for_run(now=SLOT + dt.timedelta(minutes=15)) == [tenant]
     again = scheduled_run_start(tenant=tenant, slot_at=SLOT)
     assert again.state == RunState.QUEUED and again.pk != first.pk
+
+
+def test_an_abandoned_run_leaves_the_slot_to_its_resumer_and_then_due_again(tenant):
+    """Found by the chaos month: the slot's run was killed half-way (abandoned), the run
+    resuming it failed (Exact had to be reconnected), and the abandoned run still counted
+    as the slot's run: the day's invoices waited two weeks for the next slot."""
+    first = scheduled_run_start(tenant=tenant, slot_at=SLOT)
+    CollectionRun.objects.filter(pk=first.pk).update(state=RunState.ABANDONED)
+    later = SLOT + dt.timedelta(minutes=15)
+    # The run resuming it (runs.dead_runs_resume: same trigger and day, no slot) counts
+    # while it is queued, running or done ...
+    resumer = CollectionRunFactory(tenant=tenant, kind=RunKind.LIVE, trigger=RunTrigger.SCHEDULE,
+                                   state=RunState.QUEUED, as_of=SLOT.date())
+    for state in (RunState.QUEUED, RunState.RUNNING, RunState.COMPLETED):
+        CollectionRun.objects.filter(pk=resumer.pk).update(state=state)
+        assert tenants_due_for_run(now=later) == []
+    # ... and when it fails too, the slot is due again: the next sweep starts it.
+    CollectionRun.objects.filter(pk=resumer.pk).update(state=RunState.FAILED)
+    assert tenants_due_for_run(now=later) == [tenant]
+    again = scheduled_run_start(tenant=tenant, slot_at=SLOT)  # the database allows it
+    assert again.state == RunState.QUEUED and again.pk != first.pk
+    assert tenants_due_for_run(now=later) == []
 
 
 def test_a_live_run_under_way_stores_the_scheduled_run_refused(tenant, operator_of_a):
