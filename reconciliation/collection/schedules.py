@@ -51,9 +51,10 @@ def slots_due_for_run(*, now: dt.datetime | None = None) -> list[tuple[Tenant, S
     (the next sweep tries again). An abandoned run (its process died) is resumed by a new run
     of the same day, which counts while it is queued, running or done; when that one fails
     too (say Exact must be reconnected), the slot is due again, so the day's collection goes
-    ahead once the company can collect (found by the chaos month, docs/chaos.md). A scheduled run of the slot's local day without a slot (one started
-    before slots were stored) or for another slot that day (the hour was changed after it ran)
-    counts too: one scheduled run a day at most."""
+    ahead once the company can collect (found by the chaos month, docs/chaos.md). A scheduled
+    run of the slot's local day without a slot (one started before slots were stored) or for
+    another slot that day (the hour was changed after it ran) counts too: one scheduled run a
+    day at most."""
     now = now or timezone.now()
     due = []
     for tenant in Tenant.objects.filter(is_active=True).exclude(collection_mode=CollectionMode.OFF):
