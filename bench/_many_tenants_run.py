@@ -10,7 +10,8 @@ Phases (each starts when the one before has finished for every small tenant):
 2. collection: ``scheduled_runs.scheduled_runs_start`` (what ``collection.runs_due`` runs)
    stores one queued run per tenant slot and queues its task; the workers create the payments;
 3. bookings: for every payment made, the receipt ``Booking`` a confirmed payment's receiver
-   makes, queued with ``booking_post_enqueue`` as the receiver does; the workers post it.
+   makes, queued with ``booking_post_enqueue`` as the receiver does (its company's turn,
+   queued once for the company's burst); the workers post them.
 
 Between 1 and 2 the accounts the sync mirrored are linked to GoCardless customers (what
 matching leaves behind); that is set-up, not measured.
@@ -313,7 +314,7 @@ def _measure(*, world, exact_url, gc_url, gc_per_minute, sim_processes, budgets,
     cpu.take()  # set-up: not counted
     began = timezone.now()
     for booking in bookings:
-        booking_post_enqueue(booking_pk=booking.pk)
+        booking_post_enqueue(booking_pk=booking.pk, tenant_id=booking.tenant_id)
 
     def bookings_done_at() -> dict[int, float] | None:
         small = Booking.objects.filter(tenant_id__in=small_ids)

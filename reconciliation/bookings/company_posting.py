@@ -23,15 +23,23 @@ the next minute, and everyone else's queued work waited behind it (docs/scale.md
   per company with due bookings, the company whose oldest due booking waited longest first,
   so a company with 50,000 bookings gets one turn in the round like everyone else.
 
-A receiver still queues ``booking_post_task`` per booking (services.py); that task now runs
-its company's turn, so the first one posts the company's bookings and the rest find the turn
-running or nothing left to do.
+- **Queued once** (``company_turn_queue``): a receiver queues its company's turn only when
+  none is queued and not yet started (``CompanyTurnQueued``, one row per company, deleted by
+  the turn as it starts). A burst of receipts (a payout's confirmations, the morning's
+  collection) is one task, not one per receipt: django-q2's work around a task (pushing,
+  pulling, saving its result) cost more CPU than the post itself (docs/scale.md). A row
+  older than ``QUEUED_FRESH`` is a turn lost with its worker or its broker: the next
+  receipt, or the sweep, queues another.
+
+``booking_post_task`` (one booking's task, as receivers queued before) still runs the turn of
+the booking's company, for tasks already queued when an installation upgrades.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from datetime import timedelta
 
 from django.db import connection as db_connection
 from django.db.models import Min
@@ -43,7 +51,7 @@ from exact.errors import ExactError
 from exact.models import ExactConnection
 from tenants.activity import inactive_tenants_log
 
-from .models import Booking
+from .models import Booking, CompanyTurnQueued
 from .posting import booking_post, bookings_due, bookings_gave_up_alert, company_put_off
 
 logger = logging.getLogger(__name__)
@@ -57,6 +65,10 @@ RECHECKS = 2
 # First key of the two-int advisory lock space: "bookings turn" (the tenant id is the second).
 _ADVISORY_CLASS = 0x6D6C6342  # "mlcB"
 COMPANY_TURN_TASK = "reconciliation.bookings.tasks.bookings_company_post_task"
+# A queued turn not started within this long is taken for lost (its worker killed, the broker
+# restarted with it): the next receipt or the sweep queues another. Longer than the queue
+# usually waits; the sweep runs every minute anyway.
+QUEUED_FRESH = timedelta(seconds=90)
 # Outcomes that say the company's Exact connection cannot be used right now: the turn ends.
 CONNECTION_DOWN = ("exact not usable", "failed: connection")
 
@@ -174,6 +186,9 @@ def bookings_company_post(
     who sends it."""
     outcomes: dict[str, int] = {}
     tried: set[int] = set()
+    # Before the first look for due bookings: a receipt stored after that look finds no
+    # queued turn and queues the next one (or this turn's rechecks take it).
+    CompanyTurnQueued.objects.filter(tenant_id=tenant_id).delete()
     for _ in range(1 + RECHECKS):
         with _company_turn(tenant_id) as mine:
             if not mine:
@@ -182,7 +197,7 @@ def bookings_company_post(
                 return outcomes or {"company busy": 1}
             stopped = _turn(tenant_id, now=now, api=api, turn=turn, tried=tried, outcomes=outcomes)
         if stopped == "turn":
-            _queue_turn(tenant_id)
+            company_turn_queue(tenant_id=tenant_id)
             break
         # "done": due bookings that came in after the last look, while another task for the
         # company found the turn taken and returned, are this turn's to post.
@@ -208,6 +223,35 @@ def _post_alone(booking_pk: int, *, tenant_id: int, now, api) -> dict[str, int]:
     return {outcome: 1}
 
 
+def company_turn_queue(*, tenant_id: int, now=None) -> bool:
+    """Queue the company's turn unless one is queued and not started (nor lost); True when
+    this call queued it. One statement either way, on SQLite and PostgreSQL: the row is
+    inserted, or taken over when it is older than ``QUEUED_FRESH``, or left (then nothing is
+    queued)."""
+    now = now or timezone.now()
+    ops = db_connection.ops
+    table = ops.quote_name(CompanyTurnQueued._meta.db_table)
+    try:
+        with db_connection.cursor() as cursor:
+            # The table name is our model's; the values are parameters.
+            cursor.execute(
+                f"INSERT INTO {table} (tenant_id, queued_at) VALUES (%s, %s) "  # noqa: S608
+                "ON CONFLICT (tenant_id) DO UPDATE SET queued_at = excluded.queued_at "
+                f"WHERE {table}.queued_at < %s RETURNING tenant_id",
+                [
+                    tenant_id,
+                    ops.adapt_datetimefield_value(now),
+                    ops.adapt_datetimefield_value(now - QUEUED_FRESH),
+                ],
+            )
+            mine = cursor.fetchone() is not None
+    except Exception:  # the database hiccuped: queue anyway (a turn too many is harmless)
+        logger.warning("bookings: could not mark company %s's turn queued", tenant_id,
+                       exc_info=True)
+        mine = True
+    return _queue_turn(tenant_id) if mine else False
+
+
 def _queue_turn(tenant_id: int) -> bool:
     from django_q.tasks import async_task
 
@@ -220,8 +264,9 @@ def _queue_turn(tenant_id: int) -> bool:
 
 
 def bookings_hand_out(*, now=None, limit: int = 1000) -> dict[str, int]:
-    """The scheduled sweep: one turn queued per company with due bookings (at most
-    ``limit`` companies a minute), the longest waiting first; then the gave-up alert."""
+    """The scheduled sweep: one turn queued per company with due bookings and no turn queued
+    (at most ``limit`` companies a minute), the longest waiting first; then the gave-up
+    alert."""
     now = now or timezone.now()
     inactive_tenants_log(bookings_due(now=now, active_only=False), job="bookings sweep")
     companies = [
@@ -232,7 +277,7 @@ def bookings_hand_out(*, now=None, limit: int = 1000) -> dict[str, int]:
         .annotate(first=Min("id"))
         .order_by("first")[:limit]
     ]
-    queued = sum(_queue_turn(tenant_id) for tenant_id in companies)
+    queued = sum(company_turn_queue(tenant_id=tenant_id, now=now) for tenant_id in companies)
     try:
         bookings_gave_up_alert(now=now)
     except Exception:  # the next sweep tries again

@@ -336,3 +336,26 @@ class PlanPaymentMatch(models.Model):
         if self.state == PlanMatchState.MATCHED and self.invoice_number:
             return f"Payment {self.payment.gocardless_id} pays invoice {self.invoice_number}"
         return f"Payment {self.payment.gocardless_id} of {self.plan}"
+
+
+class CompanyTurnQueued(models.Model):
+    """A company's posting turn is queued and has not started yet (company_posting.py).
+
+    Receipts come in bursts (a payout's confirmations, the morning's collection): one queued
+    turn posts them all, so the receivers queue a turn only when this row is missing or
+    older than ``company_posting.QUEUED_FRESH`` (a turn lost with a killed worker or a
+    restarted broker: the next receipt or the minute's sweep queues another). The turn
+    deletes the row as it starts, before it looks for due bookings, so a receipt that comes
+    in after that look queues the next turn. Never a lock: two turns of one company are
+    safe (each booking's claim decides who posts it), only wasted work."""
+
+    tenant = models.OneToOneField(
+        "tenants.Tenant", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    queued_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "queued posting turn"
+
+    def __str__(self) -> str:
+        return f"posting turn of tenant {self.tenant_id}, queued {self.queued_at:%Y-%m-%d %H:%M:%S}"

@@ -9,7 +9,6 @@ from datetime import date
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from core.audit import Actor, audit_record
 from exact.locks import lock_row
@@ -17,6 +16,7 @@ from gocardless.actors import actor_for_event
 from gocardless.models import Payment
 
 from . import rules
+from .company_posting import company_turn_queue
 from .models import Booking, BookingSettings, PlanPaymentMatch, Rule
 from .payout_facts import receipted_payments
 
@@ -82,20 +82,23 @@ def booking_create(
         message=f"{booking.get_rule_display()} for {gocardless_id}"
         + (f" (event {event.event_id})" if event is not None else ""),
     )
-    transaction.on_commit(lambda: booking_post_enqueue(booking_pk=booking.pk))
+    transaction.on_commit(
+        lambda: booking_post_enqueue(booking_pk=booking.pk, tenant_id=booking.tenant_id)
+    )
     return booking
 
 
-def booking_post_enqueue(*, booking_pk: int) -> None:
-    """Queue one booking's post (called after the event transaction commits). Should the
-    broker be down, the booking stays pending and the sweeper posts it: unlike
-    ``core.queue.enqueue_on_commit``, a queueing error must not reach the event pipeline,
-    whose transaction has already committed."""
+def booking_post_enqueue(*, booking_pk: int, tenant_id: int) -> None:
+    """Queue the post of a new booking (called after the event transaction commits): its
+    company's turn, unless one is queued and not started yet, which will post this booking
+    too (company_posting.company_turn_queue). Should the broker be down, the booking stays
+    pending and the sweep posts it: unlike ``core.queue.enqueue_on_commit``, a queueing
+    error must not reach the event pipeline, whose transaction has already committed."""
     try:
-        async_task("reconciliation.bookings.tasks.booking_post_task", booking_pk)
+        company_turn_queue(tenant_id=tenant_id)
     except Exception:
         logger.warning(
-            "booking %s: could not queue its post; the sweeper will", booking_pk, exc_info=True
+            "booking %s: could not queue its post; the sweep will", booking_pk, exc_info=True
         )
 
 

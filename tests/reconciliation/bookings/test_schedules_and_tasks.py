@@ -30,10 +30,10 @@ def test_post_task_never_raises(monkeypatch):
     assert tasks.booking_post_task(12345) == "error"
 
 
-def test_enqueue_survives_a_broker_outage(monkeypatch):
+def test_enqueue_survives_a_broker_outage(monkeypatch, tenant_a):
     def down(*args, **kwargs):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(services, "async_task", down)
-    services.booking_post_enqueue(booking_pk=1)  # logged; the sweeper posts it later
+    monkeypatch.setattr("django_q.tasks.async_task", down)
+    services.booking_post_enqueue(booking_pk=1, tenant_id=tenant_a.pk)  # logged; swept later
     assert tasks.bookings_sweep_task() == {}
