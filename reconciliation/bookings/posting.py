@@ -195,6 +195,13 @@ def _claim(
             if reason:
                 _wait(booking, until=now + WAIT_FOR_PREDECESSOR, why=reason)
                 return "waiting for receipts"
+        payout_side = booking.after if booking.after_id else None
+        if booking.rule == Rule.PAYOUT_BANK and payout_side and payout_side.rule == Rule.PAYOUT:
+            # The bank side is the same payout: it carries the facts its payout entry was
+            # posted with (refreshed when the receipts came in after the payout), not the copy
+            # made when the payout was paid, which may name our payments as not ours (found
+            # by the chaos month: money equal, the bank side's facts not).
+            booking.facts = dict(payout_side.facts)
         body = _body(booking, now=now, actor=actor)
         if body is None:
             return "failed: cannot build"

@@ -20,6 +20,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.chaos import story as st  # noqa: E402
-from tests.chaos.services import PrivatePostgres, PrivateRedis, free_port  # noqa: E402
+from tests.chaos.services import PrivatePostgres, PrivateRedis, _pg_bin, free_port  # noqa: E402
 from tests.chaos.world import (  # noqa: E402
     HTTP_TIMEOUT,
     QUIET_EVERY,
@@ -564,6 +565,11 @@ class Month:
         from django.db import connections
 
         connections.close_all()
+        if os.environ.get("MLC_CHAOS_KEEP"):  # the month's database, for a post-mortem
+            subprocess.run([_pg_bin("pg_dump"), "-h", "127.0.0.1", "-p", str(self.pg.port),
+                            "-U", "postgres", "-f", str(self.logdir / "mlc_chaos.sql"),
+                            "mlc_chaos"], check=False)
+            self.log(f"database kept: {self.logdir / 'mlc_chaos.sql'}")
         self.redis.destroy()
         self.pg.destroy()
 

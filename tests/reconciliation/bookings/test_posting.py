@@ -14,7 +14,7 @@ from core.audit import Actor
 from core.models import AuditEntry
 from exact.client import ExactClient
 from reconciliation.bookings import posting
-from reconciliation.bookings.models import BookingState, Rule
+from reconciliation.bookings.models import Booking, BookingState, Rule
 from reconciliation.bookings.posting import LEASE, MAX_ATTEMPTS, booking_post, bookings_sweep
 from tests.reconciliation.bookings.factories import BookingFactory
 
@@ -314,6 +314,11 @@ def test_payout_processed_before_its_receipts_waits_for_them(tenant_a, booking_s
     assert world.journal_total("20") == Decimal("98.50")
     assert not any(line["GLAccountCode"] == "2390" for e in world.ledger() for line in e["Lines"])
     assert RECEIPTS_GRACE > timedelta(minutes=2)
+    # The bank side says what its payout entry was posted with, not the first copy.
+    payout_side = Booking.objects.get(rule=Rule.PAYOUT, gocardless_id=payout.gocardless_id)
+    bank_side = Booking.objects.get(rule=Rule.PAYOUT_BANK, gocardless_id=payout.gocardless_id)
+    assert payout_side.facts["foreign"] == bank_side.facts["foreign"] == {}
+    assert bank_side.facts == payout_side.facts
 
 
 def test_payout_whose_receipts_never_come_books_them_to_suspense(tenant_a, booking_settings, world):
