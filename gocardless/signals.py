@@ -85,3 +85,9 @@ ACTION_SIGNALS = {
 # these statuses imply that payment_confirmed must have been sent first.
 IMPLIES_CONFIRMED = {"paid_out", "charged_back"}
 CONFIRMED_OR_LATER = {"confirmed", "paid_out", "charged_back"}
+
+# Statuses whose reason only their own event carries (``details.cause``: why the payment
+# failed or was charged back; the failure rules and the reversal booking need it). When a
+# refetch for another event shows one first (webhooks late or out of order), its signal waits
+# for the event that says it (event_apply.py).
+CAUSED_STATUSES = {"failed", "charged_back"}
