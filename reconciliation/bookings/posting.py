@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection as db_connection
 from django.db import transaction
@@ -102,6 +102,10 @@ class _Claim:
     must_look_up: bool  # the previous attempt's outcome is unknown: look the entry up first
     connection: ExactConnection
     state_before: str  # what a put-off claim goes back to (budget busy: as if never claimed)
+    # ... and the claim before it: a booking whose last sender died (``sent``, its claim
+    # older than LEASE) is due by that old claim; put back without it, it was due by nothing
+    # (``sent`` with no claim) and never posted (found by the chaos month, docs/chaos.md).
+    claimed_before: datetime | None = None
 
 
 # What ``booking_post`` returns, in the words a person reads after *Re-post*.
@@ -206,6 +210,7 @@ def _claim(
         if body is None:
             return "failed: cannot build"
         must_look_up, state_before = booking.outcome_unknown, booking.state
+        claimed_before = booking.claimed_at
         booking.state = BookingState.SENT
         booking.claimed_at = now
         booking.attempts += 1
@@ -218,6 +223,7 @@ def _claim(
         must_look_up=must_look_up,
         connection=connection,
         state_before=state_before,
+        claimed_before=claimed_before,
     )
 
 
@@ -336,7 +342,7 @@ def _put_off(claim: _Claim, *, until) -> None:
         booking.state = claim.state_before
         booking.attempts = max(booking.attempts - 1, 0)
         booking.outcome_unknown = claim.must_look_up
-        booking.claimed_at = None
+        booking.claimed_at = claim.claimed_before
         booking.next_retry_at = until
         booking.save(
             update_fields=[

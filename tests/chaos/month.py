@@ -418,6 +418,31 @@ class Month:
                 said.append(f"{company.slug}: {runs} runs not finished")
         return said
 
+    def diagnosis(self) -> str:
+        """What holds the work back, for a day that would not settle: the advisory locks held
+        (company turns, collection runs) and by whom, the bookings not posted, the turns
+        marked queued, and what the broker holds."""
+        from django.db import connection
+
+        from reconciliation.bookings.models import Booking, BookingState, CompanyTurnQueued
+
+        lines = []
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT l.classid, l.objid, l.pid, a.state, a.backend_start, a.query_start, "
+                "left(a.query, 120) FROM pg_locks l LEFT JOIN pg_stat_activity a "
+                "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted")
+            lines += [f"advisory lock {row}" for row in cursor.fetchall()]
+        for booking in Booking.objects.exclude(state=BookingState.CONFIRMED).order_by("pk"):
+            lines.append(
+                f"booking {booking.pk} {booking.key} tenant {booking.tenant_id} {booking.state} "
+                f"claimed {booking.claimed_at} retry {booking.next_retry_at} attempts "
+                f"{booking.attempts} after {booking.after_id} unknown {booking.outcome_unknown}")
+        lines += [f"turn queued: tenant {q.tenant_id} at {q.queued_at}"
+                  for q in CompanyTurnQueued.objects.all()]
+        lines.append(f"now (story) {self.clock.now()}; broker queue {broker_queue_size()}")
+        return "\n".join(lines)
+
     def log(self, text: str) -> None:
         print(f"[{'calm' if self.calm else 'chaos'} {self.seed} "
               f"{time.monotonic() - self.began:6.1f}s] {text}", file=sys.stderr, flush=True)
@@ -433,7 +458,8 @@ class Month:
                 break
             with_database(self.administrators_reconnect)
             if hops >= MAX_HOPS:
-                raise st.StoryError(f"{label}: still to do after {hops} hops: {left}")
+                raise st.StoryError(f"{label}: still to do after {hops} hops: {left}\n"
+                                    + with_database(self.diagnosis))
             hops += 1
             self.log(f"{label}: hop {hops}: {'; '.join(left)[:400]}")
             self.clocks_to(self.clock.now() + HOP)

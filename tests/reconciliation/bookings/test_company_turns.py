@@ -15,7 +15,7 @@ from exact.models import ConnectionStatus, ExactConnection
 from exact.ratelimit import ExactRateBudgetBusy
 from reconciliation.bookings import company_posting
 from reconciliation.bookings.models import Booking, BookingState
-from reconciliation.bookings.posting import LEASE, booking_post, bookings_sweep
+from reconciliation.bookings.posting import LEASE, booking_post, bookings_due, bookings_sweep
 from tests.factories import ExactConnectionFactory, TenantFactory
 from tests.reconciliation.bookings.factories import BookingFactory, BookingSettingsFactory
 
@@ -92,6 +92,38 @@ def test_a_spent_minute_puts_the_booking_off_to_the_reset_without_an_attempt(
     assert second.state == BookingState.CONFIRMED and second.attempts == 3
     assert len(world.ledger()) == 2
     assert sum(c.get("429", 0) for c in sim.call_counts().values()) == 0
+
+
+def test_a_booking_whose_sender_died_stays_due_when_the_minute_is_spent(
+    tenant_a, booking_settings, world, sim, api, monkeypatch
+):
+    """Found by the chaos month: a worker killed after its claim leaves the booking ``sent``
+    (due again once the claim is older than LEASE). The next claim found the minute spent
+    and put the booking back without any claim: ``sent`` with no claim is due by nothing,
+    and the receipt was never posted."""
+    (booking,) = receipts(tenant_a, world, 1)
+    now = sim.clock.now()
+    died_at = now - LEASE - timedelta(minutes=1)
+    Booking.objects.filter(pk=booking.pk).update(
+        state=BookingState.SENT, claimed_at=died_at, attempts=1, outcome_unknown=True
+    )
+    assert list(bookings_due(now=now).values_list("pk", flat=True)) == [booking.pk]
+    # The minute has one call: the look-up of the unknown outcome; the POST finds it spent.
+    sim.settings(minutely_limit=1)
+    assert booking_post(booking_pk=booking.pk, api=api, now=now) == "budget busy"
+    booking.refresh_from_db()
+    assert (booking.state, booking.claimed_at, booking.attempts) == (
+        BookingState.SENT, died_at, 1
+    )  # as it was
+    assert list(bookings_due(now=now).values_list("pk", flat=True)) == [booking.pk]
+
+    # ... so the sweep after the reset hands its company a turn again.
+    queued = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda func, *a, **k: queued.append(a))
+    assert company_posting.bookings_hand_out(now=now + timedelta(minutes=1)) == {
+        "companies handed a turn": 1
+    }
+    assert queued == [(tenant_a.pk,)] and world.ledger() == []
 
 
 def test_a_turn_stops_at_the_budget_and_the_next_one_resumes(
