@@ -385,7 +385,12 @@ class Month:
         """What is still to be done now (not: what waits for a later day)."""
         from gocardless.models import GoCardlessEvent
         from reconciliation.bookings.models import Booking, BookingState
-        from reconciliation.collection.models import CollectionRun, RunState
+        from reconciliation.collection.models import (
+            AttemptState,
+            CollectionAttempt,
+            CollectionRun,
+            RunState,
+        )
         from reconciliation.collection.schedules import slots_due_for_run
 
         said = []
@@ -416,6 +421,13 @@ class Month:
                 tenant=tenant, state__in=(RunState.QUEUED, RunState.RUNNING)).count()
             if runs:
                 said.append(f"{company.slug}: {runs} runs not finished")
+            # A payment whose creation had no answer is resent by the sweep within minutes
+            # (runs.pending_attempts_resend): work of today, not of the story's next day
+            # (a resend the next morning asks a later charge date than the calm month's).
+            unknown = CollectionAttempt.objects.filter(tenant=tenant,
+                                                       state=AttemptState.PENDING).count()
+            if unknown:
+                said.append(f"{company.slug}: {unknown} payments with an unknown outcome")
         return said
 
     def diagnosis(self) -> str:
