@@ -42,17 +42,18 @@ def test_simulate_serves_both_simulators():
             if len(urls) == 2:
                 break
         assert set(urls) == {"Exact Online", "GoCardless"}
-        assert requests.get(f"{urls['Exact Online']}/_control/now", timeout=5).status_code == 200
+        assert requests.get(f"{urls['Exact Online']}/_control/now", timeout=60).status_code == 200
         creditors = requests.get(
             f"{urls['GoCardless']}/creditors",
             headers={
                 "Authorization": "Bearer sim-access-token",
                 "GoCardless-Version": "2015-07-06",
             },
-            timeout=5,
+            timeout=60,
         )
         assert creditors.status_code == 200 and creditors.json()["creditors"]
     finally:
         process.send_signal(signal.SIGINT)
-        # A liveness bound, not a timing check: a loaded CI machine can be slow to stop.
-        assert process.wait(timeout=30) == 0
+        # A liveness bound, not a timing check: a loaded CI machine can be slow to stop (CI
+        # runs the suite at the lowest CPU priority beside the chaos month: 30 s was too short).
+        assert process.wait(timeout=180) == 0
