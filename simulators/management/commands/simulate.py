@@ -8,6 +8,7 @@ from another machine.
 """
 
 import logging
+import signal
 import time
 
 from django.core.management.base import BaseCommand
@@ -33,6 +34,10 @@ class Command(BaseCommand):
         parser.add_argument("--gocardless-webhook-url", default=None)
 
     def handle(self, *args, **options):
+        # Started as a background job of a non-interactive shell (a script, CI), a process
+        # inherits SIGINT ignored, and Ctrl-C / `kill -INT` would leave the servers running:
+        # stopping them on SIGINT is what this command promises, however it was started.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         logging.getLogger("werkzeug").setLevel(logging.INFO)
         running = []
         if options["only"] in (None, "exact"):
