@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import Min, Q
@@ -53,7 +54,7 @@ from tenants.alerts import (
     alert_new_objects_by_tenant,
 )
 
-from .models import Booking, BookingSettings, BookingState, Rule
+from .models import Booking, BookingState, Rule
 from .payout_facts import payout_facts_refresh
 from .rules import BANK_ENTRIES, RuleError, entry_body
 
@@ -162,7 +163,7 @@ def _claim(
 ) -> _Claim | str:
     """Step 1, in one short transaction under the row lock: the claim, or why not now."""
     with transaction.atomic():
-        booking = _lock_booking(booking_pk)
+        booking = _lock_booking(booking_pk, with_company=True)
         not_now = _not_now(booking, now=now, force=force)
         if not_now:
             return not_now  # nothing happened: a refused re-post is not audited
@@ -186,7 +187,7 @@ def _claim(
                 why=f"waiting for {booking.after.key}" + (" (needs attention)" if stuck else ""),
             )
             return "waiting for predecessor"
-        connection = ExactConnection.objects.filter(tenant_id=booking.tenant_id).first()
+        connection = _company_part(booking, "exact_connection")
         if connection is None or not connection.is_usable:
             _wait(
                 booking,
@@ -216,7 +217,7 @@ def _claim(
         booking.attempts += 1
         booking.request_body = body
         booking.outcome_unknown = True  # until the answer is saved
-        booking.save()
+        booking.save(update_fields=CLAIMED_FIELDS)
     return _Claim(
         booking=booking,
         body=body,
@@ -227,17 +228,36 @@ def _claim(
     )
 
 
-def _lock_booking(booking_pk: int) -> Booking:
+def _lock_booking(booking_pk: int, *, with_company: bool = False) -> Booking:
     """``exact.locks.lock_row`` for a booking, its tenant read in the same query (the
     inactive-tenant check and the audit entry need it: two queries a post saved). Only the
-    booking's row is locked (``of=("self",)``): never the tenant's."""
+    booking's row is locked (``of=("self",)``): never the tenant's. ``with_company``: the
+    claim's reads of the company's Exact connection and booking settings come in the same
+    query too (two more a post; read under the same lock as before, so just as fresh)."""
     if db_connection.vendor != "postgresql":
         return lock_row(Booking, booking_pk)  # SQLite: its write lock up front
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("_lock_booking() must run inside transaction.atomic()")
-    return (
-        Booking.objects.select_related("tenant").select_for_update(of=("self",)).get(pk=booking_pk)
+    related = ["tenant"] + (list(COMPANY_PARTS.values()) if with_company else [])
+    return Booking.objects.select_related(*related).select_for_update(of=("self",)).get(
+        pk=booking_pk
     )
+
+
+# The company's one-to-one parts a claim reads (``_company_part``).
+COMPANY_PARTS = {
+    "exact_connection": "tenant__exact_connection",
+    "booking_settings": "tenant__booking_settings",
+}
+
+
+def _company_part(booking: Booking, name: str):
+    """The booking's company's Exact connection or booking settings, or None: from the
+    claim's locking query on PostgreSQL, else read now."""
+    try:
+        return getattr(booking.tenant, name)
+    except ObjectDoesNotExist:
+        return None
 
 
 def _not_now(booking: Booking, *, now, force: bool) -> str | None:
@@ -268,7 +288,7 @@ def _wait(booking: Booking, *, until, why: str) -> None:
 
 def _body(booking: Booking, *, now, actor: Actor) -> dict | None:
     """The entry's body, or None when it cannot be built (recorded as a failed attempt)."""
-    settings = BookingSettings.objects.filter(tenant_id=booking.tenant_id).first()
+    settings = _company_part(booking, "booking_settings")
     try:
         if settings is None:
             raise RuleError("booking settings missing")
@@ -361,6 +381,17 @@ def _put_off(claim: _Claim, *, until) -> None:
         until.isoformat(),
     )
 
+
+# What a claim changes (a full save would write every column of every post's booking).
+CLAIMED_FIELDS = [
+    "state",
+    "claimed_at",
+    "attempts",
+    "request_body",
+    "outcome_unknown",
+    "facts",  # a payout's, refreshed or copied from its payout side
+    "updated_at",
+]
 
 CONFIRMED_FIELDS = [
     "state",
