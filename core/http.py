@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
+import requests
 from django.conf import settings
 
 
@@ -45,3 +47,19 @@ def csp_allow_form_target(response, url: str):
     update["form-action"] = [*update.get("form-action", []), f"{parts.scheme}://{parts.netloc}"]
     response._csp_update = update
     return response
+
+
+def session_environment_pin(*, session: requests.Session, url: str) -> None:
+    """Read once what requests reads from the environment on every call of a session with
+    ``trust_env`` on (the proxy for this URL unless ``NO_PROXY`` excludes it, a CA bundle from
+    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``) and set it on ``session``, ``trust_env`` off.
+
+    For a session that only ever calls ``url``'s host. Measured: requests' scan of the
+    environment on each call (``get_environ_proxies``) was about a tenth of a booking post's
+    CPU; ~/.netrc is no longer consulted either, which could only have replaced our bearer
+    token with a password."""
+    session.trust_env = False
+    session.proxies = requests.utils.get_environ_proxies(url)
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle

@@ -29,6 +29,7 @@ from django.utils import timezone
 from oauthlib.oauth2 import OAuth2Error
 from requests_oauthlib import OAuth2Session
 
+from core.http import session_environment_pin
 from exact.connections import connection_pause
 from exact.errors import (
     ExactApiError,
@@ -181,6 +182,10 @@ class ExactClient:
         self.connection = connection
         self._base_url = base_url
         self.session = session or requests.Session()
+        # Our own session: the environment's proxy and CA bundle are read at its first call
+        # (core.http.session_environment_pin), not on every call. A session handed in is
+        # the caller's to set up.
+        self._pin_environment = session is None
         self.session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
         self.clock = clock
         self.sleep = sleep
@@ -242,6 +247,9 @@ class ExactClient:
     def _request(self, method, url, *, params, json, division, token) -> requests.Response:
         endpoint = urlsplit(url).path
         self._check_same_host(url)  # the bearer token goes to the grant's host only
+        if self._pin_environment:
+            session_environment_pin(session=self.session, url=url)  # one host: see above
+            self._pin_environment = False
         limiter = self.limiter(division) if division else None
         attempts = 0
         rate_limited = 0

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import http.cookiejar
 import json
-import os
 import re
 import threading
 import time
@@ -47,6 +46,7 @@ from gocardless_pro.api_client import ApiClient
 from gocardless_pro.paginator import Paginator
 from gocardless_pro.rate_limit import update_rate_limit
 
+from core.http import session_environment_pin
 from gocardless import errors
 from gocardless.conf import custom_base_url_allowed
 from gocardless.connection_status import (
@@ -115,11 +115,7 @@ def _session_for(base_url: str, access_token: str) -> requests.Session:
         if len(pool) >= _SESSIONS_PER_THREAD:
             pool.pop(next(iter(pool))).close()
         session = requests.Session()
-        session.trust_env = False
-        session.proxies = requests.utils.get_environ_proxies(base_url)
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if bundle:
-            session.verify = bundle
+        session_environment_pin(session=session, url=base_url)
         session.cookies.set_policy(_NoCookies())
         pool[key] = session
     return session

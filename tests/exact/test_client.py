@@ -200,3 +200,40 @@ def test_put_updates_one_entity(sim, connection, api):
     api.put("crm/Accounts", f"guid'{account['ID']}'", {"Name": "After"})
     row = api.get_entity("crm/Accounts", f"guid'{account['ID']}'", select=SELECT)
     assert row["Name"] == "After"
+
+
+def test_the_environment_is_read_at_the_first_call_not_on_every_call(
+    sim, connection, sim_sleep, monkeypatch
+):
+    """requests rescans the environment for proxies on every call of a session that trusts
+    it (about a tenth of a booking post's CPU); our own session reads it once."""
+    scans = []
+    real = requests.utils.get_environ_proxies
+
+    def counting(*args, **kwargs):
+        scans.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(requests.utils, "get_environ_proxies", counting)
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counting)
+    _seed_accounts(sim, 3)
+    api = ExactClient(connection, clock=sim.clock.now, sleep=sim_sleep)
+    for _ in range(3):
+        assert len(list(api.iter_rows("crm/Accounts", select=SELECT, filter="Status eq 'C'"))) == 3
+    assert len(scans) == 1 and scans[0].startswith(sim.url)
+    assert api.session.trust_env is False
+
+
+def test_a_proxy_in_the_environment_is_still_used(monkeypatch):
+    from core.http import session_environment_pin
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/company-ca.pem")
+    session = requests.Session()
+    session_environment_pin(session=session, url="https://start.exactonline.nl/api/v1/1/x")
+    assert session.proxies["https"] == "http://proxy.internal:3128"
+    assert session.verify == "/etc/ssl/certs/company-ca.pem"
+    excluded = requests.Session()
+    session_environment_pin(session=excluded, url="https://api.internal.example/x")
+    assert "https" not in excluded.proxies
