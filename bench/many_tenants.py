@@ -15,7 +15,8 @@ Three scenarios, each in a fresh database, fresh simulators and a flushed Redis 
 - one cluster: wall time against the lower bound, p95 per-tenant completion, API calls per
   tenant against the lower bound, 429s, peak RSS per process, duplicates;
 - two clusters (the same queue, twice the workers): the throughput ratio (target >= 1.7x),
-  zero duplicates;
+  zero duplicates; its wall time against its own bound (half the one-cluster bound: twice the
+  workers) is printed but not judged, since the cores under it are the same;
 - one cluster with one more company of BENCH_BIG_INVOICES invoices (default 50,000, 24 % open,
   a customer per 10 invoices) picked first: the p95 completion of the small companies
   against the run without it (target <= 1.5x).
@@ -168,11 +169,15 @@ def report(name: str, data: dict) -> tuple[bool, float]:
               f"{values['wall'] / b['seconds'] if b['seconds'] else float('nan'):7.2f}"
               f"{p95(small):8.1f}   {b['calls']:,} calls: {terms}"
               + ("" if values["ok"] else "  (TIMED OUT)"))
-    judged = not data["big_invoices"]
+    # The ratio target is the one-cluster run's. Two clusters halve the latency bound but not
+    # the cores under them: their target is the throughput against one cluster (main()).
+    judged = data["clusters"] == 1 and not data["big_invoices"]
     ok_ratio = ratio <= TARGET_RATIO
+    why_not = "fairness run" if data["big_invoices"] else (
+        f"its target is the throughput against one cluster, >= {TARGET_SCALE}x")
     print(f"   total wall {wall:.1f} s against the lower bound {bound:.1f} s = {ratio:.2f}x "
-          f"(target <= {TARGET_RATIO}) "
-          + (("ok" if ok_ratio else "MISS") if judged else "(not judged: fairness run)"))
+          + (f"(target <= {TARGET_RATIO}) {'ok' if ok_ratio else 'MISS'}" if judged
+             else f"(not judged: {why_not})"))
     print(f"   p95 per-tenant completion {p95(tenant_totals(data)):.1f} s "
           f"(a tenant's completion in each phase, added up)")
     print(f"   API calls per tenant: Exact {exact_mean:.1f} (max {exact_max}) against the lower "

@@ -2,7 +2,7 @@
 
 A tenant runs every day, on chosen weekdays, or on chosen days of the month, at its local
 ``collection_hour`` (``Tenant.schedule_kind`` and friends). Pure functions of the tenant's
-policy and a moment; no database. ``schedules.tenants_due_for_run`` (the sweep) and the
+policy and a moment; no database. ``schedules.slots_due_for_run`` (the sweep) and the
 dashboard's *Next collection run* both ask here, so what the page promises is what runs.
 
 Rules (docs/schedules.md says why):

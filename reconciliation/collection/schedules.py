@@ -74,8 +74,3 @@ def slot_has_run(*, tenant, slot: Slot) -> bool:
         .exclude(state__in=(RunState.REFUSED, RunState.FAILED, RunState.ABANDONED))
         .exists()
     )
-
-
-def tenants_due_for_run(*, now: dt.datetime | None = None) -> list[Tenant]:
-    """The tenants of ``slots_due_for_run``."""
-    return [tenant for tenant, _slot in slots_due_for_run(now=now)]

@@ -316,3 +316,10 @@ def collection_world_factory(tenant_a, gc_sim, gc_connection):
 def collection_world(collection_world_factory) -> CollectionWorld:
     """Ten customers with active SEPA mandates, one open EUR invoice each."""
     return collection_world_factory(customers=10)
+
+
+def tenants_due_for_run(*, now=None):
+    """The tenants whose scheduled run is due (``schedules.slots_due_for_run``), for asserts."""
+    from reconciliation.collection.schedules import slots_due_for_run
+
+    return [tenant for tenant, _slot in slots_due_for_run(now=now)]

@@ -26,9 +26,8 @@ from reconciliation.collection.models import (
     RunTrigger,
 )
 from reconciliation.collection.runs import run_approve, run_live, run_preview
-from reconciliation.collection.schedules import tenants_due_for_run
 from tenants.models import CollectionMode
-from tests.reconciliation.collection.conftest import exact_copy_mark_fresh
+from tests.reconciliation.collection.conftest import exact_copy_mark_fresh, tenants_due_for_run
 
 pytestmark = [pytest.mark.django_db, pytest.mark.exact_freshness_gate]
 

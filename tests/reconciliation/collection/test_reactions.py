@@ -30,9 +30,9 @@ from reconciliation.collection.models import (
 )
 from reconciliation.collection.reactions import attempt_payment_changed
 from reconciliation.collection.runs import run_live, run_preview
-from reconciliation.collection.schedules import tenants_due_for_run
 from reconciliation.customers.models import CustomerLink, LinkState
 from tests.exact.factories import ExactAccountFactory, ExactReceivableFactory, SyncRunFactory
+from tests.reconciliation.collection.conftest import tenants_due_for_run
 
 pytestmark = pytest.mark.django_db
 

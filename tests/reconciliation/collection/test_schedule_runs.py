@@ -19,8 +19,9 @@ from reconciliation.collection.scheduled_runs import (
     scheduled_run_start,
     scheduled_runs_start,
 )
-from reconciliation.collection.schedules import slots_due_for_run, tenants_due_for_run
+from reconciliation.collection.schedules import slots_due_for_run
 from tenants.models import CollectionMode, ScheduleKind
+from tests.reconciliation.collection.conftest import tenants_due_for_run
 from tests.reconciliation.collection.factories import CollectionRunFactory
 
 UTC = dt.UTC
