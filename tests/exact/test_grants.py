@@ -5,7 +5,6 @@ all the user's companies instead of silently breaking the first one."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -28,6 +27,7 @@ from exact.models import (
     GrantStatus,
     Region,
 )
+from tests.concurrency import at_once
 from tests.exact.conftest import connect, grant_for, token_calls
 from tests.factories import MembershipFactory, UserFactory
 from tests.plugins.exact_sim import DIVISION, ExactApi
@@ -222,28 +222,16 @@ def test_eight_workers_on_two_companies_cause_exactly_one_refresh_of_their_grant
     b = connect(tenant_b, sim, division=SECOND, grant=grant)
     _age(grant.pk, 580)
     sim.advance(580)
-    barrier = threading.Barrier(8)
-    results, errors = [], []
 
-    def worker(connection_id):
-        try:
-            mine = ExactConnection.objects.select_related("grant", "tenant").get(
-                pk=connection_id
-            )
-            api = ExactClient(mine, clock=sim.clock.now)
-            barrier.wait(timeout=10)
-            results.append(len(list(api.iter_rows("financial/Journals", select=("Code",)))))
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            db_connection.close()
+    def client_of(connection_id):
+        mine = ExactConnection.objects.select_related("grant", "tenant").get(pk=connection_id)
+        return ExactClient(mine, clock=sim.clock.now)
 
-    threads = [threading.Thread(target=worker, args=(c.pk,)) for c in (a, b) * 4]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert errors == []
+    results = at_once(
+        *[lambda api: len(list(api.iter_rows("financial/Journals", select=("Code",))))] * 8,
+        prepare=[lambda pk=c.pk: client_of(pk) for c in (a, b) * 4],
+        timeout=30,
+    )
     assert len(results) == 8 and all(results)
     assert token_calls(sim) == 1
     grant.refresh_from_db()

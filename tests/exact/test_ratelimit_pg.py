@@ -3,14 +3,13 @@ eight workers ask at once for a minute with three calls left."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection as db_connection
 
 from exact.models import ExactRateBudget
 from exact.ratelimit import ExactRateBudgetBusy, RateLimiter
+from tests.concurrency import at_once
 
 NOW = datetime(2026, 3, 2, 9, 15, 20, tzinfo=UTC)
 
@@ -33,28 +32,23 @@ def test_eight_workers_share_three_calls_exactly():
         daily_remaining=100,
         daily_reset_at=NOW.replace(hour=0, minute=0, second=0) + timedelta(days=1),
     )
-    barrier = threading.Barrier(8)
-    got, busy, errors = [], [], []
 
-    def worker():
-        limiter = RateLimiter(client_id="app", division=7, clock=lambda: NOW, sleep=_never_sleep)
+    def reserve(limiter):
         try:
-            barrier.wait(timeout=10)
             limiter.acquire(wait=False)
-            got.append(limiter._reserved["minutely"][1])
         except ExactRateBudgetBusy as exc:
-            busy.append(exc.reset_at)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            db_connection.close()
+            return ("busy", exc.reset_at)
+        return ("got", limiter._reserved["minutely"][1])
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert errors == []
+    said = at_once(
+        *[reserve] * 8,
+        prepare=lambda: RateLimiter(
+            client_id="app", division=7, clock=lambda: NOW, sleep=_never_sleep
+        ),
+        timeout=30,
+    )
+    got = [value for kind, value in said if kind == "got"]
+    busy = [value for kind, value in said if kind == "busy"]
     assert sorted(got) == [0, 1, 2]  # each reservation saw its own count
     assert len(busy) == 5
     row = ExactRateBudget.objects.get(division=7)

@@ -1,11 +1,9 @@
 """Token care: one refresh at a time, only inside Exact's window, and a broken or lost chain
 stops the connection loudly instead of being retried."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection as db_connection
 from django.utils import timezone
 
 from core.models import AuditEntry
@@ -16,6 +14,7 @@ from exact.models import ConnectionStatus, ExactConnection, ExactGrant
 from exact.sync import accounts_sync
 from exact.tasks import exact_keepalive_task, exact_sync_task
 from exact.tokens import REFRESH_AFTER
+from tests.concurrency import at_once
 from tests.exact.conftest import connect, token_calls
 from tests.plugins.exact_sim import ExactApi
 
@@ -176,26 +175,11 @@ def test_eight_workers_cause_exactly_one_refresh(sim, tenant_a):
     conn = connect(tenant_a, sim)
     _age(conn, 580)
     sim.advance(580)
-    barrier = threading.Barrier(8)
-    results, errors = [], []
-
-    def worker():
-        try:
-            mine = ExactConnection.objects.get(pk=conn.pk)
-            api = ExactClient(mine, clock=sim.clock.now)
-            barrier.wait(timeout=10)
-            results.append(len(_journals(api)))
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            db_connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert errors == []
+    results = at_once(
+        *[lambda api: len(_journals(api))] * 8,
+        prepare=lambda: ExactClient(ExactConnection.objects.get(pk=conn.pk), clock=sim.clock.now),
+        timeout=30,
+    )
     assert len(results) == 8 and all(results)
     assert token_calls(sim) == 1
     conn.refresh_from_db()

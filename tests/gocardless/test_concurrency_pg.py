@@ -6,15 +6,14 @@ its commit, all at the same moment. The row lock (select_for_update(skip_locked=
 the event lets exactly one of them re-fetch, signal and audit.
 """
 
-import threading
 
 import pytest
-from django.db import connections
 from django.test import Client
 
 from core.models import AuditEntry
 from gocardless.client import GoCardlessClient
 from gocardless.models import GoCardlessEvent, Payment, WebhookDelivery
+from tests.concurrency import at_once
 from tests.gocardless.conftest import body_of, post_webhook, sign, sim_connection, webhook_url
 from tests.plugins.gocardless_sim import SIM_ACCESS_TOKEN
 
@@ -37,28 +36,13 @@ def test_five_concurrent_deliveries_of_one_event_process_it_once(
     body = body_of(*confirmed)
     fetches_before = sim.call_counts().get("GET /payments/{id}", {}).get("200", 0)
 
-    barrier = threading.Barrier(5)
-    statuses, failures = [], []
-
-    def deliver():
-        try:
-            client = Client()
-            barrier.wait(timeout=10)
-            statuses.append(
-                post_webhook(client, webhook_url(connection.tenant), body, sign(body)).status_code
-            )
-        except Exception as exc:  # reported below
-            failures.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=deliver) for _ in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert failures == [] and statuses == [204] * 5
+    statuses = at_once(
+        *[lambda client: post_webhook(client, webhook_url(connection.tenant), body,
+                                      sign(body)).status_code] * 5,
+        prepare=Client,
+        timeout=30,
+    )
+    assert statuses == [204] * 5
     assert WebhookDelivery.objects.count() == 5
     event = GoCardlessEvent.objects.get()
     assert event.processed_at is not None and event.attempts == 1

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection as db_connection
 
 from reconciliation.bookings.models import Booking, BookingState
 from reconciliation.bookings.posting import booking_post
+from tests.concurrency import at_once
 from tests.reconciliation.bookings.factories import BookingFactory
 
 
@@ -29,24 +27,7 @@ def test_six_workers_post_one_booking_once(tenant_a, booking_settings, world):
         amount_minor=5000,
     )
     world.ex_sim.inject("latency", ms=200)
-    barrier = threading.Barrier(6)
-    results, errors = [], []
-
-    def worker():
-        try:
-            barrier.wait(timeout=10)
-            results.append(booking_post(booking_pk=booking.pk))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            db_connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
+    results = at_once(*[lambda: booking_post(booking_pk=booking.pk)] * 6)
     assert results.count("posted") == 1
     assert set(results) <= {"posted", "in flight", "confirmed already"}
     assert len(world.ledger()) == 1
@@ -85,22 +66,8 @@ def test_two_plan_payments_matched_at_once_never_pay_one_invoice_twice(tenant_a)
         )
         for _ in range(2)
     ]
-    barrier = threading.Barrier(2)
-    states, errors = [], []
-
-    def worker(payment):
-        try:
-            barrier.wait(timeout=10)
-            states.append(plan_payment_match(payment=payment, actor=Actor.system("t")).state)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            db_connection.close()
-
-    threads = [threading.Thread(target=worker, args=(p,)) for p in payments]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
+    states = at_once(
+        *(lambda p=p: plan_payment_match(payment=p, actor=Actor.system("t")).state
+          for p in payments)
+    )
     assert sorted(states) == [PlanMatchState.MATCHED, PlanMatchState.WAITING]

@@ -16,16 +16,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 from django.db import connection as db_connection
-from django.db import connections
 
 from reconciliation.collection import live, runs
 from reconciliation.collection.models import CollectionRun, RunKind, RunState, RunTrigger
 from tenants.models import Tenant
+from tests.concurrency import at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -35,28 +34,11 @@ LATENCY_MS = 10
 
 
 def _simultaneous_runs(tenant_pk: int, count: int = 2) -> list[CollectionRun]:
-    barrier = threading.Barrier(count)
-    results: list[CollectionRun] = []
-    errors: list[BaseException] = []
-
-    def worker():
-        try:
-            tenant = Tenant.objects.get(pk=tenant_pk)
-            barrier.wait(timeout=10)
-            results.append(runs.run_live(tenant=tenant, trigger=RunTrigger.SCHEDULE))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
-    assert len(results) == count
-    return results
+    return at_once(
+        *[lambda tenant: runs.run_live(tenant=tenant, trigger=RunTrigger.SCHEDULE)] * count,
+        prepare=lambda: Tenant.objects.get(pk=tenant_pk),
+        timeout=120,
+    )
 
 
 def _one_worked_other_refused_or_idle(results: list[CollectionRun]) -> None:
@@ -149,25 +131,7 @@ def test_a_queued_run_delivered_to_two_workers_at_once_is_carried_out_once(
     queued = runs.run_start_queued(tenant=world.tenant, trigger=RunTrigger.USER)
     assert queued.state == RunState.QUEUED
 
-    barrier = threading.Barrier(2)
-    said: list[str] = []
-    errors: list[BaseException] = []
-
-    def worker():
-        try:
-            barrier.wait(timeout=10)
-            said.append(runs.queued_run_execute(queued.pk))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
+    said = at_once(*[lambda: runs.queued_run_execute(queued.pk)] * 2, timeout=120)
     assert sorted(s.endswith("nothing done") for s in said) == [False, True], said
     queued.refresh_from_db()
     assert queued.state == RunState.COMPLETED and queued.submitted == INVOICES

@@ -15,13 +15,13 @@ import datetime as dt
 import threading
 
 import pytest
-from django.db import connections
 
 from reconciliation.collection.models import CollectionRun, RunState, RunTrigger
 from reconciliation.collection.runs import RunRefused
 from reconciliation.collection.scheduled_runs import scheduled_run_start, scheduled_runs_start
 from reconciliation.collection.schedules import slots_due_for_run
 from tenants.models import CollectionMode, Tenant
+from tests.concurrency import at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -36,29 +36,6 @@ def tenant(tenant_a):
     tenant_a.collection_hour = 6
     tenant_a.save()
     return tenant_a
-
-
-def _at_once(work, count: int = 2) -> list:
-    barrier = threading.Barrier(count)
-    results: list = []
-    errors: list[BaseException] = []
-
-    def worker():
-        try:
-            barrier.wait(timeout=10)
-            results.append(work())
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
-    return results
 
 
 def _store_after_both_decided(tenant_pk: int, count: int):
@@ -79,7 +56,7 @@ def _store_after_both_decided(tenant_pk: int, count: int):
 
 @pytest.mark.parametrize("clusters", [2, 4])
 def test_clusters_that_all_decided_the_slot_is_due_start_one_run(tenant, clusters):
-    results = _at_once(_store_after_both_decided(tenant.pk, clusters), clusters)
+    results = at_once(*[_store_after_both_decided(tenant.pk, clusters)] * clusters)
     runs = [r for r in results if isinstance(r, CollectionRun)]
     refused = [r for r in results if isinstance(r, str)]
     assert len(runs) == 1 and len(refused) == clusters - 1, results
@@ -110,8 +87,7 @@ def test_a_sweep_that_decided_before_the_run_finished_is_refused_after(tenant):
         except RunRefused as exc:
             return str(exc)
 
-    work = iter([early_cluster, late_cluster])
-    results = _at_once(lambda: next(work)())
+    results = at_once(early_cluster, late_cluster)
     [run] = [r for r in results if isinstance(r, CollectionRun)]
     [refused] = [r for r in results if isinstance(r, str)]
     assert f"already started for this slot (run #{run.pk})" in refused
@@ -120,7 +96,7 @@ def test_a_sweep_that_decided_before_the_run_finished_is_refused_after(tenant):
 
 
 def test_two_whole_sweeps_at_the_same_moment_start_one_run(tenant):
-    said = _at_once(lambda: scheduled_runs_start(now=SLOT))
+    said = at_once(*[lambda: scheduled_runs_start(now=SLOT)] * 2)
     lines = sorted(line for lines in said for line in lines)
     stored = CollectionRun.objects.get(tenant=tenant, trigger=RunTrigger.SCHEDULE)
     started = f"{tenant}: scheduled run #{stored.pk} queued (waiting for the task workers)"
