@@ -44,7 +44,7 @@ simulate: install
 
 # Every bench/*.py, each printing ratios against the API limits (bench/collect.py included:
 # 5,000 invoices at 1,000 requests/minute take 5+ minutes; BENCH_COLLECT_N=500 scales it down;
-# bench/many_tenants.py: 200 companies in three scenarios on PostgreSQL and Redis db 5, ~40
+# bench/many_tenants.py: 200 companies in three scenarios on PostgreSQL and Redis db 5, ~20
 # minutes; BENCH_TENANTS=20 scales it down, BENCH_TENANTS=1000 is the large variant).
 # Every bench runs even when one misses a target; the misses are listed at the end.
 bench: install

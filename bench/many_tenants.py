@@ -33,7 +33,7 @@ ceil(open invoices / 1,000) pages per sync, one POST per payment, one POST per b
 
     DATABASE: PostgreSQL at 127.0.0.1:5432 (databases mlc_bench_many_*, made and dropped here)
     BROKER:   Redis at 127.0.0.1:6379, db 5 (BENCH_REDIS_URL), flushed before and after
-    .venv/bin/python bench/many_tenants.py                  # 200 tenants, 3 scenarios: ~40 minutes
+    .venv/bin/python bench/many_tenants.py                  # 200 tenants, 3 scenarios: ~20 minutes
     BENCH_TENANTS=1000 .venv/bin/python bench/many_tenants.py
     BENCH_SCENARIOS=one BENCH_TENANTS=20 .venv/bin/python bench/many_tenants.py
 """
